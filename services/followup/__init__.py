@@ -1,0 +1,1 @@
+"""Followup: follow-up visits, satisfaction surveys, complaints, comebacks and reminders."""

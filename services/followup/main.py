@@ -1,0 +1,29 @@
+"""Followup's app factory: `uvicorn --factory services.followup.main:create_app`."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.followup import handlers, routes
+from services.followup.config import Settings
+from services.followup.models import Base, InboxEvent, OutboxEvent
+from shared.service import ServiceSpec, create_service_app
+
+SPEC = ServiceSpec(
+    name="followup",
+    title="Followup",
+    description=(
+        "Follow-up visits, satisfaction surveys, complaints, comebacks and service "
+        "reminders."
+    ),
+    routers=[routes.router],
+    metadata=Base.metadata,
+    outbox_model=OutboxEvent,
+    inbox_model=InboxEvent,
+    migrations=Path(__file__).parent / "migrations",
+    subscribers=handlers.subscriber,
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(settings or Settings(), SPEC)

@@ -1,0 +1,1 @@
+"""Reception: customers, vehicles, appointments, intakes, estimates and the consent ledger."""

@@ -1,0 +1,5 @@
+"""Events reception consumes (none yet: it is the start of the flow)."""
+
+from shared.consumers import Subscribers
+
+subscriber = Subscribers()

@@ -1,0 +1,27 @@
+"""Reception's app factory: `uvicorn --factory services.reception.main:create_app`."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.reception import handlers, routes
+from services.reception.config import Settings
+from services.reception.models import Base, InboxEvent, OutboxEvent
+from shared.service import ServiceSpec, create_service_app
+
+SPEC = ServiceSpec(
+    name="reception",
+    title="Reception",
+    description="Customers, vehicles, appointments, walk-around intake, concerns, estimates "
+    "and the customer's consent.",
+    routers=[routes.router],
+    metadata=Base.metadata,
+    outbox_model=OutboxEvent,
+    inbox_model=InboxEvent,
+    migrations=Path(__file__).parent / "migrations",
+    subscribers=handlers.subscriber,
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(settings or Settings(), SPEC)

@@ -1,0 +1,6 @@
+"""Alembic environment of reception."""
+
+from services.reception.models import Base
+from shared.migrations import run_env
+
+run_env(Base.metadata)

@@ -1,0 +1,103 @@
+"""Reception's HTTP API: parse, authorize, call the use case, return."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from services.reception import service
+from services.reception.models import (
+    CustomerCreate,
+    CustomerPublic,
+    IntakeCreate,
+    IntakePublic,
+    VehicleCreate,
+    VehiclePublic,
+)
+from shared.auth import CurrentUser, Role, User, require
+from shared.pagination import Cursor, Limit, Page
+from shared.service import ReadSessionDep, SessionDep
+
+router = APIRouter()
+
+Advisor = Annotated[User, Depends(require(Role.advisor, Role.manager))]
+Reader = Annotated[
+    User,
+    Depends(
+        require(
+            Role.advisor,
+            Role.manager,
+            Role.foreman,
+            Role.cashier,
+            Role.followup_agent,
+            Role.records_clerk,
+        )
+    ),
+]
+
+
+@router.post(
+    "/customers",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CustomerPublic,
+    tags=["customers"],
+    summary="Register a customer",
+)
+async def register_customer(body: CustomerCreate, session: SessionDep, user: Advisor):
+    return await service.register_customer(session, body, user)
+
+
+@router.get(
+    "/customers",
+    response_model=Page[CustomerPublic],
+    tags=["customers"],
+    summary="Customers of your branch, newest first",
+)
+async def list_customers(
+    session: ReadSessionDep,
+    user: Reader,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    q: Annotated[str | None, Query(max_length=100, description="name prefix or mobile")] = None,
+):
+    items, next_cursor = await service.list_customers(
+        session, user, q=q, limit=limit, cursor=cursor
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/customers/{customer_id}", response_model=CustomerPublic, tags=["customers"])
+async def get_customer(customer_id: uuid.UUID, session: ReadSessionDep, user: Reader):
+    return await service.get_customer(session, customer_id, user)
+
+
+@router.post(
+    "/vehicles",
+    status_code=status.HTTP_201_CREATED,
+    response_model=VehiclePublic,
+    tags=["vehicles"],
+    summary="Register a vehicle (VIN checked and decoded)",
+)
+async def register_vehicle(body: VehicleCreate, session: SessionDep, user: Advisor):
+    return await service.register_vehicle(session, body, user)
+
+
+@router.get("/vehicles/{vehicle_id}", response_model=VehiclePublic, tags=["vehicles"])
+async def get_vehicle(vehicle_id: uuid.UUID, session: ReadSessionDep, user: Reader):
+    return await service.get_vehicle(session, vehicle_id, user)
+
+
+@router.post(
+    "/intakes",
+    status_code=status.HTTP_201_CREATED,
+    response_model=IntakePublic,
+    tags=["intakes"],
+    summary="Open an intake (walk-in or from an appointment)",
+)
+async def open_intake(body: IntakeCreate, session: SessionDep, user: Advisor):
+    return await service.open_intake(session, body, user)
+
+
+@router.get("/intakes/{intake_id}", response_model=IntakePublic, tags=["intakes"])
+async def get_intake(intake_id: uuid.UUID, session: ReadSessionDep, user: CurrentUser):
+    return await service.get_intake(session, intake_id, user)

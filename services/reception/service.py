@@ -1,0 +1,170 @@
+"""Reception's use cases: change rows and add outbox events; flush, never commit."""
+
+import uuid
+
+from sqlalchemy import or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.reception import vin as vins
+from services.reception.models import (
+    Customer,
+    CustomerCreate,
+    Intake,
+    IntakeCreate,
+    Vehicle,
+    VehicleCreate,
+)
+from shared.auth import User
+from shared.contracts import (
+    CustomerRegistered,
+    CustomerSnapshot,
+    IntakeOpened,
+    VehicleRegistered,
+    VehicleSnapshot,
+)
+from shared.outbox import add_event
+from shared.pagination import after, page
+from shared.problems import Conflict, InvalidInput, NotFound
+
+
+def customer_snapshot(customer: Customer) -> CustomerSnapshot:
+    return CustomerSnapshot(
+        id=customer.id,
+        name=customer.name,
+        mobile=customer.mobile,
+        preferred_channel=customer.preferred_channel,
+        language=customer.language,
+        contact_consent=customer.contact_consent,
+    )
+
+
+def vehicle_snapshot(vehicle: Vehicle) -> VehicleSnapshot:
+    return VehicleSnapshot(
+        id=vehicle.id,
+        vin=vehicle.vin,
+        plate=vehicle.plate,
+        make=vehicle.make,
+        model=vehicle.model,
+        model_year=vehicle.model_year,
+    )
+
+
+async def register_customer(session: AsyncSession, data: CustomerCreate, by: User) -> Customer:
+    customer = Customer.model_validate(data, update={"branch": by.branch})
+    session.add(customer)
+    add_event(
+        session,
+        CustomerRegistered(
+            branch=customer.branch,
+            customer=customer_snapshot(customer),
+            registered_at=customer.created_at,
+        ),
+        subject=customer.id,
+    )
+    return customer
+
+
+async def get_customer(session: AsyncSession, customer_id: uuid.UUID, by: User) -> Customer:
+    customer = await session.get(Customer, customer_id)
+    if customer is None or customer.branch != by.branch:
+        raise NotFound(f"customer {customer_id} not found")
+    return customer
+
+
+async def list_customers(
+    session: AsyncSession, by: User, *, q: str | None, limit: int, cursor: str | None
+) -> tuple[list[Customer], str | None]:
+    query = select(Customer).where(Customer.branch == by.branch)
+    if q:
+        query = query.where(or_(col(Customer.name).startswith(q), Customer.mobile == q))
+    query = (
+        query.where(after(Customer.created_at, Customer.id, cursor))
+        .order_by(col(Customer.created_at).desc(), col(Customer.id).desc())
+        .limit(limit + 1)
+    )
+    rows = list((await session.exec(query)).all())
+    return page(rows, limit, "created_at")
+
+
+async def register_vehicle(session: AsyncSession, data: VehicleCreate, by: User) -> Vehicle:
+    try:
+        decoded = vins.decode(data.vin)
+    except vins.InvalidVin as exc:
+        raise InvalidInput("vin", str(exc)) from exc
+    await get_customer(session, data.customer_id, by)
+    existing = await session.exec(
+        select(Vehicle.id).where(Vehicle.branch == by.branch, Vehicle.vin == decoded.vin)
+    )
+    if existing.first() is not None:
+        raise Conflict(f"a vehicle with VIN {decoded.vin} is already registered")
+    vehicle = Vehicle.model_validate(
+        data,
+        update={
+            "branch": by.branch,
+            "vin": decoded.vin,
+            "make": decoded.manufacturer,
+            "model_year": decoded.model_year,
+            "country": decoded.country,
+        },
+    )
+    session.add(vehicle)
+    add_event(
+        session,
+        VehicleRegistered(
+            branch=vehicle.branch,
+            customer_id=vehicle.customer_id,
+            vehicle=vehicle_snapshot(vehicle),
+            registered_at=vehicle.created_at,
+        ),
+        subject=vehicle.id,
+    )
+    return vehicle
+
+
+async def get_vehicle(session: AsyncSession, vehicle_id: uuid.UUID, by: User) -> Vehicle:
+    vehicle = await session.get(Vehicle, vehicle_id)
+    if vehicle is None or vehicle.branch != by.branch:
+        raise NotFound(f"vehicle {vehicle_id} not found")
+    return vehicle
+
+
+async def open_intake(session: AsyncSession, data: IntakeCreate, by: User) -> Intake:
+    vehicle = await session.get(Vehicle, data.vehicle_id)
+    if vehicle is None or vehicle.branch != by.branch:
+        raise InvalidInput("vehicle_id", f"no vehicle {data.vehicle_id} in branch {by.branch}")
+    customer = await session.get(Customer, vehicle.customer_id)
+    assert customer is not None  # the foreign key guarantees it
+    intake = Intake(
+        branch=by.branch,
+        vehicle_id=vehicle.id,
+        customer_id=customer.id,
+        appointment_id=data.appointment_id,
+        advisor=by.id,
+        odometer_km=data.odometer_km,
+        concerns=list(data.concerns),
+    )
+    session.add(intake)
+    add_event(
+        session,
+        IntakeOpened(
+            intake_id=intake.id,
+            branch=intake.branch,
+            opened_at=intake.opened_at,
+            advisor=by.id,
+            customer=customer_snapshot(customer),
+            vehicle=vehicle_snapshot(vehicle),
+            odometer_km=intake.odometer_km,
+            concerns=intake.concerns,
+            appointment_id=intake.appointment_id,
+        ),
+        subject=intake.id,
+    )
+    return intake
+
+
+async def get_intake(session: AsyncSession, intake_id: uuid.UUID, by: User) -> Intake:
+    intake = await session.get(Intake, intake_id)
+    if intake is None or intake.branch != by.branch:
+        raise NotFound(f"intake {intake_id} not found")
+    return intake

@@ -1,0 +1,1 @@
+"""Records: technical library, stored files, customer and vehicle archive, reports, ERP."""

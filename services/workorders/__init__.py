@@ -1,0 +1,1 @@
+"""Workorders: repair orders from consent to delivery and the live status board."""

@@ -1,0 +1,14 @@
+"""Events workorders consumes."""
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.workorders import service
+from shared.consumers import Subscribers
+from shared.contracts import IntakeOpened
+
+subscriber = Subscribers()
+
+
+@subscriber(IntakeOpened, durable="workorders__open_repair_order")
+async def open_repair_order(event: IntakeOpened, session: AsyncSession) -> None:
+    await service.open_draft_from_intake(session, event)

@@ -1,0 +1,29 @@
+"""Workorders's app factory: `uvicorn --factory services.workorders.main:create_app`."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.workorders import handlers, routes
+from services.workorders.config import Settings
+from services.workorders.models import Base, InboxEvent, OutboxEvent
+from shared.service import ServiceSpec, create_service_app
+
+SPEC = ServiceSpec(
+    name="workorders",
+    title="Workorders",
+    description=(
+        "Repair orders from consent to delivery: dispatch, clocking, parts, QC, "
+        "settlement, delivery, promise-time control and the live status board."
+    ),
+    routers=[routes.router],
+    metadata=Base.metadata,
+    outbox_model=OutboxEvent,
+    inbox_model=InboxEvent,
+    migrations=Path(__file__).parent / "migrations",
+    subscribers=handlers.subscriber,
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(settings or Settings(), SPEC)

@@ -1,0 +1,6 @@
+"""Alembic environment of workorders."""
+
+from services.workorders.models import Base
+from shared.migrations import run_env
+
+run_env(Base.metadata)

@@ -1,0 +1,1 @@
+"""Common code of the workshop services: settings, database, events, outbox, consumers, HTTP."""

@@ -1,0 +1,244 @@
+"""Idempotent event handlers on durable JetStream pull consumers.
+
+A service lists its handlers with a `Subscribers` registry:
+
+    subscriber = Subscribers()
+
+    @subscriber(IntakeOpened, durable="workorders__open_repair_order")
+    async def open_repair_order(event: IntakeOpened, session: AsyncSession) -> None: ...
+
+The runner owns everything around the handler: the inbox row (consumer, event id) in
+the handler's own transaction, so a repeat is skipped; ack after commit; nak with
+growing delay on failure; after the last delivery the message goes to the dead-letter
+subject and is logged. Handlers still check state before acting.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared import metrics
+from shared.db import Database
+from shared.events import DEAD_LETTER_PREFIX, Contract, Envelope, decode, utcnow
+from shared.logs import event_id_var
+from shared.messaging import Messaging
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+HandlerFunc = Callable[[Any, AsyncSession], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Handler:
+    contract: type[Contract]
+    durable: str
+    func: HandlerFunc
+
+
+class Subscribers:
+    """The handlers of one service, each declared once next to its consumer name."""
+
+    def __init__(self) -> None:
+        self.handlers: list[Handler] = []
+
+    def __call__(
+        self, contract: type[Contract], *, durable: str
+    ) -> Callable[[HandlerFunc], HandlerFunc]:
+        if any(h.durable == durable for h in self.handlers):
+            raise ValueError(f"consumer {durable!r} declared twice")
+
+        def register(func: HandlerFunc) -> HandlerFunc:
+            self.handlers.append(Handler(contract, durable, func))
+            return func
+
+        return register
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        db: Database,
+        messaging: Messaging,
+        handlers: list[Handler],
+        inbox_model: Any,
+        settings: ServiceSettings,
+    ):
+        self.db, self.messaging, self.handlers = db, messaging, handlers
+        self.inbox_model, self.settings = inbox_model, settings
+        self._tasks: list[asyncio.Task[None]] = []
+        self._generation = 0
+
+    def consumer_config(self, handler: Handler) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=handler.durable,
+            filter_subject=handler.contract.type,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.settings.consumer_ack_wait,
+            max_deliver=self.settings.consumer_max_deliver,
+            max_ack_pending=1000,
+        )
+
+    async def start(self) -> None:
+        self.messaging.on_reconnect(self._reconnected)
+        for handler in self.handlers:
+            self._tasks.append(
+                asyncio.create_task(self._consume(handler), name=f"consumer-{handler.durable}")
+            )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def _reconnected(self) -> None:
+        # Pull subscriptions can stall after a server restart: every loop rebinds.
+        self._generation += 1
+
+    async def _subscribe(self, handler: Handler) -> Any:
+        js = self.messaging.js
+        await self.messaging.ensure_stream(handler.contract.source())
+        return await js.pull_subscribe(
+            handler.contract.type,
+            durable=handler.durable,
+            stream=handler.contract.stream(),
+            config=self.consumer_config(handler),
+        )
+
+    async def _consume(self, handler: Handler) -> None:
+        await self.messaging.ready.wait()
+        subscription: Any = None
+        generation = -1
+        delay = 0.1
+        while True:
+            try:
+                if subscription is None or generation != self._generation:
+                    if subscription is not None:
+                        with contextlib.suppress(Exception):
+                            await subscription.unsubscribe()
+                    generation = self._generation
+                    subscription = await self._subscribe(handler)
+                try:
+                    messages = await subscription.fetch(
+                        self.settings.consumer_batch, timeout=self.settings.consumer_fetch_timeout
+                    )
+                except (NatsTimeoutError, TimeoutError):
+                    continue
+                delay = 0.1
+                for message in messages:
+                    await self._handle(handler, message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning(
+                    "consumer %s failed; rebinding in %.1fs", handler.durable, delay, exc_info=True
+                )
+                subscription = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _handle(self, handler: Handler, message: Msg) -> None:
+        delivered = message.metadata.num_delivered
+        try:
+            envelope = decode(message.data)
+            event = handler.contract.from_envelope(envelope)
+        except Exception as exc:
+            # A message that cannot be read will never succeed: dead-letter it now.
+            await self._dead_letter(handler, message, None, exc)
+            return
+        token = event_id_var.set(envelope.id)
+        try:
+            outcome = await self._run_once(handler, envelope, event)
+        except Exception as exc:
+            if delivered >= self.settings.consumer_max_deliver:
+                await self._dead_letter(handler, message, envelope, exc)
+            else:
+                backoff = self.settings.consumer_backoff
+                wait = backoff[min(delivered, len(backoff)) - 1] if backoff else 1.0
+                log.warning(
+                    "handler %s failed on delivery %d; retry in %.1fs: %s",
+                    handler.durable,
+                    delivered,
+                    wait,
+                    exc,
+                )
+                metrics.EVENTS_HANDLED.labels(handler.durable, "retry").inc()
+                await message.nak(delay=wait)
+            return
+        finally:
+            event_id_var.reset(token)
+        metrics.EVENTS_HANDLED.labels(handler.durable, outcome).inc()
+        await message.ack()
+
+    async def _run_once(self, handler: Handler, envelope: Envelope, event: Contract) -> str:
+        inbox = self.inbox_model
+        try:
+            async with self.db.transaction() as session:
+                seen = await session.exec(
+                    select(inbox.event_id).where(
+                        inbox.consumer == handler.durable, inbox.event_id == envelope.id
+                    )
+                )
+                if seen.first() is not None:
+                    return "duplicate"
+                session.add(
+                    inbox(consumer=handler.durable, event_id=envelope.id, handled_at=utcnow())
+                )
+                await handler.func(event, session)
+        except IntegrityError:
+            # Another replica committed the same event between our check and insert.
+            async with self.db.reader() as session:
+                seen = await session.exec(
+                    select(inbox.event_id).where(
+                        inbox.consumer == handler.durable, inbox.event_id == envelope.id
+                    )
+                )
+                if seen.first() is not None:
+                    return "duplicate"
+            raise
+        return "handled"
+
+    async def _dead_letter(
+        self, handler: Handler, message: Msg, envelope: Envelope | None, exc: Exception
+    ) -> None:
+        event_id = envelope.id if envelope else f"seq-{message.metadata.sequence.stream}"
+        log.error(
+            "event moved to dead letter after %d deliveries: consumer=%s type=%s error=%s",
+            message.metadata.num_delivered,
+            handler.durable,
+            handler.contract.type,
+            exc,
+            extra={"event_id": event_id},
+        )
+        headers = {
+            "Nats-Msg-Id": f"{handler.durable}:{event_id}",
+            "Workshop-Consumer": handler.durable,
+            "Workshop-Subject": message.subject,
+            "Workshop-Error": str(exc)[:500],
+            "Workshop-Deliveries": str(message.metadata.num_delivered),
+        }
+        await self.messaging.js.publish(
+            f"{DEAD_LETTER_PREFIX}.{handler.durable}", message.data, headers=headers
+        )
+        metrics.EVENTS_HANDLED.labels(handler.durable, "dead_letter").inc()
+        await message.term()
+
+
+def dead_letter_payload(message: Msg) -> dict[str, Any]:
+    """What a dead-lettered message carried, for tools and tests that read the subject."""
+    return {"headers": dict(message.headers or {}), "event": orjson.loads(message.data)}

@@ -1,0 +1,130 @@
+"""The NATS connection of one service: connect in the background, streams, reconnects."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+
+from shared import metrics
+from shared.events import DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, stream_name
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class Messaging:
+    """Owns the connection; the service keeps answering HTTP while NATS is away."""
+
+    def __init__(self, settings: ServiceSettings):
+        self.settings = settings
+        self.nc: NATS | None = None
+        self._js: JetStreamContext | None = None
+        self.ready = asyncio.Event()
+        self._reconnect_listeners: list[Callable[[], Awaitable[None]]] = []
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("NATS is not connected yet")
+        return self._js
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    def on_reconnect(self, listener: Callable[[], Awaitable[None]]) -> None:
+        self._reconnect_listeners.append(listener)
+
+    async def connect(self) -> None:
+        """Connect, retrying with growing delay until the server answers."""
+        delay = 0.1
+        while True:
+            try:
+                self.nc = await nats.connect(
+                    self.settings.nats_url,
+                    name=self.settings.service_name,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.25,
+                    connect_timeout=2,
+                    disconnected_cb=self._disconnected,
+                    reconnected_cb=self._reconnected,
+                    error_cb=self._error,
+                )
+                break
+            except Exception as exc:
+                log.warning(
+                    "NATS at %s unreachable (%s); retrying in %.1fs",
+                    self.settings.nats_url,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.nats_connect_backoff_max)
+        self._js = self.nc.jetstream(timeout=5)
+        metrics.NATS_CONNECTED.set(1)
+        await self.ensure_stream(self.settings.service_name, own=True)
+        await self.ensure_dead_letter_stream()
+        self.ready.set()
+
+    def stream_config(self, service: str) -> StreamConfig:
+        return StreamConfig(
+            name=stream_name(service),
+            subjects=[f"{service}.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            num_replicas=self.settings.stream_replicas,
+            duplicate_window=self.settings.stream_duplicate_window,
+            discard=DiscardPolicy.OLD,
+        )
+
+    async def ensure_stream(self, service: str, *, own: bool = False) -> None:
+        """Create a producer's stream; a consumer creates it too if it starts first."""
+        config = self.stream_config(service)
+        try:
+            await self.js.add_stream(config)
+        except BadRequestError:
+            # Exists with another config: the producer's own settings win.
+            if own:
+                await self.js.update_stream(config)
+
+    async def ensure_dead_letter_stream(self) -> None:
+        config = StreamConfig(
+            name=DEAD_LETTER_STREAM,
+            subjects=[f"{DEAD_LETTER_PREFIX}.>"],
+            storage=StorageType.FILE,
+            num_replicas=self.settings.stream_replicas,
+            duplicate_window=self.settings.stream_duplicate_window,
+        )
+        try:
+            await self.js.add_stream(config)
+        except BadRequestError:
+            log.debug("dead-letter stream exists with another config; kept as it is")
+
+    async def _disconnected(self) -> None:
+        metrics.NATS_CONNECTED.set(0)
+        log.warning("NATS disconnected")
+
+    async def _reconnected(self) -> None:
+        metrics.NATS_CONNECTED.set(1)
+        log.info("NATS reconnected")
+        for listener in self._reconnect_listeners:
+            try:
+                await listener()
+            except Exception:
+                log.exception("reconnect listener failed")
+
+    async def _error(self, exc: Exception) -> None:
+        log.debug("NATS client error: %s", exc)
+
+    async def close(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                await asyncio.wait_for(self.nc.close(), 3)
+            except Exception:
+                log.debug("NATS close did not finish cleanly", exc_info=True)
+        metrics.NATS_CONNECTED.set(0)

@@ -1,0 +1,22 @@
+"""Prometheus metrics shared by every service, served at /metrics."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter("http_requests_total", "HTTP requests handled", ["method", "route", "status"])
+REQUEST_SECONDS = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request duration",
+    ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+WRITE_LOCK_WAIT = Histogram(
+    "db_write_lock_wait_seconds",
+    "Time a write transaction waited for the SQLite writer lock",
+    buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1),
+)
+EVENTS_PUBLISHED = Counter("outbox_events_published_total", "Outbox events acknowledged by NATS")
+OUTBOX_ERRORS = Counter("outbox_publish_errors_total", "Relay rounds that failed to publish")
+EVENTS_HANDLED = Counter(
+    "events_handled_total", "Incoming events by consumer and outcome", ["consumer", "outcome"]
+)
+NATS_CONNECTED = Gauge("nats_connected", "1 while the NATS connection is up")

@@ -1,0 +1,59 @@
+"""Keyset (cursor) pagination: stable under inserts, bounded, index-friendly."""
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+import orjson
+from fastapi import Query
+from pydantic import BaseModel
+from sqlalchemy import and_, or_
+
+from shared.problems import InvalidInput
+
+T = TypeVar("T")
+
+MAX_LIMIT = 200
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
+    raw = orjson.dumps([at.isoformat(), str(row_id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, row_id = orjson.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(at), uuid.UUID(row_id)
+    except Exception as exc:
+        raise InvalidInput("cursor", "not a cursor this service issued") from exc
+
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]
+Cursor = Annotated[
+    str | None, Query(max_length=200, description="next_cursor of the previous page")
+]
+
+
+def after(at_column: Any, id_column: Any, cursor: str | None) -> Any:
+    """Condition for rows after the cursor, newest first (order by at desc, id desc)."""
+    if cursor is None:
+        return True
+    at, row_id = decode_cursor(cursor)
+    return or_(at_column < at, and_(at_column == at, id_column < row_id))
+
+
+def page(rows: list[Any], limit: int, at: str, key: str = "id") -> tuple[list[Any], str | None]:
+    """Cut a limit+1 fetch to `limit` rows and make the cursor for the next page."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode_cursor(getattr(last, at), getattr(last, key))

@@ -1,0 +1,181 @@
+"""Builds a service's FastAPI app: lifespan (database, NATS, relay, consumers), health,
+metrics, problem details and middleware. Nothing connects before the app starts."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import MetaData
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.auth import Authenticator, Role, require
+from shared.consumers import ConsumerRunner, Subscribers
+from shared.db import Database
+from shared.http import BodyLimit, RequestContext
+from shared.logs import configure_logging
+from shared.messaging import Messaging
+from shared.migrations import upgrade
+from shared.outbox import OUTBOX_MODEL, Relay
+from shared.problems import install_problem_handlers, problem
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceSpec:
+    """What makes one service: its name, routes, handlers, tables and migrations."""
+
+    name: str
+    title: str
+    description: str
+    routers: list[APIRouter]
+    metadata: MetaData
+    outbox_model: Any
+    inbox_model: Any
+    migrations: Path
+    subscribers: Subscribers = field(default_factory=Subscribers)
+    version: str = "0.1.0"
+
+
+class Runtime:
+    """The running parts of a service, kept on app.state.runtime."""
+
+    def __init__(self, settings: ServiceSettings, spec: ServiceSpec):
+        self.settings, self.spec = settings, spec
+        self.db = Database(
+            settings.database_url, echo=settings.echo_sql, info={OUTBOX_MODEL: spec.outbox_model}
+        )
+        self.messaging = Messaging(settings)
+        self.relay: Relay | None = None
+        self.runner: ConsumerRunner | None = None
+        self._starting: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.settings.auto_migrate:
+            await upgrade(self.db, self.spec.migrations)
+        self._starting = asyncio.create_task(self._start_messaging(), name="messaging-start")
+
+    async def _start_messaging(self) -> None:
+        await self.messaging.connect()
+        self.relay = Relay(
+            self.db,
+            self.messaging.js,
+            self.spec.outbox_model,
+            batch=self.settings.relay_batch,
+            poll_interval=self.settings.relay_poll_interval,
+            backoff_max=self.settings.relay_backoff_max,
+        )
+        self.db.on_events_committed(self.relay.wake)
+        relay = self.relay
+
+        async def wake_relay() -> None:
+            relay.wake()
+
+        self.messaging.on_reconnect(wake_relay)
+        self.relay.start()
+        self.runner = ConsumerRunner(
+            self.db,
+            self.messaging,
+            self.spec.subscribers.handlers,
+            self.spec.inbox_model,
+            self.settings,
+        )
+        await self.runner.start()
+        log.info("messaging started: relay and %d consumers", len(self.spec.subscribers.handlers))
+
+    async def stop(self) -> None:
+        if self._starting and not self._starting.done():
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._starting
+        if self.runner:
+            await self.runner.stop()
+        if self.relay:
+            await self.relay.stop()
+        await self.messaging.close()
+        await self.db.dispose()
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+async def _write_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with runtime(request).db.transaction() as session:
+        yield session
+
+
+async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with runtime(request).db.reader() as session:
+        yield session
+
+
+# The request commits once, at the boundary, before the response is sent: a failed
+# commit is the client's error response, never a 2xx for a lost write.
+SessionDep = Annotated[AsyncSession, Depends(_write_session, scope="function")]
+ReadSessionDep = Annotated[AsyncSession, Depends(_read_session, scope="function")]
+
+
+def _ops_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Database and NATS reachable", response_model=None)
+    async def readyz(request: Request) -> Any:
+        rt = runtime(request)
+        checks = {"database": "ok", "nats": "ok" if rt.messaging.connected else "down"}
+        try:
+            await asyncio.wait_for(rt.db.ping(), 2)
+        except Exception as exc:
+            checks["database"] = f"down: {type(exc).__name__}"
+        if all(v == "ok" for v in checks.values()):
+            return {"status": "ready", "checks": checks}
+        return problem(
+            503, "not-ready", "Not ready", "a dependency is unreachable", request, checks=checks
+        )
+
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        dependencies=[Depends(require(Role.admin, Role.manager))],
+    )
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def create_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(spec.name, settings.log_level)
+        rt = Runtime(settings, spec)
+        app.state.runtime = rt
+        app.state.authenticator = Authenticator(settings)
+        await rt.start()
+        try:
+            yield
+        finally:
+            await rt.stop()
+
+    app = FastAPI(
+        title=spec.title, description=spec.description, version=spec.version, lifespan=lifespan
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.include_router(_ops_router())
+    for router in spec.routers:
+        app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext)
+    return app

@@ -1,0 +1,41 @@
+"""Settings every service shares; each service subclasses with its own env prefix."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Read from the environment with the service's prefix, e.g. RECEPTION_DATABASE_URL."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    service_name: str = "service"
+    database_url: str = "sqlite+aiosqlite:///var/service.db"
+    nats_url: str = "nats://127.0.0.1:4223"
+    # The first connection is retried in the background; the service answers meanwhile.
+    nats_connect_backoff_max: float = 5.0
+
+    jwt_secret: str = "dev-secret-change-me-at-least-32-bytes!"
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256"])
+    jwt_jwks_url: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+
+    auto_migrate: bool = True
+    echo_sql: bool = False
+    log_level: str = "INFO"
+    max_body_bytes: int = 1_048_576
+
+    relay_batch: int = 200
+    relay_poll_interval: float = 1.0
+    relay_backoff_max: float = 5.0
+    # Covers the relay's retry horizon: a row published but not yet marked sent is
+    # published again after a crash, and the server drops the copy within this window.
+    stream_duplicate_window: float = 24 * 3600.0
+    stream_replicas: int = 1
+
+    consumer_batch: int = 64
+    consumer_fetch_timeout: float = 2.0
+    consumer_max_deliver: int = 6
+    consumer_backoff: list[float] = Field(default_factory=lambda: [1.0, 5.0, 30.0, 120.0, 600.0])
+    consumer_ack_wait: float = 60.0
