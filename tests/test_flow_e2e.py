@@ -3,15 +3,11 @@
 import httpx
 import pytest
 
-from services.reception.vin import check_digit
+from tests.flow import valid_vin
 from tests.harness import Stack, auth, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
-
-def valid_vin(prefix: str = "LSVAU2180N", serial: int = 2183294) -> str:
-    raw = f"{prefix}{serial:07d}"
-    return raw[:8] + check_digit(raw) + raw[9:]
 
 
 async def test_intake_flows_to_workorders_records_and_followup(stack: Stack) -> None:
@@ -25,7 +21,7 @@ async def test_intake_flows_to_workorders_records_and_followup(stack: Stack) -> 
         )
         assert r.status_code == 201, r.text
         customer = r.json()
-        vin = valid_vin()
+        vin = valid_vin(serial=2183294)
         r = await client.post(
             f"{reception}/vehicles",
             headers=advisor,

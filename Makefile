@@ -1,0 +1,49 @@
+# The two commands: `make run` and `make test`. Everything else is for developers.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export PYTHONPATH := $(CURDIR)
+ROLE ?= advisor
+BRANCH ?= BR01
+
+.PHONY: install run test test-postgres test-fast lint format token bench migrate clean
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv sync --frozen --inexact --quiet
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/python -m tools.run
+
+test: install
+	$(BIN)/python -m pytest
+
+# The PostgreSQL leg: store and end-to-end tests on throwaway databases at 127.0.0.1:5432.
+test-postgres: install
+	WORKSHOP_TEST_BACKEND=postgres $(BIN)/python -m pytest -m "store or e2e"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared services tools tests bench
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+token: install
+	@$(BIN)/python -m shared.token --role $(ROLE) --branch $(BRANCH)
+
+bench: install
+	$(BIN)/python -m bench.propagation
+	$(BIN)/python -m bench.intake_load
+	$(BIN)/python -m bench.idle_memory
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,210 @@
+"""Outbox relay and consumer runner against a real nats-server and a real database."""
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import nats
+import pytest
+import pytest_asyncio
+from sqlalchemy import String
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel, func, select
+
+from shared.consumers import ConsumerRunner, Subscribers
+from shared.db import Database
+from shared.events import Contract, Envelope, encode
+from shared.messaging import Messaging
+from shared.outbox import OUTBOX_MODEL, Relay, add_event, make_outbox_models
+from shared.settings import ServiceSettings
+from tests.harness import NatsServer, eventually
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.store]
+
+
+class Base(SQLModel, registry=registry()):
+    pass
+
+
+Outbox, Inbox = make_outbox_models(Base)
+
+
+class Visit(Base, table=True):
+    __tablename__ = "visit"
+    id: uuid.UUID = Field(primary_key=True)
+    note: str = Field(sa_type=String(50))
+
+
+class PingSent(Contract):
+    type = "probe.ping.sent.v1"
+    ping_id: uuid.UUID
+    note: str = ""
+
+
+@dataclass
+class Node:
+    """A miniature service: database, NATS, relay and one consumer."""
+
+    db: Database
+    messaging: Messaging
+    relay: Relay
+    runner: ConsumerRunner
+    calls: list[uuid.UUID] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def node(database_url: str, nats_url: str, handler_behaviour) -> AsyncIterator[Node]:
+    settings = ServiceSettings(
+        service_name="probe", database_url=database_url, nats_url=nats_url,
+        consumer_backoff=[0.05, 0.05, 0.05, 0.05, 0.05], consumer_max_deliver=5,
+        consumer_fetch_timeout=0.5, relay_poll_interval=0.2, relay_backoff_max=0.2,
+    )
+    db = Database(database_url, info={OUTBOX_MODEL: Outbox})
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    messaging = Messaging(settings)
+    await messaging.connect()
+    subscriber = Subscribers()
+    calls: list[uuid.UUID] = []
+
+    @subscriber(PingSent, durable="probe__record_visit")
+    async def record_visit(event: PingSent, session) -> None:
+        calls.append(event.ping_id)
+        await handler_behaviour(event, len([c for c in calls if c == event.ping_id]))
+        session.add(Visit(id=event.ping_id, note=event.note))
+
+    relay = Relay(db, messaging.js, Outbox, poll_interval=0.2, backoff_max=0.2)
+    db.on_events_committed(relay.wake)
+    relay.start()
+    runner = ConsumerRunner(db, messaging, subscriber.handlers, Inbox, settings)
+    await runner.start()
+    try:
+        yield Node(db, messaging, relay, runner, calls)
+    finally:
+        await runner.stop()
+        await relay.stop()
+        await messaging.close()
+        await db.dispose()
+
+
+async def succeed(event: PingSent, attempt: int) -> None:
+    return None
+
+
+async def send(db: Database, count: int, note: str = "") -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in range(count)]
+    for ping_id in ids:
+        async with db.transaction() as session:
+            add_event(session, PingSent(ping_id=ping_id, note=note), subject=ping_id)
+    return ids
+
+
+async def visits(db: Database) -> int:
+    async with db.reader() as session:
+        return (await session.exec(select(func.count()).select_from(Visit))).one()
+
+
+async def unsent(db: Database) -> int:
+    async with db.reader() as session:
+        query = select(func.count()).select_from(Outbox).where(Outbox.sent_at.is_(None))
+        return (await session.exec(query)).one()
+
+
+@pytest_asyncio.fixture
+async def raw_nats(nats_server: NatsServer):
+    nc = await nats.connect(nats_server.url)
+    yield nc
+    await nc.close()
+
+
+async def test_outbox_event_reaches_the_handler_once(database_url, nats_server):
+    async with node(database_url, nats_server.url, succeed) as n:
+        ids = await send(n.db, 5)
+        await eventually(lambda: _equals(visits(n.db), 5), what="5 visits")
+        assert sorted(n.calls) == sorted(ids)
+        assert await unsent(n.db) == 0
+
+
+async def test_same_event_delivered_twice_is_handled_once(database_url, nats_server, raw_nats):
+    async with node(database_url, nats_server.url, succeed) as n:
+        envelope = PingSent(ping_id=uuid.uuid4()).to_envelope(subject="x")
+        js = raw_nats.jetstream()
+        # Two copies under different message ids, so the stream keeps both.
+        await js.publish(PingSent.type, encode(envelope), headers={"Nats-Msg-Id": "copy-1"})
+        await js.publish(PingSent.type, encode(envelope), headers={"Nats-Msg-Id": "copy-2"})
+        marker = await send(n.db, 1)  # arrives after both copies
+        await eventually(lambda: _contains(n.calls, marker[0]), what="marker handled")
+        assert await visits(n.db) == 2
+        assert n.calls.count(uuid.UUID(envelope.data["ping_id"])) == 1
+        async with n.db.reader() as session:
+            rows = (await session.exec(select(Inbox).where(Inbox.event_id == envelope.id))).all()
+        assert len(rows) == 1
+
+
+async def test_handler_failing_three_times_then_succeeding_loses_nothing(database_url,
+                                                                         nats_server):
+    async def flaky(event: PingSent, attempt: int) -> None:
+        if attempt <= 3:
+            raise RuntimeError(f"transient failure {attempt}")
+
+    async with node(database_url, nats_server.url, flaky) as n:
+        ids = await send(n.db, 3)
+        await eventually(lambda: _equals(visits(n.db), 3), what="3 visits after retries")
+        for ping_id in ids:
+            assert n.calls.count(ping_id) == 4
+
+
+async def test_handler_that_always_fails_ends_in_dead_letter(database_url, nats_server,
+                                                              raw_nats):
+    dead: list = []
+
+    async def collect(message) -> None:
+        dead.append(message)
+
+    sub = await raw_nats.subscribe("deadletter.>", cb=collect)
+
+    async def broken(event: PingSent, attempt: int) -> None:
+        raise ValueError("cannot handle this ping")
+
+    async with node(database_url, nats_server.url, broken) as n:
+        [ping_id] = await send(n.db, 1)
+        await eventually(lambda: _truthy(dead), what="dead-lettered message")
+        message = dead[0]
+        assert message.subject == "deadletter.probe__record_visit"
+        assert message.headers["Workshop-Consumer"] == "probe__record_visit"
+        assert "cannot handle this ping" in message.headers["Workshop-Error"]
+        assert Envelope.model_validate_json(message.data).data["ping_id"] == str(ping_id)
+        assert n.calls.count(ping_id) == 5
+        assert await visits(n.db) == 0
+    await sub.unsubscribe()
+
+
+async def test_outbox_holds_events_while_nats_is_down_and_runner_recovers(database_url,
+                                                                         nats_server):
+    async with node(database_url, nats_server.url, succeed) as n:
+        await send(n.db, 2)
+        await eventually(lambda: _equals(visits(n.db), 2), what="first visits")
+        nats_server.stop()
+        await send(n.db, 10)
+        assert await unsent(n.db) == 10
+        nats_server.start()
+        await eventually(lambda: _equals(visits(n.db), 12), timeout=30,
+                         what="all visits after NATS restart")
+        assert await unsent(n.db) == 0
+        # The pull consumer keeps working after the restart, not just the backlog.
+        await send(n.db, 3)
+        await eventually(lambda: _equals(visits(n.db), 15), what="visits after restart")
+
+
+async def _equals(awaitable, expected) -> bool:
+    return (await awaitable) == expected
+
+
+async def _contains(items, item) -> bool:
+    return item in items
+
+
+async def _truthy(items) -> bool:
+    return bool(items)
+
