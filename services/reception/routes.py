@@ -14,7 +14,7 @@ from services.reception.models import (
     VehicleCreate,
     VehiclePublic,
 )
-from shared.auth import CurrentUser, Role, User, require
+from shared.auth import Role, User, require
 from shared.pagination import Cursor, Limit, Page
 from shared.service import ReadSessionDep, SessionDep
 
@@ -99,5 +99,5 @@ async def open_intake(body: IntakeCreate, session: SessionDep, user: Advisor):
 
 
 @router.get("/intakes/{intake_id}", response_model=IntakePublic, tags=["intakes"])
-async def get_intake(intake_id: uuid.UUID, session: ReadSessionDep, user: CurrentUser):
+async def get_intake(intake_id: uuid.UUID, session: ReadSessionDep, user: Reader):
     return await service.get_intake(session, intake_id, user)
