@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 OUTBOX_MODEL = "outbox_model"
 
 
-def make_outbox_models(base: type[SQLModel]) -> tuple[type[SQLModel], type[SQLModel]]:
+def make_outbox_models(base: type[SQLModel]) -> tuple[Any, Any]:
     """The outbox and inbox tables, declared in the calling service's own metadata."""
 
     class OutboxEvent(base, table=True):  # type: ignore[call-arg,valid-type,misc]

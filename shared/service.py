@@ -18,6 +18,7 @@ from shared.auth import Authenticator, Role, require
 from shared.consumers import ConsumerRunner, Subscribers
 from shared.db import Database
 from shared.http import BodyLimit, RequestContext
+from shared.idempotency import IDEMPOTENCY_MODEL
 from shared.logs import configure_logging
 from shared.messaging import Messaging
 from shared.migrations import upgrade
@@ -39,6 +40,7 @@ class ServiceSpec:
     metadata: MetaData
     outbox_model: Any
     inbox_model: Any
+    idempotency_model: Any
     migrations: Path
     subscribers: Subscribers = field(default_factory=Subscribers)
     version: str = "0.1.0"
@@ -50,7 +52,9 @@ class Runtime:
     def __init__(self, settings: ServiceSettings, spec: ServiceSpec):
         self.settings, self.spec = settings, spec
         self.db = Database(
-            settings.database_url, echo=settings.echo_sql, info={OUTBOX_MODEL: spec.outbox_model}
+            settings.database_url,
+            echo=settings.echo_sql,
+            info={OUTBOX_MODEL: spec.outbox_model, IDEMPOTENCY_MODEL: spec.idempotency_model},
         )
         self.messaging = Messaging(settings)
         self.relay: Relay | None = None
@@ -104,7 +108,7 @@ class Runtime:
 
 
 def runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    return request.app.state.runtime
 
 
 async def _write_session(request: Request) -> AsyncIterator[AsyncSession]:

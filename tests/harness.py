@@ -31,7 +31,7 @@ def auth(role: str | list[str] = "advisor", branch: str = "BR01") -> dict[str, s
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]],
+    probe: Callable[[], Awaitable[T | None]],
     *,
     timeout: float = 20,
     interval: float = 0.05,

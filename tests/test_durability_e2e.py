@@ -14,8 +14,9 @@ async def test_workorders_killed_then_restarted_opens_each_repair_order_once(sta
     async with httpx.AsyncClient(timeout=10) as client:
         _, vehicle = await register(client, stack.url("reception"))
         workorders.kill()
-        intakes = [await open_intake(client, stack.url("reception"), vehicle["id"])
-                   for _ in range(50)]
+        intakes = [
+            await open_intake(client, stack.url("reception"), vehicle["id"]) for _ in range(50)
+        ]
         workorders.start()
         ids = {i["id"] for i in intakes}
 
@@ -33,8 +34,9 @@ async def test_nats_down_reception_keeps_answering_and_everything_arrives(stack:
     async with httpx.AsyncClient(timeout=10) as client:
         customer, vehicle = await register(client, stack.url("reception"), name="断网客户")
         stack.nats.stop()
-        intakes = [await open_intake(client, stack.url("reception"), vehicle["id"])
-                   for _ in range(20)]
+        intakes = [
+            await open_intake(client, stack.url("reception"), vehicle["id"]) for _ in range(20)
+        ]
         stack.nats.start()
         ids = {i["id"] for i in intakes}
 
@@ -46,7 +48,9 @@ async def test_nats_down_reception_keeps_answering_and_everything_arrives(stack:
         async def timeline_complete() -> bool:
             r = await client.get(
                 f"{stack.url('records')}/vehicles/{vehicle['id']}/timeline",
-                params={"limit": 200}, headers=auth("records_clerk"))
+                params={"limit": 200},
+                headers=auth("records_clerk"),
+            )
             if r.status_code != 200:
                 return False
             entries = r.json()["entries"]
@@ -57,8 +61,9 @@ async def test_nats_down_reception_keeps_answering_and_everything_arrives(stack:
         await eventually(timeline_complete, timeout=40, what="records timeline with 20 visits")
 
         async def contact_counted() -> bool:
-            r = await client.get(f"{stack.url('followup')}/contacts/{customer['id']}",
-                                 headers=auth("followup_agent"))
+            r = await client.get(
+                f"{stack.url('followup')}/contacts/{customer['id']}", headers=auth("followup_agent")
+            )
             return r.status_code == 200 and r.json()["visits"] == 20
 
         await eventually(contact_counted, timeout=40, what="followup contact with 20 visits")

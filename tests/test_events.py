@@ -56,9 +56,14 @@ class Node:
 @contextlib.asynccontextmanager
 async def node(database_url: str, nats_url: str, handler_behaviour) -> AsyncIterator[Node]:
     settings = ServiceSettings(
-        service_name="probe", database_url=database_url, nats_url=nats_url,
-        consumer_backoff=[0.05, 0.05, 0.05, 0.05, 0.05], consumer_max_deliver=5,
-        consumer_fetch_timeout=0.5, relay_poll_interval=0.2, relay_backoff_max=0.2,
+        service_name="probe",
+        database_url=database_url,
+        nats_url=nats_url,
+        consumer_backoff=[0.05, 0.05, 0.05, 0.05, 0.05],
+        consumer_max_deliver=5,
+        consumer_fetch_timeout=0.5,
+        relay_poll_interval=0.2,
+        relay_backoff_max=0.2,
     )
     db = Database(database_url, info={OUTBOX_MODEL: Outbox})
     async with db.engine.begin() as conn:
@@ -142,8 +147,7 @@ async def test_same_event_delivered_twice_is_handled_once(database_url, nats_ser
         assert len(rows) == 1
 
 
-async def test_handler_failing_three_times_then_succeeding_loses_nothing(database_url,
-                                                                         nats_server):
+async def test_handler_failing_three_times_then_succeeding_loses_nothing(database_url, nats_server):
     async def flaky(event: PingSent, attempt: int) -> None:
         if attempt <= 3:
             raise RuntimeError(f"transient failure {attempt}")
@@ -155,8 +159,7 @@ async def test_handler_failing_three_times_then_succeeding_loses_nothing(databas
             assert n.calls.count(ping_id) == 4
 
 
-async def test_handler_that_always_fails_ends_in_dead_letter(database_url, nats_server,
-                                                              raw_nats):
+async def test_handler_that_always_fails_ends_in_dead_letter(database_url, nats_server, raw_nats):
     dead: list = []
 
     async def collect(message) -> None:
@@ -180,8 +183,9 @@ async def test_handler_that_always_fails_ends_in_dead_letter(database_url, nats_
     await sub.unsubscribe()
 
 
-async def test_outbox_holds_events_while_nats_is_down_and_runner_recovers(database_url,
-                                                                         nats_server):
+async def test_outbox_holds_events_while_nats_is_down_and_runner_recovers(
+    database_url, nats_server
+):
     async with node(database_url, nats_server.url, succeed) as n:
         await send(n.db, 2)
         await eventually(lambda: _equals(visits(n.db), 2), what="first visits")
@@ -189,8 +193,9 @@ async def test_outbox_holds_events_while_nats_is_down_and_runner_recovers(databa
         await send(n.db, 10)
         assert await unsent(n.db) == 10
         nats_server.start()
-        await eventually(lambda: _equals(visits(n.db), 12), timeout=30,
-                         what="all visits after NATS restart")
+        await eventually(
+            lambda: _equals(visits(n.db), 12), timeout=30, what="all visits after NATS restart"
+        )
         assert await unsent(n.db) == 0
         # The pull consumer keeps working after the restart, not just the backlog.
         await send(n.db, 3)
@@ -207,4 +212,3 @@ async def _contains(items, item) -> bool:
 
 async def _truthy(items) -> bool:
     return bool(items)
-

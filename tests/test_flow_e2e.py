@@ -9,7 +9,6 @@ from tests.harness import Stack, auth, eventually
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
 
-
 async def test_intake_flows_to_workorders_records_and_followup(stack: Stack) -> None:
     advisor = auth("advisor")
     async with httpx.AsyncClient(timeout=10) as client:

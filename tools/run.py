@@ -30,9 +30,12 @@ def main() -> int:
     services = {}
     for name in SERVICES:
         prefix = name.upper()
-        env = {f"{prefix}_NATS_URL": os.environ.get(f"{prefix}_NATS_URL", nats_url),
-               f"{prefix}_DATABASE_URL": os.environ.get(
-                   f"{prefix}_DATABASE_URL", f"sqlite+aiosqlite:///{VAR / f'{name}.db'}")}
+        env = {
+            f"{prefix}_NATS_URL": os.environ.get(f"{prefix}_NATS_URL", nats_url),
+            f"{prefix}_DATABASE_URL": os.environ.get(
+                f"{prefix}_DATABASE_URL", f"sqlite+aiosqlite:///{VAR / f'{name}.db'}"
+            ),
+        }
         services[name] = ServiceProcess(name, env, VAR / "logs", port=PORTS[name])
     stopping = threading.Event()
     try:

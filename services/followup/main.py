@@ -6,20 +6,20 @@ from fastapi import FastAPI
 
 from services.followup import handlers, routes
 from services.followup.config import Settings
-from services.followup.models import Base, InboxEvent, OutboxEvent
+from services.followup.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.service import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
     name="followup",
     title="Followup",
     description=(
-        "Follow-up visits, satisfaction surveys, complaints, comebacks and service "
-        "reminders."
+        "Follow-up visits, satisfaction surveys, complaints, comebacks and service reminders."
     ),
     routers=[routes.router],
     metadata=Base.metadata,
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,
+    idempotency_model=IdempotencyRecord,
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscriber,
 )

@@ -7,6 +7,7 @@ from sqlalchemy import Column, Index, String
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from shared.idempotency import make_idempotency_model
 from shared.outbox import make_outbox_models
 from shared.types import UTCDateTime
 
@@ -16,6 +17,7 @@ class Base(SQLModel, registry=registry()):
 
 
 OutboxEvent, InboxEvent = make_outbox_models(Base)
+IdempotencyRecord = make_idempotency_model(Base)
 
 
 class ContactBase(SQLModel):

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from services.reception import handlers, routes
 from services.reception.config import Settings
-from services.reception.models import Base, InboxEvent, OutboxEvent
+from services.reception.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.service import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
@@ -18,6 +18,7 @@ SPEC = ServiceSpec(
     metadata=Base.metadata,
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,
+    idempotency_model=IdempotencyRecord,
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscriber,
 )

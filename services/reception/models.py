@@ -11,6 +11,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from shared.events import utcnow
+from shared.idempotency import make_idempotency_model
 from shared.outbox import make_outbox_models
 from shared.types import UTCDateTime
 
@@ -20,6 +21,7 @@ class Base(SQLModel, registry=registry()):
 
 
 OutboxEvent, InboxEvent = make_outbox_models(Base)
+IdempotencyRecord = make_idempotency_model(Base)
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Mobile = Annotated[
@@ -43,8 +45,8 @@ class Language(StrEnum):
     en = "en"
 
 
-def _timestamp(**kw: object) -> datetime:
-    return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, **kw))  # type: ignore[no-any-return]
+def _timestamp() -> datetime:
+    return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
 
 # --- customers ---------------------------------------------------------------------
@@ -62,7 +64,7 @@ class CustomerBase(SQLModel):
 
 
 class CustomerCreate(CustomerBase):
-    model_config = ConfigDict(
+    model_config = ConfigDict(  # type: ignore[assignment]
         extra="forbid",
         json_schema_extra={
             "examples": [
@@ -107,7 +109,7 @@ class VehicleBase(SQLModel):
 
 
 class VehicleCreate(VehicleBase):
-    model_config = ConfigDict(
+    model_config = ConfigDict(  # type: ignore[assignment]
         extra="forbid",
         json_schema_extra={
             "examples": [
@@ -168,7 +170,7 @@ class IntakeStatus(StrEnum):
 
 
 class IntakeCreate(SQLModel):
-    model_config = ConfigDict(
+    model_config = ConfigDict(  # type: ignore[assignment]
         extra="forbid",
         json_schema_extra={
             "examples": [

@@ -15,6 +15,7 @@ from services.reception.models import (
     VehiclePublic,
 )
 from shared.auth import Role, User, require
+from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page
 from shared.service import ReadSessionDep, SessionDep
 
@@ -43,8 +44,12 @@ Reader = Annotated[
     tags=["customers"],
     summary="Register a customer",
 )
-async def register_customer(body: CustomerCreate, session: SessionDep, user: Advisor):
-    return await service.register_customer(session, body, user)
+async def register_customer(
+    body: CustomerCreate, session: SessionDep, user: Advisor, idempotency: IdempotencyDep
+):
+    return await idempotency(session).run(
+        lambda: service.register_customer(session, body, user), CustomerPublic
+    )
 
 
 @router.get(
@@ -78,8 +83,12 @@ async def get_customer(customer_id: uuid.UUID, session: ReadSessionDep, user: Re
     tags=["vehicles"],
     summary="Register a vehicle (VIN checked and decoded)",
 )
-async def register_vehicle(body: VehicleCreate, session: SessionDep, user: Advisor):
-    return await service.register_vehicle(session, body, user)
+async def register_vehicle(
+    body: VehicleCreate, session: SessionDep, user: Advisor, idempotency: IdempotencyDep
+):
+    return await idempotency(session).run(
+        lambda: service.register_vehicle(session, body, user), VehiclePublic
+    )
 
 
 @router.get("/vehicles/{vehicle_id}", response_model=VehiclePublic, tags=["vehicles"])
@@ -94,8 +103,12 @@ async def get_vehicle(vehicle_id: uuid.UUID, session: ReadSessionDep, user: Read
     tags=["intakes"],
     summary="Open an intake (walk-in or from an appointment)",
 )
-async def open_intake(body: IntakeCreate, session: SessionDep, user: Advisor):
-    return await service.open_intake(session, body, user)
+async def open_intake(
+    body: IntakeCreate, session: SessionDep, user: Advisor, idempotency: IdempotencyDep
+):
+    return await idempotency(session).run(
+        lambda: service.open_intake(session, body, user), IntakePublic
+    )
 
 
 @router.get("/intakes/{intake_id}", response_model=IntakePublic, tags=["intakes"])

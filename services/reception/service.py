@@ -77,7 +77,7 @@ async def list_customers(
 ) -> tuple[list[Customer], str | None]:
     query = select(Customer).where(Customer.branch == by.branch)
     if q:
-        query = query.where(or_(col(Customer.name).startswith(q), Customer.mobile == q))
+        query = query.where(or_(col(Customer.name).startswith(q), col(Customer.mobile) == q))
     query = (
         query.where(after(Customer.created_at, Customer.id, cursor))
         .order_by(col(Customer.created_at).desc(), col(Customer.id).desc())

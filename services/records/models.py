@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Column, Index, String
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from shared.idempotency import make_idempotency_model
 from shared.outbox import make_outbox_models
 from shared.types import UTCDateTime
 
@@ -17,6 +18,7 @@ class Base(SQLModel, registry=registry()):
 
 
 OutboxEvent, InboxEvent = make_outbox_models(Base)
+IdempotencyRecord = make_idempotency_model(Base)
 
 
 class ArchivedVehicle(Base, table=True):

@@ -9,6 +9,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from shared.events import utcnow
+from shared.idempotency import make_idempotency_model
 from shared.outbox import make_outbox_models
 from shared.types import UTCDateTime
 
@@ -18,6 +19,7 @@ class Base(SQLModel, registry=registry()):
 
 
 OutboxEvent, InboxEvent = make_outbox_models(Base)
+IdempotencyRecord = make_idempotency_model(Base)
 
 
 class RepairOrderStatus(StrEnum):

@@ -1,0 +1,104 @@
+"""Idempotency-Key for POSTs from tablets on shaky Wi-Fi.
+
+The first answer is stored in the same transaction as the change it reports, so a retry
+gets exactly that answer and the change happens once; the same key with another body is
+refused with 422. Keys are scoped to the user who sent them.
+"""
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import JSON, Column, Integer, String
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, SQLModel, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.auth import CurrentUser
+from shared.events import utcnow
+from shared.problems import Conflict, InvalidInput
+from shared.types import UTCDateTime
+
+IDEMPOTENCY_MODEL = "idempotency_model"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def make_idempotency_model(base: type[SQLModel]) -> Any:
+    class IdempotencyRecord(base, table=True):  # type: ignore[call-arg,valid-type,misc]
+        __tablename__ = "idempotency_record"
+
+        user_id: str = Field(sa_column=Column(String(64), primary_key=True))
+        key: str = Field(sa_column=Column(String(200), primary_key=True))
+        fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
+        status_code: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+        body: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+        created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+    return IdempotencyRecord
+
+
+class Idempotency:
+    def __init__(self, session: AsyncSession, user_id: str, key: str | None, fingerprint: str):
+        self.session, self.user_id, self.key, self.fingerprint = (
+            session,
+            user_id,
+            key,
+            fingerprint,
+        )
+
+    async def run(
+        self,
+        work: Callable[[], Awaitable[Any]],
+        response_model: type[BaseModel],
+        status_code: int = 201,
+    ) -> Any:
+        """Do `work` once per key; a retry gets the stored answer."""
+        if self.key is None:
+            return await work()
+        model: Any = self.session.info[IDEMPOTENCY_MODEL]
+        stored = (
+            await self.session.exec(
+                select(model).where(model.user_id == self.user_id, model.key == self.key)
+            )
+        ).first()
+        if stored is not None:
+            if stored.fingerprint != self.fingerprint:
+                raise InvalidInput("Idempotency-Key", "this key was used with another request body")
+            return JSONResponse(
+                stored.body, status_code=stored.status_code, headers={REPLAYED_HEADER: "true"}
+            )
+        record = model(
+            user_id=self.user_id, key=self.key, fingerprint=self.fingerprint, created_at=utcnow()
+        )
+        self.session.add(record)
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            raise Conflict(
+                "a request with this Idempotency-Key is still being processed; retry shortly"
+            ) from exc
+        result = await work()
+        record.status_code = status_code
+        record.body = response_model.model_validate(result, from_attributes=True).model_dump(
+            mode="json"
+        )
+        return result
+
+
+async def _idempotency(
+    request: Request,
+    user: CurrentUser,
+    idempotency_key: Annotated[str | None, Header(max_length=200, min_length=1)] = None,
+) -> Callable[[AsyncSession], Idempotency]:
+    body = await request.body()
+    digest = hashlib.sha256(
+        request.method.encode() + b" " + request.url.path.encode() + b"\n" + body
+    ).hexdigest()
+    return lambda session: Idempotency(session, user.id, idempotency_key, digest)
+
+
+IdempotencyDep = Annotated[Callable[[AsyncSession], Idempotency], Depends(_idempotency)]

@@ -1,0 +1,54 @@
+"""Idempotency-Key: a retried POST gets the first answer and changes nothing twice."""
+
+import httpx
+import pytest
+
+from services.reception.models import Intake, OutboxEvent
+from tests.flow import valid_vin
+from tests.harness import auth
+from tests.test_bad_input import assert_problem, counts, reception  # noqa: F401
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.store]
+
+
+async def test_retry_with_the_same_key_gets_the_first_answer(reception: httpx.AsyncClient):  # noqa: F811
+    advisor = auth("advisor", "BR01")
+    customer = (await reception.post("/customers", headers=advisor, json={"name": "A"})).json()
+    vehicle = (await reception.post("/vehicles", headers=advisor, json={
+        "customer_id": customer["id"], "vin": valid_vin()})).json()
+    before = await counts(reception)
+    payload = {"vehicle_id": vehicle["id"], "odometer_km": 120}
+    keyed = {**advisor, "Idempotency-Key": "tablet-7f3a-0001"}
+
+    first = await reception.post("/intakes", headers=keyed, json=payload)
+    assert first.status_code == 201
+    again = await reception.post("/intakes", headers=keyed, json=payload)
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    after = await counts(reception)
+    assert after[Intake.__name__] == before[Intake.__name__] + 1
+    assert after[OutboxEvent.__name__] == before[OutboxEvent.__name__] + 1
+
+    other = await reception.post("/intakes", headers=keyed,
+                                 json={**payload, "odometer_km": 121})
+    body = assert_problem(other, 422, "Idempotency-Key")
+    assert "another request body" in body["detail"]
+
+    # Another user may use the same key for their own request.
+    colleague = {**auth("advisor", "BR01"), "Idempotency-Key": "tablet-7f3a-0001"}
+    assert (await reception.post("/intakes", headers=colleague, json=payload)).status_code == 201
+    # Without a key every POST is a new intake.
+    assert (await reception.post("/intakes", headers=advisor, json=payload)).status_code == 201
+    assert (await counts(reception))[Intake.__name__] == before[Intake.__name__] + 3
+
+
+async def test_a_failed_request_is_not_remembered(reception: httpx.AsyncClient):  # noqa: F811
+    keyed = {**auth("advisor"), "Idempotency-Key": "k-1"}
+    bad = await reception.post("/customers", headers=keyed, json={"name": "B", "mobile": "x"})
+    assert_problem(bad, 422, "mobile")
+    good = await reception.post("/customers", headers=keyed, json={"name": "B"})
+    assert good.status_code == 201
+    assert_problem(await reception.post("/customers", headers={**auth("advisor"),
+                                                              "Idempotency-Key": ""},
+                                        json={"name": "B"}), 422, "idempotency-key")
