@@ -87,7 +87,9 @@ class ConsumerRunner:
             deliver_policy=DeliverPolicy.ALL,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.settings.consumer_ack_wait,
-            max_deliver=self.settings.consumer_max_deliver,
+            # The runner counts deliveries itself and dead-letters at its own limit; the
+            # server must keep redelivering in case the dead-letter publish fails.
+            max_deliver=-1,
             max_ack_pending=1000,
         )
 
@@ -216,6 +218,21 @@ class ConsumerRunner:
     async def _dead_letter(
         self, handler: Handler, message: Msg, envelope: Envelope | None, exc: Exception
     ) -> None:
+        try:
+            await self._publish_dead_letter(handler, message, envelope, exc)
+        except Exception:
+            # Not acked: the message comes back and dead-lettering is tried again.
+            log.exception("could not dead-letter a message of %s; retrying", handler.durable)
+            await message.nak(
+                delay=self.settings.consumer_backoff[-1] if self.settings.consumer_backoff else 5.0
+            )
+            return
+        metrics.EVENTS_HANDLED.labels(handler.durable, "dead_letter").inc()
+        await message.term()
+
+    async def _publish_dead_letter(
+        self, handler: Handler, message: Msg, envelope: Envelope | None, exc: Exception
+    ) -> None:
         event_id = envelope.id if envelope else f"seq-{message.metadata.sequence.stream}"
         log.error(
             "event moved to dead letter after %d deliveries: consumer=%s type=%s error=%s",
@@ -235,8 +252,6 @@ class ConsumerRunner:
         await self.messaging.js.publish(
             f"{DEAD_LETTER_PREFIX}.{handler.durable}", message.data, headers=headers
         )
-        metrics.EVENTS_HANDLED.labels(handler.durable, "dead_letter").inc()
-        await message.term()
 
 
 def dead_letter_payload(message: Msg) -> dict[str, Any]:

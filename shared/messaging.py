@@ -26,6 +26,7 @@ class Messaging:
         self._js: JetStreamContext | None = None
         self.ready = asyncio.Event()
         self._reconnect_listeners: list[Callable[[], Awaitable[None]]] = []
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def js(self) -> JetStreamContext:
@@ -112,6 +113,18 @@ class Messaging:
     async def _reconnected(self) -> None:
         metrics.NATS_CONNECTED.set(1)
         log.info("NATS reconnected")
+        # Not inside the client's reconnect task: listeners make requests of their own.
+        task = asyncio.create_task(self._after_reconnect(), name="nats-after-reconnect")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _after_reconnect(self) -> None:
+        try:
+            # A server that came back with an empty store has lost the streams.
+            await self.ensure_stream(self.settings.service_name, own=True)
+            await self.ensure_dead_letter_stream()
+        except Exception:
+            log.exception("could not re-create streams after reconnect")
         for listener in self._reconnect_listeners:
             try:
                 await listener()

@@ -212,3 +212,21 @@ async def _contains(items, item) -> bool:
 
 async def _truthy(items) -> bool:
     return bool(items)
+
+
+async def test_server_back_with_an_empty_store_gets_streams_and_consumers_again(
+    database_url, nats_server
+):
+    import shutil
+
+    async with node(database_url, nats_server.url, succeed) as n:
+        await send(n.db, 1)
+        await eventually(lambda: _equals(visits(n.db), 1), what="first visit")
+        nats_server.stop()
+        shutil.rmtree(nats_server.store)
+        nats_server.start()
+        await send(n.db, 4)
+        await eventually(
+            lambda: _equals(visits(n.db), 5), timeout=30, what="visits after the store was lost"
+        )
+        assert await unsent(n.db) == 0

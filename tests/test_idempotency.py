@@ -14,8 +14,11 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.store]
 async def test_retry_with_the_same_key_gets_the_first_answer(reception: httpx.AsyncClient):  # noqa: F811
     advisor = auth("advisor", "BR01")
     customer = (await reception.post("/customers", headers=advisor, json={"name": "A"})).json()
-    vehicle = (await reception.post("/vehicles", headers=advisor, json={
-        "customer_id": customer["id"], "vin": valid_vin()})).json()
+    vehicle = (
+        await reception.post(
+            "/vehicles", headers=advisor, json={"customer_id": customer["id"], "vin": valid_vin()}
+        )
+    ).json()
     before = await counts(reception)
     payload = {"vehicle_id": vehicle["id"], "odometer_km": 120}
     keyed = {**advisor, "Idempotency-Key": "tablet-7f3a-0001"}
@@ -30,8 +33,7 @@ async def test_retry_with_the_same_key_gets_the_first_answer(reception: httpx.As
     assert after[Intake.__name__] == before[Intake.__name__] + 1
     assert after[OutboxEvent.__name__] == before[OutboxEvent.__name__] + 1
 
-    other = await reception.post("/intakes", headers=keyed,
-                                 json={**payload, "odometer_km": 121})
+    other = await reception.post("/intakes", headers=keyed, json={**payload, "odometer_km": 121})
     body = assert_problem(other, 422, "Idempotency-Key")
     assert "another request body" in body["detail"]
 
@@ -49,6 +51,10 @@ async def test_a_failed_request_is_not_remembered(reception: httpx.AsyncClient):
     assert_problem(bad, 422, "mobile")
     good = await reception.post("/customers", headers=keyed, json={"name": "B"})
     assert good.status_code == 201
-    assert_problem(await reception.post("/customers", headers={**auth("advisor"),
-                                                              "Idempotency-Key": ""},
-                                        json={"name": "B"}), 422, "idempotency-key")
+    assert_problem(
+        await reception.post(
+            "/customers", headers={**auth("advisor"), "Idempotency-Key": ""}, json={"name": "B"}
+        ),
+        422,
+        "idempotency-key",
+    )

@@ -8,11 +8,9 @@ Create Date: 2026-11-28 23:16:41.375717
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 import shared.types
-
 
 revision: str = "0002"
 down_revision: str | None = "0001"
