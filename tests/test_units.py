@@ -166,3 +166,18 @@ def test_a_contract_type_cannot_be_declared_twice() -> None:
             (Contract,),
             {"type": "reception.customer.registered.v1", "__annotations__": {}},
         )
+
+
+def test_if_match_accepts_the_current_etag_only() -> None:
+    from shared.concurrency import PreconditionRequired, check_if_match, etag
+    from shared.problems import PreconditionFailed
+
+    check_if_match('"3"', 3)
+    check_if_match('W/"3", "4"', 4)
+    check_if_match("*", 9)
+    check_if_match(None, 1, required=False)
+    assert etag(7) == '"7"'
+    with pytest.raises(PreconditionFailed):
+        check_if_match('"2"', 3)
+    with pytest.raises(PreconditionRequired):
+        check_if_match(None, 3)
