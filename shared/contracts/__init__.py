@@ -6,12 +6,14 @@ a breaking change gets a new `.v2` class beside the old one. Import contracts fr
 
 from shared.contracts.common import CustomerSnapshot, VehicleSnapshot
 from shared.contracts.reception import CustomerRegistered, IntakeOpened, VehicleRegistered
-from shared.contracts.workorders import RepairOrderOpened
+from shared.contracts.workorders import DeliveredJob, RepairOrderDelivered, RepairOrderOpened
 
 __all__ = [
     "CustomerRegistered",
     "CustomerSnapshot",
+    "DeliveredJob",
     "IntakeOpened",
+    "RepairOrderDelivered",
     "RepairOrderOpened",
     "VehicleRegistered",
     "VehicleSnapshot",

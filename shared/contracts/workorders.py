@@ -2,6 +2,9 @@
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel
 
 from shared.events import Contract
 
@@ -18,3 +21,33 @@ class RepairOrderOpened(Contract):
     vin: str
     status: str
     opened_at: datetime
+
+
+class DeliveredJob(BaseModel):
+    """A job of a delivered repair order, as followup and records need it."""
+
+    job_id: uuid.UUID
+    op_code: str
+    op_group: str
+    description: str = ""
+    kind: str = "repair"  # repair, maintenance, recall, warranty
+    technician_id: str | None = None
+    flat_rate_hours: Decimal = Decimal("0")
+
+
+class RepairOrderDelivered(Contract):
+    type = "workorders.repair_order.delivered.v1"
+
+    repair_order_id: uuid.UUID
+    number: str
+    branch: str
+    customer_id: uuid.UUID
+    vehicle_id: uuid.UUID
+    vin: str
+    plate: str | None = None
+    advisor: str
+    odometer_km: int
+    delivered_at: datetime
+    promised_at: datetime | None = None
+    jobs: list[DeliveredJob] = []
+    declined_work: list[str] = []
