@@ -4,7 +4,7 @@ metrics, problem details and middleware. Nothing connects before the app starts.
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,6 +43,9 @@ class ServiceSpec:
     idempotency_model: Any
     migrations: Path
     subscribers: Subscribers = field(default_factory=Subscribers)
+    # Long-running jobs of the service (timers, sweepers): started after migrations with
+    # the runtime, cancelled at shutdown. Each must survive its own errors.
+    background: list[Callable[["Runtime"], Awaitable[None]]] = field(default_factory=list)
     version: str = "0.1.0"
 
 
@@ -60,11 +63,14 @@ class Runtime:
         self.relay: Relay | None = None
         self.runner: ConsumerRunner | None = None
         self._starting: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         if self.settings.auto_migrate:
             await upgrade(self.db, self.spec.migrations)
         self._starting = asyncio.create_task(self._start_messaging(), name="messaging-start")
+        for job in self.spec.background:
+            self._background.append(asyncio.create_task(job(self), name=job.__name__))
 
     async def _start_messaging(self) -> None:
         await self.messaging.connect()
@@ -95,6 +101,11 @@ class Runtime:
         log.info("messaging started: relay and %d consumers", len(self.spec.subscribers.handlers))
 
     async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if self._starting and not self._starting.done():
             self._starting.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
