@@ -4,7 +4,7 @@ metrics, problem details and middleware. Nothing connects before the app starts.
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,7 +45,7 @@ class ServiceSpec:
     subscribers: Subscribers = field(default_factory=Subscribers)
     # Long-running jobs of the service (timers, sweepers): started after migrations with
     # the runtime, cancelled at shutdown. Each must survive its own errors.
-    background: list[Callable[["Runtime"], Awaitable[None]]] = field(default_factory=list)
+    background: list[Callable[["Runtime"], Coroutine[Any, Any, None]]] = field(default_factory=list)
     version: str = "0.1.0"
 
 
