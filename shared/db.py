@@ -2,11 +2,13 @@
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -21,11 +23,53 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA busy_timeout=5000")
     # WAL with NORMAL is durable across a process crash; only an OS crash may lose
     # the last transactions, never corrupt the file.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+class InlineSqliteConnection(aiosqlite.Connection):
+    """aiosqlite's interface, but each call runs right on the event loop.
+
+    aiosqlite hands every call to a worker thread; on a small machine that hand-off costs
+    more than the SQLite work itself (a transaction makes dozens of calls). Running inline
+    is safe here because a service is the only process on its file, writes are
+    serialized by the writer lock before they start, and WAL readers never wait.
+    """
+
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self._running or self._connection is None:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
+    async def _connect(self) -> "InlineSqliteConnection":
+        if self._connection is None:
+            self._connection = self._connector()
+        return self
+
+    def __await__(self) -> Any:
+        return self._connect().__await__()
+
+    def stop(self) -> None:
+        self._running = False
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    async def close(self) -> None:
+        self.stop()
+
+
+def _inline_sqlite_creator(path: str) -> Callable[[], Any]:
+    async def create() -> InlineSqliteConnection:
+        def connect() -> sqlite3.Connection:
+            return sqlite3.connect(path, timeout=5, check_same_thread=False)
+
+        return await InlineSqliteConnection(connect, iter_chunk_size=64)
+
+    return create
 
 
 class Database:
@@ -44,7 +88,7 @@ class Database:
             database = self.url.database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 10}
+            kwargs["async_creator"] = _inline_sqlite_creator(database or ":memory:")
             kwargs["pool_size"] = 8
         else:
             kwargs["pool_size"] = 10

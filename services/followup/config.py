@@ -1,7 +1,12 @@
 """Followup's settings, read from FOLLOWUP_* environment variables."""
 
+from collections.abc import Callable
+from datetime import datetime
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from shared.events import utcnow
 from shared.settings import ServiceSettings
 
 
@@ -10,3 +15,47 @@ class Settings(ServiceSettings):
 
     service_name: str = "followup"
     database_url: str = "sqlite+aiosqlite:///var/followup.db"
+
+    # The clock every rule reads; tests pass a controllable one.
+    clock: Callable[[], datetime] = Field(default=utcnow, exclude=True)
+
+    # Branch time zones and business hours (local clock, weekdays only).
+    time_zone: str = "Asia/Shanghai"
+    branch_time_zones: dict[str, str] = Field(default_factory=dict)
+    business_opens_hour: int = Field(default=9, ge=0, le=23)
+    business_closes_hour: int = Field(default=18, ge=1, le=24)
+
+    # Follow-up visits: due on day N after delivery, open until day M, then expired.
+    visit_due_day: int = Field(default=3, ge=0, le=30)
+    branch_visit_due_days: dict[str, int] = Field(default_factory=dict)
+    visit_window_days: int = Field(default=15, ge=1, le=60)
+    # A call nobody answered is tried again this many hours later (in business hours).
+    no_answer_retry_hours: float = Field(default=4.0, gt=0)
+
+    # A survey at or below these scores opens a complaint at once; major at or below.
+    complaint_overall_at_or_below: int = Field(default=6, ge=0, le=10)
+    complaint_nps_at_or_below: int = Field(default=4, ge=-1, le=10)
+    major_overall_at_or_below: int = Field(default=3, ge=0, le=10)
+
+    # Complaint deadlines by severity; an overdue case goes to the service manager.
+    complaint_due_hours_major: float = Field(default=24.0, gt=0)
+    complaint_due_hours_minor: float = Field(default=72.0, gt=0)
+    branch_managers: dict[str, str] = Field(default_factory=dict)
+    default_manager: str = "service-manager"
+
+    # KPIs.
+    comeback_days: int = Field(default=30, ge=1, le=365)
+    major_complaint_target: float = 0.01
+
+    # How often the timer job looks for due visits and overdue cases (s).
+    timer_interval: float = Field(default=30.0, gt=0)
+    timer_batch: int = Field(default=200, ge=1)
+
+    def zone_of(self, branch: str) -> str:
+        return self.branch_time_zones.get(branch, self.time_zone)
+
+    def visit_due_day_of(self, branch: str) -> int:
+        return self.branch_visit_due_days.get(branch, self.visit_due_day)
+
+    def manager_of(self, branch: str) -> str:
+        return self.branch_managers.get(branch, self.default_manager)
