@@ -3,19 +3,34 @@
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.followup import service
+from services.followup.config import Settings
 from shared.consumers import Subscribers
 from shared.contracts import CustomerRegistered, IntakeOpened
-
-subscriber = Subscribers()
-
-
-@subscriber(CustomerRegistered, durable="followup__register_contact")
-async def register_contact(event: CustomerRegistered, session: AsyncSession) -> None:
-    await service.upsert_contact(session, event.branch, event.customer, as_of=event.envelope.time)
+from shared.contracts.workorders import RepairOrderDelivered
 
 
-@subscriber(IntakeOpened, durable="followup__add_contact")
-async def add_contact(event: IntakeOpened, session: AsyncSession) -> None:
-    await service.upsert_contact(
-        session, event.branch, event.customer, as_of=event.envelope.time, intake_at=event.opened_at
-    )
+def subscribers(settings: Settings) -> Subscribers:
+    """The handlers of one app, bound to its settings (time zones, clock, windows)."""
+    subscriber = Subscribers()
+
+    @subscriber(CustomerRegistered, durable="followup__register_contact")
+    async def register_contact(event: CustomerRegistered, session: AsyncSession) -> None:
+        await service.upsert_contact(
+            session, event.branch, event.customer, as_of=event.envelope.time
+        )
+
+    @subscriber(IntakeOpened, durable="followup__add_contact")
+    async def add_contact(event: IntakeOpened, session: AsyncSession) -> None:
+        await service.upsert_contact(
+            session,
+            event.branch,
+            event.customer,
+            as_of=event.envelope.time,
+            intake_at=event.opened_at,
+        )
+
+    @subscriber(RepairOrderDelivered, durable="followup__schedule_visit")
+    async def schedule_visit(event: RepairOrderDelivered, session: AsyncSession) -> None:
+        await service.record_delivery(session, event, settings)
+
+    return subscriber

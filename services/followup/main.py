@@ -1,10 +1,11 @@
 """Followup's app factory: `uvicorn --factory services.followup.main:create_app`."""
 
+import dataclasses
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.followup import handlers, routes
+from services.followup import handlers, routes, timers
 from services.followup.config import Settings
 from services.followup.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.service import ServiceSpec, create_service_app
@@ -21,9 +22,12 @@ SPEC = ServiceSpec(
     inbox_model=InboxEvent,
     idempotency_model=IdempotencyRecord,
     migrations=Path(__file__).parent / "migrations",
-    subscribers=handlers.subscriber,
+    subscribers=handlers.subscribers(Settings()),
+    background=[timers.timer_job],
 )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(settings or Settings(), SPEC)
+    settings = settings or Settings()
+    spec = dataclasses.replace(SPEC, subscribers=handlers.subscribers(settings))
+    return create_service_app(settings, spec)

@@ -1,12 +1,17 @@
-"""Followup's tables and their output schemas."""
+"""Followup's tables and their input and output schemas."""
 
 import uuid
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+from typing import Annotated, Any
 
-from sqlalchemy import Column, Index, String
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator, model_validator
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from services.followup.rules import ComplaintStatus
 from shared.idempotency import make_idempotency_model
 from shared.outbox import make_outbox_models
 from shared.types import UTCDateTime
@@ -18,6 +23,16 @@ class Base(SQLModel, registry=registry()):
 
 OutboxEvent, InboxEvent = make_outbox_models(Base)
 IdempotencyRecord = make_idempotency_model(Base)
+
+
+def _utc(nullable: bool = False, **kwargs: Any) -> Any:
+    return Field(
+        default=None if nullable else ...,
+        sa_column=Column(UTCDateTime(), nullable=nullable, **kwargs),
+    )
+
+
+# --- contacts --------------------------------------------------------------------------
 
 
 class ContactBase(SQLModel):
@@ -48,3 +63,435 @@ class Contact(Base, ContactBase, table=True):
 class ContactPublic(ContactBase):
     last_intake_at: datetime | None
     updated_at: datetime
+
+
+# --- delivered orders and comebacks ----------------------------------------------------
+
+
+class DeliveredOrder(Base, table=True):
+    """A repair order handed back to the customer: the denominator of the KPIs."""
+
+    __tablename__ = "delivered_order"
+    __table_args__ = (
+        Index("ix_delivered_order_branch_delivered", "branch", "delivered_at"),
+        Index("ix_delivered_order_vehicle_delivered", "vehicle_id", "delivered_at"),
+    )
+
+    repair_order_id: uuid.UUID = Field(primary_key=True)
+    number: str = Field(sa_type=String(40))
+    branch: str = Field(sa_type=String(32))
+    customer_id: uuid.UUID
+    vehicle_id: uuid.UUID
+    vin: str = Field(sa_type=String(17))
+    delivered_at: datetime = _utc()
+    # False when every job was maintenance or a recall: not counted for first-time fix.
+    has_fix: bool
+    is_comeback: bool = False
+
+
+class DeliveredJob(Base, table=True):
+    __tablename__ = "delivered_job"
+    __table_args__ = (Index("ix_delivered_job_vehicle_group", "vehicle_id", "op_group"),)
+
+    job_id: uuid.UUID = Field(primary_key=True)
+    repair_order_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("delivered_order.repair_order_id"), nullable=False)
+    )
+    vehicle_id: uuid.UUID
+    op_code: str = Field(sa_type=String(40))
+    op_group: str = Field(sa_type=String(40))
+    kind: str = Field(sa_type=String(16))
+    technician_id: str | None = Field(default=None, sa_type=String(64))
+    delivered_at: datetime = _utc()
+
+
+class ComebackBase(SQLModel):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    branch: str = Field(sa_type=String(32))
+    vehicle_id: uuid.UUID
+    vin: str = Field(sa_type=String(17))
+    op_group: str = Field(sa_type=String(40))
+    repair_order_id: uuid.UUID
+    repair_order_number: str = Field(sa_type=String(40))
+    earlier_repair_order_id: uuid.UUID
+    earlier_repair_order_number: str = Field(sa_type=String(40))
+    # The technician of the earlier job in this op group: whose fix did not hold.
+    technician_id: str | None = Field(default=None, sa_type=String(64))
+
+
+class Comeback(Base, ComebackBase, table=True):
+    """A vehicle back for the same system within the comeback window of a delivery."""
+
+    __tablename__ = "comeback"
+    __table_args__ = (
+        UniqueConstraint("repair_order_id", "op_group", name="uq_comeback_order_group"),
+        Index("ix_comeback_branch_delivered", "branch", "delivered_at"),
+    )
+
+    earlier_delivered_at: datetime = _utc()
+    delivered_at: datetime = _utc()
+
+
+class ComebackPublic(ComebackBase):
+    earlier_delivered_at: datetime
+    delivered_at: datetime
+
+
+# --- follow-up visits ------------------------------------------------------------------
+
+
+class VisitStatus(StrEnum):
+    open = "open"
+    closed = "closed"
+    expired = "expired"
+
+
+class VisitOutcome(StrEnum):
+    surveyed = "surveyed"
+    declined_survey = "declined_survey"
+    contact_refused = "contact_refused"
+    wrong_number = "wrong_number"
+    expired = "expired"
+
+
+class VisitBase(SQLModel):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    branch: str = Field(sa_type=String(32))
+    repair_order_id: uuid.UUID = Field(unique=True)
+    repair_order_number: str = Field(sa_type=String(40))
+    customer_id: uuid.UUID
+    vehicle_id: uuid.UUID
+    vin: str = Field(sa_type=String(17))
+    plate: str | None = Field(default=None, sa_type=String(20))
+    advisor: str = Field(sa_type=String(64))
+    status: VisitStatus = Field(default=VisitStatus.open, sa_type=String(16))
+    outcome: VisitOutcome | None = Field(default=None, sa_type=String(24))
+    attempts: int = 0
+
+
+class Visit(Base, VisitBase, table=True):
+    """A follow-up call owed to a customer after a delivery."""
+
+    __tablename__ = "visit"
+    __table_args__ = (
+        Index("ix_visit_work_list", "branch", "status", "due_at", "id"),
+        Index("ix_visit_status_expires", "status", "expires_at"),
+    )
+
+    delivered_at: datetime = _utc()
+    due_at: datetime = _utc()
+    expires_at: datetime = _utc()
+    last_attempt_at: datetime | None = _utc(nullable=True)
+    closed_at: datetime | None = _utc(nullable=True)
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class VisitPublic(VisitBase):
+    delivered_at: datetime
+    due_at: datetime
+    expires_at: datetime
+    last_attempt_at: datetime | None
+    closed_at: datetime | None
+    customer_name: str | None = None
+    mobile: str | None = None
+
+
+class CallResult(StrEnum):
+    no_answer = "no_answer"
+    wrong_number = "wrong_number"
+    call_back = "call_back"
+    reached = "reached"
+
+
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+
+
+class CallAttemptCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    result: CallResult
+    # For call_back: when the customer asked to be called (with offset).
+    call_back_at: datetime | None = None
+    note: Note = ""
+
+    @model_validator(mode="after")
+    def _call_back_needs_time(self) -> "CallAttemptCreate":
+        if self.result == CallResult.call_back and self.call_back_at is None:
+            raise ValueError("call_back_at is required when the customer asks to be called back")
+        if self.call_back_at is not None and self.call_back_at.tzinfo is None:
+            raise ValueError("call_back_at needs a UTC offset")
+        return self
+
+
+class CallAttemptBase(SQLModel):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    visit_id: uuid.UUID = Field(sa_column=Column(ForeignKey("visit.id"), nullable=False))
+    result: CallResult = Field(sa_type=String(16))
+    note: str = Field(default="", sa_type=String(2000))
+    agent: str = Field(sa_type=String(64))
+
+
+class CallAttempt(Base, CallAttemptBase, table=True):
+    __tablename__ = "call_attempt"
+    __table_args__ = (Index("ix_call_attempt_visit", "visit_id", "called_at"),)
+
+    call_back_at: datetime | None = _utc(nullable=True)
+    called_at: datetime = _utc()
+
+
+class CallAttemptPublic(CallAttemptBase):
+    call_back_at: datetime | None
+    called_at: datetime
+
+
+class VisitOutcomeCreate(BaseModel):
+    """Close a visit without a survey."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: VisitOutcome
+    note: Note = ""
+
+    @field_validator("outcome")
+    @classmethod
+    def _not_automatic(cls, value: VisitOutcome) -> VisitOutcome:
+        if value in (VisitOutcome.surveyed, VisitOutcome.expired, VisitOutcome.wrong_number):
+            raise ValueError("recorded by a survey, a call attempt or the expiry timer")
+        return value
+
+
+# --- surveys ---------------------------------------------------------------------------
+
+SERVQUAL = ("reliability", "responsiveness", "assurance", "empathy", "tangibles")
+
+Score7 = Annotated[int, Field(ge=1, le=7)]
+
+
+class ServqualScore(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expectation: Score7
+    perception: Score7
+
+
+class Servqual(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reliability: ServqualScore
+    responsiveness: ServqualScore
+    assurance: ServqualScore
+    empathy: ServqualScore
+    tangibles: ServqualScore
+
+
+class ComplaintCategory(StrEnum):
+    repair_quality = "repair_quality"
+    waiting_time = "waiting_time"
+    price = "price"
+    staff_attitude = "staff_attitude"
+    vehicle_damage = "vehicle_damage"
+    other = "other"
+
+
+class SurveyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overall: int = Field(ge=1, le=10)
+    nps: int = Field(ge=0, le=10)
+    servqual: Servqual | None = None
+    comments: Note = ""
+    # What a low score is about, if the customer said (the complaint's category).
+    concern: ComplaintCategory = ComplaintCategory.other
+
+
+class SurveyBase(SQLModel):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    branch: str = Field(sa_type=String(32))
+    visit_id: uuid.UUID = Field(sa_column=Column(ForeignKey("visit.id"), nullable=False))
+    repair_order_id: uuid.UUID
+    customer_id: uuid.UUID
+    overall: int
+    nps: int
+    comments: str = Field(default="", sa_type=String(2000))
+    recorded_by: str = Field(sa_type=String(64))
+    complaint_id: uuid.UUID | None = None
+
+
+class Survey(Base, SurveyBase, table=True):
+    __tablename__ = "survey"
+    __table_args__ = (
+        UniqueConstraint("visit_id", name="uq_survey_visit"),
+        Index("ix_survey_branch_recorded", "branch", "recorded_at"),
+    )
+
+    # SERVQUAL as {dimension: {"expectation": e, "perception": p}}.
+    servqual: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    recorded_at: datetime = _utc()
+
+
+class SurveyPublic(SurveyBase):
+    servqual: Servqual | None
+    recorded_at: datetime
+
+
+# --- complaints ------------------------------------------------------------------------
+
+
+class ComplaintSource(StrEnum):
+    survey = "survey"
+    call = "call"
+    walk_in = "walk_in"
+    erp = "erp"
+
+
+class Severity(StrEnum):
+    major = "major"
+    minor = "minor"
+
+
+Money = Annotated[Decimal, Field(ge=0, le=Decimal("1000000"), max_digits=12, decimal_places=2)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+def to_fen(amount: Decimal) -> int:
+    """Money is kept in fen (0.01 CNY), rounded once here, half up."""
+    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+class ComplaintCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: ComplaintSource
+    severity: Severity
+    category: ComplaintCategory
+    description: Text
+    customer_id: uuid.UUID | None = None
+    repair_order_id: uuid.UUID | None = None
+    technician_id: Name | None = None
+    owner: Name | None = None
+
+    @field_validator("source")
+    @classmethod
+    def _not_survey(cls, value: ComplaintSource) -> ComplaintSource:
+        if value == ComplaintSource.survey:
+            raise ValueError("survey complaints are opened by recording the survey")
+        return value
+
+
+class ComplaintUpdate(BaseModel):
+    """Fields an owner edits while working a case; only those sent change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    severity: Severity | None = None
+    category: ComplaintCategory | None = None
+    owner: Name | None = None
+    technician_id: Name | None = None
+    root_cause: Text | None = None
+    compensation_amount: Money | None = None
+    compensation_note: Text | None = None
+
+
+class ComplaintTransition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: ComplaintStatus
+    note: Note = ""
+
+
+class ComplaintActionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Text
+
+
+class ComplaintBase(SQLModel):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    branch: str = Field(sa_type=String(32))
+    source: ComplaintSource = Field(sa_type=String(16))
+    severity: Severity = Field(sa_type=String(8))
+    category: ComplaintCategory = Field(sa_type=String(24))
+    status: ComplaintStatus = Field(default=ComplaintStatus.open, sa_type=String(16))
+    description: str = Field(sa_type=String(2000))
+    customer_id: uuid.UUID | None = None
+    repair_order_id: uuid.UUID | None = None
+    repair_order_number: str | None = Field(default=None, sa_type=String(40))
+    technician_id: str | None = Field(default=None, sa_type=String(64))
+    survey_id: uuid.UUID | None = None
+    owner: str = Field(sa_type=String(64))
+    opened_by: str = Field(sa_type=String(64))
+    escalated_to: str | None = Field(default=None, sa_type=String(64))
+    root_cause: str | None = Field(default=None, sa_type=String(2000))
+    compensation_note: str | None = Field(default=None, sa_type=String(2000))
+
+
+_COMPLAINT_VERSION = Column("version", Integer, nullable=False)
+
+
+class Complaint(Base, ComplaintBase, table=True):
+    """A complaint case, owned until the customer confirms it is settled."""
+
+    __tablename__ = "complaint"
+    __table_args__ = (
+        Index("ix_complaint_branch_opened", "branch", "opened_at", "id"),
+        Index("ix_complaint_overdue", "status", "due_at"),
+    )
+    __mapper_args__ = {"version_id_col": _COMPLAINT_VERSION}
+
+    # The ETag: SQLAlchemy bumps it on every UPDATE and refuses a write from a stale one.
+    version: int = Field(default=1, sa_column=_COMPLAINT_VERSION)
+    compensation_fen: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    due_at: datetime = _utc()
+    opened_at: datetime = _utc()
+    escalated_at: datetime | None = _utc(nullable=True)
+    resolved_at: datetime | None = _utc(nullable=True)
+    closed_at: datetime | None = _utc(nullable=True)
+    updated_at: datetime = _utc()
+
+
+class ComplaintPublic(ComplaintBase):
+    version: int
+    compensation_amount: Decimal | None = None
+    compensation_currency: str = "CNY"
+    due_at: datetime
+    opened_at: datetime
+    escalated_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    updated_at: datetime
+    overdue: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_row(cls, data: Any) -> Any:
+        if isinstance(data, Complaint):
+            fen = data.compensation_fen
+            values = {name: getattr(data, name) for name in Complaint.model_fields}
+            values["compensation_amount"] = None if fen is None else Decimal(fen) / 100
+            return values
+        return data
+
+
+class ComplaintEntryBase(SQLModel):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    complaint_id: uuid.UUID = Field(sa_column=Column(ForeignKey("complaint.id"), nullable=False))
+    kind: str = Field(sa_type=String(24))  # opened, changed, status, action, escalated
+    by: str = Field(sa_type=String(64))
+    note: str = Field(default="", sa_type=String(2000))
+
+
+class ComplaintEntry(Base, ComplaintEntryBase, table=True):
+    """One line of a case's history: every change is kept."""
+
+    __tablename__ = "complaint_entry"
+    __table_args__ = (Index("ix_complaint_entry_case", "complaint_id", "at"),)
+
+    changes: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    at: datetime = _utc()
+
+
+class ComplaintEntryPublic(ComplaintEntryBase):
+    changes: dict[str, Any] | None
+    at: datetime

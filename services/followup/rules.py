@@ -1,0 +1,149 @@
+"""Followup's pure rules: business-hours scheduling, the complaint state machine, comebacks."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from shared.problems import Conflict
+
+
+@dataclass(frozen=True)
+class BusinessHours:
+    """Weekday opening hours of a branch, on its local clock."""
+
+    zone: ZoneInfo
+    opens: time = time(9)
+    closes_hour: int = 18
+
+    @classmethod
+    def of(cls, zone: str, opens_hour: int = 9, closes_hour: int = 18) -> "BusinessHours":
+        return cls(ZoneInfo(zone), time(opens_hour), closes_hour)
+
+    def _opening(self, day: date) -> datetime:
+        return datetime.combine(day, self.opens, self.zone)
+
+    def _closing(self, day: date) -> datetime:
+        return datetime.combine(day, time(0), self.zone) + timedelta(hours=self.closes_hour)
+
+    @staticmethod
+    def is_workday(day: date) -> bool:
+        return day.weekday() < 5
+
+    def next_workday(self, day: date) -> date:
+        while not self.is_workday(day):
+            day += timedelta(days=1)
+        return day
+
+    def place(self, at: datetime) -> datetime:
+        """The first moment at or after `at` when the branch is open (returned in UTC)."""
+        local = at.astimezone(self.zone)
+        day = local.date()
+        if self.is_workday(day):
+            if local < self._opening(day):
+                return self._opening(day).astimezone(UTC)
+            if local < self._closing(day):
+                return local.astimezone(UTC)
+        day = self.next_workday(day + timedelta(days=1))
+        return self._opening(day).astimezone(UTC)
+
+    def local_day_bounds(self, at: datetime) -> tuple[datetime, datetime]:
+        """Start and end (UTC) of the local calendar day containing `at`."""
+        day = at.astimezone(self.zone).date()
+        start = datetime.combine(day, time(0), self.zone)
+        return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
+
+    def local_date(self, at: datetime) -> date:
+        return at.astimezone(self.zone).date()
+
+    def day_start(self, day: date) -> datetime:
+        return datetime.combine(day, time(0), self.zone).astimezone(UTC)
+
+
+def visit_due_at(delivered_at: datetime, hours: BusinessHours, *, due_day: int) -> datetime:
+    """Day `due_day` after delivery at the delivery's clock time, moved into business hours
+    (a weekend or after-hours time moves to the next opening)."""
+    local = delivered_at.astimezone(hours.zone)
+    target = datetime.combine(local.date() + timedelta(days=due_day), local.timetz())
+    return hours.place(target)
+
+
+def visit_expires_at(delivered_at: datetime, hours: BusinessHours, *, window_days: int) -> datetime:
+    """Closing time of the local calendar day `window_days` after delivery."""
+    day = hours.local_date(delivered_at) + timedelta(days=window_days)
+    return hours._closing(day).astimezone(UTC)
+
+
+# --- complaints ------------------------------------------------------------------------
+
+
+class ComplaintStatus(StrEnum):
+    open = "open"
+    in_progress = "in_progress"
+    resolved = "resolved"
+    closed = "closed"
+
+
+# Allowed moves; "resolved → in_progress" is the customer rejecting the resolution, and a
+# case closes only once the customer confirms the resolution.
+COMPLAINT_TRANSITIONS: dict[ComplaintStatus, frozenset[ComplaintStatus]] = {
+    ComplaintStatus.open: frozenset({ComplaintStatus.in_progress}),
+    ComplaintStatus.in_progress: frozenset({ComplaintStatus.resolved}),
+    ComplaintStatus.resolved: frozenset({ComplaintStatus.in_progress, ComplaintStatus.closed}),
+    ComplaintStatus.closed: frozenset(),
+}
+
+# States in which a case is still the owner's job (and can become overdue).
+ACTIVE_COMPLAINT_STATUSES = (ComplaintStatus.open, ComplaintStatus.in_progress)
+
+
+def require_transition(current: ComplaintStatus, target: ComplaintStatus) -> None:
+    if target not in COMPLAINT_TRANSITIONS[current]:
+        allowed = ", ".join(sorted(COMPLAINT_TRANSITIONS[current])) or "none (closed)"
+        raise Conflict(
+            f"a {current.value} case cannot move to {target.value}; allowed: {allowed}",
+            current_status=current.value,
+        )
+
+
+# --- comebacks -------------------------------------------------------------------------
+
+# Jobs that are planned work, not fixes: they neither make nor count as comebacks.
+NOT_A_FIX = frozenset({"maintenance", "recall"})
+
+
+@dataclass(frozen=True)
+class PastJob:
+    repair_order_id: str
+    delivered_at: datetime
+    op_group: str
+    kind: str
+    technician_id: str | None
+
+
+def is_fix(kind: str) -> bool:
+    return kind not in NOT_A_FIX
+
+
+def find_comebacks(
+    *,
+    delivered_at: datetime,
+    jobs: Iterable[tuple[str, str]],
+    history: Iterable[PastJob],
+    within_days: int,
+) -> dict[str, PastJob]:
+    """For each op group of the new order's fix jobs, the latest earlier fix of the same
+    vehicle and op group delivered within `within_days` before it (if any)."""
+    groups = {op_group for op_group, kind in jobs if is_fix(kind)}
+    since = delivered_at - timedelta(days=within_days)
+    found: dict[str, PastJob] = {}
+    for past in history:
+        if past.op_group not in groups or not is_fix(past.kind):
+            continue
+        if not since <= past.delivered_at < delivered_at:
+            continue
+        best = found.get(past.op_group)
+        if best is None or past.delivered_at > best.delivered_at:
+            found[past.op_group] = past
+    return found
