@@ -22,8 +22,8 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 HOURS = BusinessHours.of("Asia/Shanghai")
 
 
-def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SHANGHAI)  # type: ignore[misc]
+def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=SHANGHAI)
 
 
 # 2026-11-30 is a Monday; 2026-12-05/06 a weekend.
