@@ -101,10 +101,10 @@ class Database:
             self.engine, class_=AsyncSession, expire_on_commit=False, info=info or {}
         )
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
-        self._commit_listeners: list[Callable[[], None]] = []
+        self._commit_listeners: list[Callable[[list[Any]], None]] = []
 
-    def on_events_committed(self, listener: Callable[[], None]) -> None:
-        """Call `listener` right after a transaction that added outbox events commits."""
+    def on_events_committed(self, listener: Callable[[list[Any]], None]) -> None:
+        """Call `listener(rows)` right after a transaction that added outbox rows commits."""
         self._commit_listeners.append(listener)
 
     @contextlib.asynccontextmanager
@@ -127,9 +127,10 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
-            if session.info.pop(EVENTS_ADDED, False):
+            rows = session.info.pop(EVENTS_ADDED, None)
+            if rows:
                 for listener in self._commit_listeners:
-                    listener()
+                    listener(rows)
 
     @contextlib.asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:

@@ -27,6 +27,10 @@ class Messaging:
         self.ready = asyncio.Event()
         self._reconnect_listeners: list[Callable[[], Awaitable[None]]] = []
         self._background: set[asyncio.Task[None]] = set()
+        # Connected and JetStream answering: after a server restart the connection is back
+        # before the streams are, and a publish then would wait for an ack in vain.
+        self.available = False
+        self.lost = asyncio.Event()  # set while the connection is down
 
     @property
     def js(self) -> JetStreamContext:
@@ -70,6 +74,7 @@ class Messaging:
         metrics.NATS_CONNECTED.set(1)
         await self.ensure_stream(self.settings.service_name, own=True)
         await self.ensure_dead_letter_stream()
+        self.available = True
         self.ready.set()
 
     def stream_config(self, service: str) -> StreamConfig:
@@ -107,6 +112,8 @@ class Messaging:
             log.debug("dead-letter stream exists with another config; kept as it is")
 
     async def _disconnected(self) -> None:
+        self.available = False
+        self.lost.set()
         metrics.NATS_CONNECTED.set(0)
         log.warning("NATS disconnected")
 
@@ -119,12 +126,20 @@ class Messaging:
         task.add_done_callback(self._background.discard)
 
     async def _after_reconnect(self) -> None:
-        try:
-            # A server that came back with an empty store has lost the streams.
-            await self.ensure_stream(self.settings.service_name, own=True)
-            await self.ensure_dead_letter_stream()
-        except Exception:
-            log.exception("could not re-create streams after reconnect")
+        delay = 0.05
+        while self.connected:
+            try:
+                # A server that came back with an empty store has lost the streams.
+                await self.ensure_stream(self.settings.service_name, own=True)
+                await self.ensure_dead_letter_stream()
+                break
+            except Exception as exc:
+                log.info("JetStream not answering yet after reconnect (%s)", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        self.available = self.connected
+        if self.available:
+            self.lost.clear()
         for listener in self._reconnect_listeners:
             try:
                 await listener()

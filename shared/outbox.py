@@ -7,7 +7,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from nats.js import JetStreamContext
 from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, update
 from sqlmodel import Column, Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared import metrics
 from shared.db import EVENTS_ADDED, Database
 from shared.events import Contract, encode, utcnow
+from shared.messaging import Messaging
 from shared.types import UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -66,60 +66,82 @@ def add_event(session: AsyncSession, event: Contract, *, subject: str | uuid.UUI
     """Write `event` into the outbox in the session's transaction; returns the event id."""
     model: Any = session.info[OUTBOX_MODEL]
     envelope = event.to_envelope(subject=str(subject))
-    session.add(
-        model(
-            event_id=envelope.id,
-            subject=envelope.type,
-            payload=encode(envelope),
-            created_at=envelope.time,
-        )
+    row = model(
+        event_id=envelope.id,
+        subject=envelope.type,
+        payload=encode(envelope),
+        created_at=envelope.time,
     )
-    session.info[EVENTS_ADDED] = True
+    session.add(row)
+    session.info.setdefault(EVENTS_ADDED, []).append(row)
     return envelope.id
 
 
 class Relay:
     """Publishes outbox rows to JetStream, oldest first, and marks them sent after the ack.
 
-    Woken right after a commit that added events; polls only as a fallback. While NATS is
-    away it retries with growing delay; rows stay until the server has acknowledged them.
-    On PostgreSQL rows are claimed with FOR UPDATE SKIP LOCKED so replicas never
-    publish the same row at once.
+    Rows a commit in this process just wrote are handed over in memory right after the
+    commit, so the usual path costs no query. The table is read when that path cannot be
+    trusted: at start, after a failure, and every `poll_interval` as a fallback (rows of
+    another replica that died). Sent marks are written in batches; a row published but not
+    yet marked when the process dies is published again and dropped by the stream's
+    duplicate window (Nats-Msg-Id = event id). While NATS is away the relay retries with
+    growing delay; rows stay until the server has acknowledged them. On PostgreSQL table
+    reads claim rows with FOR UPDATE SKIP LOCKED so replicas do not publish the same rows.
     """
+
+    MARK_EVERY = 0.05  # seconds between batched sent-marks while events flow
 
     def __init__(
         self,
         db: Database,
-        js: JetStreamContext,
+        messaging: Messaging,
         model: Any,
         *,
         batch: int = 200,
         poll_interval: float = 1.0,
         backoff_max: float = 5.0,
     ):
-        self.db, self.js, self.model = db, js, model
+        self.db, self.messaging, self.model = db, messaging, model
         self.batch, self.poll_interval, self.backoff_max = batch, poll_interval, backoff_max
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._handed: list[tuple[int, str, str, bytes]] = []
+        self._scan = True  # the table may hold unsent rows: read it before trusting hand-overs
+        self._acked: list[int] = []
+        self._last_scan = 0.0
+
+    def committed(self, rows: list[Any]) -> None:
+        """Commit listener: the rows are in the database now; publish them soon."""
+        self._handed.extend((r.seq, r.event_id, r.subject, r.payload) for r in rows)
+        self._wake.set()
 
     def wake(self) -> None:
+        """Look at the table now (after a reconnect, say)."""
+        self._scan = True
         self._wake.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._task), 5)
+            if not self._task.done():
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
 
     async def _run(self) -> None:
         delay = 0.05
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
-                published = await self.publish_pending()
+                more = await self._round()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -127,20 +149,62 @@ class Relay:
                 log.warning(
                     "outbox relay could not publish; retrying in %.2fs", delay, exc_info=True
                 )
+                self._scan = True
                 await self._sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
                 continue
             delay = 0.05
-            if published >= self.batch:
+            if more:
+                continue
+            if self._acked:
+                await self._sleep(self.MARK_EVERY)
+                if not self._wake.is_set():
+                    await self._flush_marks()
                 continue
             await self._sleep(self.poll_interval)
+            if not self._wake.is_set():
+                self._scan = True
+        with contextlib.suppress(Exception):
+            await self._flush_marks()
 
     async def _sleep(self, seconds: float) -> None:
+        # asyncio.timeout, not wait_for: wait_for on 3.11 can swallow a cancellation.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+
+    async def _round(self) -> bool:
+        """One round of work; True when more is known to be waiting."""
+        if self._scan:
+            await self._flush_marks()
+            self._handed.clear()  # everything committed so far is in the table
+            published = await self.publish_pending()
+            self._scan = published >= self.batch
+            return self._scan
+        if not self._handed:
+            return False
+        rows, self._handed = self._handed, []
+        sent, error = await self._publish(rows)
+        self._acked.extend(sent)
+        if error:
+            raise error
+        if len(self._acked) >= self.batch:
+            await self._flush_marks()
+        return bool(self._handed)
+
+    async def _flush_marks(self) -> None:
+        if not self._acked:
+            return
+        seqs, self._acked = self._acked, []
+        try:
+            async with self.db.transaction() as session:
+                await self._mark_sent(session, seqs)
+        except BaseException:
+            self._acked = seqs + self._acked
+            raise
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unsent rows; returns how many were acknowledged."""
+        """Publish one batch of unsent rows from the table; returns how many were acked."""
         if self.db.is_sqlite:
             return await self._publish_sqlite()
         return await self._publish_claimed()
@@ -182,25 +246,39 @@ class Relay:
 
     async def _publish(self, rows: Any) -> tuple[list[int], Exception | None]:
         """Publish in order, pipelined; returns the seqs acknowledged before any failure."""
-        futures = []
+        if not self.messaging.available:
+            # Publishing now would only buffer in the client until the ack times out.
+            return [], ConnectionError("NATS is not available")
+        js = self.messaging.js
+        futures: list[asyncio.Future[Any]] = []
         error: Exception | None = None
         try:
-            for row in rows:
+            for _seq, event_id, subject, payload in rows:
                 futures.append(
-                    await self.js.publish_async(
-                        row.subject, row.payload, headers={"Nats-Msg-Id": row.event_id}
-                    )
+                    await js.publish_async(subject, payload, headers={"Nats-Msg-Id": event_id})
                 )
         except Exception as exc:
             error = exc
         sent: list[int] = []
-        for row, future in zip(rows, futures, strict=False):
-            try:
-                await asyncio.wait_for(future, 5.0)
-            except Exception as exc:
-                error = error or exc
-                break
-            sent.append(row.seq)
+        lost = asyncio.ensure_future(self.messaging.lost.wait())
+        try:
+            for (seq, *_), future in zip(rows, futures, strict=False):
+                # A publish in flight when the connection drops is never answered.
+                done, _ = await asyncio.wait(
+                    {future, lost}, timeout=5.0, return_when=asyncio.FIRST_COMPLETED
+                )
+                if future not in done:
+                    error = error or ConnectionError("no ack from NATS")
+                    break
+                if future.exception() is not None:
+                    error = error or future.exception()  # type: ignore[assignment]
+                    break
+                sent.append(seq)
+        finally:
+            lost.cancel()
+            for future in futures:
+                if not future.done():
+                    future.cancel()
         metrics.EVENTS_PUBLISHED.inc(len(sent))
         return sent, error
 

@@ -76,13 +76,13 @@ class Runtime:
         await self.messaging.connect()
         self.relay = Relay(
             self.db,
-            self.messaging.js,
+            self.messaging,
             self.spec.outbox_model,
             batch=self.settings.relay_batch,
             poll_interval=self.settings.relay_poll_interval,
             backoff_max=self.settings.relay_backoff_max,
         )
-        self.db.on_events_committed(self.relay.wake)
+        self.db.on_events_committed(self.relay.committed)
         relay = self.relay
 
         async def wake_relay() -> None:

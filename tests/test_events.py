@@ -79,8 +79,8 @@ async def node(database_url: str, nats_url: str, handler_behaviour) -> AsyncIter
         await handler_behaviour(event, len([c for c in calls if c == event.ping_id]))
         session.add(Visit(id=event.ping_id, note=event.note))
 
-    relay = Relay(db, messaging.js, Outbox, poll_interval=0.2, backoff_max=0.2)
-    db.on_events_committed(relay.wake)
+    relay = Relay(db, messaging, Outbox, poll_interval=0.2, backoff_max=0.2)
+    db.on_events_committed(relay.committed)
     relay.start()
     runner = ConsumerRunner(db, messaging, subscriber.handlers, Inbox, settings)
     await runner.start()
@@ -189,6 +189,7 @@ async def test_outbox_holds_events_while_nats_is_down_and_runner_recovers(
     async with node(database_url, nats_server.url, succeed) as n:
         await send(n.db, 2)
         await eventually(lambda: _equals(visits(n.db), 2), what="first visits")
+        await eventually(lambda: _equals(unsent(n.db), 0), what="sent marks written")
         nats_server.stop()
         await send(n.db, 10)
         assert await unsent(n.db) == 10
