@@ -3,10 +3,12 @@
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.records import handlers, routes
+from services.records import files, handlers, routes, routes_files
 from services.records.config import Settings
 from services.records.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
+from shared.http import BodyLimit
 from shared.service import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
@@ -16,15 +18,36 @@ SPEC = ServiceSpec(
         "Technical library with lending, stored files, the customer and vehicle archive, "
         "reports and ERP webhooks."
     ),
-    routers=[routes.router],
+    routers=[routes.router, routes_files.router],
     metadata=Base.metadata,
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,
     idempotency_model=IdempotencyRecord,
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscriber,
+    background=[files.file_collector],
 )
 
 
+class JsonBodyLimit:
+    """Keeps the usual small body limit on every route but the upload, whose body streams
+    to storage under its own limit (the service-wide limit is raised to let it through)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.limited = BodyLimit(app, max_bytes=max_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not (
+            scope["method"] == "POST" and scope["path"].rstrip("/") == "/files"
+        ):
+            await self.limited(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(settings or Settings(), SPEC)
+    settings = settings or Settings()
+    app = create_service_app(settings, SPEC)
+    app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_bytes)
+    return app

@@ -2,9 +2,10 @@
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from sqlalchemy import JSON, Column, Index, String
+from pydantic import ConfigDict, StringConstraints
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, String
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -76,3 +77,64 @@ class VehicleTimeline(SQLModel):
     model_year: int | None
     entries: list[TimelineEntryPublic]
     next_cursor: str | None = None
+
+
+# --- Stored files -------------------------------------------------------------------------
+
+
+class StoredFileBase(SQLModel):
+    sha256: str = Field(sa_type=String(64))
+    size: int = Field(sa_type=BigInteger)
+    media_type: str = Field(sa_type=String(100))
+    original_name: str = Field(sa_type=String(255))
+    uploaded_by: str = Field(sa_type=String(64))
+    branch: str = Field(sa_type=String(32))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class StoredFile(Base, StoredFileBase, table=True):
+    """A file kept for the branch: its bytes live once per content hash in the storage."""
+
+    __tablename__ = "stored_file"
+    __table_args__ = (
+        Index("ux_stored_file_branch_sha256", "branch", "sha256", unique=True),
+        Index("ix_stored_file_sha256", "sha256"),
+        Index("ix_stored_file_last_seen", "last_seen_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    # Uploading the same content again refreshes this: the collector's grace runs from it.
+    last_seen_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class StoredFilePublic(StoredFileBase):
+    id: uuid.UUID
+
+
+class FileReference(Base, table=True):
+    """Something that needs the file: a file with no reference is collected after a grace."""
+
+    __tablename__ = "file_reference"
+
+    file_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("stored_file.id"), primary_key=True, nullable=False)
+    )
+    owner: str = Field(sa_type=String(60), primary_key=True)
+    owner_id: str = Field(sa_type=String(64), primary_key=True)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class FileReferenceCreate(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    owner: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.]{0,59}$")] = Field(
+        description="what refers to the file, e.g. reception.intake_photo"
+    )
+    owner_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class FileReferencePublic(SQLModel):
+    file_id: uuid.UUID
+    owner: str
+    owner_id: str
+    created_at: datetime

@@ -1,0 +1,289 @@
+"""Records' stored files: streamed, content-checked uploads kept once per hash, ranged
+downloads, references and the collector, in process on a real database and NATS."""
+
+import os
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlmodel import func, select
+
+from services.records import files
+from services.records.config import Settings
+from services.records.main import create_app
+from services.records.models import StoredFile
+from services.records.storage import LocalDiskStorage
+from shared.events import utcnow
+from tests.harness import NatsServer, auth
+from tests.test_bad_input import assert_problem
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.store]
+
+LIMIT = 64 * 1024
+JPEG = (
+    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + bytes(range(256)) * 8
+)
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 200
+WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x01" * 200
+PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
+
+
+class RecordsClient:
+    def __init__(self, database_url: str, nats_server: NatsServer, files_dir: Path):
+        self.settings = Settings(
+            database_url=database_url,
+            nats_url=nats_server.url,
+            files_dir=str(files_dir),
+            max_upload_bytes=LIMIT,
+            max_body_bytes=LIMIT + 4096,
+        )
+        self.app = create_app(self.settings)
+
+    async def __aenter__(self) -> httpx.AsyncClient:
+        self.lifespan = self.app.router.lifespan_context(self.app)
+        await self.lifespan.__aenter__()
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(self.app), base_url="http://test"
+        )
+        return self.client
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.aclose()
+        await self.lifespan.__aexit__(None, None, None)
+
+
+@pytest_asyncio.fixture
+async def records(
+    database_url: str, nats_server: NatsServer, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with RecordsClient(database_url, nats_server, tmp_path / "files") as client:
+        yield client
+
+
+def runtime_of(client: httpx.AsyncClient):
+    return client._transport.app.state.runtime  # type: ignore[attr-defined]
+
+
+async def file_rows(client: httpx.AsyncClient) -> int:
+    async with runtime_of(client).db.reader() as session:
+        return (await session.exec(select(func.count()).select_from(StoredFile))).one()
+
+
+def stored_blobs(client: httpx.AsyncClient) -> list[Path]:
+    root = Path(runtime_of(client).settings.files_dir)
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+async def upload(
+    client, content: bytes, name: str = "photo.jpg", role: str = "advisor", branch: str = "BR01"
+) -> httpx.Response:
+    return await client.post(
+        "/files", headers=auth(role, branch), files={"file": (name, content, "image/jpeg")}
+    )
+
+
+async def test_upload_keeps_each_accepted_type_with_its_metadata(records):
+    for content, mime in (
+        (JPEG, "image/jpeg"),
+        (PNG, "image/png"),
+        (WEBP, "image/webp"),
+        (PDF, "application/pdf"),
+    ):
+        r = await upload(records, content, name="x.bin")
+        assert r.status_code == 201, r.text
+        body = r.json()
+        assert body["media_type"] == mime  # by content, not by the name or declared type
+        assert body["size"] == len(content)
+        assert body["original_name"] == "x.bin"
+        assert body["branch"] == "BR01"
+        r = await records.get(f"/files/{body['id']}/content", headers=auth("technician"))
+        assert r.status_code == 200
+        assert r.content == content
+        assert r.headers["content-type"] == mime
+        assert r.headers["accept-ranges"] == "bytes"
+
+
+async def test_raw_body_upload_takes_the_name_from_the_query(records):
+    r = await records.post(
+        "/files?filename=%E7%AD%BE%E5%90%8D.png",
+        headers={**auth("advisor"), "content-type": "application/octet-stream"},
+        content=PNG,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["original_name"] == "签名.png"
+
+
+async def test_same_content_twice_is_stored_once_with_the_same_id(records):
+    first = await upload(records, JPEG, name="a.jpg")
+    second = await upload(records, JPEG, name="b.jpg", role="technician")
+    assert first.status_code == 201 and second.status_code == 200
+    assert first.json()["id"] == second.json()["id"]
+    other_branch = await upload(records, JPEG, branch="BR02")
+    assert other_branch.status_code == 201
+    assert other_branch.json()["id"] != first.json()["id"]
+    assert await file_rows(records) == 2
+    assert len([p for p in stored_blobs(records) if "blobs" in p.parts]) == 1
+
+
+async def test_bad_uploads_are_refused_and_leave_nothing(records):
+    cases = [
+        (b"", 422),
+        (b"just some text, no picture", 415),
+        (b"MZ\x90\x00" + b"\x00" * 100, 415),  # an executable named photo.jpg
+        (b"\xff\xd8\xff\xe0" + b"\x00" * (LIMIT + 1), 413),
+    ]
+    for content, status in cases:
+        body = assert_problem(await upload(records, content), status)
+        if status == 422:
+            assert body["errors"][0]["field"] == "file"
+    # Far over the limit: refused before the body is read.
+    big = b"\xff\xd8\xff\xe0" + b"\x00" * (LIMIT * 4)
+    assert_problem(await upload(records, big), 413)
+    assert_problem(
+        await records.post(
+            "/files", headers=auth("advisor"), files={"other": ("x.jpg", JPEG, "image/jpeg")}
+        ),
+        422,
+        "file",
+    )
+    assert_problem(
+        await records.post(
+            "/files",
+            headers={**auth("advisor"), "content-type": "multipart/form-data"},
+            content=JPEG,
+        ),
+        422,
+        "file",
+    )
+    assert_problem(await upload(records, JPEG, role="screen"), 403)
+    assert_problem(await records.post("/files", files={"file": ("a.jpg", JPEG)}), 401)
+    assert await file_rows(records) == 0
+    assert stored_blobs(records) == []
+
+
+async def test_an_interrupted_upload_leaves_no_file_and_no_row(records):
+    async def body() -> AsyncIterator[bytes]:
+        yield b"\xff\xd8\xff\xe0" + b"\x00" * 4096
+        yield b"\x00" * 4096
+        raise ConnectionResetError("the tablet lost Wi-Fi")
+
+    with pytest.raises(ConnectionResetError):
+        await records.post(
+            "/files",
+            headers={**auth("advisor"), "content-type": "application/octet-stream"},
+            content=body(),
+        )
+    assert await file_rows(records) == 0
+    assert stored_blobs(records) == []
+    # The service still takes uploads afterwards.
+    assert (await upload(records, JPEG)).status_code == 201
+
+
+async def test_range_downloads(records):
+    file_id = (await upload(records, JPEG)).json()["id"]
+    url = f"/files/{file_id}/content"
+    size = len(JPEG)
+    h = auth("technician")
+
+    async def get(range_value: str) -> httpx.Response:
+        return await records.get(url, headers={**h, "Range": range_value})
+
+    r = await get("bytes=0-9")
+    assert r.status_code == 206
+    assert r.content == JPEG[:10]
+    assert r.headers["content-range"] == f"bytes 0-9/{size}"
+    assert r.headers["content-length"] == "10"
+    r = await get("bytes=100-")
+    assert (r.status_code, r.content) == (206, JPEG[100:])
+    r = await get("bytes=-16")
+    assert (r.status_code, r.content) == (206, JPEG[-16:])
+    assert r.headers["content-range"] == f"bytes {size - 16}-{size - 1}/{size}"
+    r = await get(f"bytes=10-{size + 500}")  # clipped to the end
+    assert (r.status_code, r.content) == (206, JPEG[10:])
+    r = await get(f"bytes={size - 1}-{size - 1}")
+    assert (r.status_code, r.content) == (206, JPEG[-1:])
+    for unsatisfiable in (f"bytes={size}-", f"bytes={size + 10}-{size + 20}", "bytes=-0"):
+        r = await get(unsatisfiable)
+        assert_problem(r, 416)
+        assert r.headers["content-range"] == f"bytes */{size}"
+    for ignored in ("bytes=5-1", "items=0-1", "bytes=0-1,4-5", "garbage"):
+        r = await get(ignored)
+        assert (r.status_code, r.content) == (200, JPEG), ignored
+    assert_problem(await records.get(url, headers=auth("technician", "BR02")), 404)
+    assert_problem(await records.get(f"/files/{file_id}", headers=auth("screen")), 403)
+    assert_problem(await records.get("/files/not-a-uuid/content", headers=h), 422)
+
+
+async def test_references_keep_files_from_the_collector(records):
+    rt = runtime_of(records)
+    storage = files.storage_for(rt.settings)
+    kept = (await upload(records, JPEG)).json()["id"]
+    dropped = (await upload(records, PNG)).json()["id"]
+    shared_blob = (await upload(records, PDF, branch="BR02")).json()["id"]
+    await upload(records, PDF)  # same content in BR01, unreferenced
+    h = {**auth("advisor"), "Idempotency-Key": "ref-1"}
+    ref = {"owner": "reception.intake_photo", "owner_id": "intake-42"}
+    r = await records.post(f"/files/{kept}/references", headers=h, json=ref)
+    assert r.status_code == 201, r.text
+    replay = await records.post(f"/files/{kept}/references", headers=h, json=ref)
+    assert replay.headers.get("idempotent-replayed") == "true"
+    r = await records.post(
+        f"/files/{shared_blob}/references",
+        headers=auth("advisor", "BR02"),
+        json={"owner": "workorders.invoice_pdf", "owner_id": "1"},
+    )
+    assert r.status_code == 201
+    assert_problem(
+        await records.post(
+            f"/files/{kept}/references",
+            headers=auth("advisor"),
+            json={"owner": "Bad Owner!", "owner_id": "1"},
+        ),
+        422,
+        "owner",
+    )
+    assert_problem(
+        await records.post(f"/files/{kept}/references", headers=auth("advisor", "BR02"), json=ref),
+        404,
+    )
+
+    # Within the grace period nothing goes.
+    assert await files.collect_unreferenced(rt.db, storage, grace=timedelta(hours=1)) == 0
+    later = utcnow() + timedelta(hours=2)
+    for blob in stored_blobs(records):
+        os.utime(blob, (blob.stat().st_atime - 7200, blob.stat().st_mtime - 7200))
+    removed = await files.collect_unreferenced(rt.db, storage, grace=timedelta(hours=1), now=later)
+    assert removed == 2  # the PNG and BR01's copy of the PDF
+    assert (await records.get(f"/files/{dropped}", headers=auth("advisor"))).status_code == 404
+    r = await records.get(f"/files/{kept}/content", headers=auth("advisor"))
+    assert r.content == JPEG
+    r = await records.get(f"/files/{shared_blob}/content", headers=auth("advisor", "BR02"))
+    assert r.content == PDF  # BR02 still refers to the same bytes
+    assert len([p for p in stored_blobs(records) if "blobs" in p.parts]) == 2
+
+    # Dropping the last reference lets the collector take it too.
+    r = await records.delete(
+        f"/files/{kept}/references/reception.intake_photo/intake-42", headers=auth("advisor")
+    )
+    assert r.status_code == 204
+    assert (
+        await files.collect_unreferenced(rt.db, storage, grace=timedelta(hours=1), now=later) == 1
+    )
+    assert_problem(await records.get(f"/files/{kept}", headers=auth("advisor")), 404)
+
+
+async def test_a_blob_without_a_row_is_collected_after_the_grace(records):
+    rt = runtime_of(records)
+    storage = files.storage_for(rt.settings)
+    assert isinstance(storage, LocalDiskStorage)
+    orphan = storage.path("ab" * 32)
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"left by a crash")
+    await files.collect_unreferenced(rt.db, storage, grace=timedelta(hours=1))
+    assert orphan.exists()
+    os.utime(orphan, (0, 0))
+    await files.collect_unreferenced(rt.db, storage, grace=timedelta(hours=1))
+    assert not orphan.exists()
