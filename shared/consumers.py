@@ -142,8 +142,7 @@ class ConsumerRunner:
                 except (NatsTimeoutError, TimeoutError):
                     continue
                 delay = 0.1
-                for message in messages:
-                    await self._handle(handler, message)
+                await self._handle_batch(handler, messages)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -153,6 +152,60 @@ class ConsumerRunner:
                 subscription = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    async def _handle_batch(self, handler: Handler, messages: list[Msg]) -> None:
+        """A fetched batch in one transaction; on any failure, one message at a time."""
+        if len(messages) == 1:
+            await self._handle(handler, messages[0])
+            return
+        try:
+            batch = [(m, handler.contract.from_envelope(decode(m.data))) for m in messages]
+        except Exception:
+            batch = []
+        if batch:
+            try:
+                outcomes = await self._run_batch(handler, [event for _, event in batch])
+            except Exception:
+                log.info(
+                    "batch of %d for %s failed; handling one by one", len(batch), handler.durable
+                )
+            else:
+                for outcome in outcomes:
+                    metrics.EVENTS_HANDLED.labels(handler.durable, outcome).inc()
+                for message in messages:
+                    await message.ack()
+                return
+        for message in messages:
+            await self._handle(handler, message)
+
+    async def _run_batch(self, handler: Handler, events: list[Contract]) -> list[str]:
+        inbox = self.inbox_model
+        outcomes = []
+        async with self.db.transaction() as session:
+            ids = [event.envelope.id for event in events]
+            seen = set(
+                (
+                    await session.exec(
+                        select(inbox.event_id).where(
+                            inbox.consumer == handler.durable, inbox.event_id.in_(ids)
+                        )
+                    )
+                ).all()
+            )
+            for event in events:
+                event_id = event.envelope.id
+                if event_id in seen:
+                    outcomes.append("duplicate")
+                    continue
+                seen.add(event_id)
+                session.add(inbox(consumer=handler.durable, event_id=event_id, handled_at=utcnow()))
+                token = event_id_var.set(event_id)
+                try:
+                    await handler.func(event, session)
+                finally:
+                    event_id_var.reset(token)
+                outcomes.append("handled")
+        return outcomes
 
     async def _handle(self, handler: Handler, message: Msg) -> None:
         delivered = message.metadata.num_delivered
