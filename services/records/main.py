@@ -1,11 +1,13 @@
 """Records's app factory: `uvicorn --factory services.records.main:create_app`."""
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.records import files, handlers, routes, routes_files
+from services.records import files, handlers, library, routes, routes_files, routes_library
 from services.records.config import Settings
 from services.records.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.http import BodyLimit
@@ -18,7 +20,7 @@ SPEC = ServiceSpec(
         "Technical library with lending, stored files, the customer and vehicle archive, "
         "reports and ERP webhooks."
     ),
-    routers=[routes.router, routes_files.router],
+    routers=[routes.router, routes_files.router, routes_library.router],
     metadata=Base.metadata,
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,
@@ -50,4 +52,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     app = create_service_app(settings, SPEC)
     app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_bytes)
+    service_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with service_lifespan(app):
+            # The SQLite full-text index is derived data, made before the first request.
+            await library.ensure_search_index(app.state.runtime.db)
+            yield
+
+    app.router.lifespan_context = lifespan
     return app

@@ -2,13 +2,16 @@
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, StringConstraints
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from shared.auth import Role
 from shared.idempotency import make_idempotency_model
 from shared.outbox import make_outbox_models
 from shared.types import UTCDateTime
@@ -138,3 +141,232 @@ class FileReferencePublic(SQLModel):
     owner: str
     owner_id: str
     created_at: datetime
+
+
+# --- Technical library ----------------------------------------------------------------------
+
+
+class DocumentCategory(StrEnum):
+    manual = "manual"
+    bulletin = "bulletin"
+    wiring_diagram = "wiring_diagram"
+    picture = "picture"
+    data_sheet = "data_sheet"
+    training = "training"
+
+
+Text300 = Annotated[str, StringConstraints(min_length=1, max_length=300, strip_whitespace=True)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=40, strip_whitespace=True)]
+OpCode = Annotated[
+    str, StringConstraints(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9._-]+$")
+]
+
+
+class Applicability(SQLModel):
+    """Vehicles a document is for: a make (and model, years), or a VIN prefix."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    make: Annotated[str, StringConstraints(max_length=80, strip_whitespace=True)] | None = None
+    model: Annotated[str, StringConstraints(max_length=80, strip_whitespace=True)] | None = None
+    year_from: int | None = Field(default=None, ge=1950, le=2100)
+    year_to: int | None = Field(default=None, ge=1950, le=2100)
+    vin_prefix: (
+        Annotated[
+            str, StringConstraints(min_length=3, max_length=17, pattern=r"^[A-HJ-NPR-Z0-9]+$")
+        ]
+        | None
+    ) = None
+
+
+class LibraryDocumentFields(SQLModel):
+    title: Text300
+    category: DocumentCategory
+    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] = "zh-CN"
+    tags: list[Tag] = Field(default_factory=list, max_length=30)
+    op_codes: list[OpCode] = Field(default_factory=list, max_length=100)
+    applies_to: list[Applicability] = Field(default_factory=list, max_length=100)
+    text: Annotated[str, StringConstraints(max_length=200_000)] = Field(
+        default="", description="text to search: extracted from the file or typed by the clerk"
+    )
+    confidential: bool = False
+    allowed_roles: list[Role] = Field(
+        default_factory=list, description="who may read a confidential document"
+    )
+    shared: bool = Field(default=False, description="visible to every branch of the group")
+
+
+class LibraryDocumentCreate(LibraryDocumentFields):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    file_id: uuid.UUID = Field(description="the uploaded file of version 1 (POST /files)")
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class LibraryDocumentUpdate(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    title: Text300 | None = None
+    category: DocumentCategory | None = None
+    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=30)
+    op_codes: list[OpCode] | None = Field(default=None, max_length=100)
+    applies_to: list[Applicability] | None = Field(default=None, max_length=100)
+    text: Annotated[str, StringConstraints(max_length=200_000)] | None = None
+    confidential: bool | None = None
+    allowed_roles: list[Role] | None = None
+    shared: bool | None = None
+
+
+_DOCUMENT_VERSION = Column("version", Integer, nullable=False)
+
+
+class LibraryDocument(Base, table=True):
+    """A document of the technical library; its bytes are in its versions' files."""
+
+    __tablename__ = "library_document"
+    __table_args__ = (
+        Index("ix_library_document_branch_category", "branch", "category"),
+        Index("ix_library_document_search", "search_vector", postgresql_using="gin"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    # None: shared by every branch of the group.
+    branch: str | None = Field(default=None, sa_type=String(32))
+    owner_branch: str = Field(sa_type=String(32))
+    title: str = Field(sa_type=String(300))
+    category: str = Field(sa_type=String(20))
+    language: str = Field(sa_type=String(8))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    op_codes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    applies_to: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    text: str = Field(default="", sa_type=Text)
+    confidential: bool = False
+    allowed_roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    current_version: int = 1
+    created_by: str = Field(sa_type=String(64))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # PostgreSQL's full-text vector (title A, tags B, text C); SQLite searches through the
+    # FTS5 table library_search instead (see library.py) and leaves this empty.
+    search_vector: str | None = Field(
+        default=None, sa_column=Column(TSVECTOR().with_variant(Text(), "sqlite"), nullable=True)
+    )
+    version: int = Field(default=1, sa_column=_DOCUMENT_VERSION)
+
+    __mapper_args__ = {"version_id_col": _DOCUMENT_VERSION}
+
+
+class LibraryVersion(Base, table=True):
+    """One version of a document: the current one and every earlier one."""
+
+    __tablename__ = "library_version"
+    __table_args__ = (Index("ux_library_version_number", "document_id", "number", unique=True),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    document_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("library_document.id"), nullable=False)
+    )
+    number: int
+    file_id: uuid.UUID = Field(sa_column=Column(ForeignKey("stored_file.id"), nullable=False))
+    note: str = Field(default="", sa_type=String(500))
+    created_by: str = Field(sa_type=String(64))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class LibraryApplicability(Base, table=True):
+    """The searchable form of a document's `applies_to` (lower-case make and model)."""
+
+    __tablename__ = "library_applicability"
+    __table_args__ = (
+        Index("ix_library_applicability_make", "make", "model"),
+        Index("ix_library_applicability_vin", "vin_prefix"),
+        Index("ix_library_applicability_document", "document_id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    document_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("library_document.id"), nullable=False)
+    )
+    make: str | None = Field(default=None, sa_type=String(80))
+    model: str | None = Field(default=None, sa_type=String(80))
+    year_from: int | None = None
+    year_to: int | None = None
+    vin_prefix: str | None = Field(default=None, sa_type=String(17))
+
+
+class LibraryOpCode(Base, table=True):
+    __tablename__ = "library_op_code"
+    __table_args__ = (Index("ix_library_op_code_code", "op_code"),)
+
+    document_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("library_document.id"), primary_key=True, nullable=False)
+    )
+    op_code: str = Field(sa_type=String(20), primary_key=True)
+
+
+class LibraryDownload(Base, table=True):
+    """Every download of a library document, by whom and when."""
+
+    __tablename__ = "library_download"
+    __table_args__ = (Index("ix_library_download_document", "document_id", "downloaded_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    document_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("library_document.id"), nullable=False)
+    )
+    version_number: int
+    user_id: str = Field(sa_type=String(64))
+    user_name: str = Field(sa_type=String(100))
+    branch: str = Field(sa_type=String(32))
+    ranged: bool = False
+    downloaded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class LibraryVersionPublic(SQLModel):
+    number: int
+    file_id: uuid.UUID
+    note: str
+    created_by: str
+    created_at: datetime
+
+
+class LibraryDocumentPublic(SQLModel):
+    id: uuid.UUID
+    title: str
+    category: DocumentCategory
+    language: str
+    tags: list[str]
+    op_codes: list[str]
+    applies_to: list[Applicability]
+    confidential: bool
+    allowed_roles: list[str]
+    shared: bool
+    owner_branch: str
+    current_version: int
+    created_at: datetime
+    updated_at: datetime
+    etag: str
+
+
+class LibraryHit(SQLModel):
+    document: LibraryDocumentPublic
+    rank: float | None = None
+
+
+class LibraryDownloadPublic(SQLModel):
+    version_number: int
+    user_id: str
+    user_name: str
+    branch: str
+    ranged: bool
+    downloaded_at: datetime
+
+
+class VersionCreate(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    file_id: uuid.UUID
+    note: Annotated[str, StringConstraints(max_length=500)] = ""

@@ -1,0 +1,449 @@
+"""The technical library: documents with versions, applicability, op codes and search.
+
+Full text: PostgreSQL keeps a weighted tsvector on the row ('simple' configuration, GIN
+index); SQLite keeps the FTS5 table `library_search`, a derived index the service creates
+at start-up and rebuilds when it is missing (it is not in the migrations because
+autogenerate would see FTS5's shadow tables as unknown tables).
+"""
+
+import re
+import uuid
+from typing import Any
+
+from sqlalchemy import Float, and_, delete, exists, func, literal, literal_column, or_, text
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.records.files import get_file
+from services.records.models import (
+    FileReference,
+    LibraryApplicability,
+    LibraryDocument,
+    LibraryDocumentCreate,
+    LibraryDocumentPublic,
+    LibraryDocumentUpdate,
+    LibraryDownload,
+    LibraryOpCode,
+    LibraryVersion,
+)
+from shared.auth import Role, User
+from shared.concurrency import check_if_match, etag
+from shared.db import Database
+from shared.events import utcnow
+from shared.problems import Forbidden, InvalidInput, NotFound
+
+REFERENCE_OWNER = "records.library_version"
+
+FTS_DDL = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS library_search USING fts5("
+    "document_id UNINDEXED, title, tags, body, tokenize='unicode61 remove_diacritics 2')"
+)
+
+
+async def ensure_search_index(db: Database) -> None:
+    """SQLite: create the FTS5 table if missing and fill it from the documents."""
+    if not db.is_sqlite:
+        return
+    async with db.transaction() as session:
+        present = (
+            await (await session.connection()).execute(
+                text("SELECT 1 FROM sqlite_master WHERE type='table' AND name='library_search'")
+            )
+        ).first()
+        if present is not None:
+            return
+        await (await session.connection()).execute(text(FTS_DDL))
+        for document in (await session.exec(select(LibraryDocument))).all():
+            await _index(session, document, is_sqlite=True)
+
+
+def _is_sqlite(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+async def _index(session: AsyncSession, document: LibraryDocument, *, is_sqlite: bool) -> None:
+    tags = " ".join(document.tags)
+    if is_sqlite:
+        await (await session.connection()).execute(
+            text("DELETE FROM library_search WHERE document_id = :id"), {"id": document.id.hex}
+        )
+        await (await session.connection()).execute(
+            text(
+                "INSERT INTO library_search (document_id, title, tags, body) "
+                "VALUES (:id, :title, :tags, :body)"
+            ),
+            {"id": document.id.hex, "title": document.title, "tags": tags, "body": document.text},
+        )
+        return
+    await (await session.connection()).execute(
+        text(
+            "UPDATE library_document SET search_vector = "
+            "setweight(to_tsvector('simple', :title), 'A') || "
+            "setweight(to_tsvector('simple', :tags), 'B') || "
+            "setweight(to_tsvector('simple', :body), 'C') WHERE id = :id"
+        ),
+        {"id": document.id, "title": document.title, "tags": tags, "body": document.text},
+    )
+
+
+def public(document: LibraryDocument) -> LibraryDocumentPublic:
+    return LibraryDocumentPublic(
+        id=document.id,
+        title=document.title,
+        category=document.category,  # type: ignore[arg-type]
+        language=document.language,
+        tags=document.tags,
+        op_codes=document.op_codes,
+        applies_to=document.applies_to,  # type: ignore[arg-type]
+        confidential=document.confidential,
+        allowed_roles=document.allowed_roles,
+        shared=document.branch is None,
+        owner_branch=document.owner_branch,
+        current_version=document.current_version,
+        created_at=document.created_at,
+        updated_at=document.updated_at,
+        etag=etag(document.version),
+    )
+
+
+def can_manage(user: User) -> bool:
+    return user.has(Role.records_clerk, Role.admin)
+
+
+def visible_to(user: User) -> Any:
+    """Rows the user may see: their branch's or shared, and not confidential unless the
+    user holds one of the document's named roles (the clerk sees everything)."""
+    in_scope = or_(
+        col(LibraryDocument.branch).is_(None), col(LibraryDocument.branch) == user.branch
+    )
+    if can_manage(user):
+        return in_scope
+    return and_(in_scope, col(LibraryDocument.confidential).is_(False))
+
+
+def may_read(document: LibraryDocument, user: User) -> bool:
+    if document.branch is not None and document.branch != user.branch:
+        return False
+    if can_manage(user) or not document.confidential:
+        return True
+    return bool({r.value for r in user.roles} & set(document.allowed_roles))
+
+
+def _normalize(fields: dict[str, Any]) -> None:
+    if "tags" in fields and fields["tags"] is not None:
+        fields["tags"] = list(dict.fromkeys(t for t in fields["tags"]))
+    if "op_codes" in fields and fields["op_codes"] is not None:
+        fields["op_codes"] = list(dict.fromkeys(c.upper() for c in fields["op_codes"]))
+    if fields.get("applies_to") is not None:
+        rules = []
+        for i, rule in enumerate(fields["applies_to"]):
+            if not rule.get("make") and not rule.get("vin_prefix"):
+                raise InvalidInput(f"applies_to.{i}", "needs a make or a VIN prefix")
+            if rule.get("model") and not rule.get("make"):
+                raise InvalidInput(f"applies_to.{i}.model", "a model needs its make")
+            y0, y1 = rule.get("year_from"), rule.get("year_to")
+            if y0 is not None and y1 is not None and y0 > y1:
+                raise InvalidInput(f"applies_to.{i}.year_to", "is before year_from")
+            rules.append(rule)
+        fields["applies_to"] = rules
+    if fields.get("allowed_roles") is not None:
+        fields["allowed_roles"] = sorted({str(r) for r in fields["allowed_roles"]})
+
+
+async def _replace_children(session: AsyncSession, document: LibraryDocument) -> None:
+    await session.exec(
+        delete(LibraryApplicability).where(col(LibraryApplicability.document_id) == document.id)
+    )
+    await session.exec(delete(LibraryOpCode).where(col(LibraryOpCode.document_id) == document.id))
+    for rule in document.applies_to:
+        session.add(
+            LibraryApplicability(
+                document_id=document.id,
+                make=(rule.get("make") or "").lower() or None,
+                model=(rule.get("model") or "").lower() or None,
+                year_from=rule.get("year_from"),
+                year_to=rule.get("year_to"),
+                vin_prefix=rule.get("vin_prefix"),
+            )
+        )
+    for code in document.op_codes:
+        session.add(LibraryOpCode(document_id=document.id, op_code=code))
+
+
+async def _attach_version(
+    session: AsyncSession,
+    document: LibraryDocument,
+    number: int,
+    file_id: uuid.UUID,
+    note: str,
+    by: User,
+) -> LibraryVersion:
+    try:
+        await get_file(session, file_id, by)
+    except NotFound as exc:
+        raise InvalidInput("file_id", "no such file in your branch; upload it first") from exc
+    version = LibraryVersion(
+        document_id=document.id,
+        number=number,
+        file_id=file_id,
+        note=note,
+        created_by=by.id,
+        created_at=utcnow(),
+    )
+    session.add(version)
+    if await session.get(FileReference, (file_id, REFERENCE_OWNER, str(version.id))) is None:
+        session.add(
+            FileReference(
+                file_id=file_id,
+                owner=REFERENCE_OWNER,
+                owner_id=str(version.id),
+                created_at=utcnow(),
+            )
+        )
+    return version
+
+
+async def create(
+    session: AsyncSession, body: LibraryDocumentCreate, by: User
+) -> LibraryDocumentPublic:
+    fields = body.model_dump(exclude={"file_id", "note", "shared"})
+    _normalize(fields)
+    now = utcnow()
+    document = LibraryDocument(
+        **fields,
+        branch=None if body.shared else by.branch,
+        owner_branch=by.branch,
+        created_by=by.id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(document)
+    await session.flush()
+    await _attach_version(session, document, 1, body.file_id, body.note, by)
+    await _replace_children(session, document)
+    await session.flush()
+    await _index(session, document, is_sqlite=_is_sqlite(session))
+    return public(document)
+
+
+async def get(session: AsyncSession, document_id: uuid.UUID, by: User) -> LibraryDocument:
+    document = await session.get(LibraryDocument, document_id)
+    if document is None or (document.branch is not None and document.branch != by.branch):
+        raise NotFound(f"no library document {document_id}")
+    if not may_read(document, by):
+        raise Forbidden("this document is confidential")
+    return document
+
+
+async def _editable(
+    session: AsyncSession, document_id: uuid.UUID, by: User, if_match: str | None
+) -> LibraryDocument:
+    document = await get(session, document_id, by)
+    if document.owner_branch != by.branch:
+        raise Forbidden("only the branch that owns a shared document edits it")
+    check_if_match(if_match, document.version)
+    return document
+
+
+async def update(
+    session: AsyncSession,
+    document_id: uuid.UUID,
+    body: LibraryDocumentUpdate,
+    by: User,
+    if_match: str | None,
+) -> LibraryDocumentPublic:
+    document = await _editable(session, document_id, by, if_match)
+    fields = body.model_dump(exclude_unset=True)
+    for name in list(fields):
+        if fields[name] is None:
+            raise InvalidInput(name, "may not be null")
+    _normalize(fields)
+    shared = fields.pop("shared", None)
+    if shared is not None:
+        document.branch = None if shared else document.owner_branch
+    for name, value in fields.items():
+        setattr(document, name, value)
+    document.updated_at = utcnow()
+    await _replace_children(session, document)
+    await session.flush()
+    await _index(session, document, is_sqlite=_is_sqlite(session))
+    return public(document)
+
+
+async def add_version(
+    session: AsyncSession,
+    document_id: uuid.UUID,
+    file_id: uuid.UUID,
+    note: str,
+    by: User,
+    if_match: str | None,
+) -> LibraryDocumentPublic:
+    document = await _editable(session, document_id, by, if_match)
+    document.current_version += 1
+    document.updated_at = utcnow()
+    await _attach_version(session, document, document.current_version, file_id, note, by)
+    await session.flush()
+    return public(document)
+
+
+async def versions(session: AsyncSession, document_id: uuid.UUID, by: User) -> list[LibraryVersion]:
+    await get(session, document_id, by)
+    query = (
+        select(LibraryVersion)
+        .where(LibraryVersion.document_id == document_id)
+        .order_by(col(LibraryVersion.number).desc())
+    )
+    return list((await session.exec(query)).all())
+
+
+async def version_for_download(
+    session: AsyncSession, document_id: uuid.UUID, number: int | None, by: User, *, ranged: bool
+) -> tuple[LibraryDocument, LibraryVersion]:
+    """The version to send, with the download logged in the same transaction."""
+    document = await get(session, document_id, by)
+    wanted = number or document.current_version
+    version = (
+        await session.exec(
+            select(LibraryVersion).where(
+                LibraryVersion.document_id == document_id, LibraryVersion.number == wanted
+            )
+        )
+    ).first()
+    if version is None:
+        raise NotFound(f"document {document_id} has no version {wanted}")
+    session.add(
+        LibraryDownload(
+            document_id=document_id,
+            version_number=wanted,
+            user_id=by.id,
+            user_name=by.name,
+            branch=by.branch,
+            ranged=ranged,
+            downloaded_at=utcnow(),
+        )
+    )
+    return document, version
+
+
+async def downloads(
+    session: AsyncSession, document_id: uuid.UUID, by: User, limit: int
+) -> list[LibraryDownload]:
+    await get(session, document_id, by)
+    query = (
+        select(LibraryDownload)
+        .where(LibraryDownload.document_id == document_id)
+        .order_by(col(LibraryDownload.downloaded_at).desc())
+        .limit(limit)
+    )
+    return list((await session.exec(query)).all())
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+async def search(
+    session: AsyncSession,
+    by: User,
+    *,
+    q: str | None = None,
+    category: str | None = None,
+    make: str | None = None,
+    model: str | None = None,
+    year: int | None = None,
+    vin: str | None = None,
+    op_codes: list[str] | None = None,
+    limit: int = 50,
+) -> list[tuple[LibraryDocument, float | None]]:
+    """Documents the user may see, best match first when there is a query, else newest.
+
+    Confidential documents the user may not read are left out of lists entirely.
+    """
+    query = select(LibraryDocument).where(visible_to(by))
+    rank: Any = None
+    if q:
+        words = _WORD.findall(q.lower())[:20]
+        if not words:
+            raise InvalidInput("q", "no words to search for")
+        if _is_sqlite(session):
+            match = " ".join(f'"{w}"' for w in words)
+            hits = (
+                select(
+                    literal_column("library_search.document_id").label("doc"),
+                    # Title counts most, then tags, then the text; lower is better.
+                    literal_column("bm25(library_search, 0, 10.0, 5.0, 1.0)").label("score"),
+                )
+                .select_from(text("library_search"))
+                .where(text("library_search MATCH :match").bindparams(match=match))
+                .subquery("hits")
+            )
+            # SQLite keeps UUIDs as 32 hex digits, as the FTS table does.
+            query = query.join(hits, text("hits.doc = library_document.id"))
+            rank = (-hits.c.score).cast(Float)
+        else:
+            tsquery = func.plainto_tsquery(literal("simple"), " ".join(words))
+            vector = col(LibraryDocument.search_vector)
+            query = query.where(vector.op("@@")(tsquery))
+            rank = func.ts_rank(vector, tsquery).cast(Float)
+    if category:
+        query = query.where(col(LibraryDocument.category) == category)
+    vehicle_rules: list[Any] = []
+    if make:
+        rule: list[Any] = [col(LibraryApplicability.make) == make.lower()]
+        if model:
+            rule.append(
+                or_(
+                    col(LibraryApplicability.model).is_(None),
+                    col(LibraryApplicability.model) == model.lower(),
+                )
+            )
+        if year is not None:
+            rule.append(
+                or_(
+                    col(LibraryApplicability.year_from).is_(None),
+                    col(LibraryApplicability.year_from) <= year,
+                )
+            )
+            rule.append(
+                or_(
+                    col(LibraryApplicability.year_to).is_(None),
+                    col(LibraryApplicability.year_to) >= year,
+                )
+            )
+        vehicle_rules.append(and_(*rule))
+    if vin:
+        vehicle_rules.append(
+            and_(
+                col(LibraryApplicability.vin_prefix).is_not(None),
+                literal(vin.upper()).like(col(LibraryApplicability.vin_prefix) + "%"),
+            )
+        )
+    if vehicle_rules:
+        query = query.where(
+            exists().where(
+                col(LibraryApplicability.document_id) == LibraryDocument.id, or_(*vehicle_rules)
+            )
+        )
+    if op_codes:
+        codes = [c.upper() for c in op_codes]
+        query = query.where(
+            exists().where(
+                col(LibraryOpCode.document_id) == LibraryDocument.id,
+                col(LibraryOpCode.op_code).in_(codes),
+            )
+        )
+    if rank is not None:
+        ranked = query.with_only_columns(col(LibraryDocument.id), rank.label("rank")).order_by(
+            text("rank DESC"), col(LibraryDocument.updated_at).desc()
+        )
+        rows = (await (await session.connection()).execute(ranked.limit(limit))).all()
+        found = {
+            d.id: d
+            for d in (
+                await session.exec(
+                    select(LibraryDocument).where(col(LibraryDocument.id).in_([r[0] for r in rows]))
+                )
+            ).all()
+        }
+        return [(found[row[0]], float(row[1])) for row in rows]
+    plain = query.order_by(col(LibraryDocument.updated_at).desc(), col(LibraryDocument.id))
+    return [(d, None) for d in (await session.exec(plain.limit(limit))).all()]
