@@ -380,7 +380,7 @@ async def search(
             query = query.join(hits, text("hits.doc = library_document.id"))
             rank = (-hits.c.score).cast(Float)
         else:
-            tsquery = func.plainto_tsquery(literal("simple"), " ".join(words))
+            tsquery = func.plainto_tsquery(literal_column("'simple'::regconfig"), " ".join(words))
             vector = col(LibraryDocument.search_vector)
             query = query.where(vector.op("@@")(tsquery))
             rank = func.ts_rank(vector, tsquery).cast(Float)
