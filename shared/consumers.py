@@ -29,6 +29,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared import metrics
+from shared.aio import settle
 from shared.db import Database
 from shared.events import DEAD_LETTER_PREFIX, Contract, Envelope, decode, utcnow
 from shared.logs import event_id_var
@@ -79,6 +80,7 @@ class ConsumerRunner:
         self.inbox_model, self.settings = inbox_model, settings
         self._tasks: list[asyncio.Task[None]] = []
         self._generation = 0
+        self._stopping = False
 
     def consumer_config(self, handler: Handler) -> ConsumerConfig:
         return ConsumerConfig(
@@ -101,11 +103,11 @@ class ConsumerRunner:
             )
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await settle(task)
         self._tasks.clear()
 
     async def _reconnected(self) -> None:
@@ -127,7 +129,7 @@ class ConsumerRunner:
         subscription: Any = None
         generation = -1
         delay = 0.1
-        while True:
+        while not self._stopping:
             try:
                 if subscription is None or generation != self._generation:
                     if subscription is not None:

@@ -29,6 +29,7 @@ class Messaging:
         self._background: set[asyncio.Task[None]] = set()
         # Connected and JetStream answering: after a server restart the connection is back
         # before the streams are, and a publish then would wait for an ack in vain.
+        self.closing = False
         self.available = False
         self.lost = asyncio.Event()  # set while the connection is down
 
@@ -48,7 +49,7 @@ class Messaging:
     async def connect(self) -> None:
         """Connect, retrying with growing delay until the server answers."""
         delay = 0.1
-        while True:
+        while not self.closing:
             try:
                 self.nc = await nats.connect(
                     self.settings.nats_url,
@@ -70,6 +71,8 @@ class Messaging:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.nats_connect_backoff_max)
+        if self.nc is None or self.closing:
+            raise asyncio.CancelledError
         self._js = self.nc.jetstream(timeout=5)
         metrics.NATS_CONNECTED.set(1)
         await self.ensure_stream(self.settings.service_name, own=True)
@@ -150,6 +153,7 @@ class Messaging:
         log.debug("NATS client error: %s", exc)
 
     async def close(self) -> None:
+        self.closing = True
         if self.nc is not None and not self.nc.is_closed:
             try:
                 await asyncio.wait_for(self.nc.close(), 3)

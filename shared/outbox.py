@@ -12,6 +12,7 @@ from sqlmodel import Column, Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared import metrics
+from shared.aio import settle
 from shared.db import EVENTS_ADDED, Database
 from shared.events import Contract, encode, utcnow
 from shared.messaging import Messaging
@@ -130,11 +131,11 @@ class Relay:
         self._wake.set()
         if self._task:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(asyncio.shield(self._task), 5)
+                async with asyncio.timeout(5):
+                    await asyncio.shield(self._task)
             if not self._task.done():
                 self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+                await settle(self._task)
 
     async def _run(self) -> None:
         delay = 0.05

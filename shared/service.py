@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.aio import settle
 from shared.auth import Authenticator, Role, require
 from shared.consumers import ConsumerRunner, Subscribers
 from shared.db import Database
@@ -101,15 +102,16 @@ class Runtime:
         log.info("messaging started: relay and %d consumers", len(self.spec.subscribers.handlers))
 
     async def stop(self) -> None:
-        for task in self._background:
-            task.cancel()
-        for task in self._background:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # A flag first: on Python 3.11 a cancellation can be swallowed by wait_for inside a
+        # library, and a retry loop must not start over after that.
+        self.messaging.closing = True
+        tasks = [*self._background]
         if self._starting and not self._starting.done():
-            self._starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._starting
+            tasks.append(self._starting)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            await settle(task)
         if self.runner:
             await self.runner.stop()
         if self.relay:
