@@ -7,7 +7,15 @@ from pathlib import Path
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.records import files, handlers, library, routes, routes_files, routes_library
+from services.records import (
+    files,
+    handlers,
+    library,
+    routes,
+    routes_files,
+    routes_lending,
+    routes_library,
+)
 from services.records.config import Settings
 from services.records.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.http import BodyLimit
@@ -20,7 +28,7 @@ SPEC = ServiceSpec(
         "Technical library with lending, stored files, the customer and vehicle archive, "
         "reports and ERP webhooks."
     ),
-    routers=[routes.router, routes_files.router, routes_library.router],
+    routers=[routes.router, routes_files.router, routes_library.router, routes_lending.router],
     metadata=Base.metadata,
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,

@@ -1,12 +1,12 @@
 """Records' tables and their output schemas."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, StringConstraints
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
@@ -370,3 +370,147 @@ class VersionCreate(SQLModel):
 
     file_id: uuid.UUID
     note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+# --- Lending --------------------------------------------------------------------------------
+
+
+class ItemKind(StrEnum):
+    physical_copy = "physical_copy"
+    restricted_document = "restricted_document"
+
+
+class LoanStatus(StrEnum):
+    requested = "requested"
+    approved = "approved"
+    rejected = "rejected"
+    cancelled = "cancelled"
+    out = "out"
+    returned = "returned"
+    lost = "lost"
+
+
+class ReturnCondition(StrEnum):
+    good = "good"
+    worn = "worn"
+    damaged = "damaged"
+    incomplete = "incomplete"
+
+
+class LendingItemCreate(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    title: Text300
+    kind: ItemKind = ItemKind.physical_copy
+    document_id: uuid.UUID | None = None
+    shelf_mark: Annotated[str, StringConstraints(max_length=40)] | None = None
+
+
+class LendingItem(Base, table=True):
+    """Something the clerk lends: a physical copy, or access to a restricted document."""
+
+    __tablename__ = "lending_item"
+    __table_args__ = (Index("ix_lending_item_branch", "branch", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    branch: str = Field(sa_type=String(32))
+    title: str = Field(sa_type=String(300))
+    kind: str = Field(sa_type=String(24))
+    document_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(ForeignKey("library_document.id"), nullable=True)
+    )
+    shelf_mark: str | None = Field(default=None, sa_type=String(40))
+    lost_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class LendingItemPublic(SQLModel):
+    id: uuid.UUID
+    title: str
+    kind: ItemKind
+    document_id: uuid.UUID | None
+    shelf_mark: str | None
+    lost_at: datetime | None
+    created_at: datetime
+
+
+_LOAN_VERSION = Column("version", Integer, nullable=False)
+# A loan holds its item from approval until it is back (or lost): one such loan per item.
+OPEN_LOAN = "status IN ('approved', 'out')"
+
+
+class Loan(Base, table=True):
+    """One borrowing of an item, from the request to the return."""
+
+    __tablename__ = "loan"
+    __table_args__ = (
+        Index(
+            "ux_loan_open_item",
+            "item_id",
+            unique=True,
+            sqlite_where=text(OPEN_LOAN),
+            postgresql_where=text(OPEN_LOAN),
+        ),
+        Index("ix_loan_item", "item_id", "requested_at"),
+        Index("ix_loan_borrower", "borrower_id", "requested_at"),
+        Index("ix_loan_branch_status_due", "branch", "status", "due_on"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    item_id: uuid.UUID = Field(sa_column=Column(ForeignKey("lending_item.id"), nullable=False))
+    branch: str = Field(sa_type=String(32))
+    status: str = Field(sa_type=String(16))
+    borrower_id: str = Field(sa_type=String(64))
+    borrower_name: str = Field(sa_type=String(100))
+    purpose: str = Field(default="", sa_type=String(500))
+    requested_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    decided_by: str | None = Field(default=None, sa_type=String(64))
+    decided_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    due_on: date | None = None
+    handed_out_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    return_condition: str | None = Field(default=None, sa_type=String(16))
+    note: str = Field(default="", sa_type=String(500))
+    version: int = Field(default=1, sa_column=_LOAN_VERSION)
+
+    __mapper_args__ = {"version_id_col": _LOAN_VERSION}
+
+
+class LoanRequest(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    item_id: uuid.UUID
+    purpose: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class LoanAction(SQLModel):
+    """The body of a transition; which fields count depends on the action."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    due_on: date | None = Field(default=None, description="approve: when it must be back")
+    condition: ReturnCondition | None = Field(default=None, description="return: its state")
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class LoanPublic(SQLModel):
+    id: uuid.UUID
+    item_id: uuid.UUID
+    status: LoanStatus
+    borrower_id: str
+    borrower_name: str
+    purpose: str
+    requested_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    due_on: date | None
+    handed_out_at: datetime | None
+    closed_at: datetime | None
+    return_condition: ReturnCondition | None
+    note: str
+    overdue: bool = False
+    etag: str = ""

@@ -1,0 +1,217 @@
+"""Lending (借阅): request, the clerk's approval, hand-out, return, overdue, lost.
+
+The loan's life is one transition table; every change goes through `transition`. An item
+is held by at most one loan from approval until it comes back: the rule is checked here
+and enforced by the unique partial index `ux_loan_open_item`, so two clerks approving at
+the same moment cannot both succeed.
+"""
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.records.models import (
+    LendingItem,
+    LendingItemCreate,
+    LibraryDocument,
+    Loan,
+    LoanAction,
+    LoanPublic,
+    LoanStatus,
+    ReturnCondition,
+)
+from shared.auth import Role, User
+from shared.concurrency import check_if_match, etag
+from shared.events import utcnow
+from shared.problems import Conflict, Forbidden, InvalidInput, NotFound
+
+BRANCH_TZ = ZoneInfo("Asia/Shanghai")
+
+
+class LoanAct(StrEnum):
+    approve = "approve"
+    reject = "reject"
+    cancel = "cancel"
+    hand_out = "hand-out"
+    return_ = "return"
+    report_lost = "report-lost"
+
+
+S, A = LoanStatus, LoanAct
+TRANSITIONS: dict[tuple[LoanStatus, LoanAct], LoanStatus] = {
+    (S.requested, A.approve): S.approved,
+    (S.requested, A.reject): S.rejected,
+    (S.requested, A.cancel): S.cancelled,
+    (S.approved, A.cancel): S.cancelled,
+    (S.approved, A.hand_out): S.out,
+    (S.out, A.return_): S.returned,
+    (S.out, A.report_lost): S.lost,
+}
+# What the borrower may do themselves; everything else is the clerk's.
+BORROWER_ACTS = {A.cancel}
+CLERK_ROLES = (Role.records_clerk, Role.admin)
+
+
+def next_status(status: LoanStatus, act: LoanAct) -> LoanStatus:
+    try:
+        return TRANSITIONS[(status, act)]
+    except KeyError:
+        raise Conflict(f"a loan that is {status.value} cannot {act.value}") from None
+
+
+def today() -> date:
+    return datetime.now(BRANCH_TZ).date()
+
+
+def public(loan: Loan, *, on: date | None = None) -> LoanPublic:
+    overdue = loan.status == S.out and loan.due_on is not None and loan.due_on < (on or today())
+    return LoanPublic.model_validate(
+        {**loan.model_dump(), "overdue": overdue, "etag": etag(loan.version)}
+    )
+
+
+async def add_item(session: AsyncSession, body: LendingItemCreate, by: User) -> LendingItem:
+    if body.document_id is not None:
+        document = await session.get(LibraryDocument, body.document_id)
+        if document is None or document.branch not in (None, by.branch):
+            raise InvalidInput("document_id", "no such library document")
+    item = LendingItem(**body.model_dump(), branch=by.branch, created_at=utcnow())
+    session.add(item)
+    await session.flush()
+    return item
+
+
+async def get_item(session: AsyncSession, item_id: uuid.UUID, by: User) -> LendingItem:
+    item = await session.get(LendingItem, item_id)
+    if item is None or item.branch != by.branch:
+        raise NotFound(f"no lending item {item_id}")
+    return item
+
+
+async def request(session: AsyncSession, item_id: uuid.UUID, purpose: str, by: User) -> LoanPublic:
+    try:
+        item = await get_item(session, item_id, by)
+    except NotFound as exc:
+        raise InvalidInput("item_id", "no such item in your branch") from exc
+    if item.lost_at is not None:
+        raise Conflict("this item is recorded as lost")
+    loan = Loan(
+        item_id=item.id,
+        branch=by.branch,
+        status=S.requested,
+        borrower_id=by.id,
+        borrower_name=by.name,
+        purpose=purpose,
+        requested_at=utcnow(),
+    )
+    session.add(loan)
+    await session.flush()
+    return public(loan)
+
+
+async def get_loan(session: AsyncSession, loan_id: uuid.UUID, by: User) -> Loan:
+    loan = await session.get(Loan, loan_id)
+    if loan is None or loan.branch != by.branch:
+        raise NotFound(f"no loan {loan_id}")
+    if not by.has(*CLERK_ROLES) and loan.borrower_id != by.id:
+        raise NotFound(f"no loan {loan_id}")
+    return loan
+
+
+async def transition(
+    session: AsyncSession,
+    loan_id: uuid.UUID,
+    act: LoanAct,
+    body: LoanAction,
+    by: User,
+    if_match: str | None,
+) -> LoanPublic:
+    loan = await get_loan(session, loan_id, by)
+    if not by.has(*CLERK_ROLES) and not (act in BORROWER_ACTS and loan.borrower_id == by.id):
+        raise Forbidden(f"only the records clerk may {act.value} a loan")
+    check_if_match(if_match, loan.version)
+    new = next_status(LoanStatus(loan.status), act)
+    now = utcnow()
+    item = await session.get(LendingItem, loan.item_id)
+    assert item is not None
+    if act == A.approve:
+        if body.due_on is None:
+            raise InvalidInput("due_on", "an approval sets the due date")
+        if body.due_on < today():
+            raise InvalidInput("due_on", "is in the past")
+        if item.lost_at is not None:
+            raise Conflict("this item is recorded as lost")
+        held = (
+            await session.exec(
+                select(Loan.id).where(
+                    Loan.item_id == loan.item_id,
+                    col(Loan.status).in_([S.approved, S.out]),
+                )
+            )
+        ).first()
+        if held is not None:
+            raise Conflict("the item is already promised or out on another loan", loan_id=str(held))
+        loan.due_on, loan.decided_by, loan.decided_at = body.due_on, by.id, now
+    elif act == A.reject:
+        loan.decided_by, loan.decided_at = by.id, now
+    elif act == A.hand_out:
+        loan.handed_out_at = now
+    elif act == A.return_:
+        if body.condition is None:
+            raise InvalidInput("condition", "a return records the item's condition")
+        loan.return_condition, loan.closed_at = body.condition, now
+    elif act == A.report_lost:
+        loan.closed_at = now
+        item.lost_at = now
+    elif act == A.cancel:
+        loan.closed_at = now
+    if body.note:
+        loan.note = body.note
+    loan.status = new
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("the item is already promised or out on another loan") from exc
+    return public(loan)
+
+
+async def loans_of_item(session: AsyncSession, item_id: uuid.UUID, by: User) -> list[LoanPublic]:
+    await get_item(session, item_id, by)
+    query = select(Loan).where(Loan.item_id == item_id).order_by(col(Loan.requested_at).desc())
+    return [public(loan) for loan in (await session.exec(query)).all()]
+
+
+async def loans_of_person(
+    session: AsyncSession, person_id: str, by: User, limit: int
+) -> list[LoanPublic]:
+    if not by.has(*CLERK_ROLES) and person_id != by.id:
+        raise Forbidden("you may see only your own loans")
+    query = (
+        select(Loan)
+        .where(Loan.branch == by.branch, Loan.borrower_id == person_id)
+        .order_by(col(Loan.requested_at).desc())
+        .limit(limit)
+    )
+    return [public(loan) for loan in (await session.exec(query)).all()]
+
+
+async def overdue(
+    session: AsyncSession, by: User, limit: int, *, on: date | None = None
+) -> list[LoanPublic]:
+    """Loans out past their due date, longest overdue first (the clerk's call list)."""
+    day = on or today()
+    query = (
+        select(Loan)
+        .where(Loan.branch == by.branch, Loan.status == S.out, col(Loan.due_on) < day)
+        .order_by(col(Loan.due_on), col(Loan.id))
+        .limit(limit)
+    )
+    return [public(loan, on=day) for loan in (await session.exec(query)).all()]
+
+
+__all__ = ["TRANSITIONS", "ReturnCondition", "etag"]

@@ -1,0 +1,143 @@
+"""Lending's HTTP API: items, loan requests and the clerk's transitions."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response, status
+
+from services.records import lending
+from services.records.models import (
+    LendingItemCreate,
+    LendingItemPublic,
+    LoanAction,
+    LoanPublic,
+    LoanRequest,
+)
+from shared.auth import Role, User, require
+from shared.concurrency import IfMatch
+from shared.idempotency import IdempotencyDep
+from shared.pagination import Limit
+from shared.service import ReadSessionDep, SessionDep
+
+router = APIRouter(prefix="/lending", tags=["lending"])
+
+Clerk = Annotated[User, Depends(require(Role.records_clerk, Role.admin))]
+Borrower = Annotated[
+    User,
+    Depends(
+        require(
+            Role.records_clerk,
+            Role.admin,
+            Role.technician,
+            Role.advisor,
+            Role.foreman,
+            Role.qc,
+            Role.manager,
+        )
+    ),
+]
+
+
+@router.post(
+    "/items",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LendingItemPublic,
+    summary="Register an item that can be lent",
+)
+async def add_item(
+    body: LendingItemCreate, session: SessionDep, user: Clerk, idempotency: IdempotencyDep
+):
+    return await idempotency(session).run(
+        lambda: lending.add_item(session, body, user), LendingItemPublic
+    )
+
+
+@router.get("/items/{item_id}", response_model=LendingItemPublic)
+async def get_item(item_id: uuid.UUID, session: ReadSessionDep, user: Borrower):
+    return await lending.get_item(session, item_id, user)
+
+
+@router.get(
+    "/items/{item_id}/loans",
+    response_model=list[LoanPublic],
+    summary="The item's full lending history, newest first",
+)
+async def item_history(item_id: uuid.UUID, session: ReadSessionDep, user: Clerk):
+    return await lending.loans_of_item(session, item_id, user)
+
+
+@router.post(
+    "/loans",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LoanPublic,
+    summary="Ask to borrow an item",
+)
+async def request_loan(
+    body: LoanRequest,
+    session: SessionDep,
+    user: Borrower,
+    idempotency: IdempotencyDep,
+    response: Response,
+):
+    result = await idempotency(session).run(
+        lambda: lending.request(session, body.item_id, body.purpose, user), LoanPublic
+    )
+    if isinstance(result, LoanPublic):
+        response.headers["ETag"] = result.etag
+    return result
+
+
+@router.get("/loans/{loan_id}", response_model=LoanPublic)
+async def get_loan(loan_id: uuid.UUID, session: ReadSessionDep, user: Borrower, response: Response):
+    loan = await lending.get_loan(session, loan_id, user)
+    response.headers["ETag"] = lending.etag(loan.version)
+    return lending.public(loan)
+
+
+@router.post(
+    "/loans/{loan_id}/{action}",
+    response_model=LoanPublic,
+    summary="Move a loan on: approve (due_on), reject, cancel, hand-out, return (condition), "
+    "report-lost. If-Match required.",
+)
+async def act_on_loan(
+    loan_id: uuid.UUID,
+    action: Annotated[lending.LoanAct, Path()],
+    session: SessionDep,
+    user: Borrower,
+    idempotency: IdempotencyDep,
+    response: Response,
+    body: LoanAction | None = None,
+    if_match: IfMatch = None,
+):
+    result = await idempotency(session).run(
+        lambda: lending.transition(session, loan_id, action, body or LoanAction(), user, if_match),
+        LoanPublic,
+        status_code=200,
+    )
+    if isinstance(result, LoanPublic):
+        response.headers["ETag"] = result.etag
+    return result
+
+
+@router.get(
+    "/people/{person_id}/loans",
+    response_model=list[LoanPublic],
+    summary="A person's loans, newest first (the clerk, or the person themselves)",
+)
+async def person_history(
+    person_id: Annotated[str, Path(max_length=64)],
+    session: ReadSessionDep,
+    user: Borrower,
+    limit: Limit = 100,
+):
+    return await lending.loans_of_person(session, person_id, user, limit)
+
+
+@router.get(
+    "/overdue",
+    response_model=list[LoanPublic],
+    summary="Loans past their due date, longest overdue first",
+)
+async def overdue(session: ReadSessionDep, user: Clerk, limit: Limit = 100):
+    return await lending.overdue(session, user, limit)

@@ -1,0 +1,243 @@
+"""Lending: the loan's transition table exhaustively, and its rules over the API on a real
+database (an item is never out twice, even when the database is asked directly)."""
+
+import itertools
+import uuid
+from datetime import date, timedelta
+
+import pytest
+import pytest_asyncio
+from sqlalchemy.exc import IntegrityError
+
+from services.records import lending
+from services.records.lending import TRANSITIONS, LoanAct, next_status
+from services.records.models import Loan, LoanStatus
+from shared.auth import User, issue_dev_token
+from shared.events import utcnow
+from shared.problems import Conflict
+from tests.harness import JWT_SECRET, NatsServer, auth
+from tests.test_bad_input import assert_problem
+from tests.test_records_files import RecordsClient, runtime_of
+
+CLERK = auth("records_clerk")
+
+EXPECTED = {
+    ("requested", "approve"): "approved",
+    ("requested", "reject"): "rejected",
+    ("requested", "cancel"): "cancelled",
+    ("approved", "cancel"): "cancelled",
+    ("approved", "hand-out"): "out",
+    ("out", "return"): "returned",
+    ("out", "report-lost"): "lost",
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "act"), list(itertools.product(list(LoanStatus), list(LoanAct)))
+)
+def test_every_status_and_action(status: LoanStatus, act: LoanAct) -> None:
+    expected = EXPECTED.get((status.value, act.value))
+    if expected is None:
+        with pytest.raises(Conflict):
+            next_status(status, act)
+    else:
+        assert next_status(status, act) == LoanStatus(expected)
+
+
+def test_closed_loans_go_nowhere() -> None:
+    assert {s for s, _ in TRANSITIONS} == {
+        LoanStatus.requested,
+        LoanStatus.approved,
+        LoanStatus.out,
+    }
+
+
+def person(sub: str, role: str = "technician", branch: str = "BR01") -> dict[str, str]:
+    token = issue_dev_token(JWT_SECRET, role=role, branch=branch, sub=sub, name=sub.title())
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest_asyncio.fixture
+async def records(database_url: str, nats_server: NatsServer, tmp_path):
+    async with RecordsClient(database_url, nats_server, tmp_path / "files") as client:
+        yield client
+
+
+async def new_item(client, title: str = "Golf 8 workshop manual, copy 1") -> str:
+    r = await client.post("/lending/items", headers=CLERK, json={"title": title})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+async def ask(client, item_id: str, who: dict) -> dict:
+    r = await client.post("/lending/loans", headers=who, json={"item_id": item_id})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def act(client, loan: dict, action: str, who: dict = CLERK, **body):
+    return await client.post(
+        f"/lending/loans/{loan['id']}/{action}",
+        headers={**who, "If-Match": loan["etag"]},
+        json=body,
+    )
+
+
+@pytest.mark.asyncio
+@pytest.mark.store
+async def test_a_loan_from_request_to_return(records):
+    item = await new_item(records)
+    li = person("li")
+    loan = await ask(records, item, li)
+    assert loan["status"] == "requested" and loan["borrower_name"] == "Li"
+    assert_problem(await act(records, loan, "approve", who=li, due_on=str(date.today())), 403)
+    assert_problem(await act(records, loan, "approve"), 422, "due_on")
+    assert_problem(await act(records, loan, "approve", due_on="2000-01-01"), 422, "due_on")
+    assert_problem(
+        await records.post(
+            f"/lending/loans/{loan['id']}/approve",
+            headers=CLERK,
+            json={"due_on": str(date.today() + timedelta(days=7))},
+        ),
+        428,
+    )
+    r = await act(records, loan, "approve", due_on=str(date.today() + timedelta(days=7)))
+    assert r.status_code == 200, r.text
+    approved = r.json()
+    assert_problem(await act(records, loan, "hand-out"), 412)  # stale ETag
+    assert_problem(await act(records, approved, "return", condition="good"), 409)
+    out = (await act(records, approved, "hand-out")).json()
+    assert out["status"] == "out" and out["handed_out_at"]
+    assert_problem(await act(records, out, "return"), 422, "condition")
+    assert_problem(await act(records, out, "return", condition="shiny"), 422, "condition")
+    back = (await act(records, out, "return", condition="worn", note="coffee stain p.12")).json()
+    assert (back["status"], back["return_condition"]) == ("returned", "worn")
+    # The item can go out again.
+    again = await ask(records, item, person("wang"))
+    assert (await act(records, again, "approve", due_on=str(date.today()))).status_code == 200
+
+    history = (await records.get(f"/lending/items/{item}/loans", headers=CLERK)).json()
+    assert [h["status"] for h in history] == ["approved", "returned"]
+    mine = (await records.get("/lending/people/li/loans", headers=li)).json()
+    assert [h["id"] for h in mine] == [loan["id"]]
+    assert_problem(await records.get("/lending/people/wang/loans", headers=li), 403)
+    assert_problem(await records.get(f"/lending/loans/{again['id']}", headers=li), 404)
+
+
+@pytest.mark.asyncio
+@pytest.mark.store
+async def test_an_item_is_never_out_twice(records):
+    item = await new_item(records)
+    first = await ask(records, item, person("li"))
+    second = await ask(records, item, person("wang"))
+    due = str(date.today() + timedelta(days=3))
+    assert (await act(records, first, "approve", due_on=due)).status_code == 200
+    body = assert_problem(await act(records, second, "approve", due_on=due), 409)
+    assert body["loan_id"] == first["id"]
+    # Even a writer that skips the check is stopped by the database.
+    db = runtime_of(records).db
+    with pytest.raises(IntegrityError):
+        async with db.transaction() as session:
+            loan = await session.get(Loan, uuid.UUID(second["id"]))
+            assert loan is not None
+            loan.status = LoanStatus.out
+    # Cancelling the first frees the item.
+    r = await records.get(f"/lending/loans/{first['id']}", headers=CLERK)
+    assert (await act(records, {**first, "etag": r.headers["etag"]}, "cancel")).status_code == 200
+    assert (await act(records, second, "approve", due_on=due)).status_code == 200
+
+
+@pytest.mark.asyncio
+@pytest.mark.store
+async def test_borrower_cancels_own_request_and_lost_items(records):
+    item = await new_item(records)
+    li = person("li")
+    loan = await ask(records, item, li)
+    assert_problem(await act(records, loan, "cancel", who=person("wang")), 404)
+    assert (await act(records, loan, "cancel", who=li)).json()["status"] == "cancelled"
+    loan = await ask(records, item, li)
+    approved = (await act(records, loan, "approve", due_on=str(date.today()))).json()
+    out = (await act(records, approved, "hand-out")).json()
+    lost = (await act(records, out, "report-lost", note="left in a customer's car")).json()
+    assert lost["status"] == "lost"
+    assert (await records.get(f"/lending/items/{item}", headers=li)).json()["lost_at"]
+    assert_problem(await records.post("/lending/loans", headers=li, json={"item_id": item}), 409)
+
+
+@pytest.mark.asyncio
+@pytest.mark.store
+async def test_overdue_list(records):
+    items = [await new_item(records, f"copy {i}") for i in range(3)]
+    loans = []
+    for i, item in enumerate(items):
+        loan = await ask(records, item, person(f"p{i}"))
+        loan = (await act(records, loan, "approve", due_on=str(date.today()))).json()
+        loans.append((await act(records, loan, "hand-out")).json())
+    # Two of them were due earlier: set as if approved days ago.
+    db = runtime_of(records).db
+    async with db.transaction() as session:
+        for loan, days in ((loans[0], 2), (loans[1], 5)):
+            row = await session.get(Loan, uuid.UUID(loan["id"]))
+            assert row is not None
+            row.due_on = date.today() - timedelta(days=days)
+    r = await records.get("/lending/overdue", headers=CLERK)
+    assert r.status_code == 200
+    assert [x["id"] for x in r.json()] == [loans[1]["id"], loans[0]["id"]]
+    assert all(x["overdue"] for x in r.json())
+    assert_problem(await records.get("/lending/overdue", headers=auth("technician")), 403)
+    async with db.reader() as session:
+        later = await lending.overdue(
+            session,
+            User(id="c", name="c", roles=frozenset(), branch="BR01"),
+            10,
+            on=date.today() + timedelta(days=1),
+        )
+    assert len(later) == 3
+    assert utcnow()
+
+
+@pytest.mark.asyncio
+@pytest.mark.store
+async def test_bad_lending_input(records):
+    item = await new_item(records)
+    li = person("li")
+    assert_problem(await records.post("/lending/items", headers=li, json={"title": "x"}), 403)
+    assert_problem(
+        await records.post("/lending/items", headers=CLERK, json={"title": ""}), 422, "title"
+    )
+    assert_problem(
+        await records.post(
+            "/lending/items",
+            headers=CLERK,
+            json={"title": "x", "document_id": "00000000-0000-0000-0000-000000000000"},
+        ),
+        422,
+        "document_id",
+    )
+    assert_problem(
+        await records.post("/lending/loans", headers=li, json={"item_id": "nope"}), 422, "item_id"
+    )
+    assert_problem(
+        await records.post(
+            "/lending/loans", headers=li, json={"item_id": "00000000-0000-0000-0000-000000000000"}
+        ),
+        422,
+        "item_id",
+    )
+    assert_problem(
+        await records.post(
+            "/lending/loans", headers=person("x", branch="BR02"), json={"item_id": item}
+        ),
+        422,
+        "item_id",
+    )
+    loan = await ask(records, item, li)
+    assert_problem(await act(records, loan, "teleport"), 422, "action")
+    assert_problem(await act(records, loan, "approve", due_on="tomorrow"), 422, "due_on")
+    assert_problem(await act(records, loan, "approve", extra=1), 422, "extra")
+    key = {**CLERK, "If-Match": loan["etag"], "Idempotency-Key": "ap-1"}
+    body = {"due_on": str(date.today() + timedelta(days=1))}
+    first = await records.post(f"/lending/loans/{loan['id']}/approve", headers=key, json=body)
+    replay = await records.post(f"/lending/loans/{loan['id']}/approve", headers=key, json=body)
+    assert first.status_code == replay.status_code == 200
+    assert replay.headers.get("idempotent-replayed") == "true"
