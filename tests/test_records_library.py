@@ -183,7 +183,7 @@ async def test_confidential_documents_and_branch_scoping(records):
     local = await add(records, "l", title="Branch opening hours")
     for who, expected in (
         (TECH, {group["id"], local["id"]}),
-        (auth("foreman"), {group["id"], local["id"]}),  # lists leave confidential out
+        (auth("foreman"), {secret["id"], group["id"], local["id"]}),  # a named role
         (CLERK, {secret["id"], group["id"], local["id"]}),
         (auth("technician", "BR02"), {group["id"]}),
     ):

@@ -10,7 +10,19 @@ import re
 import uuid
 from typing import Any
 
-from sqlalchemy import Float, and_, delete, exists, func, literal, literal_column, or_, text
+from sqlalchemy import (
+    Float,
+    String,
+    and_,
+    cast,
+    delete,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    text,
+)
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -118,7 +130,11 @@ def visible_to(user: User) -> Any:
     )
     if can_manage(user):
         return in_scope
-    return and_(in_scope, col(LibraryDocument.confidential).is_(False))
+    # allowed_roles is a JSON list of role names (identifiers from the Role enum), so a
+    # match on its text form is exact and works on SQLite and PostgreSQL alike.
+    roles_text = cast(col(LibraryDocument.allowed_roles), String)
+    named = [roles_text.like(f'%"{role.value}"%') for role in sorted(user.roles)]
+    return and_(in_scope, or_(col(LibraryDocument.confidential).is_(False), *named))
 
 
 def may_read(document: LibraryDocument, user: User) -> bool:
