@@ -2,6 +2,7 @@
 downloads, references and the collector, in process on a real database and NATS."""
 
 import os
+import tracemalloc
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -287,3 +288,38 @@ async def test_a_blob_without_a_row_is_collected_after_the_grace(records):
     os.utime(orphan, (0, 0))
     await files.collect_unreferenced(rt.db, storage, grace=timedelta(hours=1))
     assert not orphan.exists()
+
+
+async def test_an_upload_streams_without_holding_the_file_in_memory(
+    database_url: str, nats_server: NatsServer, tmp_path: Path
+):
+    size, chunk = 12 * 1024 * 1024, 64 * 1024
+    client_cm = RecordsClient(database_url, nats_server, tmp_path / "files")
+    client_cm.settings.max_upload_bytes = 16 * 1024 * 1024
+    client_cm.settings.max_body_bytes = 17 * 1024 * 1024
+    client_cm.app = create_app(client_cm.settings)
+    async with client_cm as client:
+
+        async def body() -> AsyncIterator[bytes]:
+            yield PDF[:16] + b"\x00" * (chunk - 16)
+            for _ in range(size // chunk - 1):
+                yield b"\x00" * chunk
+
+        tracemalloc.start()
+        try:
+            r = await client.post(
+                "/files",
+                headers={**auth("records_clerk"), "content-type": "application/pdf"},
+                content=body(),
+            )
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert r.status_code == 201, r.text
+        assert r.json()["size"] == size
+        assert peak < 4 * 1024 * 1024, f"peak {peak} bytes for a {size}-byte upload"
+        r = await client.get(
+            f"/files/{r.json()['id']}/content",
+            headers={**auth("records_clerk"), "Range": f"bytes={size - 4}-"},
+        )
+        assert (r.status_code, r.content) == (206, b"\x00" * 4)
