@@ -17,7 +17,7 @@ from shared.events import utcnow
 from shared.problems import Conflict
 from tests.harness import JWT_SECRET, NatsServer, auth
 from tests.test_bad_input import assert_problem
-from tests.test_records_files import RecordsClient, runtime_of
+from tests.test_records_files import PDF, RecordsClient, runtime_of, upload
 
 CLERK = auth("records_clerk")
 
@@ -241,3 +241,42 @@ async def test_bad_lending_input(records):
     replay = await records.post(f"/lending/loans/{loan['id']}/approve", headers=key, json=body)
     assert first.status_code == replay.status_code == 200
     assert replay.headers.get("idempotent-replayed") == "true"
+
+
+@pytest.mark.asyncio
+@pytest.mark.store
+async def test_a_restricted_document_is_readable_while_it_is_lent(records):
+    file_id = (await upload(records, PDF, role="records_clerk")).json()["id"]
+    r = await records.post(
+        "/library/documents",
+        headers=CLERK,
+        json={
+            "title": "ECU flashing guide",
+            "category": "manual",
+            "file_id": file_id,
+            "confidential": True,
+            "allowed_roles": ["foreman"],
+        },
+    )
+    document = r.json()
+    r = await records.post(
+        "/lending/items",
+        headers=CLERK,
+        json={
+            "title": "ECU flashing guide",
+            "kind": "restricted_document",
+            "document_id": document["id"],
+        },
+    )
+    item = r.json()["id"]
+    li = person("li")
+    content = f"/library/documents/{document['id']}/content"
+    assert_problem(await records.get(content, headers=li), 403)
+    loan = await ask(records, item, li)
+    approved = (await act(records, loan, "approve", due_on=str(date.today()))).json()
+    assert_problem(await records.get(content, headers=li), 403)  # approved is not out yet
+    out = (await act(records, approved, "hand-out")).json()
+    assert (await records.get(content, headers=li)).content == PDF
+    assert_problem(await records.get(content, headers=person("wang")), 403)
+    await act(records, out, "return", condition="good")
+    assert_problem(await records.get(content, headers=li), 403)

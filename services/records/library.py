@@ -29,6 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.records.files import get_file
 from services.records.models import (
     FileReference,
+    LendingItem,
     LibraryApplicability,
     LibraryDocument,
     LibraryDocumentCreate,
@@ -37,6 +38,7 @@ from services.records.models import (
     LibraryDownload,
     LibraryOpCode,
     LibraryVersion,
+    Loan,
 )
 from shared.auth import Role, User
 from shared.concurrency import check_if_match, etag
@@ -246,9 +248,24 @@ async def get(session: AsyncSession, document_id: uuid.UUID, by: User) -> Librar
     document = await session.get(LibraryDocument, document_id)
     if document is None or (document.branch is not None and document.branch != by.branch):
         raise NotFound(f"no library document {document_id}")
-    if not may_read(document, by):
-        raise Forbidden("this document is confidential")
+    if not may_read(document, by) and not await _on_loan_to(session, document, by):
+        raise Forbidden("this document is confidential; ask the records clerk to lend it")
     return document
+
+
+async def _on_loan_to(session: AsyncSession, document: LibraryDocument, by: User) -> bool:
+    """A restricted document is readable by whoever has it out on a loan right now."""
+    held = await session.exec(
+        select(Loan.id)
+        .join(LendingItem, col(LendingItem.id) == col(Loan.item_id))
+        .where(
+            LendingItem.document_id == document.id,
+            Loan.borrower_id == by.id,
+            Loan.branch == by.branch,
+            Loan.status == "out",
+        )
+    )
+    return held.first() is not None
 
 
 async def _editable(
