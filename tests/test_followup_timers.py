@@ -25,6 +25,7 @@ from services.followup.models import (
     Visit,
     VisitStatus,
 )
+from services.followup.rules import ComplaintStatus
 from shared.auth import Role, User
 from shared.contracts.workorders import DeliveredJob, RepairOrderDelivered
 from shared.db import Database
@@ -38,10 +39,13 @@ MONDAY = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 
 
 class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
+    """A clock the test sets; with `tick`, each reading moves it on (events in order)."""
+
+    def __init__(self, now: datetime, tick: timedelta = timedelta(0)):
+        self.now, self.tick = now, tick
 
     def __call__(self) -> datetime:
+        self.now += self.tick
         return self.now
 
 
@@ -203,7 +207,7 @@ async def test_a_resolved_case_does_not_escalate(db: Database) -> None:
     async with db.transaction() as session:
         stored = await session.get(Complaint, case.id)
         assert stored is not None
-        stored.status = "resolved"
+        stored.status = ComplaintStatus.resolved
     clock.now = case.due_at + timedelta(hours=1)
     assert (await timers.run_timers(db, settings))["escalated_complaints"] == 0
 

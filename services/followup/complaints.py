@@ -4,6 +4,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -302,6 +303,8 @@ async def add_action(
     _require_active_editor(case)
     now = settings.clock()
     case.updated_at = now
+    # An action changes the case as tablets see it: always a new version (and ETag).
+    flag_modified(case, "updated_at")
     entry = ComplaintEntry(complaint_id=case.id, kind="action", by=by.id, note=body.action, at=now)
     session.add(entry)
     await session.flush()

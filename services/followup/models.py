@@ -469,7 +469,9 @@ class ComplaintPublic(ComplaintBase):
         if isinstance(data, Complaint):
             fen = data.compensation_fen
             values = {name: getattr(data, name) for name in Complaint.model_fields}
-            values["compensation_amount"] = None if fen is None else Decimal(fen) / 100
+            values["compensation_amount"] = (
+                None if fen is None else (Decimal(fen) / 100).quantize(Decimal("0.01"))
+            )
             return values
         return data
 
