@@ -8,12 +8,13 @@ from datetime import date, timedelta
 import pytest
 import pytest_asyncio
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
 
 from services.records import lending
 from services.records.lending import TRANSITIONS, LoanAct, next_status
-from services.records.models import Loan, LoanStatus
+from services.records.models import Loan, LoanStatus, OutboxEvent
 from shared.auth import User, issue_dev_token
-from shared.events import utcnow
+from shared.events import decode, utcnow
 from shared.problems import Conflict
 from tests.harness import JWT_SECRET, NatsServer, auth
 from tests.test_bad_input import assert_problem
@@ -280,3 +281,29 @@ async def test_a_restricted_document_is_readable_while_it_is_lent(records):
     assert_problem(await records.get(content, headers=person("wang")), 403)
     await act(records, out, "return", condition="good")
     assert_problem(await records.get(content, headers=li), 403)
+
+
+@pytest.mark.asyncio
+@pytest.mark.store
+async def test_overdue_loans_are_reminded_once_a_day(records):
+    item = await new_item(records, "Wiring diagrams binder")
+    loan = await ask(records, item, person("li"))
+    loan = (await act(records, loan, "approve", due_on=str(date.today()))).json()
+    await act(records, loan, "hand-out")
+    db = runtime_of(records).db
+    day = date.today()
+    assert await lending.send_overdue_reminders(db, on=day) == 0  # due today: not late yet
+    tomorrow = day + timedelta(days=1)
+    assert await lending.send_overdue_reminders(db, on=tomorrow) == 1
+    assert await lending.send_overdue_reminders(db, on=tomorrow) == 0
+    assert await lending.send_overdue_reminders(db, on=tomorrow + timedelta(days=1)) == 1
+    async with db.reader() as session:
+        payloads = (
+            await session.exec(
+                select(OutboxEvent.payload).where(OutboxEvent.subject == "records.loan.overdue.v1")
+            )
+        ).all()
+    events = [decode(payload) for payload in payloads]
+    assert sorted(e.data["days_overdue"] for e in events) == [1, 2]
+    assert {e.data["borrower_id"] for e in events} == {"li"}
+    assert events[0].data["item_title"] == "Wiring diagrams binder"

@@ -24,3 +24,5 @@ class Settings(ServiceSettings):
     # Files nobody refers to are collected after this long (seconds).
     file_gc_grace_seconds: float = 24 * 3600.0
     file_gc_interval_seconds: float = 3600.0
+    # How often loans past their due date are looked for (one reminder per loan per day).
+    overdue_check_interval_seconds: float = 900.0

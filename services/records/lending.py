@@ -6,13 +6,16 @@ and enforced by the unique partial index `ux_loan_open_item`, so two clerks appr
 the same moment cannot both succeed.
 """
 
+import asyncio
+import logging
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.records.models import (
@@ -27,8 +30,16 @@ from services.records.models import (
 )
 from shared.auth import Role, User
 from shared.concurrency import check_if_match, etag
+from shared.contracts.records import LoanOverdue
 from shared.events import utcnow
+from shared.outbox import add_event
 from shared.problems import Conflict, Forbidden, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from shared.db import Database
+    from shared.service import Runtime
+
+log = logging.getLogger(__name__)
 
 BRANCH_TZ = ZoneInfo("Asia/Shanghai")
 
@@ -212,6 +223,60 @@ async def overdue(
         .limit(limit)
     )
     return [public(loan, on=day) for loan in (await session.exec(query)).all()]
+
+
+async def send_overdue_reminders(
+    db: "Database", *, on: date | None = None, batch: int = 200
+) -> int:
+    """Publish `records.loan.overdue.v1` for each loan out past its due date that had no
+    reminder today; returns how many. Rows are claimed with SKIP LOCKED on PostgreSQL, so
+    replicas share the work and no loan is reminded twice on one day."""
+    day = on or today()
+    async with db.transaction() as session:
+        query = (
+            select(Loan)
+            .where(
+                Loan.status == S.out,
+                col(Loan.due_on) < day,
+                or_(col(Loan.reminded_on).is_(None), col(Loan.reminded_on) < day),
+            )
+            .order_by(col(Loan.due_on), col(Loan.id))
+            .limit(batch)
+        )
+        if not db.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        loans = list((await session.exec(query)).all())
+        for loan in loans:
+            item = await session.get(LendingItem, loan.item_id)
+            assert item is not None and loan.due_on is not None
+            add_event(
+                session,
+                LoanOverdue(
+                    loan_id=loan.id,
+                    item_id=loan.item_id,
+                    item_title=item.title,
+                    branch=loan.branch,
+                    borrower_id=loan.borrower_id,
+                    borrower_name=loan.borrower_name,
+                    due_on=loan.due_on,
+                    days_overdue=(day - loan.due_on).days,
+                ),
+                subject=loan.id,
+            )
+            loan.reminded_on = day
+    return len(loans)
+
+
+async def overdue_reminder(runtime: "Runtime") -> None:
+    """Background job: remind of overdue loans every interval."""
+    interval = getattr(runtime.settings, "overdue_check_interval_seconds", 900.0)
+    while True:
+        try:
+            while await send_overdue_reminders(runtime.db) > 0:
+                pass
+        except Exception:
+            log.exception("sending overdue reminders failed; trying again later")
+        await asyncio.sleep(interval)
 
 
 __all__ = ["TRANSITIONS", "ReturnCondition", "etag"]

@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.records import (
     files,
     handlers,
+    lending,
     library,
     routes,
     routes_files,
@@ -35,7 +36,7 @@ SPEC = ServiceSpec(
     idempotency_model=IdempotencyRecord,
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscriber,
-    background=[files.file_collector],
+    background=[files.file_collector, lending.overdue_reminder],
 )
 
 

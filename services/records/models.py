@@ -475,6 +475,8 @@ class Loan(Base, table=True):
     closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     return_condition: str | None = Field(default=None, sa_type=String(16))
     note: str = Field(default="", sa_type=String(500))
+    # The last day a reminder went out for this loan (one per overdue day at most).
+    reminded_on: date | None = None
     version: int = Field(default=1, sa_column=_LOAN_VERSION)
 
     __mapper_args__ = {"version_id_col": _LOAN_VERSION}
