@@ -407,3 +407,40 @@ async def test_kpis_report_major_complaint_rate_and_first_time_fix(followup: Fol
     assert_problem(await c.get("/kpis", params=wide, headers=MANAGER), 422, "to_on")
     assert_problem(await c.get("/kpis", params={"from_on": "x"}, headers=MANAGER), 422, "from_on")
     assert_problem(await c.get("/kpis", headers=auth("technician")), 403)
+
+
+# --- service reminders -----------------------------------------------------------------
+
+
+async def test_service_reminders_due_list_and_outcome(followup: Followup) -> None:
+    vehicle = uuid.uuid4()
+    followup.settings.service_interval_days = 30  # so the reminder falls due in the test
+    await followup.deliver(vehicle_id=vehicle)
+    event = delivered(vehicle_id=vehicle, at=MONDAY + timedelta(days=10), number="RO-2026-000002")
+    event.declined_work = ["更换雨刮片"]
+    async with followup.db.transaction() as session:
+        await service.record_delivery(session, event, followup.settings)
+    c = followup.client
+    r = await c.get("/reminders", params={"view": "open"}, headers=AGENT)
+    assert r.status_code == 200, r.text
+    [reminder] = r.json()["items"]  # the first visit's reminder was superseded
+    assert reminder["last_repair_order_number"] == "RO-2026-000002"
+    assert reminder["declined_work"] == ["更换雨刮片"]
+    assert reminder["due_reason"] == "date"
+    assert reminder["due_at"] == "2027-01-08T16:00:00Z"  # 9 January, local midnight
+    assert (await c.get("/reminders", headers=AGENT)).json()["items"] == []
+
+    followup.clock.now = datetime(2026, 12, 27, 2, 0, tzinfo=UTC)  # within the 14-day lead
+    r = await c.get("/reminders", headers=AGENT)
+    assert [x["id"] for x in r.json()["items"]] == [reminder["id"]]
+    url = f"/reminders/{reminder['id']}/outcome"
+    assert_problem(await c.post(url, json={"outcome": "maybe"}, headers=AGENT), 422, "outcome")
+    assert_problem(await c.post(url, json={"outcome": "booked"}, headers=auth("advisor")), 403)
+    r = await c.post(url, json={"outcome": "booked"}, headers=auth("followup_agent", "BR02"))
+    assert_problem(r, 404)
+    r = await c.post(url, json={"outcome": "sold_car", "note": "卖了"}, headers=AGENT)
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "sold_car"
+    assert_problem(await c.post(url, json={"outcome": "booked"}, headers=AGENT), 409)
+    assert (await c.get("/reminders", headers=AGENT)).json()["items"] == []
+    assert_problem(await c.get("/reminders", params={"view": "x"}, headers=AGENT), 422, "view")

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.followup.config import Settings
+from services.followup.reminders import daily_km, next_service
 from services.followup.rules import (
     COMPLAINT_TRANSITIONS,
     BusinessHours,
@@ -145,3 +146,30 @@ def test_maintenance_and_recalls_neither_make_nor_count_as_comebacks(kind: str) 
 def test_warranty_work_counts_and_the_latest_earlier_fix_is_linked() -> None:
     found = comebacks([("BRAKES", "warranty")], [past(20, ro="ro-old"), past(3, ro="ro-new")])
     assert found["BRAKES"].repair_order_id == "ro-new"
+
+
+# --- service reminders -----------------------------------------------------------------
+
+
+def test_mileage_is_estimated_from_the_odometer_history() -> None:
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    history = [(at - timedelta(days=100), 30_000), (at - timedelta(days=50), 33_000)]
+    assert daily_km(history, at=at, odometer_km=36_000, default=40) == 60.0
+    assert daily_km([], at=at, odometer_km=36_000, default=40) == 40
+    # A reading from last week is too close to estimate from.
+    assert daily_km([(at - timedelta(days=3), 35_900)], at=at, odometer_km=36_000, default=40) == 40
+
+
+def test_next_service_is_the_earlier_of_date_and_mileage() -> None:
+    settings = Settings(service_interval_days=180, service_interval_km=10_000)
+    on = datetime(2026, 12, 1).date()
+    assert next_service(on=on, odometer_km=36_000, per_day=100, settings=settings) == (
+        on + timedelta(days=100),
+        46_000,
+        "mileage",
+    )
+    assert next_service(on=on, odometer_km=36_000, per_day=20, settings=settings) == (
+        on + timedelta(days=180),
+        46_000,
+        "date",
+    )

@@ -47,6 +47,13 @@ class Settings(ServiceSettings):
     comeback_days: int = Field(default=30, ge=1, le=365)
     major_complaint_target: float = 0.01
 
+    # Service reminders: next service after this many days or km, whichever comes first;
+    # agents see a reminder this many days before it is due.
+    service_interval_days: int = Field(default=180, ge=1, le=730)
+    service_interval_km: int = Field(default=10_000, ge=500, le=100_000)
+    default_daily_km: float = Field(default=40.0, gt=0)
+    reminder_lead_days: int = Field(default=14, ge=0, le=90)
+
     # How often the timer job looks for due visits and overdue cases (s).
     timer_interval: float = Field(default=30.0, gt=0)
     timer_batch: int = Field(default=200, ge=1)

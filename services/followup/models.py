@@ -83,6 +83,7 @@ class DeliveredOrder(Base, table=True):
     customer_id: uuid.UUID
     vehicle_id: uuid.UUID
     vin: str = Field(sa_type=String(17))
+    odometer_km: int | None = None
     delivered_at: datetime = _utc()
     # False when every job was maintenance or a recall: not counted for first-time fix.
     has_fix: bool
@@ -497,3 +498,68 @@ class ComplaintEntry(Base, ComplaintEntryBase, table=True):
 class ComplaintEntryPublic(ComplaintEntryBase):
     changes: dict[str, Any] | None
     at: datetime
+
+
+# --- service reminders -----------------------------------------------------------------
+
+
+class ReminderStatus(StrEnum):
+    open = "open"
+    booked = "booked"
+    not_interested = "not_interested"
+    sold_car = "sold_car"
+    superseded = "superseded"  # the vehicle came in again: a newer reminder replaced it
+
+
+class ReminderOutcome(StrEnum):
+    booked = "booked"
+    not_interested = "not_interested"
+    sold_car = "sold_car"
+
+
+class ReminderOutcomeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: ReminderOutcome
+    note: Note = ""
+
+
+class ReminderBase(SQLModel):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    branch: str = Field(sa_type=String(32))
+    vehicle_id: uuid.UUID
+    customer_id: uuid.UUID
+    vin: str = Field(sa_type=String(17))
+    plate: str | None = Field(default=None, sa_type=String(20))
+    last_repair_order_id: uuid.UUID
+    last_repair_order_number: str = Field(sa_type=String(40))
+    last_odometer_km: int
+    due_km: int
+    # Estimated from the vehicle's odometer history (km per day).
+    daily_km: float
+    # The earlier of the date limit and the day the mileage limit is expected.
+    due_reason: str = Field(sa_type=String(8))  # date, mileage
+    # Work the customer declined at the last visit, offered again.
+    declined_work: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: ReminderStatus = Field(default=ReminderStatus.open, sa_type=String(16))
+    note: str = Field(default="", sa_type=String(2000))
+
+
+class ServiceReminder(Base, ReminderBase, table=True):
+    """The next service a vehicle is due for, for the agents to offer."""
+
+    __tablename__ = "service_reminder"
+    __table_args__ = (
+        Index("ix_service_reminder_due", "branch", "status", "due_at", "id"),
+        Index("ix_service_reminder_vehicle", "vehicle_id", "status"),
+    )
+
+    due_at: datetime = _utc()  # start of the local due day
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class ReminderPublic(ReminderBase):
+    due_at: datetime
+    created_at: datetime
+    updated_at: datetime

@@ -2,11 +2,11 @@
 
 import uuid
 from datetime import date, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from services.followup import complaints, kpis, service
+from services.followup import complaints, kpis, reminders, service
 from services.followup.config import Settings
 from services.followup.models import (
     CallAttemptCreate,
@@ -19,6 +19,8 @@ from services.followup.models import (
     ComplaintTransition,
     ComplaintUpdate,
     ContactPublic,
+    ReminderOutcomeCreate,
+    ReminderPublic,
     Severity,
     SurveyCreate,
     SurveyPublic,
@@ -362,3 +364,56 @@ async def kpi_report(
     to_on = to_on or today
     from_on = from_on or to_on - timedelta(days=29)
     return await kpis.report(session, user, settings, from_on=from_on, to_on=to_on)
+
+
+# --- service reminders -----------------------------------------------------------------
+
+
+@router.get(
+    "/reminders",
+    response_model=Page[ReminderPublic],
+    tags=["reminders"],
+    summary="Vehicles due for their next service, soonest first",
+)
+async def reminder_list(
+    session: ReadSessionDep,
+    user: Reader,
+    settings: SettingsDep,
+    view: Annotated[
+        Literal["due", "open"],
+        Query(description="due: within the lead time (overdue included); open: every open one"),
+    ] = "due",
+    limit: Limit = 50,
+    cursor: Cursor = None,
+):
+    items, next_cursor = await reminders.due_list(
+        session,
+        user,
+        settings,
+        service.business_hours(settings, user.branch),
+        due_only=view == "due",
+        limit=limit,
+        cursor=cursor,
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "/reminders/{reminder_id}/outcome",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ReminderPublic,
+    tags=["reminders"],
+    summary="Record what the customer said: booked, not interested, sold the car",
+)
+async def reminder_outcome(
+    reminder_id: uuid.UUID,
+    body: ReminderOutcomeCreate,
+    session: SessionDep,
+    user: Agent,
+    settings: SettingsDep,
+    idempotency: IdempotencyDep,
+):
+    return await idempotency(session).run(
+        lambda: reminders.record_outcome(session, reminder_id, body, user, settings),
+        ReminderPublic,
+    )

@@ -9,7 +9,7 @@ from sqlalchemy import and_, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.followup import complaints
+from services.followup import complaints, reminders
 from services.followup.config import Settings
 from services.followup.models import (
     CallAttempt,
@@ -127,10 +127,16 @@ async def record_delivery(
         customer_id=event.customer_id,
         vehicle_id=event.vehicle_id,
         vin=event.vin,
+        odometer_km=event.odometer_km,
         delivered_at=event.delivered_at,
         has_fix=any(is_fix(kind) for _, kind in fixes),
     )
     await _flag_comebacks(session, order, fixes, settings)
+    hours = business_hours(settings, event.branch)
+    contact = await session.get(Contact, event.customer_id)
+    refused = contact is not None and not contact.contact_consent
+    if not refused:
+        await reminders.refresh(session, event, hours, settings)
     session.add(order)
     await session.flush()
     for job in event.jobs:
@@ -147,10 +153,8 @@ async def record_delivery(
             )
         )
 
-    contact = await session.get(Contact, event.customer_id)
-    if contact is not None and not contact.contact_consent:
+    if refused:
         return None
-    hours = business_hours(settings, event.branch)
     now = settings.clock()
     visit = Visit(
         branch=event.branch,
