@@ -66,13 +66,16 @@ class RequestContext:
 
 
 class BodyLimit:
-    """Refuses bodies over `max_bytes` with 413 before they are read whole."""
+    """Refuses bodies over `max_bytes` with 413 before they are read whole; routes in
+    `exempt` (e.g. "POST /files") stream their bodies under a limit of their own."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, exempt: frozenset[str] = frozenset()):
+        self.app, self.max_bytes, self.exempt = app, max_bytes, exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (
+            self.exempt and f"{scope['method']} {scope['path'].rstrip('/')}" in self.exempt
+        ):
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:

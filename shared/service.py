@@ -47,6 +47,10 @@ class ServiceSpec:
     # Long-running jobs of the service (timers, sweepers): started after migrations with
     # the runtime, cancelled at shutdown. Each must survive its own errors.
     background: list[Callable[["Runtime"], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # Run once after migrations, before the first request (derived indexes and the like).
+    startup: list[Callable[["Runtime"], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # Routes ("METHOD /path") whose bodies stream past max_body_bytes under their own limit.
+    large_bodies: frozenset[str] = frozenset()
     version: str = "0.1.0"
 
 
@@ -69,6 +73,8 @@ class Runtime:
     async def start(self) -> None:
         if self.settings.auto_migrate:
             await upgrade(self.db, self.spec.migrations)
+        for step in self.spec.startup:
+            await step(self)
         self._starting = asyncio.create_task(self._start_messaging(), name="messaging-start")
         for job in self.spec.background:
             self._background.append(asyncio.create_task(job(self), name=job.__name__))
@@ -193,6 +199,6 @@ def create_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     app.include_router(_ops_router())
     for router in spec.routers:
         app.include_router(router)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=spec.large_bodies)
     app.add_middleware(RequestContext)
     return app

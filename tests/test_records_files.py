@@ -39,7 +39,6 @@ class RecordsClient:
             nats_url=nats_server.url,
             files_dir=str(files_dir),
             max_upload_bytes=LIMIT,
-            max_body_bytes=LIMIT + 4096,
         )
         self.app = create_app(self.settings)
 
@@ -296,7 +295,6 @@ async def test_an_upload_streams_without_holding_the_file_in_memory(
     size, chunk = 12 * 1024 * 1024, 64 * 1024
     client_cm = RecordsClient(database_url, nats_server, tmp_path / "files")
     client_cm.settings.max_upload_bytes = 16 * 1024 * 1024
-    client_cm.settings.max_body_bytes = 17 * 1024 * 1024
     client_cm.app = create_app(client_cm.settings)
     async with client_cm as client:
 

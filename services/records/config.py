@@ -16,11 +16,8 @@ class Settings(ServiceSettings):
     # Stored files: the local disk is the only backend built so far ("local").
     files_backend: str = "local"
     files_dir: str = "var/files/records"
+    # POST /files streams past the service-wide body limit under this one of its own.
     max_upload_bytes: int = 50 * MIB
-    # The body limit in front of every route must let an upload through (multipart adds a
-    # few hundred bytes); every other route keeps `max_json_bytes` (see main.py).
-    max_body_bytes: int = 50 * MIB + 64 * 1024
-    max_json_bytes: int = 1 * MIB
     # Files nobody refers to are collected after this long (seconds).
     file_gc_grace_seconds: float = 24 * 3600.0
     file_gc_interval_seconds: float = 3600.0

@@ -8,7 +8,7 @@ autogenerate would see FTS5's shadow tables as unknown tables).
 
 import re
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Float,
@@ -46,12 +46,19 @@ from shared.db import Database
 from shared.events import utcnow
 from shared.problems import Forbidden, InvalidInput, NotFound
 
+if TYPE_CHECKING:
+    from shared.service import Runtime
+
 REFERENCE_OWNER = "records.library_version"
 
 FTS_DDL = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS library_search USING fts5("
     "document_id UNINDEXED, title, tags, body, tokenize='unicode61 remove_diacritics 2')"
 )
+
+
+async def ensure_search_index_on_start(runtime: "Runtime") -> None:
+    await ensure_search_index(runtime.db)
 
 
 async def ensure_search_index(db: Database) -> None:

@@ -1,11 +1,8 @@
 """Records's app factory: `uvicorn --factory services.records.main:create_app`."""
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.records import (
     files,
@@ -19,7 +16,6 @@ from services.records import (
 )
 from services.records.config import Settings
 from services.records.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
-from shared.http import BodyLimit
 from shared.service import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
@@ -37,38 +33,11 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscriber,
     background=[files.file_collector, lending.overdue_reminder],
+    # The SQLite full-text index is derived data, made before the first request.
+    startup=[library.ensure_search_index_on_start],
+    large_bodies=frozenset({"POST /files"}),
 )
 
 
-class JsonBodyLimit:
-    """Keeps the usual small body limit on every route but the upload, whose body streams
-    to storage under its own limit (the service-wide limit is raised to let it through)."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int):
-        self.app = app
-        self.limited = BodyLimit(app, max_bytes=max_bytes)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not (
-            scope["method"] == "POST" and scope["path"].rstrip("/") == "/files"
-        ):
-            await self.limited(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
-    app = create_service_app(settings, SPEC)
-    app.add_middleware(JsonBodyLimit, max_bytes=settings.max_json_bytes)
-    service_lifespan = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with service_lifespan(app):
-            # The SQLite full-text index is derived data, made before the first request.
-            await library.ensure_search_index(app.state.runtime.db)
-            yield
-
-    app.router.lifespan_context = lifespan
-    return app
+    return create_service_app(settings or Settings(), SPEC)
