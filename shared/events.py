@@ -17,6 +17,9 @@ DEAD_LETTER_STREAM = "DEADLETTER"
 DEAD_LETTER_PREFIX = "deadletter"
 
 CONTRACTS: dict[str, type["Contract"]] = {}
+RESERVED_FIELDS = frozenset(
+    {"type", "source", "stream", "envelope", "to_envelope", "from_envelope"}
+)
 
 
 def utcnow() -> datetime:
@@ -65,6 +68,16 @@ class Contract(BaseModel):
             if event_type in CONTRACTS:
                 raise ValueError(f"event type {event_type!r} declared twice")
             CONTRACTS[event_type] = cls
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        clash = RESERVED_FIELDS.intersection(cls.model_fields)
+        if clash:
+            raise TypeError(
+                f"{cls.__name__}: field(s) {sorted(clash)} would hide the contract's "
+                "own attributes; name them otherwise"
+            )
 
     @classmethod
     def source(cls) -> str:

@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel, func, select
 
 from shared.consumers import ConsumerRunner, Subscribers
 from shared.db import Database
-from shared.events import Contract, Envelope, encode
+from shared.events import Contract, Envelope, encode, utcnow
 from shared.messaging import Messaging
 from shared.outbox import OUTBOX_MODEL, Relay, add_event, make_outbox_models
 from shared.settings import ServiceSettings
@@ -233,3 +233,33 @@ async def test_server_back_with_an_empty_store_gets_streams_and_consumers_again(
             lambda: _equals(visits(n.db), 5), timeout=30, what="visits after the store was lost"
         )
         await eventually(lambda: _equals(unsent(n.db), 0), what="all rows marked sent")
+
+
+async def test_two_replicas_on_postgresql_handle_every_event_once(pg_url, nats_server):
+    """Both relays read the same outbox (FOR UPDATE SKIP LOCKED) and both runners pull
+    from the same durable consumer: every event is still handled exactly once."""
+    async with (
+        node(pg_url, nats_server.url, succeed) as first,
+        node(pg_url, nats_server.url, succeed) as second,
+    ):
+        ids = await send(first.db, 25) + await send(second.db, 25)
+        # Rows written behind both relays' backs, as by a replica that died: both sweep.
+        async with first.db.transaction() as session:
+            for ping_id in (extra := [uuid.uuid4() for _ in range(20)]):
+                session.add(
+                    Outbox(
+                        event_id=str(uuid.uuid4()),
+                        subject=PingSent.type,
+                        payload=encode(PingSent(ping_id=ping_id).to_envelope(subject="x")),
+                        created_at=utcnow(),
+                    )
+                )
+        first.relay.wake()
+        second.relay.wake()
+        await eventually(lambda: _equals(visits(first.db), 70), timeout=30, what="70 visits")
+        handled = first.calls + second.calls
+        assert sorted(handled) == sorted(ids + extra)
+        await eventually(lambda: _equals(unsent(first.db), 0), what="all rows marked sent")
+        async with first.db.reader() as session:
+            inbox_rows = (await session.exec(select(func.count()).select_from(Inbox))).one()
+        assert inbox_rows == 70

@@ -181,3 +181,8 @@ def test_if_match_accepts_the_current_etag_only() -> None:
         check_if_match('"2"', 3)
     with pytest.raises(PreconditionRequired):
         check_if_match(None, 3)
+
+
+def test_a_contract_field_may_not_hide_the_contract_attributes() -> None:
+    with pytest.raises(TypeError, match="source"), pytest.warns(UserWarning, match="shadows"):
+        type("Shadowing", (Contract,), {"__annotations__": {"source": str}})
