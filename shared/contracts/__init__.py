@@ -4,18 +4,33 @@ Producers build these; consumers receive them. Fields are only ever added (optio
 a breaking change gets a new `.v2` class beside the old one. Import contracts from here.
 """
 
-from shared.contracts.common import CustomerSnapshot, VehicleSnapshot
+from shared.contracts.common import CustomerSnapshot, EstimateLine, VehicleSnapshot
 from shared.contracts.followup import ComplaintEscalated, ComplaintOpened
-from shared.contracts.reception import CustomerRegistered, IntakeOpened, VehicleRegistered
+from shared.contracts.reception import (
+    ConsentRef,
+    CustomerRegistered,
+    EstimateApproved,
+    IntakeOpened,
+    VehicleRegistered,
+)
 from shared.contracts.records import LoanOverdue
-from shared.contracts.workorders import DeliveredJob, RepairOrderDelivered, RepairOrderOpened
+from shared.contracts.workorders import (
+    DeliveredJob,
+    ExtraWorkFound,
+    RepairOrderDelivered,
+    RepairOrderOpened,
+)
 
 __all__ = [
     "ComplaintEscalated",
     "ComplaintOpened",
+    "ConsentRef",
     "CustomerRegistered",
     "CustomerSnapshot",
     "DeliveredJob",
+    "EstimateApproved",
+    "EstimateLine",
+    "ExtraWorkFound",
     "IntakeOpened",
     "LoanOverdue",
     "RepairOrderDelivered",

@@ -3,7 +3,9 @@
 import uuid
 from datetime import datetime
 
-from shared.contracts.common import CustomerSnapshot, VehicleSnapshot
+from pydantic import BaseModel
+
+from shared.contracts.common import CustomerSnapshot, EstimateLine, VehicleSnapshot
 from shared.events import Contract
 
 
@@ -36,3 +38,41 @@ class IntakeOpened(Contract):
     odometer_km: int
     concerns: list[str] = []
     appointment_id: uuid.UUID | None = None
+
+
+class ConsentRef(BaseModel):
+    """Who consented, how and when: the ledger entry behind an approved or declined line."""
+
+    line_id: uuid.UUID
+    decision: str  # approved, declined
+    by: str
+    channel: str  # in_person, phone, link
+    at: datetime
+
+
+class EstimateApproved(Contract):
+    """The customer has answered every line of an estimate revision. Workorders opens
+    the repair order from the approved lines, or extends it when `repair_order_id` or
+    `extra_work_id` says the revision answers work found in the workshop."""
+
+    type = "reception.estimate.approved.v1"
+
+    estimate_id: uuid.UUID
+    revision: int
+    intake_id: uuid.UUID
+    branch: str
+    customer_id: uuid.UUID
+    customer_name: str
+    vehicle_id: uuid.UUID
+    vin: str
+    plate: str | None = None
+    advisor: str
+    odometer_km: int
+    currency: str = "CNY"
+    promised_at: datetime
+    approved_lines: list[EstimateLine] = []
+    declined_lines: list[EstimateLine] = []
+    consents: list[ConsentRef] = []
+    approved_at: datetime
+    repair_order_id: uuid.UUID | None = None
+    extra_work_id: uuid.UUID | None = None

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 
+from shared.contracts.common import EstimateLine
 from shared.events import Contract
 
 
@@ -51,3 +52,23 @@ class RepairOrderDelivered(Contract):
     promised_at: datetime | None = None
     jobs: list[DeliveredJob] = []
     declined_work: list[str] = []
+
+
+class ExtraWorkFound(Contract):
+    """A technician found more work; reception turns it into a revision for consent.
+    None of `proposed_lines` starts before an EstimateApproved with this
+    `extra_work_id` arrives."""
+
+    type = "workorders.extra_work.found.v1"
+
+    extra_work_id: uuid.UUID
+    repair_order_id: uuid.UUID
+    repair_order_number: str
+    intake_id: uuid.UUID
+    estimate_id: uuid.UUID | None = None
+    branch: str
+    found_by: str
+    findings: str
+    photo_file_ids: list[uuid.UUID] = []
+    proposed_lines: list[EstimateLine] = []
+    found_at: datetime
