@@ -10,3 +10,7 @@ class Settings(ServiceSettings):
 
     service_name: str = "workorders"
     database_url: str = "sqlite+aiosqlite:///var/workorders.db"
+    # The branch's clock for day views (dispatch board, productivity).
+    time_zone: str = "Asia/Shanghai"
+    # Hours a technician is available per day, the base of utilisation.
+    shift_hours: float = 8.0

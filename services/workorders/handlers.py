@@ -4,7 +4,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.workorders import service
 from shared.consumers import Subscribers
-from shared.contracts import IntakeOpened
+from shared.contracts import EstimateApproved, IntakeOpened
 
 subscriber = Subscribers()
 
@@ -12,3 +12,8 @@ subscriber = Subscribers()
 @subscriber(IntakeOpened, durable="workorders__open_repair_order")
 async def open_repair_order(event: IntakeOpened, session: AsyncSession) -> None:
     await service.open_draft_from_intake(session, event)
+
+
+@subscriber(EstimateApproved, durable="workorders__apply_consent")
+async def apply_consent(event: EstimateApproved, session: AsyncSession) -> None:
+    await service.apply_consent(session, event)

@@ -2,12 +2,17 @@
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Column, Index, String
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from services.workorders.states import JobStatus, RepairOrderStatus
+from shared.contracts import EstimateLine
 from shared.events import utcnow
 from shared.idempotency import make_idempotency_model
 from shared.outbox import make_outbox_models
@@ -22,19 +27,6 @@ OutboxEvent, InboxEvent = make_outbox_models(Base)
 IdempotencyRecord = make_idempotency_model(Base)
 
 
-class RepairOrderStatus(StrEnum):
-    draft = "draft"
-    open = "open"
-    in_progress = "in_progress"
-    waiting_parts = "waiting_parts"
-    qc = "qc"
-    washing = "washing"
-    ready = "ready"
-    settled = "settled"
-    delivered = "delivered"
-    cancelled = "cancelled"
-
-
 class RepairOrderNumber(Base, table=True):
     """Last number handed out per branch and year: RO-2026-000123."""
 
@@ -43,6 +35,10 @@ class RepairOrderNumber(Base, table=True):
     branch: str = Field(sa_type=String(32), primary_key=True)
     year: int = Field(primary_key=True)
     last: int = 0
+
+
+_ORDER_VERSION = Column("version", Integer, nullable=False)
+_JOB_VERSION = Column("version", Integer, nullable=False)
 
 
 class RepairOrderBase(SQLModel):
@@ -72,8 +68,226 @@ class RepairOrder(Base, RepairOrderBase, table=True):
     opened_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
+    currency: str = Field(default="CNY", sa_type=String(3))
+    estimate_id: uuid.UUID | None = None
+    promised_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # Every promise the customer agreed to, oldest first; the last one counts.
+    promises: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    # Lines the customer declined (EstimateLine as JSON), told again at delivery.
+    declined_lines: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    # Lines that are no labour job: parts without a job and fees (EstimateLine as JSON).
+    other_lines: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    invoice: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    settled_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    delivered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    handover: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    cancelled_reason: str | None = Field(default=None, sa_type=Text)
+    version: int = Field(default=1, sa_column=_ORDER_VERSION)
+
+    __mapper_args__ = {"version_id_col": _ORDER_VERSION}
+
+
+class Promise(BaseModel):
+    promised_at: datetime
+    agreed_at: datetime
+    source: str  # estimate, extra_work, advisor
 
 
 class RepairOrderPublic(RepairOrderBase):
     id: uuid.UUID
     opened_at: datetime
+    currency: str = "CNY"
+    estimate_id: uuid.UUID | None = None
+    promised_at: datetime | None = None
+    promises: list[Promise] = []
+    declined_lines: list[EstimateLine] = []
+    other_lines: list[EstimateLine] = []
+    settled_at: datetime | None = None
+    delivered_at: datetime | None = None
+    version: int
+
+
+class Job(Base, table=True):
+    """One labour operation of a repair order, with the parts that belong to it."""
+
+    __tablename__ = "job"
+    __table_args__ = (
+        Index("ix_job_order", "repair_order_id"),
+        Index("ix_job_branch_technician", "branch", "technician_id"),
+        Index("ux_job_order_line", "repair_order_id", "line_id", unique=True),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    repair_order_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("repair_order.id"), nullable=False)
+    )
+    branch: str = Field(sa_type=String(32))
+    line_id: uuid.UUID
+    op_code: str = Field(default="", sa_type=String(32))
+    op_group: str = Field(default="", sa_type=String(32))
+    description: str = Field(default="", sa_type=Text)
+    kind: str = Field(default="repair", sa_type=String(16))
+    pay_type: str = Field(default="customer", sa_type=String(16))
+    # The approved labour line and its parts lines, as EstimateLine JSON (Decimals as text).
+    line: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    parts: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    extra_work_id: uuid.UUID | None = None
+    status: JobStatus = Field(default=JobStatus.pending, sa_type=String(16))
+    technician_id: str | None = Field(default=None, sa_type=String(64))
+    bay: str | None = Field(default=None, sa_type=String(32))
+    planned_start_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    pause_reason: str | None = Field(default=None, sa_type=String(32))
+    rework_count: int = 0
+    road_test: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    done_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    version: int = Field(default=1, sa_column=_JOB_VERSION)
+
+    __mapper_args__ = {"version_id_col": _JOB_VERSION}
+
+    @property
+    def flat_rate_hours(self) -> Decimal:
+        return Decimal(str(self.line.get("flat_rate_hours", "0")))
+
+
+class JobPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    repair_order_id: uuid.UUID
+    line_id: uuid.UUID
+    op_code: str
+    op_group: str
+    description: str
+    kind: str
+    pay_type: str
+    flat_rate_hours: Decimal
+    parts: list[EstimateLine] = []
+    extra_work_id: uuid.UUID | None = None
+    status: JobStatus
+    technician_id: str | None = None
+    bay: str | None = None
+    planned_start_at: datetime | None = None
+    pause_reason: str | None = None
+    rework_count: int = 0
+    road_test: bool = False
+    done_at: datetime | None = None
+    actual_hours: Decimal = Decimal("0")
+    version: int
+
+
+class TimeEntry(Base, table=True):
+    """A technician's time on a job, from clock-on to clock-off."""
+
+    __tablename__ = "time_entry"
+    __table_args__ = (
+        Index("ix_time_entry_job", "job_id"),
+        Index("ix_time_entry_technician_started", "branch", "technician_id", "started_at"),
+        # At most one open entry per technician: one job at a time, even under a race.
+        Index(
+            "ux_time_entry_open_technician",
+            "technician_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    job_id: uuid.UUID = Field(sa_column=Column(ForeignKey("job.id"), nullable=False))
+    branch: str = Field(sa_type=String(32))
+    technician_id: str = Field(sa_type=String(64))
+    started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # Why the clock stopped: finished, break, waiting_parts, end_of_shift, other.
+    stop_reason: str | None = Field(default=None, sa_type=String(32))
+
+
+class TimeEntryPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    job_id: uuid.UUID
+    technician_id: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    stop_reason: str | None = None
+
+
+class ExtraWorkStatus(StrEnum):
+    proposed = "proposed"
+    approved = "approved"
+    partly_approved = "partly_approved"
+    declined = "declined"
+
+
+class ExtraWork(Base, table=True):
+    """Work a technician found; none of it starts before the customer consents."""
+
+    __tablename__ = "extra_work"
+    __table_args__ = (Index("ix_extra_work_order", "repair_order_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    repair_order_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("repair_order.id"), nullable=False)
+    )
+    branch: str = Field(sa_type=String(32))
+    job_id: uuid.UUID | None = None
+    found_by: str = Field(sa_type=String(64))
+    findings: str = Field(sa_type=Text)
+    photo_file_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    proposed_lines: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    status: ExtraWorkStatus = Field(default=ExtraWorkStatus.proposed, sa_type=String(16))
+    found_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    answered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
+class ExtraWorkPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    repair_order_id: uuid.UUID
+    job_id: uuid.UUID | None = None
+    found_by: str
+    findings: str
+    photo_file_ids: list[uuid.UUID] = []
+    proposed_lines: list[EstimateLine] = []
+    status: ExtraWorkStatus
+    found_at: datetime
+    answered_at: datetime | None = None
+
+
+class QcInspection(Base, table=True):
+    """One QC verdict on a job: the checklist, pass or fail, and why."""
+
+    __tablename__ = "qc_inspection"
+    __table_args__ = (Index("ix_qc_inspection_job", "job_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    job_id: uuid.UUID = Field(sa_column=Column(ForeignKey("job.id"), nullable=False))
+    inspector: str = Field(sa_type=String(64))
+    passed: bool = Field(sa_column=Column(Boolean, nullable=False))
+    checklist: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    reason: str | None = Field(default=None, sa_type=Text)
+    road_test: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    inspected_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class RepairOrderDetail(RepairOrderPublic):
+    jobs: list[JobPublic] = []
+    extra_work: list[ExtraWorkPublic] = []
+    invoice: dict[str, Any] | None = None

@@ -1,29 +1,76 @@
-"""Workorders' HTTP API."""
+"""Workorders' HTTP API: parse, authorize, call the use case, return."""
 
 import uuid
-from typing import Annotated
+from datetime import date
+from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from services.workorders import service
-from services.workorders.models import RepairOrderPublic, RepairOrderStatus
+from services.workorders import service, workshop
+from services.workorders.config import Settings
+from services.workorders.models import (
+    ExtraWorkPublic,
+    JobPublic,
+    RepairOrderDetail,
+    RepairOrderPublic,
+    TimeEntryPublic,
+)
+from services.workorders.schemas import (
+    ClockOff,
+    ExtraWorkCreate,
+    Handover,
+    JobAssignment,
+    OrderTransition,
+    QcInspectionPublic,
+    QcVerdict,
+    Settlement,
+)
+from services.workorders.states import RepairOrderStatus
 from shared.auth import Role, User, require
+from shared.concurrency import IfMatch, set_etag
+from shared.events import utcnow
+from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page
-from shared.service import ReadSessionDep
+from shared.service import ReadSessionDep, SessionDep
 
-router = APIRouter(tags=["repair orders"])
+router = APIRouter()
+
+
+def _settings(request: Request) -> Settings:
+    return cast(Settings, request.app.state.runtime.settings)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
 
 Reader = Annotated[
     User,
     Depends(
-        require(Role.advisor, Role.foreman, Role.technician, Role.qc, Role.cashier, Role.manager)
+        require(
+            Role.advisor,
+            Role.foreman,
+            Role.technician,
+            Role.qc,
+            Role.cashier,
+            Role.manager,
+            Role.screen,
+        )
     ),
 ]
+# The advisor cancels or releases an order; the foreman moves it through the workshop.
+OrderMover = Annotated[User, Depends(require(Role.foreman, Role.advisor, Role.manager))]
+Foreman = Annotated[User, Depends(require(Role.foreman, Role.manager))]
+Technician = Annotated[User, Depends(require(Role.technician))]
+Finder = Annotated[User, Depends(require(Role.technician, Role.foreman))]
+Inspector = Annotated[User, Depends(require(Role.qc))]
+Cashier = Annotated[User, Depends(require(Role.cashier))]
+Advisor = Annotated[User, Depends(require(Role.advisor))]
+TimeReader = Annotated[User, Depends(require(Role.foreman, Role.manager, Role.technician))]
 
 
 @router.get(
     "/repair-orders",
     response_model=Page[RepairOrderPublic],
+    tags=["repair orders"],
     summary="Repair orders of your branch, newest first",
 )
 async def list_repair_orders(
@@ -40,6 +87,230 @@ async def list_repair_orders(
     return Page(items=items, next_cursor=next_cursor)
 
 
-@router.get("/repair-orders/{order_id}", response_model=RepairOrderPublic)
-async def get_repair_order(order_id: uuid.UUID, session: ReadSessionDep, user: Reader):
-    return await service.get_repair_order(session, order_id, user)
+@router.get(
+    "/repair-orders/{order_id}",
+    response_model=RepairOrderDetail,
+    tags=["repair orders"],
+    summary="A repair order with its jobs, extra work and invoice (ETag for If-Match)",
+)
+async def get_repair_order(
+    order_id: uuid.UUID, response: Response, session: ReadSessionDep, user: Reader
+):
+    order = await service.get_repair_order(session, order_id, user)
+    set_etag(response, order.version)
+    return await service.order_detail(session, order)
+
+
+@router.post(
+    "/repair-orders/{order_id}/transitions",
+    response_model=RepairOrderDetail,
+    tags=["repair orders"],
+    summary="Move the order: open → in_progress ⇄ waiting_parts → qc → washing → ready; "
+    "cancel before work starts (If-Match)",
+)
+async def transition_repair_order(
+    order_id: uuid.UUID,
+    body: OrderTransition,
+    response: Response,
+    session: SessionDep,
+    user: OrderMover,
+    idempotency: IdempotencyDep,
+    if_match: IfMatch = None,
+):
+    async def work() -> RepairOrderDetail:
+        order = await service.transition_order(session, order_id, body, user, if_match=if_match)
+        set_etag(response, order.version)
+        return await service.order_detail(session, order)
+
+    return await idempotency(session).run(work, RepairOrderDetail, status_code=200)
+
+
+@router.post(
+    "/repair-orders/{order_id}/extra-work",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ExtraWorkPublic,
+    tags=["extra work"],
+    summary="Report extra work found (增项); it starts only after the customer consents",
+)
+async def report_extra_work(
+    order_id: uuid.UUID,
+    body: ExtraWorkCreate,
+    session: SessionDep,
+    user: Finder,
+    idempotency: IdempotencyDep,
+):
+    async def work() -> ExtraWorkPublic:
+        extra = await service.report_extra_work(session, order_id, body, user, utcnow())
+        return ExtraWorkPublic.model_validate(extra)
+
+    return await idempotency(session).run(work, ExtraWorkPublic)
+
+
+@router.post(
+    "/repair-orders/{order_id}/settlement",
+    response_model=RepairOrderDetail,
+    tags=["settlement and delivery"],
+    summary="Settle the bill (结算): invoice by pay type, tax, payments (If-Match)",
+)
+async def settle_repair_order(
+    order_id: uuid.UUID,
+    body: Settlement,
+    response: Response,
+    session: SessionDep,
+    user: Cashier,
+    idempotency: IdempotencyDep,
+    if_match: IfMatch = None,
+):
+    async def work() -> RepairOrderDetail:
+        order = await service.settle(session, order_id, body, user, utcnow(), if_match=if_match)
+        set_etag(response, order.version)
+        return await service.order_detail(session, order)
+
+    return await idempotency(session).run(work, RepairOrderDetail, status_code=200)
+
+
+@router.post(
+    "/repair-orders/{order_id}/delivery",
+    response_model=RepairOrderDetail,
+    tags=["settlement and delivery"],
+    summary="Hand the car back (交车) (If-Match)",
+)
+async def deliver_repair_order(
+    order_id: uuid.UUID,
+    body: Handover,
+    response: Response,
+    session: SessionDep,
+    user: Advisor,
+    idempotency: IdempotencyDep,
+    if_match: IfMatch = None,
+):
+    async def work() -> RepairOrderDetail:
+        order = await service.deliver(session, order_id, body, user, utcnow(), if_match=if_match)
+        set_etag(response, order.version)
+        return await service.order_detail(session, order)
+
+    return await idempotency(session).run(work, RepairOrderDetail, status_code=200)
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobPublic,
+    tags=["jobs"],
+    summary="A job with its actual hours (ETag for If-Match)",
+)
+async def get_job(job_id: uuid.UUID, response: Response, session: ReadSessionDep, user: Reader):
+    job = await service.get_job(session, job_id, user)
+    set_etag(response, job.version)
+    return await service.job_detail(session, job)
+
+
+@router.put(
+    "/jobs/{job_id}/assignment",
+    response_model=JobPublic,
+    tags=["dispatch"],
+    summary="Dispatch (派工) or reassign a job: technician, bay, planned start (If-Match)",
+)
+async def assign_job(
+    job_id: uuid.UUID,
+    body: JobAssignment,
+    response: Response,
+    session: SessionDep,
+    user: Foreman,
+    if_match: IfMatch = None,
+):
+    job = await workshop.assign(session, job_id, body, user, if_match=if_match)
+    set_etag(response, job.version)
+    return await service.job_detail(session, job)
+
+
+@router.post(
+    "/jobs/{job_id}/clock-on",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TimeEntryPublic,
+    tags=["clocking"],
+    summary="Clock on your job (one job at a time)",
+)
+async def clock_on(
+    job_id: uuid.UUID, session: SessionDep, user: Technician, idempotency: IdempotencyDep
+):
+    return await idempotency(session).run(
+        lambda: workshop.clock_on(session, job_id, user, utcnow()), TimeEntryPublic
+    )
+
+
+@router.post(
+    "/jobs/{job_id}/clock-off",
+    response_model=TimeEntryPublic,
+    tags=["clocking"],
+    summary="Clock off your job: finished, or paused with a reason",
+)
+async def clock_off(
+    job_id: uuid.UUID,
+    body: ClockOff,
+    session: SessionDep,
+    user: Technician,
+    idempotency: IdempotencyDep,
+):
+    return await idempotency(session).run(
+        lambda: workshop.clock_off(session, job_id, body, user, utcnow()),
+        TimeEntryPublic,
+        status_code=200,
+    )
+
+
+@router.post(
+    "/jobs/{job_id}/qc",
+    status_code=status.HTTP_201_CREATED,
+    response_model=QcInspectionPublic,
+    tags=["QC"],
+    summary="Pass or fail a finished job (质检); a fail sends it back as rework",
+)
+async def inspect_job(
+    job_id: uuid.UUID,
+    body: QcVerdict,
+    session: SessionDep,
+    user: Inspector,
+    idempotency: IdempotencyDep,
+    if_match: IfMatch = None,
+):
+    async def work() -> QcInspectionPublic:
+        inspection = await service.record_qc(
+            session, job_id, body, user, utcnow(), if_match=if_match
+        )
+        return QcInspectionPublic.model_validate(inspection, from_attributes=True)
+
+    return await idempotency(session).run(work, QcInspectionPublic)
+
+
+@router.get(
+    "/dispatch/day",
+    response_model=workshop.DayBoard,
+    tags=["dispatch"],
+    summary="The foreman's day: jobs per technician and per bay, and what is unassigned",
+)
+async def dispatch_day(
+    session: ReadSessionDep,
+    user: Foreman,
+    settings: SettingsDep,
+    on: Annotated[date | None, Query(description="the day in the branch's time zone")] = None,
+):
+    day = on or utcnow().astimezone(workshop.ZoneInfo(settings.time_zone)).date()
+    return await workshop.day_board(session, user, day, settings.time_zone, utcnow())
+
+
+@router.get(
+    "/technicians/productivity",
+    response_model=list[workshop.Productivity],
+    tags=["clocking"],
+    summary="Hours clocked, efficiency and utilisation per technician for a day",
+)
+async def technician_productivity(
+    session: ReadSessionDep,
+    user: TimeReader,
+    settings: SettingsDep,
+    on: Annotated[date | None, Query(description="the day in the branch's time zone")] = None,
+):
+    day = on or utcnow().astimezone(workshop.ZoneInfo(settings.time_zone)).date()
+    return await workshop.productivity(
+        session, user, day, settings.time_zone, settings.shift_hours, utcnow()
+    )

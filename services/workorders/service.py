@@ -1,18 +1,68 @@
 """Workorders' use cases: change rows and add outbox events; flush, never commit."""
 
+import logging
 import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.workorders.models import RepairOrder, RepairOrderNumber, RepairOrderStatus
+from services.workorders.models import (
+    ExtraWork,
+    ExtraWorkPublic,
+    ExtraWorkStatus,
+    Job,
+    JobPublic,
+    QcInspection,
+    RepairOrder,
+    RepairOrderDetail,
+    RepairOrderNumber,
+    TimeEntry,
+)
+from services.workorders.schemas import (
+    ExtraWorkCreate,
+    Handover,
+    OrderTransition,
+    QcVerdict,
+    Settlement,
+)
+from services.workorders.states import (
+    WORKING,
+    JobStatus,
+    RepairOrderStatus,
+    can_move_order,
+    move_job,
+    move_order,
+)
 from shared.auth import User
-from shared.contracts import IntakeOpened, RepairOrderOpened
+from shared.concurrency import check_if_match
+from shared.contracts import (
+    DeliveredJob,
+    EstimateApproved,
+    EstimateLine,
+    ExtraWorkFound,
+    IntakeOpened,
+    RepairOrderDelivered,
+    RepairOrderOpened,
+)
+from shared.contracts.workorders import (
+    InvoiceLine,
+    PaymentTaken,
+    PayTypeTotal,
+    RepairOrderSettled,
+)
+from shared.events import utcnow
 from shared.outbox import add_event
 from shared.pagination import after, page
-from shared.problems import NotFound
+from shared.problems import Conflict, Forbidden, InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
+CENT = Decimal("0.01")
 
 
 async def next_number(session: AsyncSession, branch: str, year: int) -> str:
@@ -53,6 +103,11 @@ async def open_draft_from_intake(session: AsyncSession, event: IntakeOpened) -> 
         status=RepairOrderStatus.draft,
     )
     session.add(order)
+    _announce_opened(session, order)
+    return order
+
+
+def _announce_opened(session: AsyncSession, order: RepairOrder) -> None:
     add_event(
         session,
         RepairOrderOpened(
@@ -68,7 +123,6 @@ async def open_draft_from_intake(session: AsyncSession, event: IntakeOpened) -> 
         ),
         subject=order.id,
     )
-    return order
 
 
 async def get_repair_order(session: AsyncSession, order_id: uuid.UUID, by: User) -> RepairOrder:
@@ -98,3 +152,565 @@ async def list_repair_orders(
         .limit(limit + 1)
     )
     return page(list((await session.exec(query)).all()), limit, "opened_at")
+
+
+# --- consent: repair orders and jobs from approved estimates -----------------------------
+
+
+def _line_json(line: EstimateLine) -> dict[str, Any]:
+    return line.model_dump(mode="json")
+
+
+async def _order_for_consent(session: AsyncSession, event: EstimateApproved) -> RepairOrder:
+    order: RepairOrder | None
+    if event.repair_order_id is not None:
+        order = await session.get(RepairOrder, event.repair_order_id)
+    else:
+        order = (
+            await session.exec(select(RepairOrder).where(RepairOrder.intake_id == event.intake_id))
+        ).first()
+    if order is not None:
+        return order
+    # The consent overtook the intake event: open the order from what the consent carries;
+    # the intake event, when it comes, finds it and leaves it alone.
+    order = RepairOrder(
+        number=await next_number(session, event.branch, event.approved_at.year),
+        branch=event.branch,
+        intake_id=event.intake_id,
+        customer_id=event.customer_id,
+        vehicle_id=event.vehicle_id,
+        vin=event.vin,
+        plate=event.plate,
+        customer_name=event.customer_name,
+        advisor=event.advisor,
+        odometer_km=event.odometer_km,
+        status=RepairOrderStatus.draft,
+        currency=event.currency,
+    )
+    session.add(order)
+    _announce_opened(session, order)
+    return order
+
+
+def _record_promise(
+    order: RepairOrder, promised_at: datetime, agreed_at: datetime, source: str
+) -> None:
+    """Keep every promise; the one agreed last counts, whatever order events came in."""
+    entry = {
+        "promised_at": promised_at.isoformat(),
+        "agreed_at": agreed_at.isoformat(),
+        "source": source,
+    }
+    if entry in order.promises:
+        return
+    promises = sorted(
+        [*order.promises, entry], key=lambda p: datetime.fromisoformat(p["agreed_at"])
+    )
+    order.promises = promises
+    order.promised_at = datetime.fromisoformat(promises[-1]["promised_at"])
+
+
+def _attach_parts(
+    labour: list[EstimateLine], parts: Iterable[EstimateLine]
+) -> tuple[dict[uuid.UUID, list[EstimateLine]], list[EstimateLine]]:
+    """A part belongs to the labour line with its op code; the rest are order lines."""
+    by_op = {line.op_code: line.line_id for line in labour if line.op_code}
+    attached: dict[uuid.UUID, list[EstimateLine]] = {}
+    loose: list[EstimateLine] = []
+    for part in parts:
+        owner = by_op.get(part.op_code) if part.op_code else None
+        if owner is None:
+            loose.append(part)
+        else:
+            attached.setdefault(owner, []).append(part)
+    return attached, loose
+
+
+async def apply_consent(session: AsyncSession, event: EstimateApproved) -> RepairOrder | None:
+    """Turn the customer's answer into jobs on the repair order of the intake."""
+    order = await _order_for_consent(session, event)
+    if order.branch != event.branch:
+        log.warning("consent %s names an order of another branch; ignored", event.estimate_id)
+        return None
+    if order.status in (
+        RepairOrderStatus.settled,
+        RepairOrderStatus.delivered,
+        RepairOrderStatus.cancelled,
+    ):
+        log.warning(
+            "consent %s for repair order %s in %s; ignored",
+            event.estimate_id,
+            order.number,
+            order.status,
+        )
+        return order
+    extra: ExtraWork | None = None
+    if event.extra_work_id is not None:
+        extra = await session.get(ExtraWork, event.extra_work_id)
+        if extra is not None and extra.repair_order_id == order.id:
+            extra.status = (
+                ExtraWorkStatus.declined
+                if not event.approved_lines
+                else ExtraWorkStatus.partly_approved
+                if event.declined_lines
+                else ExtraWorkStatus.approved
+            )
+            extra.answered_at = event.approved_at
+    else:
+        order.estimate_id = event.estimate_id
+    order.currency = event.currency
+
+    existing = list((await session.exec(select(Job).where(Job.repair_order_id == order.id))).all())
+    known_lines = (
+        {job.line_id for job in existing}
+        | {uuid.UUID(p["line_id"]) for job in existing for p in job.parts}
+        | {uuid.UUID(line["line_id"]) for line in order.other_lines}
+    )
+
+    labour = [line for line in event.approved_lines if line.kind == "labour"]
+    others = [line for line in event.approved_lines if line.kind != "labour"]
+    attached, loose = _attach_parts(labour, [p for p in others if p.kind == "part"])
+    loose += [line for line in others if line.kind != "part"]
+    added = 0
+    for line in labour:
+        if line.line_id in known_lines:
+            continue
+        session.add(
+            Job(
+                repair_order_id=order.id,
+                branch=order.branch,
+                line_id=line.line_id,
+                op_code=line.op_code or "",
+                op_group=line.op_group or "",
+                description=line.description,
+                kind=line.job_kind,
+                pay_type=line.pay_type,
+                line=_line_json(line),
+                parts=[_line_json(p) for p in attached.get(line.line_id, [])],
+                extra_work_id=event.extra_work_id,
+            )
+        )
+        added += 1
+    new_loose = [_line_json(line) for line in loose if line.line_id not in known_lines]
+    if new_loose:
+        order.other_lines = [*order.other_lines, *new_loose]
+
+    declined_ids = {line.line_id for line in event.declined_lines}
+    recorded = {uuid.UUID(line["line_id"]) for line in order.declined_lines}
+    fresh = [_line_json(line) for line in event.declined_lines if line.line_id not in recorded]
+    if fresh:
+        order.declined_lines = [*order.declined_lines, *fresh]
+    # A later revision may decline what an earlier one approved: untouched jobs go.
+    for job in existing:
+        if job.line_id in declined_ids and job.status in (JobStatus.pending, JobStatus.assigned):
+            job.status = move_job(job.status, JobStatus.cancelled)
+
+    _record_promise(
+        order, event.promised_at, event.approved_at, "extra_work" if extra else "estimate"
+    )
+    if order.status == RepairOrderStatus.draft and (added or event.approved_lines):
+        order.status = move_order(order.status, RepairOrderStatus.open)
+    elif added and order.status in (RepairOrderStatus.qc, RepairOrderStatus.ready):
+        order.status = move_order(order.status, RepairOrderStatus.in_progress)
+    await session.flush()
+    return order
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+async def actual_seconds(
+    session: AsyncSession, job_ids: list[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, float]:
+    if not job_ids:
+        return {}
+    entries = (
+        await session.exec(select(TimeEntry).where(col(TimeEntry.job_id).in_(job_ids)))
+    ).all()
+    result: dict[uuid.UUID, float] = {}
+    for entry in entries:
+        end = entry.ended_at or now
+        result[entry.job_id] = result.get(entry.job_id, 0.0) + max(
+            0.0, (end - entry.started_at).total_seconds()
+        )
+    return result
+
+
+def hours(seconds: float) -> Decimal:
+    return (Decimal(str(seconds)) / 3600).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def job_public(job: Job, seconds: float = 0.0) -> JobPublic:
+    return JobPublic(
+        id=job.id,
+        repair_order_id=job.repair_order_id,
+        line_id=job.line_id,
+        op_code=job.op_code,
+        op_group=job.op_group,
+        description=job.description,
+        kind=job.kind,
+        pay_type=job.pay_type,
+        flat_rate_hours=job.flat_rate_hours,
+        parts=[EstimateLine.model_validate(p) for p in job.parts],
+        extra_work_id=job.extra_work_id,
+        status=job.status,
+        technician_id=job.technician_id,
+        bay=job.bay,
+        planned_start_at=job.planned_start_at,
+        pause_reason=job.pause_reason,
+        rework_count=job.rework_count,
+        road_test=job.road_test,
+        done_at=job.done_at,
+        actual_hours=hours(seconds),
+        version=job.version,
+    )
+
+
+async def jobs_of(session: AsyncSession, order_id: uuid.UUID) -> list[Job]:
+    query = (
+        select(Job)
+        .where(Job.repair_order_id == order_id)
+        .order_by(col(Job.created_at), col(Job.id))
+    )
+    return list((await session.exec(query)).all())
+
+
+async def order_detail(session: AsyncSession, order: RepairOrder) -> RepairOrderDetail:
+    jobs = await jobs_of(session, order.id)
+    seconds = await actual_seconds(session, [j.id for j in jobs], utcnow())
+    extra = (
+        await session.exec(
+            select(ExtraWork)
+            .where(ExtraWork.repair_order_id == order.id)
+            .order_by(col(ExtraWork.found_at))
+        )
+    ).all()
+    return RepairOrderDetail.model_validate(
+        {
+            **order.model_dump(),
+            "jobs": [job_public(j, seconds.get(j.id, 0.0)) for j in jobs],
+            "extra_work": [ExtraWorkPublic.model_validate(e) for e in extra],
+        }
+    )
+
+
+async def get_job(session: AsyncSession, job_id: uuid.UUID, by: User) -> Job:
+    job = await session.get(Job, job_id)
+    if job is None or job.branch != by.branch:
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+async def job_detail(session: AsyncSession, job: Job) -> JobPublic:
+    seconds = await actual_seconds(session, [job.id], utcnow())
+    return job_public(job, seconds.get(job.id, 0.0))
+
+
+# --- order transitions ---------------------------------------------------------------
+
+_ACTIVE_JOB = (JobStatus.cancelled,)
+# Settlement and delivery have their own use cases, which check what they need.
+_OWN_USE_CASE = {RepairOrderStatus.settled, RepairOrderStatus.delivered}
+
+
+async def transition_order(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    body: OrderTransition,
+    by: User,
+    *,
+    if_match: str | None,
+) -> RepairOrder:
+    order = await get_repair_order(session, order_id, by)
+    check_if_match(if_match, order.version)
+    if body.to in _OWN_USE_CASE:
+        raise Conflict(
+            f"use the {'settle' if body.to == 'settled' else 'deliver'} action for {body.to}"
+        )
+    target = move_order(order.status, body.to)
+    jobs = [j for j in await jobs_of(session, order.id) if j.status not in _ACTIVE_JOB]
+    if target == RepairOrderStatus.qc:
+        waiting = [j.op_code for j in jobs if j.status not in (JobStatus.done, JobStatus.qc_passed)]
+        if waiting:
+            raise Conflict(f"jobs not finished: {', '.join(waiting)}")
+    if target in (RepairOrderStatus.washing, RepairOrderStatus.ready) and any(
+        j.status != JobStatus.qc_passed for j in jobs
+    ):
+        raise Conflict("every job must pass QC first")
+    if target == RepairOrderStatus.cancelled:
+        if any(j.status not in (JobStatus.pending, JobStatus.assigned) for j in jobs):
+            raise Conflict("work has started on this order; it cannot be cancelled")
+        for job in jobs:
+            job.status = move_job(job.status, JobStatus.cancelled)
+        order.cancelled_reason = body.reason
+    order.status = target
+    await session.flush()
+    return order
+
+
+def nudge_order(order: RepairOrder, target: RepairOrderStatus) -> None:
+    """Move the order along as a side effect of job work, where the table allows it."""
+    if order.status != target and can_move_order(order.status, target):
+        order.status = target
+
+
+# --- extra work ----------------------------------------------------------------------
+
+
+async def report_extra_work(
+    session: AsyncSession, order_id: uuid.UUID, body: ExtraWorkCreate, by: User, now: datetime
+) -> ExtraWork:
+    order = await get_repair_order(session, order_id, by)
+    if order.status not in WORKING:
+        raise Conflict(f"a repair order in {order.status} takes no extra work")
+    if body.job_id is not None:
+        job = await get_job(session, body.job_id, by)
+        if job.repair_order_id != order.id:
+            raise InvalidInput("job_id", "the job is not on this repair order")
+    lines = [
+        EstimateLine(
+            line_id=uuid.uuid4(),
+            kind=line.kind,
+            description=line.description,
+            op_code=line.op_code,
+            op_group=line.op_group,
+            flat_rate_hours=line.flat_rate_hours,
+            part_number=line.part_number,
+            quantity=line.quantity,
+        )
+        for line in body.proposed_lines
+    ]
+    extra = ExtraWork(
+        repair_order_id=order.id,
+        branch=order.branch,
+        job_id=body.job_id,
+        found_by=by.id,
+        findings=body.findings,
+        photo_file_ids=[str(f) for f in body.photo_file_ids],
+        proposed_lines=[_line_json(line) for line in lines],
+        found_at=now,
+    )
+    session.add(extra)
+    add_event(
+        session,
+        ExtraWorkFound(
+            extra_work_id=extra.id,
+            repair_order_id=order.id,
+            repair_order_number=order.number,
+            intake_id=order.intake_id,
+            estimate_id=order.estimate_id,
+            branch=order.branch,
+            found_by=by.id,
+            findings=body.findings,
+            photo_file_ids=body.photo_file_ids,
+            proposed_lines=lines,
+            found_at=now,
+        ),
+        subject=order.id,
+    )
+    await session.flush()
+    return extra
+
+
+# --- QC ------------------------------------------------------------------------------
+
+
+async def record_qc(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    body: QcVerdict,
+    by: User,
+    now: datetime,
+    *,
+    if_match: str | None,
+) -> QcInspection:
+    job = await get_job(session, job_id, by)
+    check_if_match(if_match, job.version, required=False)
+    if not body.passed and not (body.reason or "").strip():
+        raise InvalidInput("reason", "a failed QC needs a reason")
+    if body.passed:
+        job.status = move_job(job.status, JobStatus.qc_passed)
+    else:
+        job.status = move_job(job.status, JobStatus.qc_failed)
+        job.status = move_job(job.status, JobStatus.rework)
+        job.rework_count += 1
+        job.done_at = None
+        order = await session.get(RepairOrder, job.repair_order_id)
+        assert order is not None
+        nudge_order(order, RepairOrderStatus.in_progress)
+    job.road_test = job.road_test or body.road_test
+    inspection = QcInspection(
+        job_id=job.id,
+        inspector=by.id,
+        passed=body.passed,
+        checklist=[item.model_dump() for item in body.checklist],
+        reason=body.reason,
+        road_test=body.road_test,
+        inspected_at=now,
+    )
+    session.add(inspection)
+    await session.flush()
+    return inspection
+
+
+# --- settlement and delivery ---------------------------------------------------------
+
+
+def invoice_lines(order: RepairOrder, jobs: list[Job]) -> list[InvoiceLine]:
+    lines: list[InvoiceLine] = []
+    raw: list[dict[str, Any]] = []
+    for job in jobs:
+        if job.status == JobStatus.cancelled:
+            continue
+        raw += [job.line, *job.parts]
+    raw += order.other_lines
+    for data in raw:
+        line = EstimateLine.model_validate(data)
+        lines.append(
+            InvoiceLine(
+                line_id=line.line_id,
+                kind=line.kind,
+                description=line.description,
+                op_code=line.op_code,
+                part_number=line.part_number,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                net=line.net,
+                tax_rate=line.tax_rate,
+                pay_type=line.pay_type,
+            )
+        )
+    return lines
+
+
+def totals_by_pay_type(lines: list[InvoiceLine]) -> list[PayTypeTotal]:
+    """Tax is rounded once per pay type, half up to the fen, on the sum of its lines."""
+    groups: dict[str, tuple[Decimal, Decimal]] = {}
+    for line in lines:
+        net, tax = groups.get(line.pay_type, (Decimal("0"), Decimal("0")))
+        groups[line.pay_type] = (net + line.net, tax + line.net * line.tax_rate)
+    result = []
+    for pay_type in sorted(groups):
+        net, tax = groups[pay_type]
+        net = net.quantize(CENT, rounding=ROUND_HALF_UP)
+        tax = tax.quantize(CENT, rounding=ROUND_HALF_UP)
+        result.append(PayTypeTotal(pay_type=pay_type, net=net, tax=tax, gross=net + tax))
+    return result
+
+
+async def settle(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    body: Settlement,
+    by: User,
+    now: datetime,
+    *,
+    if_match: str | None,
+) -> RepairOrder:
+    order = await get_repair_order(session, order_id, by)
+    check_if_match(if_match, order.version)
+    order.status = move_order(order.status, RepairOrderStatus.settled)
+    lines = invoice_lines(order, await jobs_of(session, order.id))
+    totals = totals_by_pay_type(lines)
+    due = sum((t.gross for t in totals if t.pay_type == "customer"), Decimal("0"))
+    paid = sum((p.amount for p in body.payments), Decimal("0"))
+    if paid != due:
+        raise InvalidInput("payments", f"payments add up to {paid}, the customer owes {due}")
+    event = RepairOrderSettled(
+        repair_order_id=order.id,
+        number=order.number,
+        invoice_number="INV-" + order.number.removeprefix("RO-"),
+        branch=order.branch,
+        customer_id=order.customer_id,
+        vehicle_id=order.vehicle_id,
+        vin=order.vin,
+        currency=order.currency,
+        lines=lines,
+        totals=totals,
+        net_total=sum((t.net for t in totals), Decimal("0")),
+        tax_total=sum((t.tax for t in totals), Decimal("0")),
+        gross_total=sum((t.gross for t in totals), Decimal("0")),
+        customer_due=due,
+        payments=[PaymentTaken(method=p.method, amount=p.amount) for p in body.payments],
+        settled_by=by.id,
+        settled_at=now,
+    )
+    order.invoice = event.model_dump(
+        mode="json",
+        include={
+            "invoice_number",
+            "lines",
+            "totals",
+            "net_total",
+            "tax_total",
+            "gross_total",
+            "customer_due",
+            "payments",
+            "settled_by",
+        },
+    )
+    order.settled_at = now
+    add_event(session, event, subject=order.id)
+    await session.flush()
+    return order
+
+
+async def deliver(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    body: Handover,
+    by: User,
+    now: datetime,
+    *,
+    if_match: str | None,
+) -> RepairOrder:
+    order = await get_repair_order(session, order_id, by)
+    check_if_match(if_match, order.version)
+    order.status = move_order(order.status, RepairOrderStatus.delivered)
+    if not body.keys_returned:
+        raise InvalidInput("keys_returned", "hand the keys back before closing the order")
+    if order.declined_lines and not body.declined_work_told:
+        raise InvalidInput("declined_work_told", "tell the customer about the declined work")
+    jobs = [j for j in await jobs_of(session, order.id) if j.status != JobStatus.cancelled]
+    order.delivered_at = now
+    order.handover = {**body.model_dump(), "by": by.id}
+    add_event(
+        session,
+        RepairOrderDelivered(
+            repair_order_id=order.id,
+            number=order.number,
+            branch=order.branch,
+            customer_id=order.customer_id,
+            vehicle_id=order.vehicle_id,
+            vin=order.vin,
+            plate=order.plate,
+            advisor=order.advisor,
+            odometer_km=order.odometer_km,
+            delivered_at=now,
+            promised_at=order.promised_at,
+            jobs=[
+                DeliveredJob(
+                    job_id=j.id,
+                    op_code=j.op_code,
+                    op_group=j.op_group,
+                    description=j.description,
+                    kind=j.kind,
+                    technician_id=j.technician_id,
+                    flat_rate_hours=j.flat_rate_hours,
+                )
+                for j in jobs
+            ],
+            declined_work=[
+                line.get("description") or line.get("op_code") or line.get("part_number") or ""
+                for line in order.declined_lines
+            ],
+        ),
+        subject=order.id,
+    )
+    await session.flush()
+    return order
+
+
+def require_own_branch(order: RepairOrder, by: User) -> None:
+    if order.branch != by.branch:
+        raise Forbidden("another branch's repair order")

@@ -72,3 +72,56 @@ class ExtraWorkFound(Contract):
     photo_file_ids: list[uuid.UUID] = []
     proposed_lines: list[EstimateLine] = []
     found_at: datetime
+
+
+class InvoiceLine(BaseModel):
+    """One line of a settlement invoice, before tax."""
+
+    line_id: uuid.UUID
+    kind: str  # labour, part, fee
+    description: str = ""
+    op_code: str | None = None
+    part_number: str | None = None
+    quantity: Decimal = Decimal("1")
+    unit_price: Decimal = Decimal("0")
+    net: Decimal = Decimal("0")
+    tax_rate: Decimal = Decimal("0.13")
+    pay_type: str = "customer"  # customer, warranty, internal
+
+
+class PayTypeTotal(BaseModel):
+    """What one payer owes: net, tax (rounded once per pay type) and gross."""
+
+    pay_type: str
+    net: Decimal
+    tax: Decimal
+    gross: Decimal
+
+
+class PaymentTaken(BaseModel):
+    method: str  # cash, card, wechat, alipay, transfer
+    amount: Decimal
+
+
+class RepairOrderSettled(Contract):
+    """The cashier settled the repair order: what the ERP needs to book the invoice."""
+
+    type = "workorders.repair_order.settled.v1"
+
+    repair_order_id: uuid.UUID
+    number: str
+    invoice_number: str
+    branch: str
+    customer_id: uuid.UUID
+    vehicle_id: uuid.UUID
+    vin: str
+    currency: str = "CNY"
+    lines: list[InvoiceLine] = []
+    totals: list[PayTypeTotal] = []
+    net_total: Decimal = Decimal("0")
+    tax_total: Decimal = Decimal("0")
+    gross_total: Decimal = Decimal("0")
+    customer_due: Decimal = Decimal("0")
+    payments: list[PaymentTaken] = []
+    settled_by: str
+    settled_at: datetime

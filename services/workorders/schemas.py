@@ -1,0 +1,199 @@
+"""Workorders' request bodies: what tablets send, validated before any use case runs."""
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.workorders.states import RepairOrderStatus
+
+# --- request bodies -------------------------------------------------------------------
+
+
+class OrderTransition(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"to": "qc"}, {"to": "cancelled", "reason": "customer withdrew"}]
+        },
+    )
+
+    to: RepairOrderStatus
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class JobAssignment(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "technician_id": "tech-li",
+                    "bay": "B3",
+                    "planned_start_at": "2026-11-30T01:30:00Z",
+                }
+            ]
+        },
+    )
+
+    technician_id: str = Field(min_length=1, max_length=64)
+    bay: str = Field(min_length=1, max_length=32)
+    planned_start_at: datetime | None = None
+
+
+class StopReason(StrEnum):
+    finished = "finished"
+    break_ = "break"
+    waiting_parts = "waiting_parts"
+    end_of_shift = "end_of_shift"
+    other = "other"
+
+
+class ClockOff(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "finished"}, {"reason": "waiting_parts"}]},
+    )
+
+    reason: StopReason = StopReason.finished
+
+
+class ProposedLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["labour", "part", "fee"]
+    description: str = Field(default="", max_length=500)
+    op_code: str | None = Field(default=None, max_length=32)
+    op_group: str | None = Field(default=None, max_length=32)
+    flat_rate_hours: Decimal = Field(default=Decimal("0"), ge=0, le=100, decimal_places=2)
+    part_number: str | None = Field(default=None, max_length=64)
+    quantity: Decimal = Field(default=Decimal("1"), gt=0, le=10000, decimal_places=3)
+
+
+class ExtraWorkCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "job_id": "6f1c2a57-8a43-4a53-9d5b-0f4d2b8e9c11",
+                    "findings": "前刹车片磨损至2mm / front pads worn to 2 mm",
+                    "photo_file_ids": ["0b5f0a3e-7d0e-4bd4-8d1e-5f7b3c2a9e10"],
+                    "proposed_lines": [
+                        {
+                            "kind": "labour",
+                            "op_code": "BRK-010",
+                            "op_group": "brakes",
+                            "description": "Replace front pads",
+                            "flat_rate_hours": "0.8",
+                        },
+                        {
+                            "kind": "part",
+                            "part_number": "BP-4411",
+                            "quantity": "1",
+                            "description": "Front pad set",
+                        },
+                    ],
+                }
+            ]
+        },
+    )
+
+    job_id: uuid.UUID | None = None
+    findings: str = Field(min_length=1, max_length=4000)
+    photo_file_ids: list[uuid.UUID] = Field(default_factory=list, max_length=20)
+    proposed_lines: list[ProposedLine] = Field(min_length=1, max_length=50)
+
+
+class ChecklistItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item: str = Field(min_length=1, max_length=200)
+    ok: bool
+
+
+class QcVerdict(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "passed": True,
+                    "road_test": True,
+                    "checklist": [{"item": "torque checked", "ok": True}],
+                },
+                {
+                    "passed": False,
+                    "reason": "pads squeal on braking",
+                    "checklist": [{"item": "no noise", "ok": False}],
+                },
+            ]
+        },
+    )
+
+    passed: bool
+    checklist: list[ChecklistItem] = Field(default_factory=list, max_length=100)
+    reason: str | None = Field(default=None, max_length=2000)
+    road_test: bool = False
+
+
+class QcInspectionPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    job_id: uuid.UUID
+    inspector: str
+    passed: bool
+    checklist: list[ChecklistItem]
+    reason: str | None
+    road_test: bool
+    inspected_at: datetime
+
+
+class PaymentMethod(StrEnum):
+    cash = "cash"
+    card = "card"
+    wechat = "wechat"
+    alipay = "alipay"
+    transfer = "transfer"
+
+
+class Payment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: PaymentMethod
+    amount: Decimal = Field(ge=0, le=Decimal("10000000"), decimal_places=2)
+
+
+class Settlement(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"payments": [{"method": "wechat", "amount": "1130.00"}]}]},
+    )
+
+    payments: list[Payment] = Field(default_factory=list, max_length=10)
+
+
+class Handover(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "charges_explained": True,
+                    "old_parts_offered": True,
+                    "keys_returned": True,
+                    "declined_work_told": True,
+                }
+            ]
+        },
+    )
+
+    charges_explained: bool
+    old_parts_offered: bool
+    keys_returned: bool
+    declined_work_told: bool
+    note: str | None = Field(default=None, max_length=2000)
