@@ -18,6 +18,7 @@ from shared.aio import settle
 from shared.auth import Authenticator, Role, require
 from shared.consumers import ConsumerRunner, Subscribers
 from shared.db import Database
+from shared.housekeeping import housekeeping_job
 from shared.http import BodyLimit, RequestContext
 from shared.idempotency import IDEMPOTENCY_MODEL
 from shared.logs import configure_logging
@@ -76,7 +77,7 @@ class Runtime:
         for step in self.spec.startup:
             await step(self)
         self._starting = asyncio.create_task(self._start_messaging(), name="messaging-start")
-        for job in self.spec.background:
+        for job in [housekeeping_job, *self.spec.background]:
             self._background.append(asyncio.create_task(job(self), name=job.__name__))
 
     async def _start_messaging(self) -> None:

@@ -39,3 +39,11 @@ class ServiceSettings(BaseSettings):
     consumer_max_deliver: int = 6
     consumer_backoff: list[float] = Field(default_factory=lambda: [1.0, 5.0, 30.0, 120.0, 600.0])
     consumer_ack_wait: float = 60.0
+
+    # Housekeeping: sent outbox rows, inbox rows and idempotency records past these ages
+    # are deleted. The inbox must outlive any redelivery (JetStream keeps messages it could
+    # still redeliver); a week is far beyond the consumer's backoff.
+    outbox_keep_days: float = 7.0
+    inbox_keep_days: float = 30.0
+    idempotency_keep_hours: float = 24.0
+    housekeeping_interval: float = 3600.0

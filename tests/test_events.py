@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel, func, select
 from shared.consumers import ConsumerRunner, Subscribers
 from shared.db import Database
 from shared.events import Contract, Envelope, encode, utcnow
+from shared.idempotency import make_idempotency_model
 from shared.messaging import Messaging
 from shared.outbox import OUTBOX_MODEL, Relay, add_event, make_outbox_models
 from shared.settings import ServiceSettings
@@ -28,6 +29,7 @@ class Base(SQLModel, registry=registry()):
 
 
 Outbox, Inbox = make_outbox_models(Base)
+Idempotency = make_idempotency_model(Base)
 
 
 class Visit(Base, table=True):
@@ -263,3 +265,41 @@ async def test_two_replicas_on_postgresql_handle_every_event_once(pg_url, nats_s
         async with first.db.reader() as session:
             inbox_rows = (await session.exec(select(func.count()).select_from(Inbox))).one()
         assert inbox_rows == 70
+
+
+async def test_housekeeping_deletes_only_old_sent_rows(database_url):
+    from datetime import timedelta
+
+    from shared.housekeeping import prune
+
+    db = Database(database_url, info={OUTBOX_MODEL: Outbox})
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    old, recent = utcnow() - timedelta(days=40), utcnow() - timedelta(minutes=5)
+    async with db.transaction() as session:
+        for sent_at in (old, recent, None):
+            session.add(
+                Outbox(
+                    event_id=str(uuid.uuid4()),
+                    subject=PingSent.type,
+                    payload=b"{}",
+                    created_at=old,
+                    sent_at=sent_at,
+                )
+            )
+        for handled_at in (old, recent):
+            session.add(Inbox(consumer="c", event_id=str(uuid.uuid4()), handled_at=handled_at))
+    removed = await prune(
+        db,
+        outbox=Outbox,
+        inbox=Inbox,
+        idempotency=Idempotency,
+        outbox_keep=timedelta(days=7),
+        inbox_keep=timedelta(days=30),
+        idempotency_keep=timedelta(hours=24),
+    )
+    assert removed == {"outbox": 1, "inbox": 1, "idempotency": 0}
+    async with db.reader() as session:
+        left = (await session.exec(select(Outbox.sent_at))).all()
+        assert sorted(left, key=lambda t: t is None) == [recent, None]
+    await db.dispose()
