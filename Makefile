@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python -m bench.propagation
 	$(BIN)/python -m bench.intake_load
 	$(BIN)/python -m bench.idle_memory
+	$(BIN)/python -m bench.followup_worklist
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
