@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)
 ROLE ?= advisor
 BRANCH ?= BR01
 
-.PHONY: install run test test-postgres test-fast lint format token bench migrate clean
+.PHONY: install run test test-postgres lint format token bench clean
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -1,5 +1,7 @@
 """Reception's settings, read from RECEPTION_* environment variables."""
 
+from decimal import Decimal
+
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -10,3 +12,12 @@ class Settings(ServiceSettings):
 
     service_name: str = "reception"
     database_url: str = "sqlite+aiosqlite:///var/reception.db"
+
+    # Value-added tax on estimates (China's standard rate); each revision keeps the rate
+    # it was priced with.
+    tax_rate: Decimal = Decimal("0.13")
+    currency: str = "CNY"
+    # The customer approval link: how long it lives and how often it may be tried.
+    approval_link_ttl_minutes: int = 60
+    approval_link_attempts_per_minute: int = 10
+    public_base_url: str = "http://127.0.0.1:8001"

@@ -1,10 +1,11 @@
 """Reception's app factory: `uvicorn --factory services.reception.main:create_app`."""
 
+import dataclasses
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.reception import handlers, routes
+from services.reception import handlers, routes, routes_estimates
 from services.reception.config import Settings
 from services.reception.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.service import ServiceSpec, create_service_app
@@ -14,15 +15,17 @@ SPEC = ServiceSpec(
     title="Reception",
     description="Customers, vehicles, appointments, walk-around intake, concerns, estimates "
     "and the customer's consent.",
-    routers=[routes.router],
+    routers=[routes.router, routes_estimates.router],
     metadata=Base.metadata,
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,
     idempotency_model=IdempotencyRecord,
     migrations=Path(__file__).parent / "migrations",
-    subscribers=handlers.subscriber,
+    subscribers=handlers.subscribers(Settings()),
 )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(settings or Settings(), SPEC)
+    settings = settings or Settings()
+    spec = dataclasses.replace(SPEC, subscribers=handlers.subscribers(settings))
+    return create_service_app(settings, spec)

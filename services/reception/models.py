@@ -1,12 +1,16 @@
 """Reception's tables and their input/output schemas."""
 
+import hashlib
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, StringConstraints, field_validator
-from sqlalchemy import JSON, Column, Index, String
+import orjson
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator, model_validator
+from pydantic import Field as PField
+from sqlalchemy import JSON, Column, Index, Integer, String
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -216,3 +220,487 @@ class IntakePublic(SQLModel):
     concerns: list[str]
     status: IntakeStatus
     opened_at: datetime
+
+
+# --- estimates and the consent ledger ----------------------------------------------
+
+
+class LineKind(StrEnum):
+    labour = "labour"
+    part = "part"
+    fee = "fee"
+
+
+class PayType(StrEnum):
+    customer = "customer"
+    warranty = "warranty"
+    internal = "internal"
+
+
+class JobKind(StrEnum):
+    repair = "repair"
+    maintenance = "maintenance"
+    recall = "recall"
+    warranty = "warranty"
+
+
+class Decision(StrEnum):
+    approved = "approved"
+    declined = "declined"
+
+
+class ConsentChannel(StrEnum):
+    in_person = "in_person"
+    phone = "phone"
+    link = "link"
+
+
+Money = Annotated[Decimal, PField(ge=0, le=Decimal("9999999.99"), max_digits=9, decimal_places=2)]
+# Unit prices and rates may carry fractions of a cent (oil per litre); nets never do.
+Price = Annotated[
+    Decimal, PField(ge=0, le=Decimal("9999999.9999"), max_digits=11, decimal_places=4)
+]
+Hours = Annotated[Decimal, PField(ge=0, le=Decimal("999.99"), max_digits=5, decimal_places=2)]
+Quantity = Annotated[Decimal, PField(gt=0, le=Decimal("99999.999"), max_digits=8, decimal_places=3)]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+
+
+class LineIn(BaseModel):
+    """A line as the advisor enters it. Give `line_id` to keep a line of the previous
+    revision (its consent history follows it); leave it out for a new line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line_id: uuid.UUID | None = None
+    kind: LineKind
+    description: Text = ""
+    op_code: Code | None = None
+    op_group: Code | None = None
+    job_kind: JobKind = JobKind.repair
+    flat_rate_hours: Hours = Decimal("0")
+    labour_rate: Price = Decimal("0")
+    part_number: Code | None = None
+    quantity: Quantity = Decimal("1")
+    unit_price: Price = Decimal("0")
+    discount: Money = Decimal("0")
+    pay_type: PayType = PayType.customer
+
+    @model_validator(mode="after")
+    def _complete_for_its_kind(self) -> "LineIn":
+        if self.kind == LineKind.labour:
+            if not self.op_code:
+                raise ValueError("a labour line needs an op_code")
+            if self.flat_rate_hours <= 0:
+                raise ValueError("a labour line needs flat_rate_hours above zero")
+            gross = self.flat_rate_hours * self.labour_rate
+        else:
+            if self.kind == LineKind.part and not self.part_number:
+                raise ValueError("a parts line needs a part_number")
+            if self.kind == LineKind.fee and not self.description:
+                raise ValueError("a fee needs a description")
+            gross = self.quantity * self.unit_price
+        if self.discount > gross:
+            raise ValueError(f"discount {self.discount} exceeds the line amount {gross}")
+        return self
+
+
+class RevisionLine(LineIn):
+    """A line as one revision holds it. `offer` counts how often it was put to the
+    customer: re-offering a declined line raises it, so it needs a fresh answer."""
+
+    line_id: uuid.UUID  # type: ignore[assignment]
+    net: Decimal = Decimal("0")
+    offer: int = 1
+    extra_work_id: uuid.UUID | None = None
+
+    def fingerprint(self) -> str:
+        """What the customer answers to: the priced content of the line, not its id."""
+        content = self.model_dump(mode="json", exclude={"line_id", "net", "extra_work_id"})
+        return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+_LINE_EXAMPLES = [
+    {
+        "kind": "labour",
+        "op_code": "BRK-PAD-F",
+        "op_group": "brakes",
+        "description": "更换前刹车片 Replace front brake pads",
+        "job_kind": "repair",
+        "flat_rate_hours": "1.20",
+        "labour_rate": "380.00",
+        "pay_type": "customer",
+    },
+    {
+        "kind": "part",
+        "part_number": "5QD698151",
+        "description": "前刹车片 Front brake pads",
+        "quantity": "1",
+        "unit_price": "468.00",
+        "discount": "20.00",
+    },
+    {"kind": "fee", "description": "环保处理费 Disposal fee", "unit_price": "15.00"},
+]
+
+
+class EstimateCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "intake_id": "0b6a1f7e-2c3d-4e5f-8a9b-1c2d3e4f5a6b",
+                    "promised_at": "2026-12-01T09:30:00Z",
+                    "lines": _LINE_EXAMPLES,
+                    "note": "刹车异响 brake noise",
+                }
+            ]
+        },
+    )
+
+    intake_id: uuid.UUID
+    promised_at: datetime
+    lines: list[LineIn] = PField(default_factory=list, max_length=200)
+    note: Text = ""
+
+
+class EstimateRevise(BaseModel):
+    """The whole new revision: lines to keep carry their line_id, the rest are new."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"promised_at": "2026-12-01T11:00:00Z", "lines": _LINE_EXAMPLES, "note": "加急"}
+            ]
+        },
+    )
+
+    promised_at: datetime
+    lines: list[LineIn] = PField(default_factory=list, max_length=200)
+    note: Text = ""
+
+
+class Reoffer(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"line_ids": ["3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"]}]},
+    )
+
+    line_ids: list[uuid.UUID] = PField(min_length=1, max_length=200)
+
+
+class LineDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    line_id: uuid.UUID
+    decision: Decision
+
+
+class ConsentCreate(BaseModel):
+    """Answers for lines of the current revision, from the customer in person or by phone."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "decisions": [
+                        {"line_id": "3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", "decision": "approved"}
+                    ],
+                    "by": "王芳",
+                    "channel": "in_person",
+                    "signature_file_id": "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d",
+                },
+                {
+                    "decisions": [
+                        {"line_id": "3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", "decision": "declined"}
+                    ],
+                    "by": "王芳",
+                    "channel": "phone",
+                    "call_note": "客户电话确认：下次再换 declined by phone, next visit",
+                },
+            ]
+        },
+    )
+
+    decisions: list[LineDecision] = PField(min_length=1, max_length=200)
+    by: Name
+    channel: ConsentChannel
+    signature_file_id: uuid.UUID | None = None
+    call_note: Text | None = None
+
+    @model_validator(mode="after")
+    def _evidence_for_the_channel(self) -> "ConsentCreate":
+        if self.channel == ConsentChannel.link:
+            raise ValueError("channel link is recorded only through the approval link")
+        if self.channel == ConsentChannel.in_person and self.signature_file_id is None:
+            raise ValueError("consent in person needs the signature_file_id")
+        if self.channel == ConsentChannel.phone and not self.call_note:
+            raise ValueError("consent by phone needs a call_note")
+        if len({d.line_id for d in self.decisions}) != len(self.decisions):
+            raise ValueError("each line may be answered once per request")
+        return self
+
+
+_ESTIMATE_VERSION = Column("version", Integer, nullable=False)
+
+
+class Estimate(Base, table=True):
+    __tablename__ = "estimate"
+    __table_args__ = (Index("ux_estimate_intake", "intake_id", unique=True),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    branch: str = Field(sa_type=String(32), index=True)
+    intake_id: uuid.UUID = Field(foreign_key="intake.id")
+    customer_id: uuid.UUID = Field(foreign_key="customer.id")
+    vehicle_id: uuid.UUID = Field(foreign_key="vehicle.id")
+    advisor: str = Field(sa_type=String(64))
+    currency: str = Field(default="CNY", sa_type=String(3))
+    current_revision: int = 0
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+    version: int = Field(default=1, sa_column=_ESTIMATE_VERSION)
+
+    __mapper_args__ = {"version_id_col": _ESTIMATE_VERSION}
+
+
+class EstimateRevision(Base, table=True):
+    """One revision, never changed after it is written except to mark it approved."""
+
+    __tablename__ = "estimate_revision"
+    __table_args__ = (Index("ux_estimate_revision", "estimate_id", "number", unique=True),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    estimate_id: uuid.UUID = Field(foreign_key="estimate.id")
+    number: int
+    promised_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    tax_rate: str = Field(sa_type=String(12))
+    lines: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    note: str = Field(default="", sa_type=String(500))
+    extra_work_id: uuid.UUID | None = Field(default=None, index=True)
+    repair_order_id: uuid.UUID | None = None
+    created_by: str = Field(sa_type=String(64))
+    created_at: datetime = _timestamp()
+    approved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+    def revision_lines(self) -> list[RevisionLine]:
+        return [RevisionLine.model_validate(line) for line in self.lines]
+
+
+class ConsentRecord(Base, table=True):
+    """The consent ledger: rows are only ever added."""
+
+    __tablename__ = "consent_record"
+    __table_args__ = (Index("ix_consent_estimate_line", "estimate_id", "line_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    estimate_id: uuid.UUID = Field(foreign_key="estimate.id")
+    revision: int
+    line_id: uuid.UUID
+    fingerprint: str = Field(sa_type=String(32))
+    decision: Decision = Field(sa_type=String(16))
+    by: str = Field(sa_type=String(100))
+    channel: ConsentChannel = Field(sa_type=String(16))
+    signature_file_id: uuid.UUID | None = None
+    call_note: str | None = Field(default=None, sa_type=String(500))
+    recorded_by: str = Field(sa_type=String(64))
+    at: datetime = _timestamp()
+
+
+class ConsentPublic(SQLModel):
+    id: uuid.UUID
+    revision: int
+    line_id: uuid.UUID
+    decision: Decision
+    by: str
+    channel: ConsentChannel
+    signature_file_id: uuid.UUID | None
+    call_note: str | None
+    recorded_by: str
+    at: datetime
+
+
+class LineAnswer(BaseModel):
+    decision: Decision
+    by: str
+    channel: ConsentChannel
+    at: datetime
+
+
+class LinePublic(RevisionLine):
+    answer: LineAnswer | None = None
+
+
+class PayTypeTotalPublic(BaseModel):
+    pay_type: PayType
+    net: Decimal
+    tax: Decimal
+    total: Decimal
+
+
+class TotalsPublic(BaseModel):
+    by_pay_type: list[PayTypeTotalPublic]
+    net: Decimal
+    tax: Decimal
+    total: Decimal
+
+
+class EstimateStatus(StrEnum):
+    awaiting_consent = "awaiting_consent"
+    answered = "answered"
+
+
+class EstimatePublic(BaseModel):
+    id: uuid.UUID
+    branch: str
+    intake_id: uuid.UUID
+    customer_id: uuid.UUID
+    vehicle_id: uuid.UUID
+    advisor: str
+    currency: str
+    revision: int
+    current_revision: int
+    status: EstimateStatus
+    promised_at: datetime | None
+    tax_rate: Decimal
+    note: str
+    extra_work_id: uuid.UUID | None
+    repair_order_id: uuid.UUID | None
+    lines: list[LinePublic]
+    totals: TotalsPublic
+    approved_at: datetime | None
+    created_at: datetime
+    etag: str
+
+
+# --- canned jobs --------------------------------------------------------------------
+
+
+class CannedPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    part_number: Code
+    description: Text = ""
+    quantity: Quantity = Decimal("1")
+    unit_price: Price = Decimal("0")
+
+
+class CannedJobCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "op_code": "MNT-10K",
+                    "op_group": "maintenance",
+                    "description": "一万公里保养 10,000 km service",
+                    "job_kind": "maintenance",
+                    "flat_rate_hours": "0.80",
+                    "labour_rate": "380.00",
+                    "parts": [
+                        {"part_number": "06L115562B", "description": "机油滤清器 Oil filter",
+                         "quantity": "1", "unit_price": "68.00"},
+                        {"part_number": "G052195M4", "description": "机油 Engine oil 5W-30",
+                         "quantity": "4.5", "unit_price": "85.00"},
+                    ],
+                }
+            ]
+        },
+    )
+
+    op_code: Code
+    op_group: Code | None = None
+    description: Text = ""
+    job_kind: JobKind = JobKind.repair
+    flat_rate_hours: Annotated[Hours, PField(gt=0)]
+    labour_rate: Price
+    parts: list[CannedPart] = PField(default_factory=list, max_length=50)
+
+
+class CannedJob(Base, table=True):
+    __tablename__ = "canned_job"
+    __table_args__ = (Index("ux_canned_job_branch_op", "branch", "op_code", unique=True),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    branch: str = Field(sa_type=String(32))
+    op_code: str = Field(sa_type=String(40))
+    template: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _timestamp()
+
+
+class CannedJobPublic(CannedJobCreate):
+    model_config = ConfigDict(extra="ignore")
+
+    id: uuid.UUID
+    branch: str
+
+
+class CannedJobAdd(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"op_code": "MNT-10K", "pay_type": "customer"}]},
+    )
+
+    op_code: Code
+    pay_type: PayType = PayType.customer
+
+
+# --- the customer approval link -----------------------------------------------------
+
+
+class ApprovalLink(Base, table=True):
+    """A short-lived link for the customer; only the token's hash is kept."""
+
+    __tablename__ = "approval_link"
+    __table_args__ = (Index("ux_approval_link_token", "token_hash", unique=True),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    estimate_id: uuid.UUID = Field(foreign_key="estimate.id", index=True)
+    revision: int
+    token_hash: str = Field(sa_type=String(64))
+    created_by: str = Field(sa_type=String(64))
+    created_at: datetime = _timestamp()
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    window_started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    attempts: int = 0
+
+
+class ApprovalLinkCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"ttl_minutes": 30}]}
+    )
+
+    ttl_minutes: int | None = PField(default=None, ge=1, le=24 * 60)
+
+
+class ApprovalLinkPublic(BaseModel):
+    id: uuid.UUID
+    estimate_id: uuid.UUID
+    revision: int
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    token: str | None = None
+    url: str | None = None
+
+
+class LinkConsentCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "by": "王芳",
+                    "decisions": [
+                        {"line_id": "3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", "decision": "approved"}
+                    ],
+                }
+            ]
+        },
+    )
+
+    by: Name
+    decisions: list[LineDecision] = PField(min_length=1, max_length=200)

@@ -3,7 +3,7 @@
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, StringConstraints
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, String, Text, text
@@ -42,6 +42,45 @@ class ArchivedVehicle(Base, table=True):
     as_of: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
+class ArchivedCustomer(Base, table=True):
+    """The archive's card of a customer: the newest details from reception's events, until
+    the customer has them erased (personal-information law)."""
+
+    __tablename__ = "archived_customer"
+    __table_args__ = (Index("ix_archived_customer_branch", "branch"),)
+
+    customer_id: uuid.UUID = Field(primary_key=True)
+    branch: str = Field(sa_type=String(32))
+    name: str | None = Field(default=None, sa_type=String(100))
+    mobile: str | None = Field(default=None, sa_type=String(32))
+    preferred_channel: str | None = Field(default=None, sa_type=String(20))
+    language: str | None = Field(default=None, sa_type=String(10))
+    as_of: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    erased_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+
+
+class CustomerErasure(Base, table=True):
+    """Who asked for a customer's personal data to be erased, who carried it out, and when."""
+
+    __tablename__ = "customer_erasure"
+    __table_args__ = (Index("ix_customer_erasure_customer", "customer_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    customer_id: uuid.UUID
+    branch: str = Field(sa_type=String(32))
+    requested_by: str = Field(sa_type=String(100))
+    request_channel: str = Field(sa_type=String(20))
+    reason: str = Field(default="", sa_type=String(500))
+    erased_by: str = Field(sa_type=String(64))
+    erased_by_name: str = Field(sa_type=String(100))
+    erased_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    entries_anonymised: int = 0
+    entries_kept_for_law: int = 0
+    vehicles_anonymised: int = 0
+
+
 class TimelineEntryBase(SQLModel):
     kind: str = Field(sa_type=String(40))
     occurred_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
@@ -57,6 +96,7 @@ class TimelineEntry(Base, TimelineEntryBase, table=True):
         Index("ux_timeline_entry_event", "event_id", unique=True),
         Index("ix_timeline_entry_vehicle", "vehicle_id", "occurred_at"),
         Index("ix_timeline_entry_customer", "customer_id", "occurred_at"),
+        Index("ix_timeline_entry_repair_order", "repair_order_id"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -64,12 +104,48 @@ class TimelineEntry(Base, TimelineEntryBase, table=True):
     branch: str = Field(sa_type=String(32))
     vehicle_id: uuid.UUID | None = None
     customer_id: uuid.UUID | None = None
+    # The visit the entry belongs to: events that name only the repair order (extra work,
+    # an escalation) get the vehicle and customer from the visit's other entries.
+    repair_order_id: uuid.UUID | None = None
 
 
 class TimelineEntryPublic(TimelineEntryBase):
     id: uuid.UUID
     vehicle_id: uuid.UUID | None
     customer_id: uuid.UUID | None
+    repair_order_id: uuid.UUID | None = None
+
+
+class CustomerTimeline(SQLModel):
+    customer_id: uuid.UUID
+    name: str | None
+    erased: bool
+    entries: list[TimelineEntryPublic]
+    next_cursor: str | None = None
+
+
+class ErasureRequest(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    requested_by: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+        description="who asked: the customer, or who acts for them"
+    )
+    request_channel: Literal["in_person", "letter", "email", "phone", "app"] = "in_person"
+    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class ErasurePublic(SQLModel):
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    requested_by: str
+    request_channel: str
+    reason: str
+    erased_by: str
+    erased_by_name: str
+    erased_at: datetime
+    entries_anonymised: int
+    entries_kept_for_law: int
+    vehicles_anonymised: int
 
 
 class VehicleTimeline(SQLModel):

@@ -1,18 +1,78 @@
-"""Records' use cases: the archive built from every service's events."""
+"""Records' use cases: the archive built from every service's events, the customer's
+data export and the erasure of their personal data on request."""
 
 import uuid
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.records.models import ArchivedVehicle, TimelineEntry
+from services.records.models import (
+    ArchivedCustomer,
+    ArchivedVehicle,
+    CustomerErasure,
+    ErasureRequest,
+    TimelineEntry,
+)
 from shared.auth import User
-from shared.contracts import VehicleSnapshot
-from shared.events import Contract
+from shared.contracts import CustomerSnapshot, VehicleSnapshot
+from shared.events import Contract, utcnow
 from shared.pagination import decode_cursor, encode_cursor
-from shared.problems import NotFound
+from shared.problems import Conflict, NotFound
+
+# An entry's id follows from its source event, so a timeline rebuilt from the same events
+# in another order is the same timeline, ties in time included.
+ENTRY_NAMESPACE = uuid.UUID("6f0b2c1e-3d4a-4e5f-8a9b-0c1d2e3f4a5b")
+# Keys in an entry's summary that identify a person; erasure removes them everywhere.
+PERSONAL_KEYS = frozenset({"name", "customer_name", "mobile", "plate", "consented_by"})
+# Entries the law requires to be kept (invoices): erasure keeps amounts and numbers.
+KEPT_FOR_LAW = frozenset({"repair_order.settled"})
+ERASED = "erased"
+
+
+def strip_personal(value: Any) -> Any:
+    """The summary with every personal field blanked, at any depth."""
+    if isinstance(value, dict):
+        return {
+            k: (ERASED if k in PERSONAL_KEYS and v is not None else strip_personal(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [strip_personal(v) for v in value]
+    return value
+
+
+async def _erased(session: AsyncSession, customer_id: uuid.UUID | None) -> bool:
+    if customer_id is None:
+        return False
+    card = await session.get(ArchivedCustomer, customer_id)
+    return card is not None and card.erased_at is not None
+
+
+async def remember_customer(
+    session: AsyncSession, branch: str, customer: CustomerSnapshot, *, as_of: datetime
+) -> None:
+    """Keep the newest details of the customer; an older event changes nothing, and nothing
+    comes back once the customer's data has been erased."""
+    card = await session.get(ArchivedCustomer, customer.id)
+    if card is None:
+        session.add(
+            ArchivedCustomer(
+                customer_id=customer.id,
+                branch=branch,
+                name=customer.name,
+                mobile=customer.mobile,
+                preferred_channel=customer.preferred_channel,
+                language=customer.language,
+                as_of=as_of,
+            )
+        )
+    elif card.erased_at is None and as_of >= card.as_of:
+        card.name, card.mobile = customer.name, customer.mobile
+        card.preferred_channel, card.language = customer.preferred_channel, customer.language
+        card.as_of = as_of
 
 
 async def remember_vehicle(
@@ -24,6 +84,8 @@ async def remember_vehicle(
     as_of: datetime,
 ) -> None:
     """Keep the newest description of the vehicle; an older event changes nothing."""
+    erased = await _erased(session, customer_id)
+    plate = None if erased else vehicle.plate
     card = await session.get(ArchivedVehicle, vehicle.id)
     if card is None:
         session.add(
@@ -31,7 +93,7 @@ async def remember_vehicle(
                 vehicle_id=vehicle.id,
                 branch=branch,
                 vin=vehicle.vin,
-                plate=vehicle.plate,
+                plate=plate,
                 make=vehicle.make,
                 model=vehicle.model,
                 model_year=vehicle.model_year,
@@ -40,7 +102,7 @@ async def remember_vehicle(
             )
         )
     elif as_of >= card.as_of:
-        card.vin, card.plate, card.make = vehicle.vin, vehicle.plate, vehicle.make
+        card.vin, card.plate, card.make = vehicle.vin, plate, vehicle.make
         card.model, card.model_year = vehicle.model, vehicle.model_year
         card.customer_id, card.as_of = customer_id, as_of
 
@@ -55,15 +117,39 @@ async def append(
     reference_id: uuid.UUID,
     vehicle_id: uuid.UUID | None = None,
     customer_id: uuid.UUID | None = None,
+    repair_order_id: uuid.UUID | None = None,
     summary: dict[str, Any] | None = None,
 ) -> None:
-    """One entry per source event: a repeat of the same event adds nothing."""
+    """One entry per source event: a repeat of the same event adds nothing.
+
+    An event that names only the repair order takes the vehicle and customer from the
+    visit's other entries; one that names them hands them to entries that came earlier
+    without. So the links do not depend on the order events arrive in."""
     event_id = event.envelope.id
     exists = await session.exec(select(TimelineEntry.id).where(TimelineEntry.event_id == event_id))
     if exists.first() is not None:
         return
+    if repair_order_id is not None and (vehicle_id is None or customer_id is None):
+        visit = (
+            await session.exec(
+                select(TimelineEntry.vehicle_id, TimelineEntry.customer_id).where(
+                    TimelineEntry.repair_order_id == repair_order_id,
+                    TimelineEntry.branch == branch,
+                    or_(
+                        col(TimelineEntry.vehicle_id).is_not(None),
+                        col(TimelineEntry.customer_id).is_not(None),
+                    ),
+                )
+            )
+        ).all()
+        vehicle_id = vehicle_id or next((v for v, _ in visit if v), None)
+        customer_id = customer_id or next((c for _, c in visit if c), None)
+    summary = summary or {}
+    if await _erased(session, customer_id):
+        summary = strip_personal(summary)
     session.add(
         TimelineEntry(
+            id=uuid.uuid5(ENTRY_NAMESPACE, event_id),
             event_id=event_id,
             kind=kind,
             branch=branch,
@@ -71,9 +157,27 @@ async def append(
             reference_id=reference_id,
             vehicle_id=vehicle_id,
             customer_id=customer_id,
-            summary=summary or {},
+            repair_order_id=repair_order_id,
+            summary=summary,
         )
     )
+    if repair_order_id is not None and (vehicle_id is not None or customer_id is not None):
+        await session.flush()
+        earlier = await session.exec(
+            select(TimelineEntry).where(
+                TimelineEntry.repair_order_id == repair_order_id,
+                TimelineEntry.branch == branch,
+                or_(
+                    col(TimelineEntry.vehicle_id).is_(None),
+                    col(TimelineEntry.customer_id).is_(None),
+                ),
+            )
+        )
+        for entry in earlier.all():
+            entry.vehicle_id = entry.vehicle_id or vehicle_id
+            entry.customer_id = entry.customer_id or customer_id
+            if customer_id is not None and await _erased(session, customer_id):
+                entry.summary = strip_personal(entry.summary)
 
 
 async def vehicle_timeline(

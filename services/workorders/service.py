@@ -385,13 +385,10 @@ async def order_detail(session: AsyncSession, order: RepairOrder) -> RepairOrder
             .order_by(col(ExtraWork.found_at))
         )
     ).all()
-    return RepairOrderDetail.model_validate(
-        {
-            **order.model_dump(),
-            "jobs": [job_public(j, seconds.get(j.id, 0.0)) for j in jobs],
-            "extra_work": [ExtraWorkPublic.model_validate(e) for e in extra],
-        }
-    )
+    detail = RepairOrderDetail.model_validate(order, from_attributes=True)
+    detail.jobs = [job_public(j, seconds.get(j.id, 0.0)) for j in jobs]
+    detail.extra_work = [ExtraWorkPublic.model_validate(e) for e in extra]
+    return detail
 
 
 async def get_job(session: AsyncSession, job_id: uuid.UUID, by: User) -> Job:
