@@ -1,6 +1,7 @@
 """Follow-up end to end with real processes: delivery → visit due → low survey →
 complaint → escalation event on the stream."""
 
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -22,6 +23,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 @pytest.fixture(scope="module")
 def followup_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if backend() == "postgres" and not postgres_available():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is unreachable (CI requires it)")
         pytest.skip("PostgreSQL not reachable")
     running = Stack(
         Path(tmp_path_factory.mktemp("followup")),
