@@ -56,9 +56,7 @@ class ArchivedCustomer(Base, table=True):
     preferred_channel: str | None = Field(default=None, sa_type=String(20))
     language: str | None = Field(default=None, sa_type=String(10))
     as_of: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    erased_at: datetime | None = Field(
-        default=None, sa_column=Column(UTCDateTime(), nullable=True)
-    )
+    erased_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
 
 
 class CustomerErasure(Base, table=True):
@@ -97,6 +95,7 @@ class TimelineEntry(Base, TimelineEntryBase, table=True):
         Index("ix_timeline_entry_vehicle", "vehicle_id", "occurred_at"),
         Index("ix_timeline_entry_customer", "customer_id", "occurred_at"),
         Index("ix_timeline_entry_repair_order", "repair_order_id"),
+        Index("ix_timeline_entry_reference", "reference_id"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

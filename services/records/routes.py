@@ -1,15 +1,22 @@
 """Records' HTTP API."""
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, status
 
 from services.records import service
-from services.records.models import TimelineEntryPublic, VehicleTimeline
+from services.records.models import (
+    CustomerTimeline,
+    ErasurePublic,
+    ErasureRequest,
+    TimelineEntryPublic,
+    VehicleTimeline,
+)
 from shared.auth import Role, User, require
+from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit
-from shared.service import ReadSessionDep
+from shared.service import ReadSessionDep, SessionDep
 
 router = APIRouter(tags=["archive"])
 
@@ -19,6 +26,8 @@ Reader = Annotated[
         require(Role.records_clerk, Role.advisor, Role.manager, Role.followup_agent, Role.foreman)
     ),
 ]
+# Who may hand a customer their data or erase it on their request.
+PersonalDataOfficer = Annotated[User, Depends(require(Role.records_clerk, Role.manager))]
 
 
 @router.get(
@@ -56,3 +65,55 @@ async def find_vehicles(
             v.model_dump(mode="json") for v in await service.find_vehicles(session, user, vin)
         ]
     }
+
+
+@router.get(
+    "/customers/{customer_id}/timeline",
+    response_model=CustomerTimeline,
+    summary="A customer's history with their vehicles, in the order things happened",
+)
+async def customer_timeline(
+    customer_id: uuid.UUID,
+    session: ReadSessionDep,
+    user: Reader,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+):
+    card, entries, next_cursor = await service.customer_timeline(
+        session, customer_id, user, limit=limit, cursor=cursor
+    )
+    return CustomerTimeline(
+        customer_id=customer_id,
+        name=card.name if card else None,
+        erased=bool(card and card.erased_at),
+        entries=[TimelineEntryPublic.model_validate(e) for e in entries],
+        next_cursor=next_cursor,
+    )
+
+
+@router.get(
+    "/customers/{customer_id}/export",
+    summary="Everything records holds about the customer, as JSON (personal-information law)",
+)
+async def export_customer(
+    customer_id: uuid.UUID, session: ReadSessionDep, user: PersonalDataOfficer
+) -> dict[str, Any]:
+    return await service.export_customer(session, customer_id, user)
+
+
+@router.post(
+    "/customers/{customer_id}/erasure",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ErasurePublic,
+    summary="Erase the customer's personal data on their request; invoices are kept",
+)
+async def erase_customer(
+    customer_id: uuid.UUID,
+    body: ErasureRequest,
+    session: SessionDep,
+    user: PersonalDataOfficer,
+    idempotency: IdempotencyDep,
+):
+    return await idempotency(session).run(
+        lambda: service.erase_customer(session, customer_id, body, user), ErasurePublic
+    )

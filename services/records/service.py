@@ -107,6 +107,16 @@ async def remember_vehicle(
         card.customer_id, card.as_of = customer_id, as_of
 
 
+def _same_case(reference_id: uuid.UUID, repair_order_id: uuid.UUID | None) -> Any:
+    """Entries about the same thing (a complaint, an estimate) or the same visit."""
+    if repair_order_id is None:
+        return TimelineEntry.reference_id == reference_id
+    return or_(
+        col(TimelineEntry.reference_id) == reference_id,
+        col(TimelineEntry.repair_order_id) == repair_order_id,
+    )
+
+
 async def append(
     session: AsyncSession,
     event: Contract,
@@ -129,11 +139,12 @@ async def append(
     exists = await session.exec(select(TimelineEntry.id).where(TimelineEntry.event_id == event_id))
     if exists.first() is not None:
         return
-    if repair_order_id is not None and (vehicle_id is None or customer_id is None):
+    same_case = _same_case(reference_id, repair_order_id)
+    if vehicle_id is None or customer_id is None:
         visit = (
             await session.exec(
                 select(TimelineEntry.vehicle_id, TimelineEntry.customer_id).where(
-                    TimelineEntry.repair_order_id == repair_order_id,
+                    same_case,
                     TimelineEntry.branch == branch,
                     or_(
                         col(TimelineEntry.vehicle_id).is_not(None),
@@ -161,11 +172,11 @@ async def append(
             summary=summary,
         )
     )
-    if repair_order_id is not None and (vehicle_id is not None or customer_id is not None):
+    if vehicle_id is not None or customer_id is not None:
         await session.flush()
         earlier = await session.exec(
             select(TimelineEntry).where(
-                TimelineEntry.repair_order_id == repair_order_id,
+                same_case,
                 TimelineEntry.branch == branch,
                 or_(
                     col(TimelineEntry.vehicle_id).is_(None),
@@ -192,23 +203,11 @@ async def vehicle_timeline(
     card = await session.get(ArchivedVehicle, vehicle_id)
     if card is not None and card.branch != by.branch:
         card = None
-    query = select(TimelineEntry).where(
-        TimelineEntry.vehicle_id == vehicle_id, TimelineEntry.branch == by.branch
+    entries, next_cursor = await _entries(
+        session, TimelineEntry.vehicle_id == vehicle_id, by.branch, limit=limit, cursor=cursor
     )
-    if cursor is not None:
-        at, entry_id = decode_cursor(cursor)
-        query = query.where(
-            (col(TimelineEntry.occurred_at) > at)
-            | ((col(TimelineEntry.occurred_at) == at) & (col(TimelineEntry.id) > entry_id))
-        )
-    query = query.order_by(col(TimelineEntry.occurred_at), col(TimelineEntry.id)).limit(limit + 1)
-    entries = list((await session.exec(query)).all())
     if card is None and not entries:
         raise NotFound(f"the archive holds nothing for vehicle {vehicle_id}")
-    next_cursor = None
-    if len(entries) > limit:
-        entries = entries[:limit]
-        next_cursor = encode_cursor(entries[-1].occurred_at, entries[-1].id)
     return card, entries, next_cursor
 
 
@@ -217,3 +216,149 @@ async def find_vehicles(session: AsyncSession, by: User, vin: str) -> list[Archi
         ArchivedVehicle.branch == by.branch, ArchivedVehicle.vin == vin.upper()
     )
     return list((await session.exec(query)).all())
+
+
+async def _entries(
+    session: AsyncSession, where: Any, branch: str, *, limit: int, cursor: str | None
+) -> tuple[list[TimelineEntry], str | None]:
+    """A page of entries, oldest first, in the order things happened."""
+    query = select(TimelineEntry).where(where, TimelineEntry.branch == branch)
+    if cursor is not None:
+        at, entry_id = decode_cursor(cursor)
+        query = query.where(
+            (col(TimelineEntry.occurred_at) > at)
+            | ((col(TimelineEntry.occurred_at) == at) & (col(TimelineEntry.id) > entry_id))
+        )
+    query = query.order_by(col(TimelineEntry.occurred_at), col(TimelineEntry.id)).limit(limit + 1)
+    entries = list((await session.exec(query)).all())
+    next_cursor = None
+    if len(entries) > limit:
+        entries = entries[:limit]
+        next_cursor = encode_cursor(entries[-1].occurred_at, entries[-1].id)
+    return entries, next_cursor
+
+
+async def customer_timeline(
+    session: AsyncSession,
+    customer_id: uuid.UUID,
+    by: User,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> tuple[ArchivedCustomer | None, list[TimelineEntry], str | None]:
+    """Everything that happened to the customer and their cars, oldest first."""
+    card = await session.get(ArchivedCustomer, customer_id)
+    if card is not None and card.branch != by.branch:
+        card = None
+    entries, next_cursor = await _entries(
+        session, TimelineEntry.customer_id == customer_id, by.branch, limit=limit, cursor=cursor
+    )
+    if card is None and not entries:
+        raise NotFound(f"the archive holds nothing for customer {customer_id}")
+    return card, entries, next_cursor
+
+
+async def _customer_card(
+    session: AsyncSession, customer_id: uuid.UUID, by: User
+) -> ArchivedCustomer:
+    card = await session.get(ArchivedCustomer, customer_id)
+    if card is None or card.branch != by.branch:
+        raise NotFound(f"the archive holds no customer {customer_id}")
+    return card
+
+
+async def export_customer(
+    session: AsyncSession, customer_id: uuid.UUID, by: User
+) -> dict[str, Any]:
+    """Everything records holds about the customer, as one JSON document."""
+    card = await _customer_card(session, customer_id, by)
+    vehicles = (
+        await session.exec(
+            select(ArchivedVehicle)
+            .where(ArchivedVehicle.customer_id == customer_id, ArchivedVehicle.branch == by.branch)
+            .order_by(col(ArchivedVehicle.vin))
+        )
+    ).all()
+    entries = (
+        await session.exec(
+            select(TimelineEntry)
+            .where(TimelineEntry.customer_id == customer_id, TimelineEntry.branch == by.branch)
+            .order_by(col(TimelineEntry.occurred_at), col(TimelineEntry.id))
+        )
+    ).all()
+    erasures = (
+        await session.exec(
+            select(CustomerErasure)
+            .where(CustomerErasure.customer_id == customer_id)
+            .order_by(col(CustomerErasure.erased_at))
+        )
+    ).all()
+    return {
+        "customer": card.model_dump(mode="json"),
+        "vehicles": [v.model_dump(mode="json") for v in vehicles],
+        "timeline": [
+            {
+                **e.model_dump(mode="json", exclude={"event_id", "branch"}),
+                "kept_for_law": e.kind in KEPT_FOR_LAW,
+            }
+            for e in entries
+        ],
+        "erasures": [e.model_dump(mode="json") for e in erasures],
+        "exported_at": utcnow().isoformat(),
+        "exported_by": by.id,
+    }
+
+
+async def erase_customer(
+    session: AsyncSession, customer_id: uuid.UUID, body: ErasureRequest, by: User
+) -> CustomerErasure:
+    """Erase the customer's personal data from the archive (personal-information law).
+
+    Names, phone numbers and plates go from the card, the vehicles' cards and every
+    timeline entry; invoices stay, with their numbers and amounts, as the law requires.
+    Events that arrive later for this customer are stored without personal fields."""
+    card = await _customer_card(session, customer_id, by)
+    if card.erased_at is not None:
+        raise Conflict(
+            f"customer {customer_id}'s personal data was already erased",
+            erased_at=card.erased_at.isoformat(),
+        )
+    now = utcnow()
+    card.name = card.mobile = card.preferred_channel = card.language = None
+    card.erased_at = now
+    vehicles = (
+        await session.exec(
+            select(ArchivedVehicle).where(
+                ArchivedVehicle.customer_id == customer_id, ArchivedVehicle.branch == by.branch
+            )
+        )
+    ).all()
+    for vehicle in vehicles:
+        vehicle.plate = None
+    entries = (
+        await session.exec(
+            select(TimelineEntry).where(
+                TimelineEntry.customer_id == customer_id, TimelineEntry.branch == by.branch
+            )
+        )
+    ).all()
+    kept = 0
+    for entry in entries:
+        entry.summary = strip_personal(entry.summary)
+        kept += entry.kind in KEPT_FOR_LAW
+    erasure = CustomerErasure(
+        customer_id=customer_id,
+        branch=by.branch,
+        requested_by=body.requested_by,
+        request_channel=body.request_channel,
+        reason=body.reason,
+        erased_by=by.id,
+        erased_by_name=by.name,
+        erased_at=now,
+        entries_anonymised=len(entries) - kept,
+        entries_kept_for_law=kept,
+        vehicles_anonymised=len(vehicles),
+    )
+    session.add(erasure)
+    await session.flush()
+    return erasure
