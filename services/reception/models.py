@@ -309,7 +309,7 @@ class RevisionLine(LineIn):
     """A line as one revision holds it. `offer` counts how often it was put to the
     customer: re-offering a declined line raises it, so it needs a fresh answer."""
 
-    line_id: uuid.UUID  # type: ignore[assignment]
+    line_id: uuid.UUID
     net: Decimal = Decimal("0")
     offer: int = 1
     extra_work_id: uuid.UUID | None = None
@@ -320,7 +320,7 @@ class RevisionLine(LineIn):
         return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
-_LINE_EXAMPLES = [
+_LINE_EXAMPLES: list[Any] = [
     {
         "kind": "labour",
         "op_code": "BRK-PAD-F",
@@ -601,10 +601,18 @@ class CannedJobCreate(BaseModel):
                     "flat_rate_hours": "0.80",
                     "labour_rate": "380.00",
                     "parts": [
-                        {"part_number": "06L115562B", "description": "机油滤清器 Oil filter",
-                         "quantity": "1", "unit_price": "68.00"},
-                        {"part_number": "G052195M4", "description": "机油 Engine oil 5W-30",
-                         "quantity": "4.5", "unit_price": "85.00"},
+                        {
+                            "part_number": "06L115562B",
+                            "description": "机油滤清器 Oil filter",
+                            "quantity": "1",
+                            "unit_price": "68.00",
+                        },
+                        {
+                            "part_number": "G052195M4",
+                            "description": "机油 Engine oil 5W-30",
+                            "quantity": "4.5",
+                            "unit_price": "85.00",
+                        },
                     ],
                 }
             ]
@@ -670,9 +678,7 @@ class ApprovalLink(Base, table=True):
 
 
 class ApprovalLinkCreate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"ttl_minutes": 30}]}
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"ttl_minutes": 30}]})
 
     ttl_minutes: int | None = PField(default=None, ge=1, le=24 * 60)
 

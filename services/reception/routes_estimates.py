@@ -1,0 +1,316 @@
+"""Estimates, canned jobs, the consent ledger and the customer approval link over HTTP."""
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi.responses import HTMLResponse
+
+from services.reception import approval, estimates
+from services.reception.config import Settings
+from services.reception.models import (
+    ApprovalLinkCreate,
+    ApprovalLinkPublic,
+    CannedJobAdd,
+    CannedJobCreate,
+    CannedJobPublic,
+    ConsentCreate,
+    ConsentPublic,
+    EstimateCreate,
+    EstimatePublic,
+    EstimateRevise,
+    LinkConsentCreate,
+    Reoffer,
+)
+from services.reception.routes import Advisor, Reader
+from shared.concurrency import IfMatch, check_if_match
+from shared.idempotency import IdempotencyDep
+from shared.service import ReadSessionDep, SessionDep, runtime
+
+router = APIRouter()
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+Token = Annotated[str, Path(min_length=20, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+async def _count_link_attempt(token: Token, request: Request) -> None:
+    """Runs before the request's own session opens: refused attempts count too."""
+    await approval.count_attempt(
+        runtime(request).db, token, _settings(request).approval_link_attempts_per_minute
+    )
+
+
+# Declared before the session in a route's parameters, so it commits first.
+LinkAttempt = Annotated[None, Depends(_count_link_attempt)]
+
+
+def _with_etag(response: Response, result: Any) -> Any:
+    if isinstance(result, EstimatePublic):
+        response.headers["ETag"] = result.etag
+    return result
+
+
+@router.post(
+    "/estimates",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EstimatePublic,
+    tags=["estimates"],
+    summary="Write the estimate of an intake (revision 1)",
+)
+async def create_estimate(
+    body: EstimateCreate,
+    session: SessionDep,
+    user: Advisor,
+    idempotency: IdempotencyDep,
+    settings: SettingsDep,
+    response: Response,
+):
+    result = await idempotency(session).run(
+        lambda: estimates.create(session, body, user, settings), EstimatePublic
+    )
+    return _with_etag(response, result)
+
+
+@router.get(
+    "/estimates/{estimate_id}",
+    response_model=EstimatePublic,
+    tags=["estimates"],
+    summary="The current revision, with each line's answer and the totals",
+)
+async def get_estimate(
+    estimate_id: uuid.UUID, session: ReadSessionDep, user: Reader, response: Response
+):
+    estimate = await estimates.get_estimate(session, estimate_id, user)
+    return _with_etag(response, await estimates.public(session, estimate))
+
+
+@router.get(
+    "/intakes/{intake_id}/estimate",
+    response_model=EstimatePublic,
+    tags=["estimates"],
+    summary="The estimate of an intake",
+)
+async def get_intake_estimate(
+    intake_id: uuid.UUID, session: ReadSessionDep, user: Reader, response: Response
+):
+    estimate = await estimates.find_by_intake(session, intake_id, user)
+    return _with_etag(response, await estimates.public(session, estimate))
+
+
+@router.get(
+    "/estimates/{estimate_id}/revisions/{number}",
+    response_model=EstimatePublic,
+    tags=["estimates"],
+    summary="Any revision, as it was written",
+)
+async def get_estimate_revision(
+    estimate_id: uuid.UUID,
+    number: Annotated[int, Path(ge=1, le=100_000)],
+    session: ReadSessionDep,
+    user: Reader,
+):
+    estimate = await estimates.get_estimate(session, estimate_id, user)
+    revision = await estimates.get_revision(session, estimate, number)
+    return await estimates.public(session, estimate, revision)
+
+
+@router.put(
+    "/estimates/{estimate_id}",
+    response_model=EstimatePublic,
+    tags=["estimates"],
+    summary="Revise: the whole new line list and promised time (If-Match required)",
+)
+async def revise_estimate(
+    estimate_id: uuid.UUID,
+    body: EstimateRevise,
+    session: SessionDep,
+    user: Advisor,
+    settings: SettingsDep,
+    response: Response,
+    if_match: IfMatch = None,
+):
+    result = await estimates.revise(session, estimate_id, body, user, if_match, settings)
+    return _with_etag(response, result)
+
+
+@router.post(
+    "/estimates/{estimate_id}/canned-jobs",
+    response_model=EstimatePublic,
+    tags=["estimates"],
+    summary="Add a canned job (labour and its parts) in one call: a new revision",
+)
+async def add_canned_job(
+    estimate_id: uuid.UUID,
+    body: CannedJobAdd,
+    session: SessionDep,
+    user: Advisor,
+    idempotency: IdempotencyDep,
+    settings: SettingsDep,
+    response: Response,
+    if_match: IfMatch = None,
+):
+    result = await idempotency(session).run(
+        lambda: estimates.add_canned_job(session, estimate_id, body, user, if_match, settings),
+        EstimatePublic,
+        status_code=200,
+    )
+    return _with_etag(response, result)
+
+
+@router.post(
+    "/estimates/{estimate_id}/reoffer",
+    response_model=EstimatePublic,
+    tags=["estimates"],
+    summary="Offer declined lines again: a new revision in which they need an answer",
+)
+async def reoffer_lines(
+    estimate_id: uuid.UUID,
+    body: Reoffer,
+    session: SessionDep,
+    user: Advisor,
+    idempotency: IdempotencyDep,
+    response: Response,
+    if_match: IfMatch = None,
+):
+    result = await idempotency(session).run(
+        lambda: estimates.reoffer(session, estimate_id, body.line_ids, user, if_match),
+        EstimatePublic,
+        status_code=200,
+    )
+    return _with_etag(response, result)
+
+
+@router.post(
+    "/estimates/{estimate_id}/consents",
+    response_model=EstimatePublic,
+    tags=["consent"],
+    summary="Record the customer's answers (in person with signature, or by phone)",
+)
+async def record_consent(
+    estimate_id: uuid.UUID,
+    body: ConsentCreate,
+    session: SessionDep,
+    user: Advisor,
+    idempotency: IdempotencyDep,
+    response: Response,
+    if_match: IfMatch = None,
+):
+    async def work() -> EstimatePublic:
+        estimate = await estimates.get_estimate(session, estimate_id, user)
+        check_if_match(if_match, estimate.version)
+        return await estimates.record_consent(
+            session,
+            estimate,
+            body.decisions,
+            by=body.by,
+            channel=body.channel,
+            recorded_by=user.id,
+            signature_file_id=body.signature_file_id,
+            call_note=body.call_note,
+        )
+
+    result = await idempotency(session).run(work, EstimatePublic, status_code=200)
+    return _with_etag(response, result)
+
+
+@router.get(
+    "/estimates/{estimate_id}/consents",
+    response_model=list[ConsentPublic],
+    tags=["consent"],
+    summary="The consent ledger of an estimate, oldest first",
+)
+async def list_consents(estimate_id: uuid.UUID, session: ReadSessionDep, user: Reader):
+    estimate = await estimates.get_estimate(session, estimate_id, user)
+    return await estimates.ledger(session, estimate.id)
+
+
+@router.post(
+    "/estimates/{estimate_id}/approval-links",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApprovalLinkPublic,
+    tags=["consent"],
+    summary="A short-lived link for the customer to answer the current revision",
+    description="The token is shown once and only its hash is kept, so this POST does not "
+    "replay answers for an Idempotency-Key: a retry makes another link, and an unused link "
+    "simply expires.",
+)
+async def create_approval_link(
+    estimate_id: uuid.UUID,
+    session: SessionDep,
+    user: Advisor,
+    settings: SettingsDep,
+    body: ApprovalLinkCreate | None = None,
+):
+    return await approval.create_link(
+        session, estimate_id, body or ApprovalLinkCreate(), user, settings
+    )
+
+
+@router.delete(
+    "/estimates/{estimate_id}/approval-links/{link_id}",
+    response_model=ApprovalLinkPublic,
+    tags=["consent"],
+    summary="Revoke an approval link",
+)
+async def revoke_approval_link(
+    estimate_id: uuid.UUID, link_id: uuid.UUID, session: SessionDep, user: Advisor
+):
+    return await approval.revoke_link(session, estimate_id, link_id, user)
+
+
+@router.get(
+    "/approve/{token}",
+    response_class=HTMLResponse,
+    tags=["customer"],
+    summary="The customer's approval page (the token is the credential)",
+)
+async def approval_page(token: Token, _counted: LinkAttempt, session: ReadSessionDep):
+    estimate = await approval.view(session, token)
+    return HTMLResponse(approval.page(estimate, token), headers={"Cache-Control": "no-store"})
+
+
+@router.post(
+    "/approve/{token}",
+    response_model=EstimatePublic,
+    tags=["customer"],
+    summary="The customer's answers through the link (channel link)",
+)
+async def approve_by_link(
+    token: Token, body: LinkConsentCreate, _counted: LinkAttempt, session: SessionDep
+):
+    return await approval.consent(session, token, body)
+
+
+@router.post(
+    "/canned-jobs",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CannedJobPublic,
+    tags=["estimates"],
+    summary="Define a canned job: an op code with its labour and parts",
+)
+async def create_canned_job(
+    body: CannedJobCreate, session: SessionDep, user: Advisor, idempotency: IdempotencyDep
+):
+    async def work() -> CannedJobPublic:
+        canned = await estimates.create_canned_job(session, body, user)
+        return CannedJobPublic(id=canned.id, branch=canned.branch, **canned.template)
+
+    return await idempotency(session).run(work, CannedJobPublic)
+
+
+@router.get(
+    "/canned-jobs",
+    response_model=list[CannedJobPublic],
+    tags=["estimates"],
+    summary="Canned jobs of your branch, by op code (at most 500)",
+)
+async def list_canned_jobs(session: ReadSessionDep, user: Reader):
+    return [
+        CannedJobPublic(id=c.id, branch=c.branch, **c.template)
+        for c in await estimates.list_canned_jobs(session, user)
+    ]
