@@ -628,3 +628,38 @@ async def test_roles_branches_and_bad_input(wo: Workorders):
     async with wo.db.reader() as session:
         stored = await session.get(RepairOrder, uuid.UUID(order_id))
         assert stored is not None and stored.status == "open"
+
+
+async def test_parts_lines_from_consent_and_from_the_technician(wo: Workorders):
+    pads = part("BP-4411", "380", op_code="BRK-010")
+    oil = part("OIL-5W30", "200")
+    order = await wo.consent(approved(lines=[labour("BRK-010", "1", "300"), pads, oil]))
+    job_id = order["jobs"][0]["id"]
+    lines = {p["part_number"]: p for p in order["part_lines"]}
+    assert lines["BP-4411"]["job_id"] == job_id
+    assert lines["OIL-5W30"]["job_id"] is None
+    assert {p["status"] for p in lines.values()} == {"requested"}
+    await wo.assign(job_id)
+    r = await wo.client.post(
+        f"/jobs/{job_id}/parts", headers=TECH_LI, json={"part_number": "CL-0091", "quantity": "2"}
+    )
+    assert r.status_code == 201, r.text
+    clips = r.json()
+    assert (clips["status"], clips["requested_by"]) == ("requested", "tech-li")
+    move = f"/parts/{lines['BP-4411']['id']}/transitions"
+    assert_problem(await wo.client.post(move, headers=FOREMAN, json={"to": "ordered"}), 422)
+    assert_problem(await wo.client.post(move, headers=TECH_LI, json={"to": "issued"}), 403)
+    eta = "2026-12-01T06:00:00+00:00"
+    r = await wo.client.post(move, headers=FOREMAN, json={"to": "ordered", "eta_at": eta})
+    assert r.status_code == 200, r.text
+    job = await wo.job(job_id)
+    assert job["parts_eta_at"].startswith("2026-12-01T06:00")
+    r = await wo.client.post(move, headers={**FOREMAN, "If-Match": '"1"'}, json={"to": "issued"})
+    assert_problem(r, 412)
+    assert (await wo.client.post(move, headers=FOREMAN, json={"to": "issued"})).status_code == 200
+    assert (await wo.job(job_id))["parts_eta_at"] is None
+    assert_problem(await wo.client.post(move, headers=FOREMAN, json={"to": "ordered"}), 409)
+    r = await wo.client.post(move, headers=FOREMAN, json={"to": "returned"})
+    assert r.json()["status"] == "returned"
+    other = await wo.client.post(move, headers=auth("foreman", "BR02"), json={"to": "returned"})
+    assert_problem(other, 404)

@@ -1,4 +1,4 @@
-"""The repair order's and the job's state machines, over every pair of states."""
+"""The repair order's, the job's and the parts line's state machines, over every pair."""
 
 import itertools
 
@@ -7,10 +7,13 @@ import pytest
 from services.workorders.states import (
     JOB_TRANSITIONS,
     ORDER_TRANSITIONS,
+    PART_TRANSITIONS,
     JobStatus,
+    PartStatus,
     RepairOrderStatus,
     move_job,
     move_order,
+    move_part,
 )
 from shared.problems import Conflict
 
@@ -78,3 +81,24 @@ def test_terminal_states_go_nowhere():
         assert not ORDER_TRANSITIONS[state]
     for job_state in (J.qc_passed, J.cancelled):
         assert not JOB_TRANSITIONS[job_state]
+
+
+P = PartStatus
+PART_ALLOWED = {
+    (P.requested, P.ordered),
+    (P.requested, P.issued),
+    (P.requested, P.cancelled),
+    (P.ordered, P.issued),
+    (P.ordered, P.cancelled),
+    (P.issued, P.returned),
+}
+
+
+@pytest.mark.parametrize(("current", "target"), list(itertools.product(P, P)))
+def test_part_transition(current: PartStatus, target: PartStatus):
+    assert set(PART_TRANSITIONS) == set(P)
+    if (current, target) in PART_ALLOWED:
+        assert move_part(current, target) == target
+    else:
+        with pytest.raises(Conflict):
+            move_part(current, target)

@@ -11,7 +11,7 @@ from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from services.workorders.states import JobStatus, RepairOrderStatus
+from services.workorders.states import JobStatus, PartStatus, RepairOrderStatus
 from shared.contracts import EstimateLine
 from shared.events import utcnow
 from shared.idempotency import make_idempotency_model
@@ -39,6 +39,7 @@ class RepairOrderNumber(Base, table=True):
 
 _ORDER_VERSION = Column("version", Integer, nullable=False)
 _JOB_VERSION = Column("version", Integer, nullable=False)
+_PART_VERSION = Column("version", Integer, nullable=False)
 
 
 class RepairOrderBase(SQLModel):
@@ -183,6 +184,8 @@ class JobPublic(BaseModel):
     road_test: bool = False
     done_at: datetime | None = None
     actual_hours: Decimal = Decimal("0")
+    # When the last part it waits for is due; None when it waits for none.
+    parts_eta_at: datetime | None = None
     version: int
 
 
@@ -287,7 +290,56 @@ class QcInspection(Base, table=True):
     inspected_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
+class PartLine(Base, table=True):
+    """A part on its way to a job: requested, ordered with an ETA, issued, returned."""
+
+    __tablename__ = "part_line"
+    __table_args__ = (
+        Index("ix_part_line_order", "repair_order_id"),
+        Index("ix_part_line_job", "job_id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    repair_order_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("repair_order.id"), nullable=False)
+    )
+    job_id: uuid.UUID | None = None
+    branch: str = Field(sa_type=String(32))
+    # The approved estimate line it comes from; None for a part a technician asked for.
+    line_id: uuid.UUID | None = None
+    part_number: str = Field(sa_type=String(64))
+    description: str = Field(default="", sa_type=Text)
+    quantity: str = Field(default="1", sa_type=String(20))
+    status: PartStatus = Field(default=PartStatus.requested, sa_type=String(16))
+    eta_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    requested_by: str = Field(sa_type=String(64))
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    version: int = Field(default=1, sa_column=_PART_VERSION)
+
+    __mapper_args__ = {"version_id_col": _PART_VERSION}
+
+
+class PartLinePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    repair_order_id: uuid.UUID
+    job_id: uuid.UUID | None = None
+    line_id: uuid.UUID | None = None
+    part_number: str
+    description: str
+    quantity: Decimal
+    status: PartStatus
+    eta_at: datetime | None = None
+    requested_by: str
+    updated_at: datetime
+    version: int
+
+
 class RepairOrderDetail(RepairOrderPublic):
     jobs: list[JobPublic] = []
+    part_lines: list[PartLinePublic] = []
     extra_work: list[ExtraWorkPublic] = []
     invoice: dict[str, Any] | None = None

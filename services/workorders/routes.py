@@ -11,6 +11,7 @@ from services.workorders.config import Settings
 from services.workorders.models import (
     ExtraWorkPublic,
     JobPublic,
+    PartLinePublic,
     RepairOrderDetail,
     RepairOrderPublic,
     TimeEntryPublic,
@@ -21,6 +22,8 @@ from services.workorders.schemas import (
     Handover,
     JobAssignment,
     OrderTransition,
+    PartMove,
+    PartRequest,
     QcInspectionPublic,
     QcVerdict,
     Settlement,
@@ -280,6 +283,52 @@ async def inspect_job(
         return QcInspectionPublic.model_validate(inspection, from_attributes=True)
 
     return await idempotency(session).run(work, QcInspectionPublic)
+
+
+@router.post(
+    "/jobs/{job_id}/parts",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PartLinePublic,
+    tags=["parts"],
+    summary="Ask for a part the job needs",
+)
+async def request_part(
+    job_id: uuid.UUID,
+    body: PartRequest,
+    session: SessionDep,
+    user: Finder,
+    idempotency: IdempotencyDep,
+):
+    async def work() -> PartLinePublic:
+        part = await service.request_part(session, job_id, body, user, utcnow())
+        return PartLinePublic.model_validate(part)
+
+    return await idempotency(session).run(work, PartLinePublic)
+
+
+@router.post(
+    "/parts/{part_id}/transitions",
+    response_model=PartLinePublic,
+    tags=["parts"],
+    summary="Move a parts line: requested → ordered (with ETA) → issued → returned",
+)
+async def move_part_line(
+    part_id: uuid.UUID,
+    body: PartMove,
+    response: Response,
+    session: SessionDep,
+    user: Foreman,
+    idempotency: IdempotencyDep,
+    if_match: IfMatch = None,
+):
+    async def work() -> PartLinePublic:
+        part = await service.move_part_line(
+            session, part_id, body, user, utcnow(), if_match=if_match
+        )
+        set_etag(response, part.version)
+        return PartLinePublic.model_validate(part)
+
+    return await idempotency(session).run(work, PartLinePublic, status_code=200)
 
 
 @router.get(

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.workorders.states import RepairOrderStatus
+from services.workorders.states import PartStatus, RepairOrderStatus
 
 # --- request bodies -------------------------------------------------------------------
 
@@ -197,3 +197,28 @@ class Handover(BaseModel):
     keys_returned: bool
     declined_work_told: bool
     note: str | None = Field(default=None, max_length=2000)
+
+
+class PartRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"part_number": "CL-0091", "quantity": "2", "description": "clips"}]
+        },
+    )
+
+    part_number: str = Field(min_length=1, max_length=64)
+    quantity: Decimal = Field(default=Decimal("1"), gt=0, le=10000, decimal_places=3)
+    description: str = Field(default="", max_length=500)
+
+
+class PartMove(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"to": "ordered", "eta_at": "2026-12-01T06:00:00Z"}, {"to": "issued"}]
+        },
+    )
+
+    to: PartStatus
+    eta_at: datetime | None = None

@@ -18,6 +18,8 @@ from services.workorders.models import (
     ExtraWorkStatus,
     Job,
     JobPublic,
+    PartLine,
+    PartLinePublic,
     QcInspection,
     RepairOrder,
     RepairOrderDetail,
@@ -28,16 +30,20 @@ from services.workorders.schemas import (
     ExtraWorkCreate,
     Handover,
     OrderTransition,
+    PartMove,
+    PartRequest,
     QcVerdict,
     Settlement,
 )
 from services.workorders.states import (
     WORKING,
     JobStatus,
+    PartStatus,
     RepairOrderStatus,
     can_move_order,
     move_job,
     move_order,
+    move_part,
 )
 from shared.auth import User
 from shared.concurrency import check_if_match
@@ -210,6 +216,27 @@ def _record_promise(
     order.promised_at = datetime.fromisoformat(promises[-1]["promised_at"])
 
 
+def _request_part(
+    session: AsyncSession,
+    order: RepairOrder,
+    job_id: uuid.UUID | None,
+    line: EstimateLine,
+    by: str,
+) -> None:
+    session.add(
+        PartLine(
+            repair_order_id=order.id,
+            job_id=job_id,
+            branch=order.branch,
+            line_id=line.line_id,
+            part_number=line.part_number or "",
+            description=line.description,
+            quantity=str(line.quantity),
+            requested_by=by,
+        )
+    )
+
+
 def _attach_parts(
     labour: list[EstimateLine], parts: Iterable[EstimateLine]
 ) -> tuple[dict[uuid.UUID, list[EstimateLine]], list[EstimateLine]]:
@@ -272,25 +299,33 @@ async def apply_consent(session: AsyncSession, event: EstimateApproved) -> Repai
     attached, loose = _attach_parts(labour, [p for p in others if p.kind == "part"])
     loose += [line for line in others if line.kind != "part"]
     added = 0
+    new_jobs: dict[uuid.UUID, Job] = {}
     for line in labour:
         if line.line_id in known_lines:
             continue
-        session.add(
-            Job(
-                repair_order_id=order.id,
-                branch=order.branch,
-                line_id=line.line_id,
-                op_code=line.op_code or "",
-                op_group=line.op_group or "",
-                description=line.description,
-                kind=line.job_kind,
-                pay_type=line.pay_type,
-                line=_line_json(line),
-                parts=[_line_json(p) for p in attached.get(line.line_id, [])],
-                extra_work_id=event.extra_work_id,
-            )
+        job = Job(
+            repair_order_id=order.id,
+            branch=order.branch,
+            line_id=line.line_id,
+            op_code=line.op_code or "",
+            op_group=line.op_group or "",
+            description=line.description,
+            kind=line.job_kind,
+            pay_type=line.pay_type,
+            line=_line_json(line),
+            parts=[_line_json(p) for p in attached.get(line.line_id, [])],
+            extra_work_id=event.extra_work_id,
         )
+        session.add(job)
+        new_jobs[line.line_id] = job
         added += 1
+    for owner, parts in attached.items():
+        for part in parts:
+            if owner in new_jobs:
+                _request_part(session, order, new_jobs[owner].id, part, event.advisor)
+    for part in loose:
+        if part.kind == "part" and part.line_id not in known_lines:
+            _request_part(session, order, None, part, event.advisor)
     new_loose = [_line_json(line) for line in loose if line.line_id not in known_lines]
     if new_loose:
         order.other_lines = [*order.other_lines, *new_loose]
@@ -336,11 +371,27 @@ async def actual_seconds(
     return result
 
 
+async def parts_eta(session: AsyncSession, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+    """When the last part each job waits for is due (ordered parts with an ETA)."""
+    if not job_ids:
+        return {}
+    query = select(PartLine).where(
+        col(PartLine.job_id).in_(job_ids),
+        col(PartLine.status).in_([PartStatus.requested, PartStatus.ordered]),
+        col(PartLine.eta_at).is_not(None),
+    )
+    result: dict[uuid.UUID, datetime] = {}
+    for part in (await session.exec(query)).all():
+        assert part.job_id is not None and part.eta_at is not None
+        result[part.job_id] = max(result.get(part.job_id, part.eta_at), part.eta_at)
+    return result
+
+
 def hours(seconds: float) -> Decimal:
     return (Decimal(str(seconds)) / 3600).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def job_public(job: Job, seconds: float = 0.0) -> JobPublic:
+def job_public(job: Job, seconds: float = 0.0, eta: datetime | None = None) -> JobPublic:
     return JobPublic(
         id=job.id,
         repair_order_id=job.repair_order_id,
@@ -362,6 +413,7 @@ def job_public(job: Job, seconds: float = 0.0) -> JobPublic:
         road_test=job.road_test,
         done_at=job.done_at,
         actual_hours=hours(seconds),
+        parts_eta_at=eta,
         version=job.version,
     )
 
@@ -385,8 +437,17 @@ async def order_detail(session: AsyncSession, order: RepairOrder) -> RepairOrder
             .order_by(col(ExtraWork.found_at))
         )
     ).all()
+    etas = await parts_eta(session, [j.id for j in jobs])
+    parts = (
+        await session.exec(
+            select(PartLine)
+            .where(PartLine.repair_order_id == order.id)
+            .order_by(col(PartLine.updated_at), col(PartLine.id))
+        )
+    ).all()
     detail = RepairOrderDetail.model_validate(order, from_attributes=True)
-    detail.jobs = [job_public(j, seconds.get(j.id, 0.0)) for j in jobs]
+    detail.jobs = [job_public(j, seconds.get(j.id, 0.0), etas.get(j.id)) for j in jobs]
+    detail.part_lines = [PartLinePublic.model_validate(p) for p in parts]
     detail.extra_work = [ExtraWorkPublic.model_validate(e) for e in extra]
     return detail
 
@@ -400,7 +461,8 @@ async def get_job(session: AsyncSession, job_id: uuid.UUID, by: User) -> Job:
 
 async def job_detail(session: AsyncSession, job: Job) -> JobPublic:
     seconds = await actual_seconds(session, [job.id], utcnow())
-    return job_public(job, seconds.get(job.id, 0.0))
+    etas = await parts_eta(session, [job.id])
+    return job_public(job, seconds.get(job.id, 0.0), etas.get(job.id))
 
 
 # --- order transitions ---------------------------------------------------------------
@@ -711,3 +773,51 @@ async def deliver(
 def require_own_branch(order: RepairOrder, by: User) -> None:
     if order.branch != by.branch:
         raise Forbidden("another branch's repair order")
+
+
+# --- parts lines ---------------------------------------------------------------------
+
+
+async def request_part(
+    session: AsyncSession, job_id: uuid.UUID, body: PartRequest, by: User, now: datetime
+) -> PartLine:
+    """A technician asks for a part the job needs (not charged: not on any estimate)."""
+    job = await get_job(session, job_id, by)
+    if job.status in (JobStatus.qc_passed, JobStatus.cancelled):
+        raise Conflict(f"a job in {job.status} needs no more parts")
+    part = PartLine(
+        repair_order_id=job.repair_order_id,
+        job_id=job.id,
+        branch=job.branch,
+        part_number=body.part_number,
+        description=body.description,
+        quantity=str(body.quantity),
+        requested_by=by.id,
+        updated_at=now,
+    )
+    session.add(part)
+    await session.flush()
+    return part
+
+
+async def move_part_line(
+    session: AsyncSession,
+    part_id: uuid.UUID,
+    body: PartMove,
+    by: User,
+    now: datetime,
+    *,
+    if_match: str | None,
+) -> PartLine:
+    part = await session.get(PartLine, part_id)
+    if part is None or part.branch != by.branch:
+        raise NotFound(f"parts line {part_id} not found")
+    check_if_match(if_match, part.version, required=False)
+    part.status = move_part(part.status, body.to)
+    if body.to == PartStatus.ordered and body.eta_at is None:
+        raise InvalidInput("eta_at", "an ordered part needs its ETA")
+    if body.eta_at is not None:
+        part.eta_at = body.eta_at
+    part.updated_at = now
+    await session.flush()
+    return part

@@ -30,6 +30,14 @@ class JobStatus(StrEnum):
     cancelled = "cancelled"
 
 
+class PartStatus(StrEnum):
+    requested = "requested"
+    ordered = "ordered"
+    issued = "issued"
+    returned = "returned"
+    cancelled = "cancelled"
+
+
 _O = RepairOrderStatus
 ORDER_TRANSITIONS: dict[RepairOrderStatus, frozenset[RepairOrderStatus]] = {
     _O.draft: frozenset({_O.open, _O.cancelled}),
@@ -56,6 +64,15 @@ JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     _J.rework: frozenset({_J.in_progress}),
     _J.qc_passed: frozenset(),
     _J.cancelled: frozenset(),
+}
+
+_P = PartStatus
+PART_TRANSITIONS: dict[PartStatus, frozenset[PartStatus]] = {
+    _P.requested: frozenset({_P.ordered, _P.issued, _P.cancelled}),
+    _P.ordered: frozenset({_P.issued, _P.cancelled}),
+    _P.issued: frozenset({_P.returned}),
+    _P.returned: frozenset(),
+    _P.cancelled: frozenset(),
 }
 
 # Jobs whose technician may still change (reassignment keeps the status).
@@ -88,5 +105,15 @@ def move_job(current: JobStatus, target: JobStatus) -> JobStatus:
             f"a job cannot go from {current} to {target}",
             current_status=str(current),
             allowed=sorted(JOB_TRANSITIONS[current]),
+        )
+    return target
+
+
+def move_part(current: PartStatus, target: PartStatus) -> PartStatus:
+    if target not in PART_TRANSITIONS[current]:
+        raise Conflict(
+            f"a parts line cannot go from {current} to {target}",
+            current_status=str(current),
+            allowed=sorted(PART_TRANSITIONS[current]),
         )
     return target
