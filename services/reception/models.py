@@ -86,7 +86,10 @@ class CustomerCreate(CustomerBase):
 
 class Customer(Base, CustomerBase, table=True):
     __tablename__ = "customer"
-    __table_args__ = (Index("ix_customer_branch_mobile", "branch", "mobile"),)
+    __table_args__ = (
+        Index("ix_customer_branch_mobile", "branch", "mobile"),
+        Index("ix_customer_branch_name", "branch", "name"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     branch: str = Field(sa_type=String(32), index=True)
@@ -141,12 +144,18 @@ class VehicleCreate(VehicleBase):
 
 class Vehicle(Base, VehicleBase, table=True):
     __tablename__ = "vehicle"
-    __table_args__ = (Index("ux_vehicle_branch_vin", "branch", "vin", unique=True),)
+    __table_args__ = (
+        Index("ux_vehicle_branch_vin", "branch", "vin", unique=True),
+        Index("ix_vehicle_branch_vin_last6", "branch", "vin_last6"),
+        Index("ix_vehicle_branch_plate", "branch", "plate"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     branch: str = Field(sa_type=String(32), index=True)
     customer_id: uuid.UUID = Field(foreign_key="customer.id", index=True)
     vin: str = Field(sa_type=String(17))
+    # The desk asks for "the last six of the VIN": kept apart so the lookup uses an index.
+    vin_last6: str | None = Field(default=None, sa_type=String(6))
     make: str | None = Field(default=None, sa_type=String(80))
     model_year: int | None = None
     country: str | None = Field(default=None, sa_type=String(60))
@@ -191,6 +200,11 @@ class IntakeCreate(SQLModel):
     odometer_km: int = Field(ge=0, le=3_000_000)
     concerns: list[Concern] = Field(default_factory=list, max_length=30)
     appointment_id: uuid.UUID | None = None
+    # Needed only when the reading is lower than the vehicle's last one.
+    odometer_override_reason: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+        | None
+    ) = None
 
 
 class Intake(Base, table=True):
@@ -710,3 +724,98 @@ class LinkConsentCreate(BaseModel):
 
     by: Name
     decisions: list[LineDecision] = PField(min_length=1, max_length=200)
+
+
+# --- odometer readings and owner changes --------------------------------------------
+
+
+class OdometerReading(Base, table=True):
+    """Every reading of a vehicle's odometer; a lower one only with a reason."""
+
+    __tablename__ = "odometer_reading"
+    __table_args__ = (Index("ix_odometer_vehicle_read", "vehicle_id", "read_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    vehicle_id: uuid.UUID = Field(foreign_key="vehicle.id")
+    branch: str = Field(sa_type=String(32))
+    km: int
+    intake_id: uuid.UUID | None = None
+    override_reason: str | None = Field(default=None, sa_type=String(500))
+    recorded_by: str = Field(sa_type=String(64))
+    read_at: datetime = _timestamp()
+
+
+class OdometerReadingCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"km": 45210},
+                {"km": 12000, "override_reason": "仪表更换 instrument cluster replaced"},
+            ]
+        },
+    )
+
+    km: int = PField(ge=0, le=3_000_000)
+    override_reason: Text | None = None
+
+
+class OdometerReadingPublic(SQLModel):
+    id: uuid.UUID
+    vehicle_id: uuid.UUID
+    km: int
+    intake_id: uuid.UUID | None
+    override_reason: str | None
+    recorded_by: str
+    read_at: datetime
+
+
+class OwnerChange(Base, table=True):
+    __tablename__ = "vehicle_owner_change"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    vehicle_id: uuid.UUID = Field(foreign_key="vehicle.id", index=True)
+    branch: str = Field(sa_type=String(32))
+    from_customer_id: uuid.UUID = Field(foreign_key="customer.id")
+    to_customer_id: uuid.UUID = Field(foreign_key="customer.id")
+    reason: str = Field(default="", sa_type=String(500))
+    changed_by: str = Field(sa_type=String(64))
+    changed_at: datetime = _timestamp()
+
+
+class OwnerChangeCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"customer_id": "6f1c2d9e-8a4b-4c1e-9f7d-2b3a4c5d6e7f", "reason": "二手车过户 sold"}
+            ]
+        },
+    )
+
+    customer_id: uuid.UUID
+    reason: Text = ""
+
+
+class OwnerChangePublic(SQLModel):
+    id: uuid.UUID
+    vehicle_id: uuid.UUID
+    from_customer_id: uuid.UUID
+    to_customer_id: uuid.UUID
+    reason: str
+    changed_by: str
+    changed_at: datetime
+
+
+class DeskHit(BaseModel):
+    """One vehicle with its owner, as the desk search lists it."""
+
+    vehicle_id: uuid.UUID
+    vin: str
+    plate: str | None
+    make: str | None
+    model: str | None
+    customer_id: uuid.UUID
+    customer_name: str
+    mobile: str | None
+    created_at: datetime

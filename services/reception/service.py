@@ -6,6 +6,7 @@ from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.reception import desk
 from services.reception import vin as vins
 from services.reception.models import (
     Customer,
@@ -103,6 +104,7 @@ async def register_vehicle(session: AsyncSession, data: VehicleCreate, by: User)
         update={
             "branch": by.branch,
             "vin": decoded.vin,
+            "vin_last6": decoded.vin[-6:],
             "make": decoded.manufacturer,
             "model_year": decoded.model_year,
             "country": decoded.country,
@@ -135,6 +137,14 @@ async def open_intake(session: AsyncSession, data: IntakeCreate, by: User) -> In
         raise InvalidInput("vehicle_id", f"no vehicle {data.vehicle_id} in branch {by.branch}")
     customer = await session.get(Customer, vehicle.customer_id)
     assert customer is not None  # the foreign key guarantees it
+    reading = await desk.record_reading(
+        session,
+        vehicle,
+        data.odometer_km,
+        by,
+        override_reason=data.odometer_override_reason,
+        field="odometer_km",
+    )
     intake = Intake(
         branch=by.branch,
         vehicle_id=vehicle.id,
@@ -144,6 +154,7 @@ async def open_intake(session: AsyncSession, data: IntakeCreate, by: User) -> In
         odometer_km=data.odometer_km,
         concerns=list(data.concerns),
     )
+    reading.intake_id = intake.id
     session.add(intake)
     add_event(
         session,

@@ -1,0 +1,180 @@
+"""The desk's lookups and vehicle history: search, odometer readings, owner changes."""
+
+import uuid
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.reception.models import (
+    Customer,
+    DeskHit,
+    OdometerReading,
+    OwnerChange,
+    Vehicle,
+)
+from shared.auth import User
+from shared.pagination import after, page
+from shared.problems import Conflict, InvalidInput, NotFound
+
+
+async def _vehicle(session: AsyncSession, vehicle_id: uuid.UUID, by: User) -> Vehicle:
+    vehicle = await session.get(Vehicle, vehicle_id)
+    if vehicle is None or vehicle.branch != by.branch:
+        raise NotFound(f"vehicle {vehicle_id} not found")
+    return vehicle
+
+
+async def record_reading(
+    session: AsyncSession,
+    vehicle: Vehicle,
+    km: int,
+    by: User,
+    *,
+    override_reason: str | None = None,
+    intake_id: uuid.UUID | None = None,
+    field: str = "km",
+) -> OdometerReading:
+    """A reading lower than the last one is refused unless a reason says why."""
+    last = (
+        await session.exec(
+            select(OdometerReading)
+            .where(OdometerReading.vehicle_id == vehicle.id)
+            .order_by(col(OdometerReading.read_at).desc(), col(OdometerReading.id).desc())
+            .limit(1)
+        )
+    ).first()
+    if last is not None and km < last.km and not override_reason:
+        raise InvalidInput(
+            field,
+            f"{km} km is lower than the last reading ({last.km} km on "
+            f"{last.read_at.date().isoformat()}); give a reason to record it anyway",
+            last_km=last.km,
+        )
+    reading = OdometerReading(
+        vehicle_id=vehicle.id,
+        branch=vehicle.branch,
+        km=km,
+        intake_id=intake_id,
+        override_reason=override_reason,
+        recorded_by=by.id,
+    )
+    session.add(reading)
+    return reading
+
+
+async def add_reading(
+    session: AsyncSession,
+    vehicle_id: uuid.UUID,
+    km: int,
+    override_reason: str | None,
+    by: User,
+) -> OdometerReading:
+    vehicle = await _vehicle(session, vehicle_id, by)
+    return await record_reading(session, vehicle, km, by, override_reason=override_reason)
+
+
+async def readings(
+    session: AsyncSession, vehicle_id: uuid.UUID, by: User, *, limit: int, cursor: str | None
+) -> tuple[list[OdometerReading], str | None]:
+    await _vehicle(session, vehicle_id, by)
+    rows = (
+        await session.exec(
+            select(OdometerReading)
+            .where(OdometerReading.vehicle_id == vehicle_id)
+            .where(after(OdometerReading.read_at, OdometerReading.id, cursor))
+            .order_by(col(OdometerReading.read_at).desc(), col(OdometerReading.id).desc())
+            .limit(limit + 1)
+        )
+    ).all()
+    return page(list(rows), limit, "read_at")
+
+
+async def change_owner(
+    session: AsyncSession, vehicle_id: uuid.UUID, customer_id: uuid.UUID, reason: str, by: User
+) -> OwnerChange:
+    vehicle = await _vehicle(session, vehicle_id, by)
+    customer = await session.get(Customer, customer_id)
+    if customer is None or customer.branch != by.branch:
+        raise InvalidInput("customer_id", f"no customer {customer_id} in branch {by.branch}")
+    if vehicle.customer_id == customer.id:
+        raise Conflict(f"customer {customer_id} already owns vehicle {vehicle_id}")
+    change = OwnerChange(
+        vehicle_id=vehicle.id,
+        branch=vehicle.branch,
+        from_customer_id=vehicle.customer_id,
+        to_customer_id=customer.id,
+        reason=reason,
+        changed_by=by.id,
+    )
+    vehicle.customer_id = customer.id
+    session.add(vehicle)
+    session.add(change)
+    return change
+
+
+async def owner_history(
+    session: AsyncSession, vehicle_id: uuid.UUID, by: User
+) -> list[OwnerChange]:
+    await _vehicle(session, vehicle_id, by)
+    rows = await session.exec(
+        select(OwnerChange)
+        .where(OwnerChange.vehicle_id == vehicle_id)
+        .order_by(col(OwnerChange.changed_at), col(OwnerChange.id))
+        .limit(500)
+    )
+    return list(rows.all())
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def search(
+    session: AsyncSession,
+    by: User,
+    *,
+    plate: str | None,
+    vin_last6: str | None,
+    phone: str | None,
+    name: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[DeskHit], str | None]:
+    """Vehicles with their owners, newest first; every given filter must match."""
+    if not any((plate, vin_last6, phone, name)):
+        raise InvalidInput("q", "give a plate, the last six of the VIN, a phone or a name")
+    query = (
+        select(Vehicle, Customer)
+        .join(Customer, col(Customer.id) == col(Vehicle.customer_id))
+        .where(Vehicle.branch == by.branch)
+    )
+    if plate:
+        query = query.where(
+            col(Vehicle.plate).like(f"%{_like_escape(plate.strip().upper())}%", escape="\\")
+        )
+    if vin_last6:
+        query = query.where(Vehicle.vin_last6 == vin_last6.strip().upper())
+    if phone:
+        query = query.where(Customer.mobile == phone.strip())
+    if name:
+        query = query.where(col(Customer.name).startswith(name.strip(), autoescape=True))
+    query = (
+        query.where(after(Vehicle.created_at, Vehicle.id, cursor))
+        .order_by(col(Vehicle.created_at).desc(), col(Vehicle.id).desc())
+        .limit(limit + 1)
+    )
+    hits = [
+        DeskHit(
+            vehicle_id=vehicle.id,
+            vin=vehicle.vin,
+            plate=vehicle.plate,
+            make=vehicle.make,
+            model=vehicle.model,
+            customer_id=customer.id,
+            customer_name=customer.name,
+            mobile=customer.mobile,
+            created_at=vehicle.created_at,
+        )
+        for vehicle, customer in (await session.exec(query)).all()
+    ]
+    return page(hits, limit, "created_at", key="vehicle_id")
