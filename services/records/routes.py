@@ -10,7 +10,6 @@ from services.records.models import (
     CustomerTimeline,
     ErasurePublic,
     ErasureRequest,
-    TimelineEntryPublic,
     VehicleTimeline,
 )
 from shared.auth import Role, User, require
@@ -51,7 +50,7 @@ async def vehicle_timeline(
         plate=card.plate if card else None,
         make=card.make if card else None,
         model_year=card.model_year if card else None,
-        entries=[TimelineEntryPublic.model_validate(e) for e in entries],
+        entries=entries,
         next_cursor=next_cursor,
     )
 
@@ -86,7 +85,7 @@ async def customer_timeline(
         customer_id=customer_id,
         name=card.name if card else None,
         erased=bool(card and card.erased_at),
-        entries=[TimelineEntryPublic.model_validate(e) for e in entries],
+        entries=entries,
         next_cursor=next_cursor,
     )
 

@@ -15,6 +15,7 @@ from services.records.models import (
     CustomerErasure,
     ErasureRequest,
     TimelineEntry,
+    TimelineEntryPublic,
 )
 from shared.auth import User
 from shared.contracts import CustomerSnapshot, VehicleSnapshot
@@ -198,7 +199,7 @@ async def vehicle_timeline(
     *,
     limit: int,
     cursor: str | None,
-) -> tuple[ArchivedVehicle | None, list[TimelineEntry], str | None]:
+) -> tuple[ArchivedVehicle | None, list[TimelineEntryPublic], str | None]:
     """Entries oldest first, in the order things happened (not the order events came)."""
     card = await session.get(ArchivedVehicle, vehicle_id)
     if card is not None and card.branch != by.branch:
@@ -218,11 +219,25 @@ async def find_vehicles(session: AsyncSession, by: User, vin: str) -> list[Archi
     return list((await session.exec(query)).all())
 
 
+PUBLIC_COLUMNS: tuple[Any, ...] = (
+    TimelineEntry.id,
+    TimelineEntry.kind,
+    TimelineEntry.occurred_at,
+    TimelineEntry.reference_id,
+    TimelineEntry.vehicle_id,
+    TimelineEntry.customer_id,
+    TimelineEntry.repair_order_id,
+    TimelineEntry.summary,
+)
+
+
 async def _entries(
     session: AsyncSession, where: Any, branch: str, *, limit: int, cursor: str | None
-) -> tuple[list[TimelineEntry], str | None]:
-    """A page of entries, oldest first, in the order things happened."""
-    query = select(TimelineEntry).where(where, TimelineEntry.branch == branch)
+) -> tuple[list[TimelineEntryPublic], str | None]:
+    """A page of entries, oldest first, in the order things happened.
+
+    Read as plain rows, not tracked ORM objects: the page is only read, never changed."""
+    query = select(*PUBLIC_COLUMNS).where(where, TimelineEntry.branch == branch)
     if cursor is not None:
         at, entry_id = decode_cursor(cursor)
         query = query.where(
@@ -230,12 +245,12 @@ async def _entries(
             | ((col(TimelineEntry.occurred_at) == at) & (col(TimelineEntry.id) > entry_id))
         )
     query = query.order_by(col(TimelineEntry.occurred_at), col(TimelineEntry.id)).limit(limit + 1)
-    entries = list((await session.exec(query)).all())
+    rows = (await session.exec(query)).all()
     next_cursor = None
-    if len(entries) > limit:
-        entries = entries[:limit]
-        next_cursor = encode_cursor(entries[-1].occurred_at, entries[-1].id)
-    return entries, next_cursor
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].occurred_at, rows[-1].id)
+    return [TimelineEntryPublic.model_validate(row._mapping) for row in rows], next_cursor
 
 
 async def customer_timeline(
@@ -245,7 +260,7 @@ async def customer_timeline(
     *,
     limit: int,
     cursor: str | None,
-) -> tuple[ArchivedCustomer | None, list[TimelineEntry], str | None]:
+) -> tuple[ArchivedCustomer | None, list[TimelineEntryPublic], str | None]:
     """Everything that happened to the customer and their cars, oldest first."""
     card = await session.get(ArchivedCustomer, customer_id)
     if card is not None and card.branch != by.branch:

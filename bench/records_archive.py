@@ -1,0 +1,203 @@
+"""The archive: a vehicle's timeline with 200 visits over HTTP from the records process.
+
+The vehicle's history (registrations, then per visit the intake, the approved estimate,
+the repair order, its delivery with jobs and the invoice) is seeded straight into
+records' database through its own event handlers, not over NATS; then `--n` timed
+requests, one at a time, of the first page (100 entries, the default), a full page of
+200, and the whole history followed through its cursors. Target: p99 ≤ 30 ms.
+
+`.venv/bin/python -m bench.records_archive [--visits 200] [--n 300]`
+"""
+
+import argparse
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from bench.common import percentile, running_stack, table, valid_vin, wait_ready
+from services.records import handlers
+from shared.contracts import (
+    CustomerRegistered,
+    CustomerSnapshot,
+    DeliveredJob,
+    EstimateApproved,
+    EstimateLine,
+    IntakeOpened,
+    RepairOrderDelivered,
+    RepairOrderOpened,
+    VehicleRegistered,
+    VehicleSnapshot,
+)
+from shared.contracts.workorders import InvoiceLine, PayTypeTotal, RepairOrderSettled
+from shared.db import Database
+from shared.events import Contract
+from tests.harness import auth, backend
+
+BRANCH = "BR01"
+ROUTES = {h.contract.type: h for h in handlers.subscriber.handlers}
+
+
+def visit(
+    n: int, at: datetime, customer: CustomerSnapshot, vehicle: VehicleSnapshot
+) -> list[Contract]:
+    intake_id, order_id, estimate_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    number = f"RO-{at.year}-{n:06d}"
+    line = EstimateLine(
+        line_id=uuid.uuid4(),
+        kind="labour",
+        description="常规保养",
+        op_code="MNT10",
+        flat_rate_hours=Decimal("1.0"),
+        labour_rate=Decimal("300"),
+        net=Decimal("300"),
+    )
+    odometer = 5000 * (n + 1)
+    common: dict[str, Any] = {"branch": BRANCH, "customer_id": customer.id}
+    return [
+        IntakeOpened(intake_id=intake_id, branch=BRANCH, opened_at=at, advisor="adv-zhao",
+                     customer=customer, vehicle=vehicle, odometer_km=odometer,
+                     concerns=["保养"]),
+        EstimateApproved(estimate_id=estimate_id, revision=1, intake_id=intake_id,
+                         customer_name=customer.name, vehicle_id=vehicle.id, vin=vehicle.vin,
+                         plate=vehicle.plate, advisor="adv-zhao", odometer_km=odometer,
+                         promised_at=at + timedelta(hours=4), approved_lines=[line],
+                         approved_at=at + timedelta(minutes=15), **common),
+        RepairOrderOpened(repair_order_id=order_id, number=number, intake_id=intake_id,
+                          vehicle_id=vehicle.id, vin=vehicle.vin, status="open",
+                          opened_at=at + timedelta(minutes=16), **common),
+        RepairOrderSettled(repair_order_id=order_id, number=number,
+                           invoice_number=f"INV-{at.year}-{n:06d}", vehicle_id=vehicle.id,
+                           vin=vehicle.vin,
+                           lines=[InvoiceLine(line_id=line.line_id, kind="labour",
+                                              net=Decimal("300"))],
+                           totals=[PayTypeTotal(pay_type="customer", net=Decimal("300"),
+                                                tax=Decimal("39"), gross=Decimal("339"))],
+                           net_total=Decimal("300"), tax_total=Decimal("39"),
+                           gross_total=Decimal("339"), customer_due=Decimal("339"),
+                           settled_by="cashier-qian", settled_at=at + timedelta(hours=3),
+                           **common),
+        RepairOrderDelivered(repair_order_id=order_id, number=number, vehicle_id=vehicle.id,
+                             vin=vehicle.vin, plate=vehicle.plate, advisor="adv-zhao",
+                             odometer_km=odometer, delivered_at=at + timedelta(hours=3, minutes=5),
+                             promised_at=at + timedelta(hours=4),
+                             jobs=[DeliveredJob(job_id=uuid.uuid4(), op_code="MNT10",
+                                                op_group="maintenance", kind="maintenance",
+                                                technician_id=f"tech-{n % 7}",
+                                                flat_rate_hours=Decimal("1.0"))],
+                             **common),
+    ]  # fmt: skip
+
+
+async def seed(database_url: str, visits: int) -> tuple[str, int]:
+    """One customer's car with `visits` visits; returns the vehicle id and the entry count."""
+    customer = CustomerSnapshot(id=uuid.uuid4(), name="压测客户", mobile="13900000000")
+    vehicle = VehicleSnapshot(
+        id=uuid.uuid4(), vin=valid_vin(4_200_000), plate="沪B00001", make="SAIC Volkswagen"
+    )
+    start = datetime(2020, 1, 1, 1, 0, tzinfo=UTC)
+    batches: list[list[Contract]] = [
+        [
+            CustomerRegistered(branch=BRANCH, customer=customer, registered_at=start),
+            VehicleRegistered(
+                branch=BRANCH, customer_id=customer.id, vehicle=vehicle, registered_at=start
+            ),
+        ]
+    ]
+    for n in range(visits):
+        batches.append(visit(n, start + timedelta(days=7 * n + 1), customer, vehicle))
+    db = Database(database_url)
+    count = 0
+    try:
+        for batch in batches:
+            async with db.transaction() as session:
+                for event in batch:
+                    event = type(event).from_envelope(event.to_envelope(subject=str(vehicle.id)))
+                    await ROUTES[event.type].func(event, session)
+                    count += 1
+    finally:
+        await db.dispose()
+    return str(vehicle.id), count
+
+
+async def measure(base: str, vehicle_id: str, n: int) -> list[list[Any]]:
+    url = f"{base}/vehicles/{vehicle_id}/timeline"
+    headers = auth("records_clerk")
+    rows: list[list[Any]] = []
+    async with httpx.AsyncClient(timeout=10, headers=headers) as client:
+
+        async def first_page() -> int:
+            r = await client.get(url)
+            r.raise_for_status()
+            return len(r.json()["entries"])
+
+        async def full_page() -> int:
+            r = await client.get(url, params={"limit": 200})
+            r.raise_for_status()
+            return len(r.json()["entries"])
+
+        async def whole_history() -> int:
+            total, cursor = 0, None
+            while True:
+                params: dict[str, Any] = {"limit": 200}
+                if cursor:
+                    params["cursor"] = cursor
+                r = await client.get(url, params=params)
+                r.raise_for_status()
+                body = r.json()
+                total += len(body["entries"])
+                cursor = body["next_cursor"]
+                if not cursor:
+                    return total
+
+        for name, probe, runs in (
+            ("first page (100 entries)", first_page, n),
+            ("full page (200 entries)", full_page, n),
+            ("whole history (all pages of 200)", whole_history, max(n // 5, 20)),
+        ):
+            for _ in range(10):
+                await probe()
+            times, entries = [], 0
+            for _ in range(runs):
+                started = time.perf_counter()
+                entries = await probe()
+                times.append((time.perf_counter() - started) * 1000)
+            rows.append(
+                [
+                    name,
+                    entries,
+                    runs,
+                    percentile(times, 50),
+                    percentile(times, 90),
+                    percentile(times, 99),
+                    max(times),
+                ]
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--visits", type=int, default=200)
+    parser.add_argument("--n", type=int, default=300, help="timed requests per query")
+    args = parser.parse_args()
+    with running_stack(services=("records",)) as stack:
+        wait_ready(stack)
+        started = time.perf_counter()
+        vehicle_id, events = asyncio.run(seed(stack.database_urls["records"], args.visits))
+        seeded_in = time.perf_counter() - started
+        rows = asyncio.run(measure(stack.url("records"), vehicle_id, args.n))
+    print(
+        f"\nVehicle timeline, {args.visits} visits ({events} events through the handlers in "
+        f"{seeded_in:.1f} s), records on {backend()}, one request at a time:\n"
+    )
+    print(table(["query", "entries", "requests", "p50 ms", "p90 ms", "p99 ms", "max ms"], rows))
+    print("\nTarget: p99 ≤ 30 ms.")
+
+
+if __name__ == "__main__":
+    main()
