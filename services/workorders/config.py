@@ -14,3 +14,8 @@ class Settings(ServiceSettings):
     time_zone: str = "Asia/Shanghai"
     # Hours a technician is available per day, the base of utilisation.
     shift_hours: float = 8.0
+    # Promise-time control: how often every open order is projected, how close to the
+    # promise counts as at risk, and the time QC and hand-over take after the last job.
+    promise_check_interval: float = 60.0
+    at_risk_margin_minutes: int = 30
+    finish_buffer_minutes: int = 30

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.workorders import handlers, routes
+from services.workorders import handlers, promise, routes
 from services.workorders.config import Settings
 from services.workorders.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.service import ServiceSpec, create_service_app
@@ -23,6 +23,7 @@ SPEC = ServiceSpec(
     idempotency_model=IdempotencyRecord,
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscriber,
+    background=[promise.promise_timer],
 )
 
 

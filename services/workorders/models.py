@@ -40,6 +40,7 @@ class RepairOrderNumber(Base, table=True):
 _ORDER_VERSION = Column("version", Integer, nullable=False)
 _JOB_VERSION = Column("version", Integer, nullable=False)
 _PART_VERSION = Column("version", Integer, nullable=False)
+_CHECK_VERSION = Column("version", Integer, nullable=False)
 
 
 class RepairOrderBase(SQLModel):
@@ -89,6 +90,7 @@ class RepairOrder(Base, RepairOrderBase, table=True):
     delivered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     handover: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     cancelled_reason: str | None = Field(default=None, sa_type=Text)
+    customer_told_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     version: int = Field(default=1, sa_column=_ORDER_VERSION)
 
     __mapper_args__ = {"version_id_col": _ORDER_VERSION}
@@ -111,6 +113,9 @@ class RepairOrderPublic(RepairOrderBase):
     other_lines: list[EstimateLine] = []
     settled_at: datetime | None = None
     delivered_at: datetime | None = None
+    projected_finish_at: datetime | None = None
+    at_risk_since: datetime | None = None
+    customer_told_at: datetime | None = None
     version: int
 
 
@@ -336,6 +341,28 @@ class PartLinePublic(BaseModel):
     requested_by: str
     updated_at: datetime
     version: int
+
+
+class PromiseCheck(Base, table=True):
+    """The latest projection of an open order, and since when (against which promise) it
+    is at risk. Kept apart from the order so that the timer does not change the order's
+    ETag every minute under the tablets' feet."""
+
+    __tablename__ = "promise_check"
+    __table_args__ = (Index("ix_promise_check_branch_risk", "branch", "at_risk_since"),)
+
+    repair_order_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("repair_order.id"), primary_key=True)
+    )
+    branch: str = Field(sa_type=String(32))
+    projected_finish_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    checked_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    at_risk_since: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    at_risk_promised_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # Two replicas checking at once: the second write fails instead of warning twice.
+    version: int = Field(default=1, sa_column=_CHECK_VERSION)
+
+    __mapper_args__ = {"version_id_col": _CHECK_VERSION}
 
 
 class RepairOrderDetail(RepairOrderPublic):

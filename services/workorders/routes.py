@@ -6,7 +6,7 @@ from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from services.workorders import service, workshop
+from services.workorders import promise, service, workshop
 from services.workorders.config import Settings
 from services.workorders.models import (
     ExtraWorkPublic,
@@ -21,6 +21,7 @@ from services.workorders.schemas import (
     ExtraWorkCreate,
     Handover,
     JobAssignment,
+    NewPromise,
     OrderTransition,
     PartMove,
     PartRequest,
@@ -88,6 +89,41 @@ async def list_repair_orders(
         session, user, intake_id=intake_id, status=status, limit=limit, cursor=cursor
     )
     return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/repair-orders/at-risk",
+    response_model=list[RepairOrderPublic],
+    tags=["promise time"],
+    summary="The advisor's list: open orders projected to miss their promise",
+)
+async def at_risk_repair_orders(session: ReadSessionDep, user: Reader, limit: Limit = 50):
+    return await promise.at_risk_orders(session, user, limit)
+
+
+@router.post(
+    "/repair-orders/{order_id}/promise",
+    response_model=RepairOrderDetail,
+    tags=["promise time"],
+    summary="Record that the customer was told, and the new promise they agreed (If-Match)",
+)
+async def renew_promise(
+    order_id: uuid.UUID,
+    body: NewPromise,
+    response: Response,
+    session: SessionDep,
+    user: OrderMover,
+    idempotency: IdempotencyDep,
+    if_match: IfMatch = None,
+):
+    async def work() -> RepairOrderDetail:
+        order = await promise.renew_promise(
+            session, order_id, body, user, utcnow(), if_match=if_match
+        )
+        set_etag(response, order.version)
+        return await service.order_detail(session, order)
+
+    return await idempotency(session).run(work, RepairOrderDetail, status_code=200)
 
 
 @router.get(

@@ -222,3 +222,15 @@ class PartMove(BaseModel):
 
     to: PartStatus
     eta_at: datetime | None = None
+
+
+class NewPromise(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"promised_at": "2026-11-30T10:30:00Z", "told_at": "2026-11-30T07:05:00Z"}]
+        },
+    )
+
+    promised_at: datetime
+    told_at: datetime | None = None

@@ -20,6 +20,7 @@ from services.workorders.models import (
     JobPublic,
     PartLine,
     PartLinePublic,
+    PromiseCheck,
     QcInspection,
     RepairOrder,
     RepairOrderDetail,
@@ -198,7 +199,7 @@ async def _order_for_consent(session: AsyncSession, event: EstimateApproved) -> 
     return order
 
 
-def _record_promise(
+def record_promise(
     order: RepairOrder, promised_at: datetime, agreed_at: datetime, source: str
 ) -> None:
     """Keep every promise; the one agreed last counts, whatever order events came in."""
@@ -340,7 +341,7 @@ async def apply_consent(session: AsyncSession, event: EstimateApproved) -> Repai
         if job.line_id in declined_ids and job.status in (JobStatus.pending, JobStatus.assigned):
             job.status = move_job(job.status, JobStatus.cancelled)
 
-    _record_promise(
+    record_promise(
         order, event.promised_at, event.approved_at, "extra_work" if extra else "estimate"
     )
     if order.status == RepairOrderStatus.draft and (added or event.approved_lines):
@@ -448,6 +449,12 @@ async def order_detail(session: AsyncSession, order: RepairOrder) -> RepairOrder
     detail = RepairOrderDetail.model_validate(order, from_attributes=True)
     detail.jobs = [job_public(j, seconds.get(j.id, 0.0), etas.get(j.id)) for j in jobs]
     detail.part_lines = [PartLinePublic.model_validate(p) for p in parts]
+    check = await session.get(PromiseCheck, order.id)
+    if check is not None:
+        detail.projected_finish_at, detail.at_risk_since = (
+            check.projected_finish_at,
+            check.at_risk_since,
+        )
     detail.extra_work = [ExtraWorkPublic.model_validate(e) for e in extra]
     return detail
 

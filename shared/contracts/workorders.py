@@ -125,3 +125,21 @@ class RepairOrderSettled(Contract):
     payments: list[PaymentTaken] = []
     settled_by: str
     settled_at: datetime
+
+
+class RepairOrderAtRisk(Contract):
+    """The projected finish of a repair order has passed its promise (or is within the
+    branch's margin of it): the advisor should call the customer now."""
+
+    type = "workorders.repair_order.at_risk.v1"
+
+    repair_order_id: uuid.UUID
+    number: str
+    branch: str
+    advisor: str
+    customer_id: uuid.UUID
+    plate: str | None = None
+    promised_at: datetime
+    projected_finish_at: datetime
+    remaining_hours: Decimal = Decimal("0")
+    detected_at: datetime
