@@ -5,7 +5,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.reception import handlers, routes, routes_desk, routes_estimates
+from services.reception import (
+    handlers,
+    routes,
+    routes_appointments,
+    routes_desk,
+    routes_estimates,
+)
 from services.reception.config import Settings
 from services.reception.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.service import ServiceSpec, create_service_app
@@ -15,7 +21,12 @@ SPEC = ServiceSpec(
     title="Reception",
     description="Customers, vehicles, appointments, walk-around intake, concerns, estimates "
     "and the customer's consent.",
-    routers=[routes.router, routes_estimates.router, routes_desk.router],
+    routers=[
+        routes.router,
+        routes_estimates.router,
+        routes_desk.router,
+        routes_appointments.router,
+    ],
     metadata=Base.metadata,
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,

@@ -2,7 +2,7 @@
 
 import hashlib
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import orjson
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator, model_validator
 from pydantic import Field as PField
-from sqlalchemy import JSON, Column, Index, Integer, String
+from sqlalchemy import JSON, Column, Index, Integer, Numeric, String
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -819,3 +819,120 @@ class DeskHit(BaseModel):
     customer_name: str
     mobile: str | None
     created_at: datetime
+
+
+# --- appointments and capacity ------------------------------------------------------
+
+
+_APPOINTMENT_VERSION = Column("version", Integer, nullable=False)
+
+
+class AppointmentStatus(StrEnum):
+    booked = "booked"
+    arrived = "arrived"
+    no_show = "no_show"
+    cancelled = "cancelled"
+
+
+class DayCapacity(Base, table=True):
+    """Bookable technician hours of one branch on one day (the default applies otherwise)."""
+
+    __tablename__ = "day_capacity"
+
+    branch: str = Field(sa_type=String(32), primary_key=True)
+    day: date = Field(primary_key=True)
+    bays: int
+    technician_hours: Decimal = Field(sa_type=Numeric(7, 2))
+
+
+class DayCapacitySet(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"bays": 6, "technician_hours": "48"}]}
+    )
+
+    bays: int = PField(ge=0, le=200)
+    technician_hours: Annotated[Decimal, PField(ge=0, le=5000, decimal_places=2)]
+
+
+class DayCapacityPublic(BaseModel):
+    day: date
+    bays: int
+    technician_hours: Decimal
+    booked_hours: Decimal
+    free_hours: Decimal
+
+
+class AppointmentCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "vehicle_id": "0b6a1f7e-2c3d-4e5f-8a9b-1c2d3e4f5a6b",
+                    "starts_at": "2026-12-02T01:30:00Z",
+                    "planned_hours": "1.5",
+                    "concerns": ["一万公里保养"],
+                }
+            ]
+        },
+    )
+
+    vehicle_id: uuid.UUID
+    starts_at: datetime
+    planned_hours: Annotated[Decimal, PField(gt=0, le=100, decimal_places=2)]
+    concerns: list[Concern] = PField(default_factory=list, max_length=30)
+
+
+class AppointmentReschedule(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"starts_at": "2026-12-03T02:00:00Z"}]}
+    )
+
+    starts_at: datetime
+    planned_hours: Annotated[Decimal, PField(gt=0, le=100, decimal_places=2)] | None = None
+
+
+class Appointment(Base, table=True):
+    __tablename__ = "appointment"
+    __table_args__ = (Index("ix_appointment_branch_day", "branch", "day"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    branch: str = Field(sa_type=String(32))
+    vehicle_id: uuid.UUID = Field(foreign_key="vehicle.id", index=True)
+    customer_id: uuid.UUID = Field(foreign_key="customer.id")
+    starts_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    day: date
+    planned_hours: Decimal = Field(sa_type=Numeric(7, 2))
+    concerns: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: AppointmentStatus = Field(default=AppointmentStatus.booked, sa_type=String(16))
+    booked_by: str = Field(sa_type=String(64))
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+    version: int = Field(default=1, sa_column=_APPOINTMENT_VERSION)
+
+    __mapper_args__ = {"version_id_col": _APPOINTMENT_VERSION}
+
+
+class AppointmentPublic(BaseModel):
+    id: uuid.UUID
+    branch: str
+    vehicle_id: uuid.UUID
+    customer_id: uuid.UUID
+    starts_at: datetime
+    day: date
+    planned_hours: Decimal
+    concerns: list[str]
+    status: AppointmentStatus
+    booked_by: str
+    created_at: datetime
+    version: int
+
+
+class ShowRate(BaseModel):
+    start_on: date
+    end_on: date
+    booked: int
+    arrived: int
+    no_show: int
+    cancelled: int
+    show_rate: Decimal | None

@@ -1,0 +1,207 @@
+"""Appointments against the branch's daily capacity, and their life: booked, then arrived,
+no-show or cancelled; a booked appointment can be rescheduled."""
+
+import uuid
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.reception.config import Settings
+from services.reception.models import (
+    Appointment,
+    AppointmentCreate,
+    AppointmentStatus,
+    DayCapacity,
+    DayCapacityPublic,
+    DayCapacitySet,
+    ShowRate,
+    Vehicle,
+)
+from shared.auth import User
+from shared.concurrency import check_if_match
+from shared.events import utcnow
+from shared.problems import Conflict, InvalidInput, NotFound
+
+S = AppointmentStatus
+# The one table of allowed moves; anything else is a 409.
+TRANSITIONS: dict[AppointmentStatus, frozenset[AppointmentStatus]] = {
+    S.booked: frozenset({S.booked, S.arrived, S.no_show, S.cancelled}),
+    S.arrived: frozenset(),
+    S.no_show: frozenset(),
+    S.cancelled: frozenset(),
+}
+
+
+class OverBooked(Conflict):
+    slug, title = "over-booked", "That day is fully booked"
+
+
+def local_day(at: datetime, settings: Settings) -> date:
+    return at.astimezone(ZoneInfo(settings.time_zone)).date()
+
+
+async def capacity(
+    session: AsyncSession, branch: str, day: date, settings: Settings
+) -> DayCapacityPublic:
+    row = await session.get(DayCapacity, (branch, day))
+    bays = row.bays if row else settings.default_bays
+    hours = Decimal(row.technician_hours) if row else settings.default_technician_hours
+    booked = (
+        await session.exec(
+            select(func.coalesce(func.sum(Appointment.planned_hours), 0)).where(
+                Appointment.branch == branch,
+                Appointment.day == day,
+                Appointment.status == S.booked,
+            )
+        )
+    ).one()
+    booked = Decimal(str(booked)).quantize(Decimal("0.01"))
+    return DayCapacityPublic(
+        day=day,
+        bays=bays,
+        technician_hours=hours,
+        booked_hours=booked,
+        free_hours=max(hours - booked, Decimal("0")),
+    )
+
+
+async def set_capacity(
+    session: AsyncSession, day: date, data: DayCapacitySet, by: User, settings: Settings
+) -> DayCapacityPublic:
+    row = await session.get(DayCapacity, (by.branch, day))
+    if row is None:
+        row = DayCapacity(branch=by.branch, day=day, bays=data.bays, technician_hours=Decimal(0))
+    row.bays, row.technician_hours = data.bays, data.technician_hours
+    session.add(row)
+    await session.flush()
+    return await capacity(session, by.branch, day, settings)
+
+
+async def _check_room(
+    session: AsyncSession, branch: str, day: date, hours: Decimal, settings: Settings
+) -> None:
+    today = await capacity(session, branch, day, settings)
+    if hours <= today.free_hours:
+        return
+    free: list[str] = []
+    probe = day
+    for _ in range(60):
+        probe += timedelta(days=1)
+        if (await capacity(session, branch, probe, settings)).free_hours >= hours:
+            free.append(probe.isoformat())
+            if len(free) == 3:
+                break
+    raise OverBooked(
+        f"{day.isoformat()} has {today.free_hours} free hours, the booking needs {hours}; "
+        f"next free days: {', '.join(free) or 'none in 60 days'}",
+        next_free_days=free,
+    )
+
+
+async def book(
+    session: AsyncSession, data: AppointmentCreate, by: User, settings: Settings
+) -> Appointment:
+    vehicle = await session.get(Vehicle, data.vehicle_id)
+    if vehicle is None or vehicle.branch != by.branch:
+        raise InvalidInput("vehicle_id", f"no vehicle {data.vehicle_id} in branch {by.branch}")
+    if data.starts_at.tzinfo is None or data.starts_at <= utcnow():
+        raise InvalidInput("starts_at", "give a future time with its offset")
+    day = local_day(data.starts_at, settings)
+    await _check_room(session, by.branch, day, data.planned_hours, settings)
+    appointment = Appointment(
+        branch=by.branch,
+        vehicle_id=vehicle.id,
+        customer_id=vehicle.customer_id,
+        starts_at=data.starts_at,
+        day=day,
+        planned_hours=data.planned_hours,
+        concerns=list(data.concerns),
+        booked_by=by.id,
+    )
+    session.add(appointment)
+    await session.flush()
+    return appointment
+
+
+async def get(session: AsyncSession, appointment_id: uuid.UUID, by: User) -> Appointment:
+    appointment = await session.get(Appointment, appointment_id)
+    if appointment is None or appointment.branch != by.branch:
+        raise NotFound(f"appointment {appointment_id} not found")
+    return appointment
+
+
+async def move(
+    session: AsyncSession,
+    appointment_id: uuid.UUID,
+    to: AppointmentStatus,
+    by: User,
+    if_match: str | None,
+    settings: Settings,
+    *,
+    starts_at: datetime | None = None,
+    planned_hours: Decimal | None = None,
+) -> Appointment:
+    appointment = await get(session, appointment_id, by)
+    check_if_match(if_match, appointment.version)
+    if to not in TRANSITIONS[appointment.status]:
+        raise Conflict(f"an appointment that is {appointment.status} cannot become {to}")
+    if to == S.booked:  # reschedule
+        assert starts_at is not None
+        if starts_at.tzinfo is None or starts_at <= utcnow():
+            raise InvalidInput("starts_at", "give a future time with its offset")
+        hours = planned_hours or Decimal(appointment.planned_hours)
+        appointment.status = S.cancelled  # its own hours do not count against the new day
+        await session.flush()
+        day = local_day(starts_at, settings)
+        await _check_room(session, appointment.branch, day, hours, settings)
+        appointment.starts_at, appointment.day, appointment.planned_hours = starts_at, day, hours
+    appointment.status = to
+    appointment.updated_at = utcnow()
+    session.add(appointment)
+    await session.flush()
+    return appointment
+
+
+async def day_list(
+    session: AsyncSession, by: User, day: date, status: AppointmentStatus | None
+) -> list[Appointment]:
+    query = select(Appointment).where(Appointment.branch == by.branch, Appointment.day == day)
+    if status is not None:
+        query = query.where(Appointment.status == status)
+    return list((await session.exec(query.order_by(col(Appointment.starts_at)).limit(500))).all())
+
+
+async def show_rate(session: AsyncSession, by: User, start_on: date, end_on: date) -> ShowRate:
+    """Arrived / (arrived + no-show) over days already past; cancellations do not count."""
+    if end_on < start_on or (end_on - start_on).days > 366:
+        raise InvalidInput("end_on", "give a range of at most a year, end after start")
+    rows = (
+        await session.exec(
+            select(Appointment.status, func.count())
+            .where(
+                Appointment.branch == by.branch,
+                col(Appointment.day) >= start_on,
+                col(Appointment.day) <= end_on,
+            )
+            .group_by(Appointment.status)
+        )
+    ).all()
+    counts = {status: int(n) for status, n in rows}
+    arrived, no_show = counts.get(S.arrived, 0), counts.get(S.no_show, 0)
+    rate = (
+        (Decimal(arrived) / Decimal(arrived + no_show)).quantize(Decimal("0.0001"))
+        if arrived + no_show
+        else None
+    )
+    return ShowRate(
+        start_on=start_on,
+        end_on=end_on,
+        booked=counts.get(S.booked, 0),
+        arrived=arrived,
+        no_show=no_show,
+        cancelled=counts.get(S.cancelled, 0),
+        show_rate=rate,
+    )
