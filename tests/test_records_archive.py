@@ -17,7 +17,13 @@ from sqlmodel import col, delete, select
 
 from services.records import handlers
 from services.records.main import SPEC
-from services.records.models import ArchivedCustomer, ArchivedVehicle, TimelineEntry
+from services.records.models import (
+    ArchivedCustomer,
+    ArchivedVehicle,
+    CustomerTimeline,
+    TimelineEntry,
+    VehicleTimeline,
+)
 from shared.contracts import (
     ComplaintEscalated,
     ComplaintOpened,
@@ -316,6 +322,7 @@ async def test_customer_timeline_pages_in_the_order_things_happened(records) -> 
         r = await records.get(url, headers=auth("advisor"), params=params)
         assert r.status_code == 200, r.text
         body = r.json()
+        CustomerTimeline.model_validate(body)  # the documented shape
         assert body["name"] == "王芳" and body["erased"] is False
         seen += body["entries"]
         cursor = body["next_cursor"]
@@ -391,4 +398,5 @@ async def test_erasure_keeps_invoices_and_drops_personal_data(records) -> None:
     timeline = (await records.get(f"/customers/{story.customer_id}/timeline", headers=CLERK)).json()
     assert timeline["erased"] is True and timeline["name"] is None
     car = (await records.get(f"/vehicles/{story.vehicle_id}/timeline", headers=CLERK)).json()
+    VehicleTimeline.model_validate(car)
     assert car["plate"] is None and car["vin"] == VIN

@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from services.records import service
 from services.records.models import (
@@ -18,6 +18,7 @@ from shared.pagination import Cursor, Limit
 from shared.service import ReadSessionDep, SessionDep
 
 router = APIRouter(tags=["archive"])
+JSON = "application/json"
 
 Reader = Annotated[
     User,
@@ -44,15 +45,14 @@ async def vehicle_timeline(
     card, entries, next_cursor = await service.vehicle_timeline(
         session, vehicle_id, user, limit=limit, cursor=cursor
     )
-    return VehicleTimeline(
-        vehicle_id=vehicle_id,
-        vin=card.vin if card else None,
-        plate=card.plate if card else None,
-        make=card.make if card else None,
-        model_year=card.model_year if card else None,
-        entries=entries,
-        next_cursor=next_cursor,
-    )
+    head = {
+        "vehicle_id": vehicle_id,
+        "vin": card.vin if card else None,
+        "plate": card.plate if card else None,
+        "make": card.make if card else None,
+        "model_year": card.model_year if card else None,
+    }
+    return Response(service.render_page(head, entries, next_cursor), media_type=JSON)
 
 
 @router.get("/vehicles", summary="Archived vehicles by VIN")
@@ -81,13 +81,12 @@ async def customer_timeline(
     card, entries, next_cursor = await service.customer_timeline(
         session, customer_id, user, limit=limit, cursor=cursor
     )
-    return CustomerTimeline(
-        customer_id=customer_id,
-        name=card.name if card else None,
-        erased=bool(card and card.erased_at),
-        entries=entries,
-        next_cursor=next_cursor,
-    )
+    head = {
+        "customer_id": customer_id,
+        "name": card.name if card else None,
+        "erased": bool(card and card.erased_at),
+    }
+    return Response(service.render_page(head, entries, next_cursor), media_type=JSON)
 
 
 @router.get(
