@@ -128,3 +128,22 @@ async def test_bookings_refuse_bad_input(reception: httpx.AsyncClient):
         422,
         "day",
     )
+
+
+async def test_an_intake_from_an_appointment_marks_it_arrived(reception: httpx.AsyncClient):
+    _, vehicle = await register(reception, "")
+    _, other = await register(reception, "")
+    booking = {"vehicle_id": vehicle["id"], "starts_at": AT.isoformat(), "planned_hours": "1"}
+    appointment = (await reception.post("/appointments", headers=ADVISOR, json=booking)).json()
+    intake = {"vehicle_id": vehicle["id"], "odometer_km": 5000, "appointment_id": appointment["id"]}
+    wrong = await reception.post(
+        "/intakes", headers=ADVISOR, json={**intake, "vehicle_id": other["id"]}
+    )
+    assert_problem(wrong, 422, "appointment_id")
+    r = await reception.post("/intakes", headers=ADVISOR, json=intake)
+    assert r.status_code == 201, r.text
+    now = await reception.get(f"/appointments/{appointment['id']}", headers=ADVISOR)
+    assert now.json()["status"] == "arrived"
+    assert_problem(
+        await reception.post("/intakes", headers=ADVISOR, json={**intake, "odometer_km": 5001}), 409
+    )

@@ -9,6 +9,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.reception import desk
 from services.reception import vin as vins
 from services.reception.models import (
+    Appointment,
+    AppointmentStatus,
     Customer,
     CustomerCreate,
     Intake,
@@ -137,6 +139,8 @@ async def open_intake(session: AsyncSession, data: IntakeCreate, by: User) -> In
         raise InvalidInput("vehicle_id", f"no vehicle {data.vehicle_id} in branch {by.branch}")
     customer = await session.get(Customer, vehicle.customer_id)
     assert customer is not None  # the foreign key guarantees it
+    if data.appointment_id is not None:
+        await _arrive(session, data.appointment_id, vehicle, by)
     reading = await desk.record_reading(
         session,
         vehicle,
@@ -179,3 +183,18 @@ async def get_intake(session: AsyncSession, intake_id: uuid.UUID, by: User) -> I
     if intake is None or intake.branch != by.branch:
         raise NotFound(f"intake {intake_id} not found")
     return intake
+
+
+async def _arrive(
+    session: AsyncSession, appointment_id: uuid.UUID, vehicle: Vehicle, by: User
+) -> None:
+    """An intake from an appointment marks the customer arrived."""
+    appointment = await session.get(Appointment, appointment_id)
+    if appointment is None or appointment.branch != by.branch:
+        raise InvalidInput("appointment_id", f"no appointment {appointment_id} in {by.branch}")
+    if appointment.vehicle_id != vehicle.id:
+        raise InvalidInput("appointment_id", "the appointment is for another vehicle")
+    if appointment.status != AppointmentStatus.booked:
+        raise Conflict(f"appointment {appointment_id} is {appointment.status}, not booked")
+    appointment.status = AppointmentStatus.arrived
+    session.add(appointment)
