@@ -207,6 +207,78 @@ class IntakeCreate(SQLModel):
     ) = None
 
 
+_INTAKE_VERSION = Column("version", Integer, nullable=False, server_default="1")
+
+
+class CheckState(StrEnum):
+    ok = "ok"
+    attention = "attention"
+    urgent = "urgent"
+
+
+class ChecklistEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+    state: CheckState
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+    tread_depth_mm: Annotated[Decimal, PField(ge=0, le=30, decimal_places=1)] | None = None
+
+
+class DamageKind(StrEnum):
+    scratch = "scratch"
+    dent = "dent"
+    crack = "crack"
+    chip = "chip"
+    other = "other"
+
+
+class DamageMark(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    position: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+    kind: DamageKind
+    photo_file_id: uuid.UUID | None = None
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class IntakeWalkaround(BaseModel):
+    """What the walk-around found; fields left out stay as they are."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "fuel_level_pct": 40,
+                    "checklist": [
+                        {"item": "tyre_front_left", "state": "attention", "tread_depth_mm": "2.5"},
+                        {"item": "wipers", "state": "urgent", "note": "雨刮老化"},
+                        {"item": "lights", "state": "ok"},
+                    ],
+                    "damage_marks": [
+                        {
+                            "position": "rear_bumper_left",
+                            "kind": "scratch",
+                            "photo_file_id": "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d",
+                        }
+                    ],
+                    "valuables_acknowledged": True,
+                    "signature_file_id": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+                }
+            ]
+        },
+    )
+
+    fuel_level_pct: int | None = PField(default=None, ge=0, le=100)
+    charge_level_pct: int | None = PField(default=None, ge=0, le=100)
+    checklist: list[ChecklistEntry] | None = PField(default=None, max_length=60)
+    damage_marks: list[DamageMark] | None = PField(default=None, max_length=60)
+    concerns: list[Concern] | None = PField(default=None, max_length=30)
+    valuables_acknowledged: bool | None = None
+    signature_file_id: uuid.UUID | None = None
+
+
 class Intake(Base, table=True):
     __tablename__ = "intake"
     __table_args__ = (Index("ix_intake_branch_opened", "branch", "opened_at"),)
@@ -221,6 +293,23 @@ class Intake(Base, table=True):
     concerns: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     status: IntakeStatus = Field(default=IntakeStatus.open, sa_type=String(16))
     opened_at: datetime = _timestamp()
+    # The walk-around (环车检查), filled in while the customer stands by the car.
+    fuel_level_pct: int | None = None
+    charge_level_pct: int | None = None
+    checklist: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
+    damage_marks: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
+    valuables_acknowledged_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime())
+    )
+    signature_file_id: uuid.UUID | None = None
+    completed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    version: int = Field(default=1, sa_column=_INTAKE_VERSION)
+
+    __mapper_args__ = {"version_id_col": _INTAKE_VERSION}
 
 
 class IntakePublic(SQLModel):
@@ -234,6 +323,14 @@ class IntakePublic(SQLModel):
     concerns: list[str]
     status: IntakeStatus
     opened_at: datetime
+    fuel_level_pct: int | None = None
+    charge_level_pct: int | None = None
+    checklist: list[dict[str, Any]] = []
+    damage_marks: list[dict[str, Any]] = []
+    valuables_acknowledged_at: datetime | None = None
+    signature_file_id: uuid.UUID | None = None
+    completed_at: datetime | None = None
+    version: int = 1
 
 
 # --- estimates and the consent ledger ----------------------------------------------

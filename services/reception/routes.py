@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from services.reception import service
 from services.reception.models import (
@@ -11,10 +11,13 @@ from services.reception.models import (
     CustomerPublic,
     IntakeCreate,
     IntakePublic,
+    IntakeStatus,
+    IntakeWalkaround,
     VehicleCreate,
     VehiclePublic,
 )
 from shared.auth import Role, User, require
+from shared.concurrency import IfMatch, set_etag
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page
 from shared.service import ReadSessionDep, SessionDep
@@ -112,5 +115,66 @@ async def open_intake(
 
 
 @router.get("/intakes/{intake_id}", response_model=IntakePublic, tags=["intakes"])
-async def get_intake(intake_id: uuid.UUID, session: ReadSessionDep, user: Reader):
-    return await service.get_intake(session, intake_id, user)
+async def get_intake(
+    intake_id: uuid.UUID, session: ReadSessionDep, user: Reader, response: Response
+):
+    intake = await service.get_intake(session, intake_id, user)
+    set_etag(response, intake.version)
+    return intake
+
+
+@router.patch(
+    "/intakes/{intake_id}",
+    response_model=IntakePublic,
+    tags=["intakes"],
+    summary="Record the walk-around: fuel or charge, checklist, damage marks, valuables, "
+    "signature (If-Match)",
+)
+async def record_walkaround(
+    intake_id: uuid.UUID,
+    body: IntakeWalkaround,
+    session: SessionDep,
+    user: Advisor,
+    response: Response,
+    if_match: IfMatch = None,
+):
+    intake = await service.record_walkaround(session, intake_id, body, user, if_match)
+    set_etag(response, intake.version)
+    return intake
+
+
+@router.post(
+    "/intakes/{intake_id}/complete",
+    response_model=IntakePublic,
+    tags=["intakes"],
+    summary="Complete the intake: needs the valuables reminder acknowledged and the "
+    "signature (If-Match)",
+)
+async def complete_intake(
+    intake_id: uuid.UUID,
+    session: SessionDep,
+    user: Advisor,
+    response: Response,
+    if_match: IfMatch = None,
+):
+    intake = await service.move_intake(session, intake_id, IntakeStatus.completed, user, if_match)
+    set_etag(response, intake.version)
+    return intake
+
+
+@router.post(
+    "/intakes/{intake_id}/cancel",
+    response_model=IntakePublic,
+    tags=["intakes"],
+    summary="Cancel an open intake (If-Match)",
+)
+async def cancel_intake(
+    intake_id: uuid.UUID,
+    session: SessionDep,
+    user: Advisor,
+    response: Response,
+    if_match: IfMatch = None,
+):
+    intake = await service.move_intake(session, intake_id, IntakeStatus.cancelled, user, if_match)
+    set_etag(response, intake.version)
+    return intake

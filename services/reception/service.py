@@ -15,10 +15,13 @@ from services.reception.models import (
     CustomerCreate,
     Intake,
     IntakeCreate,
+    IntakeStatus,
+    IntakeWalkaround,
     Vehicle,
     VehicleCreate,
 )
 from shared.auth import User
+from shared.concurrency import check_if_match
 from shared.contracts import (
     CustomerRegistered,
     CustomerSnapshot,
@@ -26,6 +29,7 @@ from shared.contracts import (
     VehicleRegistered,
     VehicleSnapshot,
 )
+from shared.events import utcnow
 from shared.outbox import add_event
 from shared.pagination import after, page
 from shared.problems import Conflict, InvalidInput, NotFound
@@ -198,3 +202,64 @@ async def _arrive(
         raise Conflict(f"appointment {appointment_id} is {appointment.status}, not booked")
     appointment.status = AppointmentStatus.arrived
     session.add(appointment)
+
+
+INTAKE_TRANSITIONS: dict[IntakeStatus, frozenset[IntakeStatus]] = {
+    IntakeStatus.open: frozenset({IntakeStatus.completed, IntakeStatus.cancelled}),
+    IntakeStatus.completed: frozenset(),
+    IntakeStatus.cancelled: frozenset(),
+}
+
+
+async def _editable_intake(
+    session: AsyncSession, intake_id: uuid.UUID, by: User, if_match: str | None
+) -> Intake:
+    intake = await get_intake(session, intake_id, by)
+    check_if_match(if_match, intake.version)
+    if intake.status != IntakeStatus.open:
+        raise Conflict(f"intake {intake_id} is {intake.status}; only an open intake changes")
+    return intake
+
+
+async def record_walkaround(
+    session: AsyncSession,
+    intake_id: uuid.UUID,
+    data: IntakeWalkaround,
+    by: User,
+    if_match: str | None,
+) -> Intake:
+    intake = await _editable_intake(session, intake_id, by, if_match)
+    fields = data.model_dump(exclude_unset=True, mode="json")
+    for name in ("fuel_level_pct", "charge_level_pct", "checklist", "damage_marks", "concerns"):
+        if name in fields and fields[name] is not None:
+            setattr(intake, name, fields[name])
+    if data.valuables_acknowledged is not None:
+        intake.valuables_acknowledged_at = utcnow() if data.valuables_acknowledged else None
+    if data.signature_file_id is not None:
+        intake.signature_file_id = data.signature_file_id
+    session.add(intake)
+    await session.flush()
+    return intake
+
+
+async def move_intake(
+    session: AsyncSession,
+    intake_id: uuid.UUID,
+    to: IntakeStatus,
+    by: User,
+    if_match: str | None,
+) -> Intake:
+    intake = await get_intake(session, intake_id, by)
+    check_if_match(if_match, intake.version)
+    if to not in INTAKE_TRANSITIONS[intake.status]:
+        raise Conflict(f"an intake that is {intake.status} cannot become {to}")
+    if to == IntakeStatus.completed:
+        if intake.valuables_acknowledged_at is None:
+            raise Conflict("the customer has not acknowledged the valuables reminder")
+        if intake.signature_file_id is None:
+            raise Conflict("the customer's signature is missing")
+        intake.completed_at = utcnow()
+    intake.status = to
+    session.add(intake)
+    await session.flush()
+    return intake
