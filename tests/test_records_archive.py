@@ -2,6 +2,7 @@
 stream equal the ones from the ordered stream; the customer timeline, data export and
 erasure over the API, on a real database (SQLite, and PostgreSQL in its leg)."""
 
+import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -400,3 +401,35 @@ async def test_erasure_keeps_invoices_and_drops_personal_data(records) -> None:
     car = (await records.get(f"/vehicles/{story.vehicle_id}/timeline", headers=CLERK)).json()
     VehicleTimeline.model_validate(car)
     assert car["plate"] is None and car["vin"] == VIN
+
+
+@pytest.mark.postgres
+async def test_concurrent_handlers_on_postgres_still_link_the_visit(pg_url: str) -> None:
+    """Two replicas handle the repair order and the extra work found on it at the same
+    moment: whichever commits second sees the other's entry."""
+    database = Database(pg_url)
+    await upgrade(database, SPEC.migrations)
+    try:
+        for _ in range(10):
+            story = Story()
+            events = with_envelopes(events_of(story), story)
+            opened, extra = events[4], events[5]
+            assert isinstance(opened, RepairOrderOpened) and isinstance(extra, ExtraWorkFound)
+
+            async def handle(event: Contract) -> None:
+                async with database.transaction() as session:
+                    await ROUTES[event.type].func(event, session)
+
+            await asyncio.gather(handle(extra), handle(opened))
+            async with database.reader() as session:
+                linked = (
+                    await session.exec(
+                        select(TimelineEntry.vehicle_id, TimelineEntry.customer_id).where(
+                            TimelineEntry.kind == "extra_work.found",
+                            TimelineEntry.reference_id == story.extra_work_id,
+                        )
+                    )
+                ).one()
+            assert tuple(linked) == (story.vehicle_id, story.customer_id)
+    finally:
+        await database.dispose()

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, Text, or_, type_coerce
+from sqlalchemy import Row, Text, func, or_, type_coerce
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -43,6 +43,16 @@ def strip_personal(value: Any) -> Any:
     if isinstance(value, list):
         return [strip_personal(v) for v in value]
     return value
+
+
+async def _serialise(session: AsyncSession, *keys: uuid.UUID | None) -> None:
+    """Hold back concurrent handlers working on the same customer, visit or case until this
+    transaction ends, so each sees the other's entry and links it (and an erasure sees every
+    entry). PostgreSQL only: SQLite has one writer at a time anyway."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted({str(k) for k in keys if k is not None}):
+        await session.exec(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
 
 
 async def _erased(session: AsyncSession, customer_id: uuid.UUID | None) -> bool:
@@ -140,6 +150,7 @@ async def append(
     exists = await session.exec(select(TimelineEntry.id).where(TimelineEntry.event_id == event_id))
     if exists.first() is not None:
         return
+    await _serialise(session, customer_id, repair_order_id, reference_id)
     same_case = _same_case(reference_id, repair_order_id)
     if vehicle_id is None or customer_id is None:
         visit = (
@@ -365,6 +376,7 @@ async def erase_customer(
     Names, phone numbers and plates go from the card, the vehicles' cards and every
     timeline entry; invoices stay, with their numbers and amounts, as the law requires.
     Events that arrive later for this customer are stored without personal fields."""
+    await _serialise(session, customer_id)
     card = await _customer_card(session, customer_id, by)
     if card.erased_at is not None:
         raise Conflict(
