@@ -663,3 +663,16 @@ async def test_parts_lines_from_consent_and_from_the_technician(wo: Workorders):
     assert r.json()["status"] == "returned"
     other = await wo.client.post(move, headers=auth("foreman", "BR02"), json={"to": "returned"})
     assert_problem(other, 404)
+
+
+async def test_every_request_body_has_an_example_in_the_openapi_document():
+    document = create_app(Settings()).openapi()
+    schemas = document["components"]["schemas"]
+    bodies = [
+        operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+        for path in document["paths"].values()
+        for operation in path.values()
+        if "requestBody" in operation
+    ]
+    assert len(bodies) >= 10
+    assert [b for b in bodies if not schemas[b].get("examples")] == []

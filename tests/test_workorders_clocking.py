@@ -1,6 +1,7 @@
 """Clocking on constructed timelines: actual hours, efficiency and utilisation per
 technician and day, one open clock per technician."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -12,6 +13,7 @@ import pytest_asyncio
 from services.workorders import service, workshop
 from services.workorders.config import Settings
 from services.workorders.main import create_app
+from services.workorders.models import Job, RepairOrder
 from services.workorders.schemas import ClockOff, JobAssignment, StopReason
 from shared.auth import Role, User
 from shared.db import Database
@@ -23,6 +25,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.store]
 
 FOREMAN = User(id="foreman-1", name="F", roles=frozenset({Role.foreman}), branch="BR01")
 LI = User(id="tech-li", name="Li", roles=frozenset({Role.technician}), branch="BR01")
+WANG = User(id="tech-wang", name="Wang", roles=frozenset({Role.technician}), branch="BR01")
 # Monday 30 Nov 2026, 08:00 in Shanghai
 MORNING = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
 DAY = date(2026, 11, 30)
@@ -36,17 +39,19 @@ async def db(database_url: str, nats_server: NatsServer) -> AsyncIterator[Databa
         yield app.state.runtime.db
 
 
-async def _jobs(db: Database, *hours: str) -> list[uuid.UUID]:
+async def _jobs(
+    db: Database, *hours: str, technicians: tuple[User, ...] = (LI,)
+) -> list[uuid.UUID]:
     lines = [labour(f"OP-{i}", h, "100") for i, h in enumerate(hours)]
     async with db.transaction() as session:
         order = await service.apply_consent(session, approved(lines=lines))
         assert order is not None
         jobs = await service.jobs_of(session, order.id)
-        for job in jobs:
+        for n, job in enumerate(jobs):
             await workshop.assign(
                 session,
                 job.id,
-                JobAssignment(technician_id=LI.id, bay="B1"),
+                JobAssignment(technician_id=technicians[n % len(technicians)].id, bay="B1"),
                 FOREMAN,
                 if_match=f'"{job.version}"',
             )
@@ -73,7 +78,7 @@ async def test_efficiency_and_utilisation_for_a_day(db: Database):
         [row] = await workshop.productivity(
             session, FOREMAN, DAY, ZONE, 8.0, MORNING + timedelta(hours=9)
         )
-        job = await session.get(service.Job, brakes)
+        job = await session.get(Job, brakes)
         assert job is not None
         public = await service.job_detail(session, job)
     assert public.actual_hours == Decimal("1.00")
@@ -117,3 +122,41 @@ async def test_one_open_clock_per_technician(db: Database):
     async with db.reader() as session:
         rows = await workshop.productivity(session, LI, DAY, ZONE, 8.0, MORNING)
     assert [r.clocked_hours for r in rows] == [Decimal("0.00")]
+
+
+async def test_two_clock_ons_at_the_same_moment_leave_one_running(db: Database):
+    first, second = await _jobs(db, "1", "1")
+
+    async def clock_on(job_id: uuid.UUID) -> bool:
+        try:
+            async with db.transaction() as session:
+                await workshop.clock_on(session, job_id, LI, MORNING)
+        except Conflict:
+            return False
+        return True
+
+    results = await asyncio.gather(clock_on(first), clock_on(second))
+    assert sorted(results) == [False, True]
+    async with db.reader() as session:
+        assert (await workshop.open_entry(session, LI.id)) is not None
+
+
+async def test_two_technicians_start_the_same_order_at_once(db: Database):
+    first, second = await _jobs(db, "1", "1", technicians=(LI, WANG))
+    async with db.reader() as session:
+        job = await session.get(Job, first)
+        assert job is not None
+        order_id = job.repair_order_id
+        before = await session.get(RepairOrder, order_id)
+        assert before is not None
+        version = before.version
+
+    async def clock_on(job_id: uuid.UUID, technician: User) -> None:
+        async with db.transaction() as session:
+            await workshop.clock_on(session, job_id, technician, MORNING)
+
+    await asyncio.gather(clock_on(first, LI), clock_on(second, WANG))
+    async with db.reader() as session:
+        order = await session.get(RepairOrder, order_id)
+        assert order is not None and order.status == "in_progress"
+        assert order.version == version + 1  # moved once, neither technician refused

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -474,7 +475,7 @@ async def job_detail(session: AsyncSession, job: Job) -> JobPublic:
 
 # --- order transitions ---------------------------------------------------------------
 
-_ACTIVE_JOB = (JobStatus.cancelled,)
+_DROPPED = (JobStatus.cancelled,)
 # Settlement and delivery have their own use cases, which check what they need.
 _OWN_USE_CASE = {RepairOrderStatus.settled, RepairOrderStatus.delivered}
 
@@ -494,7 +495,7 @@ async def transition_order(
             f"use the {'settle' if body.to == 'settled' else 'deliver'} action for {body.to}"
         )
     target = move_order(order.status, body.to)
-    jobs = [j for j in await jobs_of(session, order.id) if j.status not in _ACTIVE_JOB]
+    jobs = [j for j in await jobs_of(session, order.id) if j.status not in _DROPPED]
     if target == RepairOrderStatus.qc:
         waiting = [j.op_code for j in jobs if j.status not in (JobStatus.done, JobStatus.qc_passed)]
         if waiting:
@@ -514,10 +515,21 @@ async def transition_order(
     return order
 
 
-def nudge_order(order: RepairOrder, target: RepairOrderStatus) -> None:
-    """Move the order along as a side effect of job work, where the table allows it."""
-    if order.status != target and can_move_order(order.status, target):
-        order.status = target
+async def nudge_order(session: AsyncSession, order: RepairOrder, target: RepairOrderStatus) -> None:
+    """Move the order along as a side effect of job work, where the table allows it.
+
+    A conditional UPDATE rather than the versioned ORM write: two technicians starting
+    jobs of the same order at once both mean "in progress", and neither should be
+    refused for it. The version still moves, so tablets see the new status."""
+    if order.status == target or not can_move_order(order.status, target):
+        return
+    table = RepairOrder.__table__  # type: ignore[attr-defined]
+    await session.execute(
+        update(table)
+        .where(table.c.id == order.id, table.c.status == order.status)
+        .values(status=target, version=table.c.version + 1)
+    )
+    await session.refresh(order)
 
 
 # --- extra work ----------------------------------------------------------------------
@@ -603,7 +615,7 @@ async def record_qc(
         job.done_at = None
         order = await session.get(RepairOrder, job.repair_order_id)
         assert order is not None
-        nudge_order(order, RepairOrderStatus.in_progress)
+        await nudge_order(session, order, RepairOrderStatus.in_progress)
     job.road_test = job.road_test or body.road_test
     inspection = QcInspection(
         job_id=job.id,

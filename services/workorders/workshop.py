@@ -103,7 +103,7 @@ async def clock_on(session: AsyncSession, job_id: uuid.UUID, by: User, now: date
         raise Conflict(f"the repair order is {order.status}; no work on it")
     job.status = move_job(job.status, JobStatus.in_progress)
     job.pause_reason = None
-    nudge_order(order, RepairOrderStatus.in_progress)
+    await nudge_order(session, order, RepairOrderStatus.in_progress)
     entry = TimeEntry(job_id=job.id, branch=job.branch, technician_id=by.id, started_at=now)
     session.add(entry)
     try:
@@ -131,7 +131,8 @@ async def clock_off(
         job.status = move_job(job.status, JobStatus.paused)
         job.pause_reason = body.reason.value
         if body.reason == StopReason.waiting_parts:
-            nudge_order(await _order_of(session, job), RepairOrderStatus.waiting_parts)
+            order = await _order_of(session, job)
+            await nudge_order(session, order, RepairOrderStatus.waiting_parts)
     await session.flush()
     return entry
 
