@@ -28,7 +28,7 @@ async def reception(database_url: str, nats_server: NatsServer) -> AsyncIterator
         yield client
 
 
-def test_only_a_booked_appointment_moves():
+async def test_only_a_booked_appointment_moves():
     for status in AppointmentStatus:
         allowed = TRANSITIONS[status]
         assert allowed == (set(AppointmentStatus) if status == "booked" else set())

@@ -25,7 +25,7 @@ async def reception(database_url: str, nats_server: NatsServer) -> AsyncIterator
         yield client
 
 
-def test_only_an_open_intake_moves():
+async def test_only_an_open_intake_moves():
     assert INTAKE_TRANSITIONS[IntakeStatus.open] == {IntakeStatus.completed, IntakeStatus.cancelled}
     assert not INTAKE_TRANSITIONS[IntakeStatus.completed]
     assert not INTAKE_TRANSITIONS[IntakeStatus.cancelled]
