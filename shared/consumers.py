@@ -79,7 +79,6 @@ class ConsumerRunner:
         self.db, self.messaging, self.handlers = db, messaging, handlers
         self.inbox_model, self.settings = inbox_model, settings
         self._tasks: list[asyncio.Task[None]] = []
-        self._generation = 0
         self._stopping = False
 
     def consumer_config(self, handler: Handler) -> ConsumerConfig:
@@ -96,7 +95,6 @@ class ConsumerRunner:
         )
 
     async def start(self) -> None:
-        self.messaging.on_reconnect(self._reconnected)
         for handler in self.handlers:
             self._tasks.append(
                 asyncio.create_task(self._consume(handler), name=f"consumer-{handler.durable}")
@@ -109,10 +107,6 @@ class ConsumerRunner:
         for task in self._tasks:
             await settle(task)
         self._tasks.clear()
-
-    async def _reconnected(self) -> None:
-        # Pull subscriptions can stall after a server restart: every loop rebinds.
-        self._generation += 1
 
     async def _subscribe(self, handler: Handler) -> Any:
         js = self.messaging.js
@@ -127,22 +121,23 @@ class ConsumerRunner:
     async def _consume(self, handler: Handler) -> None:
         await self.messaging.ready.wait()
         subscription: Any = None
-        generation = -1
         delay = 0.1
         while not self._stopping:
             try:
-                if subscription is None or generation != self._generation:
-                    if subscription is not None:
-                        with contextlib.suppress(Exception):
-                            await subscription.unsubscribe()
-                    generation = self._generation
-                    subscription = await self._subscribe(handler)
-                try:
-                    messages = await subscription.fetch(
-                        self.settings.consumer_batch, timeout=self.settings.consumer_fetch_timeout
-                    )
-                except (NatsTimeoutError, TimeoutError):
-                    continue
+                # Bounded: a call into the client that never returns (seen around server
+                # restarts) is abandoned and the subscription bound again.
+                async with asyncio.timeout(self.settings.consumer_fetch_timeout + 15):
+                    if subscription is None:
+                        log.debug("binding consumer %s", handler.durable)
+                        subscription = await self._subscribe(handler)
+                    try:
+                        messages = await subscription.fetch(
+                            self.settings.consumer_batch,
+                            timeout=self.settings.consumer_fetch_timeout,
+                        )
+                    except (NatsTimeoutError, TimeoutError):
+                        # An idle fetch; the outer deadline surfaces only at the block's end.
+                        continue
                 delay = 0.1
                 await self._handle_batch(handler, messages)
             except asyncio.CancelledError:
@@ -151,6 +146,9 @@ class ConsumerRunner:
                 log.warning(
                     "consumer %s failed; rebinding in %.1fs", handler.durable, delay, exc_info=True
                 )
+                if subscription is not None:
+                    with contextlib.suppress(Exception):
+                        await subscription.unsubscribe()
                 subscription = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -142,7 +142,9 @@ class Relay:
         while not self._stopping:
             self._wake.clear()
             try:
-                more = await self._round()
+                # Bounded, so a client call that never returns cannot stop the relay.
+                async with asyncio.timeout(60):
+                    more = await self._round()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -38,7 +38,8 @@ class ServiceSettings(BaseSettings):
     consumer_fetch_timeout: float = 2.0
     consumer_max_deliver: int = 6
     consumer_backoff: list[float] = Field(default_factory=lambda: [1.0, 5.0, 30.0, 120.0, 600.0])
-    consumer_ack_wait: float = 60.0
+    # Unacked messages (a process that died mid-batch) come back after this long.
+    consumer_ack_wait: float = 30.0
 
     # Housekeeping: sent outbox rows, inbox rows and idempotency records past these ages
     # are deleted. The inbox must outlive any redelivery (JetStream keeps messages it could

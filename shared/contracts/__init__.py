@@ -17,8 +17,13 @@ from shared.contracts.records import LoanOverdue
 from shared.contracts.workorders import (
     DeliveredJob,
     ExtraWorkFound,
+    InvoiceLine,
+    PaymentTaken,
+    PayTypeTotal,
+    RepairOrderAtRisk,
     RepairOrderDelivered,
     RepairOrderOpened,
+    RepairOrderSettled,
 )
 
 __all__ = [
@@ -32,9 +37,14 @@ __all__ = [
     "EstimateLine",
     "ExtraWorkFound",
     "IntakeOpened",
+    "InvoiceLine",
     "LoanOverdue",
+    "PayTypeTotal",
+    "PaymentTaken",
+    "RepairOrderAtRisk",
     "RepairOrderDelivered",
     "RepairOrderOpened",
+    "RepairOrderSettled",
     "VehicleRegistered",
     "VehicleSnapshot",
 ]
