@@ -19,7 +19,7 @@ from tests.harness import NatsServer, auth
 from tests.test_bad_input import assert_problem
 from tests.test_workorders_api import Workorders, approved, labour
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.store]
+pytestmark = [pytest.mark.store]
 
 NOW = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 H = timedelta(hours=1)
@@ -78,6 +78,7 @@ async def _check(wo: Workorders, now: datetime) -> int:
         return await promise.check_promises(session, Settings(), now)
 
 
+@pytest.mark.asyncio
 async def test_an_order_at_risk_is_announced_once_per_promise(wo: Workorders):
     # 3 h of work, promised at 17:00 local: fine at 09:00, at risk from about 13:30.
     event = approved(
@@ -122,6 +123,7 @@ async def test_an_order_at_risk_is_announced_once_per_promise(wo: Workorders):
     assert await _check(wo, NOW + 9 * H) == 1
 
 
+@pytest.mark.asyncio
 async def test_the_promise_body_is_checked(wo: Workorders):
     order = await wo.consent(approved())
     r = await wo.client.post(

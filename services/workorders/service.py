@@ -86,7 +86,7 @@ async def next_number(session: AsyncSession, branch: str, year: int) -> str:
         )
         .returning(table.c["last"])
     )
-    last = (await session.execute(statement)).scalar_one()
+    last = (await session.exec(statement)).scalar_one()
     return f"RO-{year}-{last:06d}"
 
 
@@ -524,7 +524,7 @@ async def nudge_order(session: AsyncSession, order: RepairOrder, target: RepairO
     if order.status == target or not can_move_order(order.status, target):
         return
     table = RepairOrder.__table__  # type: ignore[attr-defined]
-    await session.execute(
+    await session.exec(
         update(table)
         .where(table.c.id == order.id, table.c.status == order.status)
         .values(status=target, version=table.c.version + 1)
