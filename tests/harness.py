@@ -132,10 +132,15 @@ class Stack:
                 **{k.replace("{SERVICE}", prefix): v for k, v in self.extra_env.items()},
             }
             self.services[name] = ServiceProcess(name, env, self.root / "logs")
-        for svc in self.services.values():
-            svc.start(wait=False)
-        for svc in self.services.values():
-            svc.wait_healthy()
+        try:
+            for svc in self.services.values():
+                svc.start(wait=False)
+            for svc in self.services.values():
+                svc.wait_healthy()
+        except BaseException:
+            # A fixture whose set-up fails is never torn down: leave no process behind.
+            self.stop()
+            raise
         return self
 
     def url(self, name: str) -> str:
