@@ -5,21 +5,33 @@ a breaking change gets a new `.v2` class beside the old one. Import contracts fr
 """
 
 from shared.contracts.common import CustomerSnapshot, EstimateLine, VehicleSnapshot
-from shared.contracts.followup import ComplaintEscalated, ComplaintOpened
+from shared.contracts.followup import (
+    ComebackRecorded,
+    ComplaintEscalated,
+    ComplaintOpened,
+    ReminderSent,
+    ServqualAnswer,
+    SurveyAnswered,
+    VisitClosed,
+)
 from shared.contracts.reception import (
+    AppointmentBooked,
+    AppointmentClosed,
     ConsentRef,
     CustomerRegistered,
     EstimateApproved,
     IntakeOpened,
     VehicleRegistered,
 )
-from shared.contracts.records import LoanOverdue
+from shared.contracts.records import LoanOverdue, PaymentConfirmed
 from shared.contracts.workorders import (
     DeliveredJob,
     ExtraWorkFound,
     InvoiceLine,
+    JobClocked,
     PaymentTaken,
     PayTypeTotal,
+    QcRecorded,
     RepairOrderAtRisk,
     RepairOrderDelivered,
     RepairOrderOpened,
@@ -27,6 +39,9 @@ from shared.contracts.workorders import (
 )
 
 __all__ = [
+    "AppointmentBooked",
+    "AppointmentClosed",
+    "ComebackRecorded",
     "ComplaintEscalated",
     "ComplaintOpened",
     "ConsentRef",
@@ -38,13 +53,20 @@ __all__ = [
     "ExtraWorkFound",
     "IntakeOpened",
     "InvoiceLine",
+    "JobClocked",
     "LoanOverdue",
     "PayTypeTotal",
+    "PaymentConfirmed",
     "PaymentTaken",
+    "QcRecorded",
+    "ReminderSent",
     "RepairOrderAtRisk",
     "RepairOrderDelivered",
     "RepairOrderOpened",
     "RepairOrderSettled",
+    "ServqualAnswer",
+    "SurveyAnswered",
     "VehicleRegistered",
     "VehicleSnapshot",
+    "VisitClosed",
 ]

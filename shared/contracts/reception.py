@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
 from pydantic import BaseModel
 
@@ -76,3 +77,35 @@ class EstimateApproved(Contract):
     approved_at: datetime
     repair_order_id: uuid.UUID | None = None
     extra_work_id: uuid.UUID | None = None
+
+
+class AppointmentBooked(Contract):
+    """A booking took capacity on a branch's day (also sent again after a reschedule,
+    with the new slot: the latest event per `appointment_id` is the booking)."""
+
+    type = "reception.appointment.booked.v1"
+
+    appointment_id: uuid.UUID
+    branch: str
+    customer_id: uuid.UUID
+    vehicle_id: uuid.UUID | None = None
+    scheduled_for: datetime
+    planned_hours: Decimal = Decimal("0")
+    booked_by: str
+    booked_at: datetime
+
+
+class AppointmentClosed(Contract):
+    """How a booking ended: the car arrived, did not come, or the booking was cancelled.
+    Show rate = arrived ÷ (arrived + no_show) over the appointments scheduled in a period."""
+
+    type = "reception.appointment.closed.v1"
+
+    appointment_id: uuid.UUID
+    branch: str
+    customer_id: uuid.UUID
+    vehicle_id: uuid.UUID | None = None
+    scheduled_for: datetime
+    outcome: str  # arrived, no_show, cancelled
+    closed_by: str
+    closed_at: datetime

@@ -1,7 +1,8 @@
 """Events records publishes."""
 
 import uuid
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 
 from shared.events import Contract
 
@@ -19,3 +20,20 @@ class LoanOverdue(Contract):
     borrower_name: str
     due_on: date
     days_overdue: int
+
+
+class PaymentConfirmed(Contract):
+    """The dealer's ERP confirmed a payment for an invoice (a signed inbound webhook).
+    Workorders records it against the repair order; `erp_payment_id` makes it idempotent."""
+
+    type = "records.erp.payment_confirmed.v1"
+
+    erp_payment_id: str
+    branch: str
+    invoice_number: str
+    repair_order_id: uuid.UUID | None = None
+    amount: Decimal
+    currency: str = "CNY"
+    method: str  # transfer, card, cash, wechat, alipay, fleet_account
+    paid_at: datetime
+    received_at: datetime

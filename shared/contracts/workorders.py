@@ -143,3 +143,44 @@ class RepairOrderAtRisk(Contract):
     projected_finish_at: datetime
     remaining_hours: Decimal = Decimal("0")
     detected_at: datetime
+
+
+class JobClocked(Contract):
+    """A technician clocked off a job (finished it, or paused it with a reason): one
+    closed clock segment. Sum of `hours` per technician and day is the time worked on jobs;
+    the repair order's flat-rate hours over it is the technician's efficiency."""
+
+    type = "workorders.job.clocked.v1"
+
+    clock_id: uuid.UUID
+    repair_order_id: uuid.UUID
+    number: str
+    branch: str
+    job_id: uuid.UUID
+    op_code: str
+    technician_id: str
+    flat_rate_hours: Decimal = Decimal("0")
+    started_at: datetime
+    ended_at: datetime
+    hours: Decimal
+    reason: str = "done"  # done, or the pause reason (waiting_parts, break, ...)
+
+
+class QcRecorded(Contract):
+    """Quality control of a job: passed, or failed with a reason (the job goes back for
+    rework)."""
+
+    type = "workorders.job.qc_recorded.v1"
+
+    qc_id: uuid.UUID
+    repair_order_id: uuid.UUID
+    number: str
+    branch: str
+    job_id: uuid.UUID
+    op_code: str
+    technician_id: str | None = None
+    passed: bool
+    reason: str = ""
+    road_test: bool = False
+    inspected_by: str
+    inspected_at: datetime
