@@ -9,10 +9,12 @@ from services.records import (
     handlers,
     lending,
     library,
+    reporting,
     routes,
     routes_files,
     routes_lending,
     routes_library,
+    webhooks,
 )
 from services.records.config import Settings
 from services.records.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
@@ -25,16 +27,28 @@ SPEC = ServiceSpec(
         "Technical library with lending, stored files, the customer and vehicle archive, "
         "reports and ERP webhooks."
     ),
-    routers=[routes.router, routes_files.router, routes_library.router, routes_lending.router],
+    routers=[
+        routes.router,
+        routes_files.router,
+        routes_library.router,
+        routes_lending.router,
+        reporting.router,
+        webhooks.router,
+    ],
     metadata=Base.metadata,
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,
     idempotency_model=IdempotencyRecord,
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscriber,
-    background=[files.file_collector, lending.overdue_reminder],
+    background=[
+        files.file_collector,
+        lending.overdue_reminder,
+        *reporting.BACKGROUND,
+        *webhooks.BACKGROUND,
+    ],
     # The SQLite full-text index is derived data, made before the first request.
-    startup=[library.ensure_search_index_on_start],
+    startup=[library.ensure_search_index_on_start, *reporting.STARTUP, *webhooks.STARTUP],
     large_bodies=frozenset({"POST /files"}),
 )
 

@@ -1,0 +1,13 @@
+"""Entry point of records' reporting part: its router, background jobs and start-up steps."""
+
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter
+
+if TYPE_CHECKING:
+    from shared.service import Runtime
+
+router = APIRouter()
+BACKGROUND: list[Callable[["Runtime"], Coroutine[Any, Any, None]]] = []
+STARTUP: list[Callable[["Runtime"], Coroutine[Any, Any, None]]] = []
