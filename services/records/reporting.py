@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
+from services.records import report_models  # noqa: F401  (the report tables on Base)
+
 if TYPE_CHECKING:
     from shared.service import Runtime
 
