@@ -23,7 +23,7 @@ from shared.contracts.reception import (
     IntakeOpened,
     VehicleRegistered,
 )
-from shared.contracts.records import LoanOverdue, PaymentConfirmed
+from shared.contracts.records import LoanOverdue, PaymentConfirmed, WebhookEndpointDisabled
 from shared.contracts.workorders import (
     DeliveredJob,
     ExtraWorkFound,
@@ -69,4 +69,5 @@ __all__ = [
     "VehicleRegistered",
     "VehicleSnapshot",
     "VisitClosed",
+    "WebhookEndpointDisabled",
 ]

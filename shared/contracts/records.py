@@ -37,3 +37,20 @@ class PaymentConfirmed(Contract):
     method: str  # transfer, card, cash, wechat, alipay, fleet_account
     paid_at: datetime
     received_at: datetime
+
+
+class WebhookEndpointDisabled(Contract):
+    """An ERP webhook endpoint was switched off by the platform: it answered 410 Gone
+    (`reason` "gone") or a delivery failed its last retry ("failing"). The branch's
+    manager should look at the ERP side and re-enable the endpoint."""
+
+    type = "records.webhook.endpoint_disabled.v1"
+
+    endpoint_id: uuid.UUID
+    branch: str
+    url: str
+    reason: str  # gone, failing
+    delivery_id: uuid.UUID | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+    disabled_at: datetime
