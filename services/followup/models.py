@@ -524,6 +524,22 @@ class ReminderOutcomeCreate(BaseModel):
     note: Note = ""
 
 
+class ReminderChannel(StrEnum):
+    sms = "sms"
+    phone = "phone"
+    wechat = "wechat"
+    email = "email"
+    letter = "letter"
+
+
+class ReminderSentCreate(BaseModel):
+    """The reminder went out to the customer (the agent sent or phoned it)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"channel": "sms"}]})
+
+    channel: ReminderChannel
+
+
 class ReminderBase(SQLModel):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     branch: str = Field(sa_type=String(32))
@@ -543,6 +559,11 @@ class ReminderBase(SQLModel):
     declined_work: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     status: ReminderStatus = Field(default=ReminderStatus.open, sa_type=String(16))
     note: str = Field(default="", sa_type=String(2000))
+    # How often it went out to the customer, and the last time and channel.
+    times_sent: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    sent_channel: str | None = Field(default=None, sa_type=String(16))
 
 
 class ServiceReminder(Base, ReminderBase, table=True):
@@ -557,9 +578,11 @@ class ServiceReminder(Base, ReminderBase, table=True):
     due_at: datetime = _utc()  # start of the local due day
     created_at: datetime = _utc()
     updated_at: datetime = _utc()
+    sent_at: datetime | None = _utc(nullable=True)
 
 
 class ReminderPublic(ReminderBase):
     due_at: datetime
+    sent_at: datetime | None
     created_at: datetime
     updated_at: datetime

@@ -3,6 +3,7 @@
 import math
 import uuid
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_
 from sqlmodel import col, select
@@ -12,12 +13,15 @@ from services.followup.config import Settings
 from services.followup.models import (
     DeliveredOrder,
     ReminderOutcomeCreate,
+    ReminderSentCreate,
     ReminderStatus,
     ServiceReminder,
 )
 from services.followup.rules import BusinessHours
 from shared.auth import User
+from shared.contracts.followup import ReminderSent
 from shared.contracts.workorders import RepairOrderDelivered
+from shared.outbox import add_event
 from shared.pagination import decode_cursor, encode_cursor
 from shared.problems import Conflict, NotFound
 
@@ -153,5 +157,39 @@ async def record_outcome(
         raise Conflict(f"the reminder is {reminder.status}", current_status=reminder.status)
     reminder.status = ReminderStatus(body.outcome.value)
     reminder.note, reminder.updated_at = body.note, settings.clock()
+    await session.flush()
+    return reminder
+
+
+async def record_sent(
+    session: AsyncSession,
+    reminder_id: uuid.UUID,
+    body: ReminderSentCreate,
+    by: User,
+    settings: Settings,
+) -> ServiceReminder:
+    """The reminder went out to the customer: counted and told to the vehicle's file."""
+    reminder = await session.get(ServiceReminder, reminder_id)
+    if reminder is None or reminder.branch != by.branch:
+        raise NotFound(f"no service reminder {reminder_id}")
+    if reminder.status != ReminderStatus.open:
+        raise Conflict(f"the reminder is {reminder.status}", current_status=reminder.status)
+    now = settings.clock()
+    reminder.times_sent += 1
+    reminder.sent_at, reminder.sent_channel, reminder.updated_at = now, body.channel.value, now
+    add_event(
+        session,
+        ReminderSent(
+            reminder_id=reminder.id,
+            branch=reminder.branch,
+            customer_id=reminder.customer_id,
+            vehicle_id=reminder.vehicle_id,
+            kind=reminder.due_reason,
+            due_on=reminder.due_at.astimezone(ZoneInfo(settings.zone_of(reminder.branch))).date(),
+            channel=body.channel.value,
+            sent_at=now,
+        ),
+        subject=reminder.id,
+    )
     await session.flush()
     return reminder

@@ -21,6 +21,7 @@ from services.followup.models import (
     ContactPublic,
     ReminderOutcomeCreate,
     ReminderPublic,
+    ReminderSentCreate,
     Severity,
     SurveyCreate,
     SurveyPublic,
@@ -415,5 +416,26 @@ async def reminder_outcome(
 ):
     return await idempotency(session).run(
         lambda: reminders.record_outcome(session, reminder_id, body, user, settings),
+        ReminderPublic,
+    )
+
+
+@router.post(
+    "/reminders/{reminder_id}/sent",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ReminderPublic,
+    tags=["reminders"],
+    summary="Record that the reminder went out (SMS, phone, WeChat, e-mail, letter)",
+)
+async def reminder_sent(
+    reminder_id: uuid.UUID,
+    body: ReminderSentCreate,
+    session: SessionDep,
+    user: Agent,
+    settings: SettingsDep,
+    idempotency: IdempotencyDep,
+):
+    return await idempotency(session).run(
+        lambda: reminders.record_sent(session, reminder_id, body, user, settings),
         ReminderPublic,
     )

@@ -39,8 +39,15 @@ from services.followup.rules import (
 )
 from shared.auth import User
 from shared.contracts import CustomerSnapshot
+from shared.contracts.followup import (
+    ComebackRecorded,
+    ServqualAnswer,
+    SurveyAnswered,
+    VisitClosed,
+)
 from shared.contracts.workorders import RepairOrderDelivered
 from shared.events import utcnow
+from shared.outbox import add_event
 from shared.pagination import after, decode_cursor, encode_cursor, page
 from shared.problems import Conflict, InvalidInput, NotFound
 
@@ -212,20 +219,34 @@ async def _flag_comebacks(
         within_days=settings.comeback_days,
     )
     for op_group, past in sorted(found.items()):
-        session.add(
-            Comeback(
-                branch=order.branch,
-                vehicle_id=order.vehicle_id,
-                vin=order.vin,
-                op_group=op_group,
-                repair_order_id=order.repair_order_id,
-                repair_order_number=order.number,
-                earlier_repair_order_id=uuid.UUID(past.repair_order_id),
-                earlier_repair_order_number=numbers[past.repair_order_id],
-                technician_id=past.technician_id,
-                earlier_delivered_at=past.delivered_at,
-                delivered_at=order.delivered_at,
-            )
+        comeback = Comeback(
+            branch=order.branch,
+            vehicle_id=order.vehicle_id,
+            vin=order.vin,
+            op_group=op_group,
+            repair_order_id=order.repair_order_id,
+            repair_order_number=order.number,
+            earlier_repair_order_id=uuid.UUID(past.repair_order_id),
+            earlier_repair_order_number=numbers[past.repair_order_id],
+            technician_id=past.technician_id,
+            earlier_delivered_at=past.delivered_at,
+            delivered_at=order.delivered_at,
+        )
+        session.add(comeback)
+        add_event(
+            session,
+            ComebackRecorded(
+                comeback_id=comeback.id,
+                branch=comeback.branch,
+                vehicle_id=comeback.vehicle_id,
+                op_group=comeback.op_group,
+                repair_order_id=comeback.repair_order_id,
+                earlier_repair_order_id=comeback.earlier_repair_order_id,
+                technician_id=comeback.technician_id,
+                delivered_at=comeback.delivered_at,
+                earlier_delivered_at=comeback.earlier_delivered_at,
+            ),
+            subject=comeback.id,
         )
     order.is_comeback = bool(found)
 
@@ -328,9 +349,30 @@ async def _open_visit(session: AsyncSession, visit_id: uuid.UUID, by: User) -> V
     return visit
 
 
-def _close(visit: Visit, outcome: VisitOutcome, now: datetime) -> None:
+# Outcomes for which somebody spoke to the customer (a wrong number reached nobody).
+REACHED_OUTCOMES = frozenset(
+    {VisitOutcome.surveyed, VisitOutcome.declined_survey, VisitOutcome.contact_refused}
+)
+
+
+def _close(session: AsyncSession, visit: Visit, outcome: VisitOutcome, now: datetime) -> None:
+    """Close the visit with its outcome and tell the others (the follow-up rate)."""
     visit.status, visit.outcome = VisitStatus.closed, outcome
     visit.closed_at = visit.updated_at = now
+    add_event(
+        session,
+        VisitClosed(
+            visit_id=visit.id,
+            branch=visit.branch,
+            repair_order_id=visit.repair_order_id,
+            customer_id=visit.customer_id,
+            outcome=str(outcome),
+            reached=outcome in REACHED_OUTCOMES,
+            attempts=visit.attempts,
+            closed_at=now,
+        ),
+        subject=visit.id,
+    )
 
 
 async def record_call(
@@ -368,7 +410,7 @@ async def record_call(
         assert body.call_back_at is not None
         visit.due_at = body.call_back_at
     elif body.result == CallResult.wrong_number:
-        _close(visit, VisitOutcome.wrong_number, now)
+        _close(session, visit, VisitOutcome.wrong_number, now)
     await session.flush()
     return attempt
 
@@ -392,7 +434,7 @@ async def record_outcome(
     settings: Settings,
 ) -> VisitPublic:
     visit = await _open_visit(session, visit_id, by)
-    _close(visit, body.outcome, settings.clock())
+    _close(session, visit, body.outcome, settings.clock())
     if body.outcome == VisitOutcome.contact_refused:
         contact = await session.get(Contact, visit.customer_id)
         if contact is not None:
@@ -435,7 +477,25 @@ async def record_survey(
         recorded_at=now,
     )
     session.add(survey)
-    _close(visit, VisitOutcome.surveyed, now)
+    add_event(
+        session,
+        SurveyAnswered(
+            survey_id=survey.id,
+            visit_id=visit.id,
+            branch=visit.branch,
+            repair_order_id=visit.repair_order_id,
+            customer_id=visit.customer_id,
+            overall=body.overall,
+            nps=body.nps,
+            servqual=[
+                ServqualAnswer(dimension=dimension, **answer)
+                for dimension, answer in (survey.servqual or {}).items()
+            ],
+            answered_at=now,
+        ),
+        subject=survey.id,
+    )
+    _close(session, visit, VisitOutcome.surveyed, now)
     if is_low(body, settings):
         severity = (
             Severity.major if body.overall <= settings.major_overall_at_or_below else Severity.minor
