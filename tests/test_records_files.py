@@ -1,11 +1,13 @@
 """Records' stored files: streamed, content-checked uploads kept once per hash, ranged
 downloads, references and the collector, in process on a real database and NATS."""
 
-import os
+import hashlib
+import time
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,9 +18,10 @@ from services.records import files
 from services.records.config import Settings
 from services.records.main import create_app
 from services.records.models import StoredFile
-from services.records.storage import LocalDiskStorage
+from services.records.storage import FileStorage, LocalDiskStorage, S3Storage
 from shared.events import utcnow
 from tests.harness import NatsServer, auth
+from tests.records_s3 import MotoS3
 from tests.test_bad_input import assert_problem
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.store]
@@ -33,12 +36,20 @@ PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\
 
 
 class RecordsClient:
-    def __init__(self, database_url: str, nats_server: NatsServer, files_dir: Path):
+    def __init__(
+        self,
+        database_url: str,
+        nats_server: NatsServer,
+        files_dir: Path,
+        max_upload_bytes: int = LIMIT,
+        **storage: Any,
+    ):
         self.settings = Settings(
             database_url=database_url,
             nats_url=nats_server.url,
             files_dir=str(files_dir),
-            max_upload_bytes=LIMIT,
+            max_upload_bytes=max_upload_bytes,
+            **storage,
         )
         self.app = create_app(self.settings)
 
@@ -55,11 +66,29 @@ class RecordsClient:
         await self.lifespan.__aexit__(None, None, None)
 
 
+@pytest.fixture(scope="module")
+def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
+    server = MotoS3(tmp_path_factory.mktemp("moto")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The files backend: the local disk, and S3 (moto's server in its own process)."""
+    if request.param == "local":
+        return {}
+    moto_s3: MotoS3 = request.getfixturevalue("moto_s3")
+    return moto_s3.settings(moto_s3.new_bucket())
+
+
 @pytest_asyncio.fixture
 async def records(
-    database_url: str, nats_server: NatsServer, tmp_path: Path
+    database_url: str, nats_server: NatsServer, tmp_path: Path, storage_settings: dict[str, Any]
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async with RecordsClient(database_url, nats_server, tmp_path / "files") as client:
+    async with RecordsClient(
+        database_url, nats_server, tmp_path / "files", **storage_settings
+    ) as client:
         yield client
 
 
@@ -72,9 +101,33 @@ async def file_rows(client: httpx.AsyncClient) -> int:
         return (await session.exec(select(func.count()).select_from(StoredFile))).one()
 
 
-def stored_blobs(client: httpx.AsyncClient) -> list[Path]:
-    root = Path(runtime_of(client).settings.files_dir)
-    return [p for p in root.rglob("*") if p.is_file()]
+def storage_of(client: httpx.AsyncClient) -> FileStorage:
+    return files.storage_for(runtime_of(client).settings)
+
+
+async def stored_blobs(client: httpx.AsyncClient) -> list[str]:
+    return await storage_of(client).blob_names()
+
+
+def staged_leftovers(client: httpx.AsyncClient) -> list[str]:
+    """Staged uploads still lying around (there should be none once a request is over)."""
+    storage = storage_of(client)
+    if isinstance(storage, LocalDiskStorage):
+        return [p.name for p in storage.tmp.glob("*")] if storage.tmp.exists() else []
+    assert isinstance(storage, S3Storage)
+    tmp = f"{storage.prefix}tmp/"
+    uploads = storage.client.list_multipart_uploads(Bucket=storage.bucket, Prefix=tmp)
+    objects = storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=tmp)
+    return [u["Key"] for u in uploads.get("Uploads", [])] + [
+        o["Key"] for o in objects.get("Contents", [])
+    ]
+
+
+def age_blobs(client: httpx.AsyncClient, seconds: float) -> None:
+    """Make every blob look `seconds` older to the collector (its clock moves forward)."""
+    storage = storage_of(client)
+    assert isinstance(storage, LocalDiskStorage | S3Storage)
+    storage.clock = lambda: time.time() + seconds
 
 
 async def upload(
@@ -125,7 +178,8 @@ async def test_same_content_twice_is_stored_once_with_the_same_id(records):
     assert other_branch.status_code == 201
     assert other_branch.json()["id"] != first.json()["id"]
     assert await file_rows(records) == 2
-    assert len([p for p in stored_blobs(records) if "blobs" in p.parts]) == 1
+    assert len(await stored_blobs(records)) == 1
+    assert staged_leftovers(records) == []
 
 
 async def test_bad_uploads_are_refused_and_leave_nothing(records):
@@ -161,7 +215,8 @@ async def test_bad_uploads_are_refused_and_leave_nothing(records):
     assert_problem(await upload(records, JPEG, role="screen"), 403)
     assert_problem(await records.post("/files", files={"file": ("a.jpg", JPEG)}), 401)
     assert await file_rows(records) == 0
-    assert stored_blobs(records) == []
+    assert await stored_blobs(records) == []
+    assert staged_leftovers(records) == []
 
 
 async def test_an_interrupted_upload_leaves_no_file_and_no_row(records):
@@ -177,7 +232,8 @@ async def test_an_interrupted_upload_leaves_no_file_and_no_row(records):
             content=body(),
         )
     assert await file_rows(records) == 0
-    assert stored_blobs(records) == []
+    assert await stored_blobs(records) == []
+    assert staged_leftovers(records) == []
     # The service still takes uploads afterwards.
     assert (await upload(records, JPEG)).status_code == 201
 
@@ -253,8 +309,7 @@ async def test_references_keep_files_from_the_collector(records):
     # Within the grace period nothing goes.
     assert await files.collect_unreferenced(rt.db, storage, grace=timedelta(hours=1)) == 0
     later = utcnow() + timedelta(hours=2)
-    for blob in stored_blobs(records):
-        os.utime(blob, (blob.stat().st_atime - 7200, blob.stat().st_mtime - 7200))
+    age_blobs(records, 7200)
     removed = await files.collect_unreferenced(rt.db, storage, grace=timedelta(hours=1), now=later)
     assert removed == 2  # the PNG and BR01's copy of the PDF
     assert (await records.get(f"/files/{dropped}", headers=auth("advisor"))).status_code == 404
@@ -262,7 +317,7 @@ async def test_references_keep_files_from_the_collector(records):
     assert r.content == JPEG
     r = await records.get(f"/files/{shared_blob}/content", headers=auth("advisor", "BR02"))
     assert r.content == PDF  # BR02 still refers to the same bytes
-    assert len([p for p in stored_blobs(records) if "blobs" in p.parts]) == 2
+    assert len(await stored_blobs(records)) == 2
 
     # Dropping the last reference lets the collector take it too.
     r = await records.delete(
@@ -277,38 +332,58 @@ async def test_references_keep_files_from_the_collector(records):
 
 async def test_a_blob_without_a_row_is_collected_after_the_grace(records):
     rt = runtime_of(records)
-    storage = files.storage_for(rt.settings)
-    assert isinstance(storage, LocalDiskStorage)
-    orphan = storage.path("ab" * 32)
-    orphan.parent.mkdir(parents=True)
-    orphan.write_bytes(b"left by a crash")
+    storage = storage_of(records)
+    orphan = "ab" * 32
+    if isinstance(storage, LocalDiskStorage):
+        storage.path(orphan).parent.mkdir(parents=True)
+        storage.path(orphan).write_bytes(b"left by a crash")
+    else:
+        assert isinstance(storage, S3Storage)
+        storage.client.put_object(Bucket=storage.bucket, Key=storage.key(orphan), Body=b"x")
+        # A multipart upload a crash left unfinished.
+        storage.client.create_multipart_upload(Bucket=storage.bucket, Key=f"{storage.prefix}tmp/x")
     await files.collect_unreferenced(rt.db, storage, grace=timedelta(hours=1))
-    assert orphan.exists()
-    os.utime(orphan, (0, 0))
+    assert await storage.exists(orphan)
+    age_blobs(records, 7200)
     await files.collect_unreferenced(rt.db, storage, grace=timedelta(hours=1))
-    assert not orphan.exists()
+    assert not await storage.exists(orphan)
+    assert staged_leftovers(records) == []
 
 
+@pytest.mark.parametrize("size", [12 * 1024 * 1024, 3 * 1024 * 1024])
 async def test_an_upload_streams_without_holding_the_file_in_memory(
-    database_url: str, nats_server: NatsServer, tmp_path: Path
+    database_url: str,
+    nats_server: NatsServer,
+    tmp_path: Path,
+    storage_settings: dict[str, Any],
+    size: int,
 ):
-    size, chunk = 12 * 1024 * 1024, 64 * 1024
-    client_cm = RecordsClient(database_url, nats_server, tmp_path / "files")
-    client_cm.settings.max_upload_bytes = 16 * 1024 * 1024
-    client_cm.app = create_app(client_cm.settings)
+    """12 MiB goes to S3 in parts (multipart upload); 3 MiB in one PUT."""
+    chunk = 64 * 1024
+    client_cm = RecordsClient(
+        database_url,
+        nats_server,
+        tmp_path / "files",
+        max_upload_bytes=16 * 1024 * 1024,
+        **storage_settings,
+        s3_part_bytes=5 * 1024 * 1024,
+    )
     async with client_cm as client:
 
-        async def body() -> AsyncIterator[bytes]:
-            yield PDF[:16] + b"\x00" * (chunk - 16)
-            for _ in range(size // chunk - 1):
-                yield b"\x00" * chunk
+        def body_of(fill: bytes) -> AsyncIterator[bytes]:
+            async def body() -> AsyncIterator[bytes]:
+                yield PDF[:16] + fill * (chunk - 16)
+                for _ in range(size // chunk - 1):
+                    yield fill * chunk
+
+            return body()
 
         tracemalloc.start()
         try:
             r = await client.post(
                 "/files",
                 headers={**auth("records_clerk"), "content-type": "application/pdf"},
-                content=body(),
+                content=body_of(b"\x00"),
             )
             _, peak = tracemalloc.get_traced_memory()
         finally:
@@ -316,8 +391,32 @@ async def test_an_upload_streams_without_holding_the_file_in_memory(
         assert r.status_code == 201, r.text
         assert r.json()["size"] == size
         assert peak < 4 * 1024 * 1024, f"peak {peak} bytes for a {size}-byte upload"
+        file_id = r.json()["id"]
         r = await client.get(
-            f"/files/{r.json()['id']}/content",
+            f"/files/{file_id}/content",
             headers={**auth("records_clerk"), "Range": f"bytes={size - 4}-"},
         )
         assert (r.status_code, r.content) == (206, b"\x00" * 4)
+        # The same content again is the same file, and still one blob.
+        again = await client.post(
+            "/files",
+            headers={**auth("records_clerk"), "content-type": "application/pdf"},
+            content=body_of(b"\x00"),
+        )
+        assert (again.status_code, again.json()["id"]) == (200, file_id)
+        assert len(await stored_blobs(client)) == 1
+        assert staged_leftovers(client) == []
+        # The whole file comes back byte for byte, streamed.
+        hashed = hashlib.sha256()
+        async with client.stream(
+            "GET", f"/files/{file_id}/content", headers=auth("records_clerk")
+        ) as streamed:
+            assert streamed.status_code == 200
+            async for data in streamed.aiter_bytes():
+                hashed.update(data)
+        assert (
+            hashed.hexdigest()
+            == (await client.get(f"/files/{file_id}", headers=auth("records_clerk"))).json()[
+                "sha256"
+            ]
+        )

@@ -13,9 +13,16 @@ class Settings(ServiceSettings):
     service_name: str = "records"
     database_url: str = "sqlite+aiosqlite:///var/records.db"
 
-    # Stored files: the local disk is the only backend built so far ("local").
+    # Stored files: "local" (the disk under files_dir) or "s3" (an S3-compatible bucket).
     files_backend: str = "local"
     files_dir: str = "var/files/records"
+    s3_endpoint_url: str | None = None  # unset: AWS itself
+    s3_bucket: str = ""
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None  # unset: boto3's usual credential chain
+    s3_secret_access_key: str | None = None
+    s3_prefix: str = ""  # keys start with this, e.g. "records/"
+    s3_part_bytes: int = 8 * MIB  # multipart upload part size (S3's minimum is 5 MiB)
     # POST /files streams past the service-wide body limit under this one of its own.
     max_upload_bytes: int = 50 * MIB
     # Files nobody refers to are collected after this long (seconds).

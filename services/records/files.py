@@ -333,7 +333,7 @@ async def collect_unreferenced(
                 await storage.delete_if_idle(sha256, idle_seconds=0)
     # Blobs a crash left without a row.
     idle = grace.total_seconds()
-    orphans = list(storage.idle_blobs(idle_seconds=idle))
+    orphans = await storage.idle_blobs(idle_seconds=idle)
     if orphans:
         async with db.reader() as session:
             known = set(
@@ -349,8 +349,37 @@ async def collect_unreferenced(
     return removed
 
 
+_storages: dict[tuple[object, ...], FileStorage] = {}
+
+
 def storage_for(settings: "Settings") -> FileStorage:
-    return make_storage(settings.files_backend, settings.files_dir)
+    """The storage the settings name, made once (an S3 client keeps its connection pool
+    between requests)."""
+    key = tuple(
+        getattr(settings, name, None)
+        for name in (
+            "files_backend",
+            "files_dir",
+            "s3_endpoint_url",
+            "s3_bucket",
+            "s3_region",
+            "s3_access_key_id",
+            "s3_secret_access_key",
+            "s3_prefix",
+            "s3_part_bytes",
+        )
+    )
+    storage = _storages.get(key)
+    if storage is None:
+        storage = _storages[key] = make_storage(settings)
+    return storage
+
+
+async def open_storage_on_start(runtime: "Runtime") -> None:
+    """Make the storage before the first request, and find out at start, not at the first
+    upload, when it is unreachable or misnamed."""
+    storage = storage_for(runtime.settings)  # type: ignore[arg-type]
+    await storage.check()
 
 
 async def file_collector(runtime: "Runtime") -> None:

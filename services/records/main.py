@@ -48,7 +48,12 @@ SPEC = ServiceSpec(
         *webhooks.BACKGROUND,
     ],
     # The SQLite full-text index is derived data, made before the first request.
-    startup=[library.ensure_search_index_on_start, *reporting.STARTUP, *webhooks.STARTUP],
+    startup=[
+        files.open_storage_on_start,
+        library.ensure_search_index_on_start,
+        *reporting.STARTUP,
+        *webhooks.STARTUP,
+    ],
     large_bodies=frozenset({"POST /files"}),
 )
 

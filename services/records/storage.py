@@ -1,18 +1,21 @@
-"""Where stored files' bytes live: an interface, and the local-disk backend.
+"""Where stored files' bytes live: an interface, the local disk and S3-compatible storage.
 
 Blobs are named by their SHA-256, so the same content is kept once whoever uploads it.
 An upload is first staged (a temporary object the backend can throw away), then placed
-under its hash. An S3-compatible backend would stage with a multipart upload and place
-with a copy; it is not built yet (see the README).
+under its hash: on the local disk a staged file renamed into place, on S3 a multipart
+upload to a temporary key copied to the hash's key.
 """
 
 import contextlib
+import functools
 import os
+import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 
@@ -35,6 +38,10 @@ class FileStorage(Protocol):
 
     async def exists(self, sha256: str) -> bool: ...
 
+    async def check(self) -> None:
+        """Raise when the storage cannot be used (called at start)."""
+        ...
+
     def read(self, sha256: str, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes start..end (inclusive) of the blob, in chunks."""
         ...
@@ -43,8 +50,13 @@ class FileStorage(Protocol):
         """Delete the blob unless it was placed or refreshed within `idle_seconds`."""
         ...
 
-    def idle_blobs(self, *, idle_seconds: float) -> Iterator[str]:
-        """Hashes of blobs (and stale staged uploads) untouched for `idle_seconds`."""
+    async def idle_blobs(self, *, idle_seconds: float) -> list[str]:
+        """Hashes of blobs untouched for `idle_seconds`; staged uploads left that long
+        (by a crash) are thrown away on the way."""
+        ...
+
+    async def blob_names(self) -> list[str]:
+        """Every blob's hash (for tests and the benchmark)."""
         ...
 
 
@@ -75,10 +87,12 @@ class _LocalStaged:
 class LocalDiskStorage:
     """Blobs under `<root>/blobs/ab/cd/<sha256>`, staged uploads under `<root>/tmp`."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, clock: Callable[[], float] = time.time):
         self.root = root
         self.blobs = root / "blobs"
         self.tmp = root / "tmp"
+        # What "now" is when deciding a blob is idle (tests move it forward).
+        self.clock = clock
 
     def path(self, sha256: str) -> Path:
         return self.blobs / sha256[:2] / sha256[2:4] / sha256
@@ -108,6 +122,9 @@ class LocalDiskStorage:
     async def exists(self, sha256: str) -> bool:
         return await anyio.to_thread.run_sync(self.path(sha256).exists)
 
+    async def check(self) -> None:
+        await anyio.to_thread.run_sync(lambda: self.root.mkdir(parents=True, exist_ok=True))
+
     async def read(self, sha256: str, start: int, end: int) -> AsyncIterator[bytes]:
         async with await anyio.open_file(self.path(sha256), "rb") as f:
             await f.seek(start)
@@ -124,7 +141,7 @@ class LocalDiskStorage:
 
         def delete() -> bool:
             try:
-                if time.time() - path.stat().st_mtime < idle_seconds:
+                if self.clock() - path.stat().st_mtime < idle_seconds:
                     return False
                 path.unlink()
                 return True
@@ -133,22 +150,298 @@ class LocalDiskStorage:
 
         return await anyio.to_thread.run_sync(delete)
 
-    def idle_blobs(self, *, idle_seconds: float) -> Iterator[str]:
-        cutoff = time.time() - idle_seconds
-        if self.tmp.exists():
-            for part in self.tmp.iterdir():
-                with contextlib.suppress(FileNotFoundError):
-                    if part.stat().st_mtime < cutoff:
-                        part.unlink()
-        if not self.blobs.exists():
+    async def idle_blobs(self, *, idle_seconds: float) -> list[str]:
+        cutoff = self.clock() - idle_seconds
+
+        def scan() -> list[str]:
+            if self.tmp.exists():
+                for part in self.tmp.iterdir():
+                    with contextlib.suppress(FileNotFoundError):
+                        if part.stat().st_mtime < cutoff:
+                            part.unlink()
+            found = []
+            if self.blobs.exists():
+                for path in self.blobs.glob("*/*/*"):
+                    with contextlib.suppress(FileNotFoundError):
+                        if path.stat().st_mtime < cutoff:
+                            found.append(path.name)
+            return found
+
+        return await anyio.to_thread.run_sync(scan)
+
+    async def blob_names(self) -> list[str]:
+        def scan() -> list[str]:
+            return [p.name for p in self.blobs.glob("*/*/*")] if self.blobs.exists() else []
+
+        return await anyio.to_thread.run_sync(scan)
+
+
+class _S3Staged:
+    """A multipart upload to a temporary key. Each part is gathered in a small local
+    spool file, not in memory, and sent from a worker thread when it is full, so an
+    upload's memory stays flat whatever the file's size."""
+
+    def __init__(self, storage: "S3Storage", key: str):
+        self.storage, self.key = storage, key
+        self.upload_id: str | None = None
+        self.parts: list[dict[str, Any]] = []
+        self.size = 0
+        self._spool: Any = tempfile.TemporaryFile()  # noqa: SIM115 -- closed in discard
+        self._spooled = 0
+        self.done = False
+
+    async def write(self, data: bytes) -> None:
+        await anyio.to_thread.run_sync(self._spool.write, data)
+        self._spooled += len(data)
+        self.size += len(data)
+        if self._spooled >= self.storage.part_bytes:
+            await self._send_part()
+
+    async def _send_part(self) -> None:
+        client, bucket = self.storage.client, self.storage.bucket
+        spool = self._spool
+
+        def send() -> None:
+            if self.upload_id is None:
+                self.upload_id = client.create_multipart_upload(Bucket=bucket, Key=self.key)[
+                    "UploadId"
+                ]
+            spool.seek(0)
+            number = len(self.parts) + 1
+            answer = client.upload_part(
+                Bucket=bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                PartNumber=number,
+                Body=spool,
+                ContentLength=self._spooled,
+            )
+            self.parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+            spool.seek(0)
+            spool.truncate()
+
+        await anyio.to_thread.run_sync(send)
+        self._spooled = 0
+
+    async def finish(self, final_key: str) -> str:
+        """Send what is left; a file smaller than one part goes straight to `final_key`
+        (one PUT, no copy). Returns the key the bytes are under."""
+        client, bucket = self.storage.client, self.storage.bucket
+        spool, spooled = self._spool, self._spooled
+        if self.upload_id is None:
+
+            def put() -> None:
+                spool.seek(0)
+                client.put_object(Bucket=bucket, Key=final_key, Body=spool, ContentLength=spooled)
+
+            await anyio.to_thread.run_sync(put)
+            self.done = True
+            return final_key
+        if spooled:
+            await self._send_part()
+
+        def complete() -> None:
+            client.complete_multipart_upload(
+                Bucket=bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": self.parts},
+            )
+
+        await anyio.to_thread.run_sync(complete)
+        self.done = True
+        return self.key
+
+    async def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self._spool.close()
+        if self.upload_id is not None and not self.done:
+            client, bucket, upload_id = self.storage.client, self.storage.bucket, self.upload_id
+            with contextlib.suppress(Exception):
+                await anyio.to_thread.run_sync(
+                    functools.partial(
+                        client.abort_multipart_upload,
+                        Bucket=bucket,
+                        Key=self.key,
+                        UploadId=upload_id,
+                    )
+                )
+
+
+class S3Storage:
+    """Blobs under `<prefix>blobs/<sha256>` in one bucket of any S3-compatible store
+    (AWS S3, MinIO, Ceph, OSS/COS in S3 mode); staged uploads under `<prefix>tmp/`.
+
+    boto3 is synchronous: every call runs in a worker thread, never on the event loop.
+    A blob's `LastModified` is its age for the collector; placing content that is
+    already there copies the object onto itself, which refreshes it.
+    """
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        prefix: str = "",
+        part_bytes: int = 8 * 1024 * 1024,
+        clock: Callable[[], float] = time.time,
+    ):
+        import boto3
+        from botocore.config import Config
+
+        self.bucket, self.prefix = bucket, prefix
+        # S3 refuses parts under 5 MiB (but the last).
+        self.part_bytes = max(part_bytes, 5 * 1024 * 1024)
+        self.clock = clock
+        self.client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint_url or None,
+            region_name=region or None,
+            aws_access_key_id=access_key_id or None,
+            aws_secret_access_key=secret_access_key or None,
+            config=Config(
+                max_pool_connections=32,
+                retries={"max_attempts": 3, "mode": "standard"},
+                # Plain Content-MD5-free PUTs: what every S3-compatible store accepts.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                s3={"addressing_style": "path"},
+            ),
+        )
+
+    def key(self, sha256: str) -> str:
+        return f"{self.prefix}blobs/{sha256}"
+
+    async def _call(self, method: str, **kwargs: Any) -> Any:
+        return await anyio.to_thread.run_sync(
+            functools.partial(getattr(self.client, method), Bucket=self.bucket, **kwargs)
+        )
+
+    async def _head(self, key: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return await self._call("head_object", Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    async def stage(self) -> _S3Staged:
+        return _S3Staged(self, f"{self.prefix}tmp/{uuid.uuid4().hex}")
+
+    async def place(self, staged: StagedUpload, sha256: str) -> None:
+        assert isinstance(staged, _S3Staged)
+        target = self.key(sha256)
+        if await self._head(target) is not None:
+            # Same content already kept: refresh it so the collector leaves it alone.
+            await self._refresh(target)
             return
-        for path in self.blobs.glob("*/*/*"):
-            with contextlib.suppress(FileNotFoundError):
-                if path.stat().st_mtime < cutoff:
-                    yield path.name
+        key = await staged.finish(target)
+        if key != target:
+            await self._call("copy_object", Key=target, CopySource=_source(self.bucket, key))
+            await self._call("delete_object", Key=key)
+
+    async def _refresh(self, key: str) -> None:
+        await self._call(
+            "copy_object",
+            Key=key,
+            CopySource=_source(self.bucket, key),
+            MetadataDirective="REPLACE",
+            Metadata={"seen-at": str(int(self.clock()))},
+        )
+
+    async def exists(self, sha256: str) -> bool:
+        return await self._head(self.key(sha256)) is not None
+
+    async def check(self) -> None:
+        await self._call("head_bucket")
+
+    async def read(self, sha256: str, start: int, end: int) -> AsyncIterator[bytes]:
+        answer = await self._call("get_object", Key=self.key(sha256), Range=f"bytes={start}-{end}")
+        body = answer["Body"]
+        try:
+            while True:
+                data = await anyio.to_thread.run_sync(body.read, CHUNK)
+                if not data:
+                    break
+                yield data
+        finally:
+            body.close()
+
+    def _age(self, modified: datetime) -> float:
+        return self.clock() - modified.timestamp()
+
+    async def delete_if_idle(self, sha256: str, *, idle_seconds: float) -> bool:
+        key = self.key(sha256)
+        head = await self._head(key)
+        if head is None or self._age(head["LastModified"]) < idle_seconds:
+            return False
+        await self._call("delete_object", Key=key)
+        return True
+
+    async def _list(self, prefix: str) -> list[dict[str, Any]]:
+        def scan() -> list[dict[str, Any]]:
+            paginator = self.client.get_paginator("list_objects_v2")
+            found: list[dict[str, Any]] = []
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                found.extend(page.get("Contents", []))
+            return found
+
+        return await anyio.to_thread.run_sync(scan)
+
+    async def idle_blobs(self, *, idle_seconds: float) -> list[str]:
+        # Staged uploads a crash left behind: unfinished multipart uploads and temporary
+        # objects that were never copied into place.
+        tmp = f"{self.prefix}tmp/"
+        uploads = await self._call("list_multipart_uploads", Prefix=tmp)
+        for upload in uploads.get("Uploads", []):
+            if self._age(upload["Initiated"]) >= idle_seconds:
+                # Already finished or aborted by someone else is as good.
+                with contextlib.suppress(self.client.exceptions.NoSuchUpload):
+                    await self._call(
+                        "abort_multipart_upload", Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+        for item in await self._list(tmp):
+            if self._age(item["LastModified"]) >= idle_seconds:
+                await self._call("delete_object", Key=item["Key"])
+        blobs = f"{self.prefix}blobs/"
+        return [
+            item["Key"][len(blobs) :]
+            for item in await self._list(blobs)
+            if self._age(item["LastModified"]) >= idle_seconds
+        ]
+
+    async def blob_names(self) -> list[str]:
+        blobs = f"{self.prefix}blobs/"
+        return [item["Key"][len(blobs) :] for item in await self._list(blobs)]
 
 
-def make_storage(backend: str, files_dir: str) -> FileStorage:
+def _source(bucket: str, key: str) -> dict[str, str]:
+    return {"Bucket": bucket, "Key": key}
+
+
+BACKENDS = ("local", "s3")
+
+
+def make_storage(settings: Any) -> FileStorage:
+    """The backend the settings name (`files_backend`); any other name is refused."""
+    backend = settings.files_backend
     if backend == "local":
-        return LocalDiskStorage(Path(files_dir))
-    raise ValueError(f"files backend {backend!r} is not available (only 'local' is built)")
+        return LocalDiskStorage(Path(settings.files_dir))
+    if backend == "s3":
+        if not settings.s3_bucket:
+            raise ValueError("files backend 's3' needs RECORDS_S3_BUCKET")
+        return S3Storage(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key,
+            prefix=settings.s3_prefix,
+            part_bytes=settings.s3_part_bytes,
+        )
+    raise ValueError(f"files backend {backend!r} is not available ({', '.join(BACKENDS)})")
