@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -13,6 +14,7 @@ from services.reception.config import Settings
 from services.reception.models import (
     Appointment,
     AppointmentCreate,
+    AppointmentDay,
     AppointmentStatus,
     DayCapacity,
     DayCapacityPublic,
@@ -22,7 +24,9 @@ from services.reception.models import (
 )
 from shared.auth import User
 from shared.concurrency import check_if_match
+from shared.contracts import AppointmentBooked, AppointmentClosed
 from shared.events import utcnow
+from shared.outbox import add_event
 from shared.problems import Conflict, InvalidInput, NotFound
 
 S = AppointmentStatus
@@ -41,6 +45,27 @@ class OverBooked(Conflict):
 
 def local_day(at: datetime, settings: Settings) -> date:
     return at.astimezone(ZoneInfo(settings.time_zone)).date()
+
+
+async def lock_day(session: AsyncSession, branch: str, day: date) -> None:
+    """Take the day before reading its free hours, held until the transaction ends.
+
+    One upsert that always writes the day's row: on PostgreSQL it holds the row lock, so
+    a second booking of the same day waits here and then reads the hours the first one
+    took (READ COMMITTED reads afresh per statement); on SQLite the write makes this the
+    file's only writer from here on, so the read that follows cannot be stale either.
+    """
+    bind = session.get_bind()
+    dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
+    table = AppointmentDay.__table__  # type: ignore[attr-defined]
+    statement = (
+        dialect.insert(table)
+        .values(branch=branch, day=day, bookings=1)
+        .on_conflict_do_update(
+            index_elements=["branch", "day"], set_={"bookings": table.c.bookings + 1}
+        )
+    )
+    await session.exec(statement)
 
 
 async def capacity(
@@ -71,6 +96,7 @@ async def capacity(
 async def set_capacity(
     session: AsyncSession, day: date, data: DayCapacitySet, by: User, settings: Settings
 ) -> DayCapacityPublic:
+    await lock_day(session, by.branch, day)
     row = await session.get(DayCapacity, (by.branch, day))
     if row is None:
         row = DayCapacity(branch=by.branch, day=day, bays=data.bays, technician_hours=Decimal(0))
@@ -83,21 +109,53 @@ async def set_capacity(
 async def _check_room(
     session: AsyncSession, branch: str, day: date, hours: Decimal, settings: Settings
 ) -> None:
+    """Lock the day, then check it still has the hours; refuse naming the next free days."""
+    await lock_day(session, branch, day)
     today = await capacity(session, branch, day, settings)
     if hours <= today.free_hours:
         return
-    free: list[str] = []
+    slots: list[dict[str, str]] = []
     probe = day
     for _ in range(60):
         probe += timedelta(days=1)
-        if (await capacity(session, branch, probe, settings)).free_hours >= hours:
-            free.append(probe.isoformat())
-            if len(free) == 3:
+        free_hours = (await capacity(session, branch, probe, settings)).free_hours
+        if free_hours >= hours:
+            slots.append({"day": probe.isoformat(), "free_hours": str(free_hours)})
+            if len(slots) == 3:
                 break
+    free = [slot["day"] for slot in slots]
     raise OverBooked(
         f"{day.isoformat()} has {today.free_hours} free hours, the booking needs {hours}; "
         f"next free days: {', '.join(free) or 'none in 60 days'}",
         next_free_days=free,
+        next_free_slots=slots,
+    )
+
+
+def _booked_event(appointment: Appointment, by: User) -> AppointmentBooked:
+    return AppointmentBooked(
+        appointment_id=appointment.id,
+        branch=appointment.branch,
+        customer_id=appointment.customer_id,
+        vehicle_id=appointment.vehicle_id,
+        scheduled_for=appointment.starts_at,
+        planned_hours=Decimal(appointment.planned_hours),
+        booked_by=by.id,
+        booked_at=appointment.updated_at,
+    )
+
+
+def closed_event(appointment: Appointment, by: User) -> AppointmentClosed:
+    """How the booking ended; the outcome is the appointment's final status."""
+    return AppointmentClosed(
+        appointment_id=appointment.id,
+        branch=appointment.branch,
+        customer_id=appointment.customer_id,
+        vehicle_id=appointment.vehicle_id,
+        scheduled_for=appointment.starts_at,
+        outcome=appointment.status.value,
+        closed_by=by.id,
+        closed_at=appointment.updated_at,
     )
 
 
@@ -122,6 +180,7 @@ async def book(
         booked_by=by.id,
     )
     session.add(appointment)
+    add_event(session, _booked_event(appointment, by), subject=appointment.id)
     await session.flush()
     return appointment
 
@@ -161,6 +220,10 @@ async def move(
     appointment.status = to
     appointment.updated_at = utcnow()
     session.add(appointment)
+    if to == S.booked:
+        add_event(session, _booked_event(appointment, by), subject=appointment.id)
+    else:
+        add_event(session, closed_event(appointment, by), subject=appointment.id)
     await session.flush()
     return appointment
 

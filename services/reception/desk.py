@@ -7,9 +7,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reception.models import (
     Customer,
+    CustomerPhone,
     DeskHit,
     OdometerReading,
     OwnerChange,
+    PlateSuffix,
     Vehicle,
 )
 from shared.auth import User
@@ -125,6 +127,21 @@ async def owner_history(
     return list(rows.all())
 
 
+# Shorter partial plates match too many vehicles for an index to help: they are matched
+# by walking the branch's vehicles newest first until a page is full.
+SUFFIX_MIN = 3
+
+
+def plate_suffixes(plate: str) -> list[str]:
+    return [plate[i:] for i in range(len(plate) - SUFFIX_MIN + 1)]
+
+
+def index_plate(session: AsyncSession, vehicle: Vehicle) -> None:
+    """Make the vehicle findable by any part of its plate (three characters or more)."""
+    for suffix in dict.fromkeys(plate_suffixes(vehicle.plate or "")):
+        session.add(PlateSuffix(vehicle_id=vehicle.id, suffix=suffix, branch=vehicle.branch))
+
+
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -149,13 +166,30 @@ async def search(
         .where(Vehicle.branch == by.branch)
     )
     if plate:
-        query = query.where(
-            col(Vehicle.plate).like(f"%{_like_escape(plate.strip().upper())}%", escape="\\")
-        )
+        part = plate.strip().upper()
+        if len(part) >= SUFFIX_MIN:
+            # Any part of a plate is the start of one of its suffixes: a range on the index.
+            query = query.where(
+                col(Vehicle.id).in_(
+                    select(PlateSuffix.vehicle_id).where(
+                        PlateSuffix.branch == by.branch,
+                        col(PlateSuffix.suffix) >= part,
+                        col(PlateSuffix.suffix) < part + "\U0010ffff",
+                    )
+                )
+            )
+        else:
+            query = query.where(col(Vehicle.plate).like(f"%{_like_escape(part)}%", escape="\\"))
     if vin_last6:
         query = query.where(Vehicle.vin_last6 == vin_last6.strip().upper())
     if phone:
-        query = query.where(Customer.mobile == phone.strip())
+        query = query.where(
+            col(Customer.id).in_(
+                select(CustomerPhone.customer_id).where(
+                    CustomerPhone.branch == by.branch, CustomerPhone.number == phone.strip()
+                )
+            )
+        )
     if name:
         query = query.where(col(Customer.name).startswith(name.strip(), autoescape=True))
     query = (

@@ -49,6 +49,14 @@ class Language(StrEnum):
     en = "en"
 
 
+class AccountKind(StrEnum):
+    """A private customer, a company's account, or a fleet (several vehicles, one payer)."""
+
+    private = "private"
+    company = "company"
+    fleet = "fleet"
+
+
 def _timestamp() -> datetime:
     return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
@@ -65,6 +73,11 @@ class CustomerBase(SQLModel):
         default=None, sa_type=String(200)
     )
     contact_consent: bool = True
+    account_kind: AccountKind = Field(
+        default=AccountKind.private,
+        sa_type=String(16),
+        sa_column_kwargs={"server_default": "private"},
+    )
 
 
 class CustomerCreate(CustomerBase):
@@ -78,10 +91,20 @@ class CustomerCreate(CustomerBase):
                     "preferred_channel": "wechat",
                     "language": "zh-CN",
                     "contact_consent": True,
+                    "other_mobiles": ["13900139000"],
                 }
             ]
         },
     )
+
+    # Further numbers the customer answers on (work phone, a driver of a fleet car).
+    other_mobiles: list[Mobile] = PField(default_factory=list, max_length=5)
+
+    @model_validator(mode="after")
+    def _company_accounts_are_named(self) -> "CustomerCreate":
+        if self.account_kind != AccountKind.private and not self.company:
+            raise ValueError(f"a {self.account_kind.value} account needs the company name")
+        return self
 
 
 class Customer(Base, CustomerBase, table=True):
@@ -93,13 +116,28 @@ class Customer(Base, CustomerBase, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     branch: str = Field(sa_type=String(32), index=True)
+    other_mobiles: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     created_at: datetime = _timestamp()
 
 
 class CustomerPublic(CustomerBase):
     id: uuid.UUID
     branch: str
+    other_mobiles: list[str] = []
     created_at: datetime
+
+
+class CustomerPhone(Base, table=True):
+    """Every number of a customer (the main one too), for the desk's phone search."""
+
+    __tablename__ = "customer_phone"
+    __table_args__ = (Index("ix_customer_phone_branch_number", "branch", "number"),)
+
+    customer_id: uuid.UUID = Field(foreign_key="customer.id", primary_key=True)
+    number: str = Field(sa_type=String(24), primary_key=True)
+    branch: str = Field(sa_type=String(32))
 
 
 # --- vehicles ----------------------------------------------------------------------
@@ -148,6 +186,7 @@ class Vehicle(Base, VehicleBase, table=True):
         Index("ux_vehicle_branch_vin", "branch", "vin", unique=True),
         Index("ix_vehicle_branch_vin_last6", "branch", "vin_last6"),
         Index("ix_vehicle_branch_plate", "branch", "plate"),
+        Index("ix_vehicle_branch_created", "branch", "created_at", "id"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -160,6 +199,23 @@ class Vehicle(Base, VehicleBase, table=True):
     model_year: int | None = None
     country: str | None = Field(default=None, sa_type=String(60))
     created_at: datetime = _timestamp()
+
+
+class PlateSuffix(Base, table=True):
+    """Every suffix of three or more characters of a plate: a partial plate is then a
+    prefix range over one index, `(branch, suffix)`, on SQLite and PostgreSQL alike."""
+
+    __tablename__ = "vehicle_plate_suffix"
+    __table_args__ = (Index("ix_plate_suffix_branch_suffix", "branch", "suffix"),)
+
+    vehicle_id: uuid.UUID = Field(foreign_key="vehicle.id", primary_key=True)
+    # Byte order on PostgreSQL too, so that the prefix range is a plain range whatever
+    # the database's collation (SQLite compares bytes anyway).
+    suffix: str = Field(
+        sa_type=String(16).with_variant(String(16, collation="C"), "postgresql"),
+        primary_key=True,
+    )
+    branch: str = Field(sa_type=String(32))
 
 
 class VehiclePublic(VehicleBase):
@@ -940,6 +996,18 @@ class DayCapacity(Base, table=True):
     day: date = Field(primary_key=True)
     bays: int
     technician_hours: Decimal = Field(sa_type=Numeric(7, 2))
+
+
+class AppointmentDay(Base, table=True):
+    """One row per branch and booked day: a booking writes it first, so bookings of the
+    same day wait for each other (PostgreSQL row lock, SQLite's single writer) and each
+    sees the hours the one before it took."""
+
+    __tablename__ = "appointment_day"
+
+    branch: str = Field(sa_type=String(32), primary_key=True)
+    day: date = Field(primary_key=True)
+    bookings: int = 0
 
 
 class DayCapacitySet(BaseModel):

@@ -6,13 +6,14 @@ from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.reception import desk
+from services.reception import appointments, desk
 from services.reception import vin as vins
 from services.reception.models import (
     Appointment,
     AppointmentStatus,
     Customer,
     CustomerCreate,
+    CustomerPhone,
     Intake,
     IntakeCreate,
     IntakeStatus,
@@ -60,6 +61,12 @@ def vehicle_snapshot(vehicle: Vehicle) -> VehicleSnapshot:
 async def register_customer(session: AsyncSession, data: CustomerCreate, by: User) -> Customer:
     customer = Customer.model_validate(data, update={"branch": by.branch})
     session.add(customer)
+    numbers = dict.fromkeys(n for n in [customer.mobile, *customer.other_mobiles] if n)
+    if len(numbers) <= len(customer.other_mobiles) and customer.mobile in customer.other_mobiles:
+        raise InvalidInput("other_mobiles", "the main mobile is listed again")
+    await session.flush()  # the customer row first: the numbers refer to it
+    for number in numbers:
+        session.add(CustomerPhone(customer_id=customer.id, number=number, branch=customer.branch))
     add_event(
         session,
         CustomerRegistered(
@@ -117,6 +124,8 @@ async def register_vehicle(session: AsyncSession, data: VehicleCreate, by: User)
         },
     )
     session.add(vehicle)
+    await session.flush()  # the vehicle row first: its plate suffixes refer to it
+    desk.index_plate(session, vehicle)
     add_event(
         session,
         VehicleRegistered(
@@ -201,7 +210,9 @@ async def _arrive(
     if appointment.status != AppointmentStatus.booked:
         raise Conflict(f"appointment {appointment_id} is {appointment.status}, not booked")
     appointment.status = AppointmentStatus.arrived
+    appointment.updated_at = utcnow()
     session.add(appointment)
+    add_event(session, appointments.closed_event(appointment, by), subject=appointment.id)
 
 
 INTAKE_TRANSITIONS: dict[IntakeStatus, frozenset[IntakeStatus]] = {
