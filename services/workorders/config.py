@@ -19,3 +19,15 @@ class Settings(ServiceSettings):
     promise_check_interval: float = 60.0
     at_risk_margin_minutes: int = 30
     finish_buffer_minutes: int = 30
+    # Status board: how often a replica looks for changes written by another replica (its
+    # own commits wake it at once), the heartbeat that keeps proxies and screens sure the
+    # stream is alive, how long one stream lasts before the screen reconnects (resuming
+    # with Last-Event-ID), and how long board changes are kept for resuming.
+    board_poll_interval: float = 0.25
+    board_heartbeat_seconds: float = 15.0
+    board_stream_max_seconds: float = 600.0
+    board_retention_hours: float = 24.0
+    # Settlement discounts above this share of what is discounted need a manager.
+    discount_limit_percent: float = 10.0
+    # The dealer's name printed at the top of every repair order and invoice.
+    dealer_name: str = "Workshop"

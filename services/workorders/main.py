@@ -4,7 +4,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.workorders import handlers, promise, routes
+from services.workorders import board, handlers, promise, routes
 from services.workorders.config import Settings
 from services.workorders.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.service import ServiceSpec, create_service_app
@@ -16,14 +16,14 @@ SPEC = ServiceSpec(
         "Repair orders from consent to delivery: dispatch, clocking, parts, QC, "
         "settlement, delivery, promise-time control and the live status board."
     ),
-    routers=[routes.router],
+    routers=[routes.router, board.router],
     metadata=Base.metadata,
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,
     idempotency_model=IdempotencyRecord,
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscriber,
-    background=[promise.promise_timer],
+    background=[promise.promise_timer, board.board_feed],
 )
 
 

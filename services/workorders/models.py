@@ -7,7 +7,18 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -64,6 +75,9 @@ class RepairOrder(Base, RepairOrderBase, table=True):
         Index("ux_repair_order_branch_number", "branch", "number", unique=True),
         Index("ix_repair_order_branch_opened", "branch", "opened_at"),
         Index("ix_repair_order_vehicle", "vehicle_id"),
+        # The status board reads the open orders of a branch among a million closed ones.
+        Index("ix_repair_order_branch_status", "branch", "status"),
+        Index("ix_repair_order_invoice_number", "invoice_number"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -91,6 +105,13 @@ class RepairOrder(Base, RepairOrderBase, table=True):
     handover: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     cancelled_reason: str | None = Field(default=None, sa_type=Text)
     customer_told_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    invoice_number: str | None = Field(default=None, sa_type=String(32))
+    # How often the invoice was printed: the first print is the original, later ones copies.
+    invoice_prints: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    # When the ERP's confirmed payments first covered what the customer owes.
+    paid_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     version: int = Field(default=1, sa_column=_ORDER_VERSION)
 
     __mapper_args__ = {"version_id_col": _ORDER_VERSION}
@@ -116,6 +137,9 @@ class RepairOrderPublic(RepairOrderBase):
     projected_finish_at: datetime | None = None
     at_risk_since: datetime | None = None
     customer_told_at: datetime | None = None
+    invoice_number: str | None = None
+    invoice_prints: int = 0
+    paid_at: datetime | None = None
     version: int
 
 
@@ -370,3 +394,69 @@ class RepairOrderDetail(RepairOrderPublic):
     part_lines: list[PartLinePublic] = []
     extra_work: list[ExtraWorkPublic] = []
     invoice: dict[str, Any] | None = None
+    # What the ERP confirmed against the invoice, and whether it covers the customer's due.
+    erp_paid: Decimal = Decimal("0")
+    paid: bool = False
+
+
+class BoardChange(Base, table=True):
+    """One change of a card on the status board, in commit order: screens resume from the
+    last id they saw (SSE Last-Event-ID). Trimmed by age; the newest row always stays."""
+
+    __tablename__ = "board_change"
+    __table_args__ = (
+        Index("ix_board_change_branch_id", "branch", "id"),
+        Index("ix_board_change_changed_at", "changed_at"),
+    )
+
+    # INTEGER PRIMARY KEY on SQLite (the rowid), BIGINT identity on PostgreSQL.
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    branch: str = Field(sa_type=String(32))
+    repair_order_id: uuid.UUID
+    changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class ErpPayment(Base, table=True):
+    """A payment the dealer's ERP confirmed; kept even when no order matches it (the
+    cashier's list of unmatched payments)."""
+
+    __tablename__ = "erp_payment"
+    __table_args__ = (
+        Index("ix_erp_payment_order", "repair_order_id"),
+        Index("ix_erp_payment_branch_invoice", "branch", "invoice_number"),
+    )
+
+    erp_payment_id: str = Field(sa_type=String(64), primary_key=True)
+    branch: str = Field(sa_type=String(32))
+    invoice_number: str = Field(sa_type=String(64))
+    repair_order_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(ForeignKey("repair_order.id"), nullable=True)
+    )
+    amount: str = Field(sa_type=String(24))  # Decimal as text, as the ERP sent it
+    currency: str = Field(sa_type=String(3))
+    method: str = Field(sa_type=String(32))
+    paid_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    recorded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class ErpPaymentPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    erp_payment_id: str
+    invoice_number: str
+    amount: Decimal
+    currency: str
+    method: str
+    paid_at: datetime
+    received_at: datetime
+
+
+class UnmatchedErpPayment(ErpPaymentPublic):
+    branch: str
+    recorded_at: datetime

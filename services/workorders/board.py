@@ -1,0 +1,598 @@
+"""The live status board for workshop screens: cards of every open car, a durable ordered
+change log (`board_change`) and Server-Sent Events that resume from Last-Event-ID.
+
+How a change reaches a screen:
+
+1. Any transaction of this service that changes a repair order, one of its jobs or its
+   at-risk flag gets one `board_change` row per touched order, written by a session hook
+   just before commit (so no use case can forget it). On PostgreSQL the writer first takes
+   a transaction advisory lock, so ids become visible in id order: a reader that has seen
+   id N never later finds a smaller id appear (SQLite has one writer anyway).
+2. One feed per process (`BoardHub`) reads new rows after its cursor, woken at once by a
+   local commit and polling every `board_poll_interval` for other replicas' commits, and
+   hands each branch's changed cards (read once) to every connected screen of that branch.
+3. A screen's stream starts with a snapshot, or with the cards changed after its
+   Last-Event-ID; when that id is older than what is still kept it gets a snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+import weakref
+from collections.abc import AsyncGenerator, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import event, func, insert, text
+from sqlalchemy import select as core_select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import get_history
+from sqlmodel import delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.workorders.config import Settings
+from services.workorders.models import BoardChange, Job, PartLine, PromiseCheck, RepairOrder
+from services.workorders.states import JobStatus, PartStatus, RepairOrderStatus
+from shared.auth import Authenticator, Role, User
+from shared.events import utcnow
+from shared.problems import Forbidden, Unauthorized
+from shared.service import Runtime
+
+log = logging.getLogger(__name__)
+
+# Cars still in the shop: everything but delivered and cancelled.
+OPEN_STATUSES = [
+    s
+    for s in RepairOrderStatus
+    if s not in (RepairOrderStatus.delivered, RepairOrderStatus.cancelled)
+]
+# Any constant works: one lock for every board writer of the database.
+BOARD_LOCK_KEY = 0x57_4F_42_44  # "WOBD"
+_TOUCHED = "board_touched"
+_WRITTEN = "board_written"
+READER_ROLES = frozenset(
+    {
+        Role.advisor,
+        Role.foreman,
+        Role.technician,
+        Role.qc,
+        Role.cashier,
+        Role.manager,
+        Role.screen,
+    }
+)
+
+
+# --- the change log, written by session hooks ------------------------------------------
+
+
+def _touched_key(session: Session, obj: object) -> tuple[str, uuid.UUID] | None:
+    if isinstance(obj, RepairOrder):
+        return obj.branch, obj.id
+    if isinstance(obj, Job):
+        return obj.branch, obj.repair_order_id
+    if isinstance(obj, PromiseCheck):
+        # The timer rewrites every projection each minute; only the flag shows on a card.
+        if obj in session.new and obj.at_risk_since is None:
+            return None
+        if obj not in session.new and not get_history(obj, "at_risk_since").has_changes():
+            return None
+        return obj.branch, obj.repair_order_id
+    return None
+
+
+@event.listens_for(Session, "before_flush")
+def _collect_touched(session: Session, _context: Any, _instances: Any) -> None:
+    for obj in [*session.new, *session.dirty]:
+        key = _touched_key(session, obj)
+        if key is not None:
+            session.info.setdefault(_TOUCHED, set()).add(key)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_board_changes(session: Session) -> None:
+    if not (session.info.get(_TOUCHED) or session.new or session.dirty):
+        return
+    session.flush()  # runs _collect_touched for what is still pending
+    touched: set[tuple[str, uuid.UUID]] | None = session.info.pop(_TOUCHED, None)
+    if not touched:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # Held to the commit: ids are committed in the order they are taken.
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": BOARD_LOCK_KEY})
+    now = utcnow()
+    session.execute(
+        insert(BoardChange.__table__),  # type: ignore[attr-defined]
+        [
+            {"branch": branch, "repair_order_id": order_id, "changed_at": now}
+            for branch, order_id in sorted(touched, key=lambda k: (k[0], str(k[1])))
+        ],
+    )
+    session.info[_WRITTEN] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_feeds(session: Session) -> None:
+    if session.info.pop(_WRITTEN, None):
+        for hub in list(_HUBS):
+            hub.wake()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, _previous: Any) -> None:
+    session.info.pop(_TOUCHED, None)
+    session.info.pop(_WRITTEN, None)
+
+
+# --- cards -----------------------------------------------------------------------------
+
+
+def mask_plate(plate: str | None) -> str:
+    """沪A12345 → 沪A***45: enough for an owner to spot their car, not to identify it."""
+    if not plate:
+        return ""
+    if len(plate) <= 4:
+        return plate[0] + "*" * (len(plate) - 1)
+    return plate[:2] + "*" * (len(plate) - 4) + plate[-2:]
+
+
+def lounge_card(card: dict[str, Any]) -> dict[str, Any]:
+    """What the customer lounge may show: no names, the plate masked, no risk flags."""
+    return {
+        "id": card["id"],
+        "plate": mask_plate(card.get("plate")),
+        "status": card["status"],
+        "promised_at": card["promised_at"],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def load_cards(
+    session: AsyncSession, branch: str, order_ids: Iterable[uuid.UUID] | None = None
+) -> dict[uuid.UUID, dict[str, Any] | None]:
+    """Cards of the branch's open orders (all of them, or those of `order_ids`; an order
+    that left the board maps to None). Four indexed queries, whatever the history size."""
+    ro = RepairOrder.__table__  # type: ignore[attr-defined]
+    query = core_select(
+        ro.c.id, ro.c.number, ro.c.plate, ro.c.advisor, ro.c.status, ro.c.promised_at
+    ).where(ro.c.branch == branch)
+    wanted = None if order_ids is None else list(order_ids)
+    if wanted is None:
+        query = query.where(ro.c.status.in_(OPEN_STATUSES))
+    else:
+        query = query.where(ro.c.id.in_(wanted))
+    found = (await session.exec(cast(Any, query))).all()
+    rows: list[Any] = [r for r in found if r[4] in OPEN_STATUSES]
+    result: dict[uuid.UUID, dict[str, Any] | None] = dict.fromkeys(wanted or [])
+    if not rows:
+        return result
+    ids = [r.id for r in rows]
+    jb = Job.__table__  # type: ignore[attr-defined]
+    jobs: list[Any] = list(
+        await session.exec(
+            select(jb.c.repair_order_id, jb.c.technician_id, jb.c.status)
+            .where(jb.c.repair_order_id.in_(ids))
+            .order_by(jb.c.created_at)
+        )
+    )
+    technicians: dict[uuid.UUID, list[str]] = {}
+    for order_id, technician, status in sorted(
+        jobs, key=lambda j: j.status != JobStatus.in_progress
+    ):
+        names = technicians.setdefault(order_id, [])
+        if technician and status != JobStatus.cancelled and technician not in names:
+            names.append(technician)
+    pl = PartLine.__table__  # type: ignore[attr-defined]
+    etas = dict(
+        (
+            await session.exec(
+                select(pl.c.repair_order_id, func.max(pl.c.eta_at))
+                .where(
+                    pl.c.repair_order_id.in_(ids),
+                    pl.c.status.in_([PartStatus.requested, PartStatus.ordered]),
+                    pl.c.eta_at.is_not(None),
+                )
+                .group_by(pl.c.repair_order_id)
+            )
+        ).all()
+    )
+    pc = PromiseCheck.__table__  # type: ignore[attr-defined]
+    risks: dict[Any, Any] = {
+        r[0]: r
+        for r in (
+            await session.exec(
+                select(pc.c.repair_order_id, pc.c.at_risk_since, pc.c.projected_finish_at).where(
+                    pc.c.repair_order_id.in_(ids)
+                )
+            )
+        ).all()
+    }
+    for r in rows:
+        risk = risks.get(r.id)
+        eta = etas.get(r.id)
+        result[r.id] = {
+            "id": str(r.id),
+            "number": r.number,
+            "plate": r.plate or "",
+            "advisor": r.advisor,
+            "technicians": technicians.get(r.id, []),
+            "status": str(r.status),
+            "promised_at": _iso(r.promised_at),
+            "at_risk": bool(risk is not None and risk.at_risk_since is not None),
+            "projected_finish_at": _iso(risk.projected_finish_at) if risk else None,
+            # The last part it waits for (SQLite's max() gives text; fine for the page).
+            "parts_eta_at": eta if isinstance(eta, str) else _iso(eta),
+        }
+    return result
+
+
+def sort_cards(cards: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(cards, key=lambda c: (c["promised_at"] is None, c["promised_at"] or "", c["id"]))
+
+
+async def snapshot(session: AsyncSession, branch: str) -> tuple[int, list[dict[str, Any]]]:
+    """The board as it is now, and the change id it is at least as new as."""
+    last = await last_change_id(session)
+    cards = await load_cards(session, branch)
+    return last, sort_cards(c for c in cards.values() if c is not None)
+
+
+async def last_change_id(session: AsyncSession) -> int:
+    bc = BoardChange.__table__  # type: ignore[attr-defined]
+    value = (await session.exec(select(func.max(bc.c.id)))).one()
+    return int(value or 0)
+
+
+# --- one feed per process ----------------------------------------------------------------
+
+Batch = list[tuple[int, str, dict[str, Any] | None]]  # (change id, order id, card or None)
+
+
+@dataclass(eq=False)
+class Screen:
+    """One connected stream: the branch it shows and the batches waiting for it."""
+
+    branch: str
+    queue: asyncio.Queue[Batch] = field(default_factory=lambda: asyncio.Queue(maxsize=512))
+    overflowed: bool = False
+
+
+class BoardHub:
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.settings = cast(Settings, runtime.settings)
+        self.cursor: int | None = None
+        self.screens: dict[str, set[Screen]] = {}
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def join(self, branch: str) -> Screen:
+        screen = Screen(branch)
+        self.screens.setdefault(branch, set()).add(screen)
+        return screen
+
+    def leave(self, screen: Screen) -> None:
+        self.screens.get(screen.branch, set()).discard(screen)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        _HUBS.add(self)
+        last_trim = 0.0
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.board_poll_interval)
+                self._wake.clear()
+                try:
+                    await self.pump()
+                    if self._loop.time() - last_trim > 600:
+                        last_trim = self._loop.time()
+                        await self.trim()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("status board feed failed; retrying")
+                    await asyncio.sleep(1)
+        finally:
+            _HUBS.discard(self)
+
+    async def pump(self) -> None:
+        """Hand every change after the cursor to the screens of its branch."""
+        bc = BoardChange.__table__  # type: ignore[attr-defined]
+        while True:
+            async with self.runtime.db.reader() as session:
+                if self.cursor is None:
+                    self.cursor = await last_change_id(session)
+                    return
+                rows: list[Any] = list(
+                    await session.exec(
+                        select(bc.c.id, bc.c.branch, bc.c.repair_order_id)
+                        .where(bc.c.id > self.cursor)
+                        .order_by(bc.c.id)
+                        .limit(500)
+                    )
+                )
+                if not rows:
+                    return
+                self.cursor = int(rows[-1].id)
+                by_branch: dict[str, dict[uuid.UUID, int]] = {}
+                for change_id, branch, order_id in rows:
+                    by_branch.setdefault(branch, {})[order_id] = int(change_id)
+                for branch, changed in by_branch.items():
+                    screens = self.screens.get(branch)
+                    if not screens:
+                        continue
+                    cards = await load_cards(session, branch, changed)
+                    batch: Batch = sorted(
+                        (change_id, str(order_id), cards.get(order_id))
+                        for order_id, change_id in changed.items()
+                    )
+                    for screen in list(screens):
+                        try:
+                            screen.queue.put_nowait(batch)
+                        except asyncio.QueueFull:
+                            # A screen that cannot keep up reconnects and resumes.
+                            screen.overflowed = True
+                            self.leave(screen)
+            if len(rows) < 500:
+                return
+
+    async def trim(self) -> None:
+        """Drop changes older than the retention, never the newest (it keeps ids rising)."""
+        cutoff = utcnow() - timedelta(hours=self.settings.board_retention_hours)
+        async with self.runtime.db.transaction() as session:
+            newest = await last_change_id(session)
+            await session.exec(
+                delete(BoardChange).where(
+                    BoardChange.changed_at < cutoff,  # type: ignore[arg-type]
+                    BoardChange.id < newest,  # type: ignore[arg-type,operator]
+                )
+            )
+
+
+_HUBS: weakref.WeakSet[BoardHub] = weakref.WeakSet()
+_BY_RUNTIME: weakref.WeakKeyDictionary[Runtime, BoardHub] = weakref.WeakKeyDictionary()
+
+
+def hub_for(runtime: Runtime) -> BoardHub:
+    hub = _BY_RUNTIME.get(runtime)
+    if hub is None:
+        hub = _BY_RUNTIME[runtime] = BoardHub(runtime)
+    return hub
+
+
+async def board_feed(runtime: Runtime) -> None:
+    """Background job: the process's feed of board changes."""
+    await hub_for(runtime).run()
+
+
+# --- the stream --------------------------------------------------------------------------
+
+
+def _sse(event_name: str, data: Any, event_id: int | None = None) -> bytes:
+    lines = []
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines.append(f"event: {event_name}")
+    lines.append("data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+Event = tuple[str, dict[str, Any], int]  # (SSE event name, data, change id)
+
+
+async def _catch_up(
+    session: AsyncSession, branch: str, after: int | None
+) -> tuple[int, list[Event]]:
+    """What a (re)connecting screen needs first, and the change id it covers."""
+    bc = BoardChange.__table__  # type: ignore[attr-defined]
+    oldest, newest = (await session.exec(select(func.min(bc.c.id), func.max(bc.c.id)))).one()
+    newest = int(newest or 0)
+    # Resume only when nothing after `after` was trimmed; else start over with a snapshot.
+    if after is None or after > newest or (oldest is not None and after < int(oldest) - 1):
+        last, cards = await snapshot(session, branch)
+        return last, [("snapshot", {"cards": cards}, last)]
+    changed = {
+        order_id: int(change_id)
+        for order_id, change_id in (
+            await session.exec(
+                select(bc.c.repair_order_id, func.max(bc.c.id))
+                .where(bc.c.branch == branch, bc.c.id > after)
+                .group_by(bc.c.repair_order_id)
+            )
+        ).all()
+    }
+    if not changed:
+        return after, []
+    changed_cards = await load_cards(session, branch, changed)
+    events: list[Event] = [
+        ("card", {"id": str(order_id), "card": changed_cards.get(order_id)}, change_id)
+        for order_id, change_id in sorted(changed.items(), key=lambda kv: kv[1])
+    ]
+    return max(changed.values()), events
+
+
+def _shape(event: Event, lounge: bool) -> bytes:
+    name, data, change_id = event
+    if lounge and name == "snapshot":
+        data = {"cards": [lounge_card(c) for c in data["cards"]]}
+    elif lounge and data.get("card") is not None:
+        data = {"id": data["id"], "card": lounge_card(data["card"])}
+    return _sse(name, data, change_id)
+
+
+async def event_stream(
+    runtime: Runtime, branch: str, after: int | None, lounge: bool
+) -> AsyncGenerator[bytes, None]:
+    settings = cast(Settings, runtime.settings)
+    hub = hub_for(runtime)
+    screen = hub.join(branch)  # before the catch-up read: nothing falls in between
+    try:
+        yield b"retry: 2000\n\n"
+        async with runtime.db.reader() as session:
+            seen, first = await _catch_up(session, branch, after)
+        if first:
+            yield b"".join(_shape(e, lounge) for e in first)
+        loop = asyncio.get_running_loop()
+        ends_at = loop.time() + settings.board_stream_max_seconds
+        while loop.time() < ends_at and not screen.overflowed:
+            try:
+                batch = await asyncio.wait_for(
+                    screen.queue.get(),
+                    max(0.0, min(settings.board_heartbeat_seconds, ends_at - loop.time())),
+                )
+            except TimeoutError:
+                yield _sse("ping", {"at": utcnow().isoformat()})
+                continue
+            fresh = [
+                _shape(("card", {"id": order_id, "card": card}, change_id), lounge)
+                for change_id, order_id, card in batch
+                if change_id > seen
+            ]
+            if fresh:
+                seen = max(change_id for change_id, _, _ in batch)
+                yield b"".join(fresh)
+    finally:
+        hub.leave(screen)
+
+
+# --- who may look ------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def board_viewer(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    access_token: Annotated[
+        str | None,
+        Query(
+            max_length=4096,
+            description="a screen-role token, for browsers that cannot set headers (EventSource)",
+        ),
+    ] = None,
+) -> User:
+    """A bearer header from any reader, or a token in the URL from a screen only: a URL
+    ends up in browser history and proxy logs, so it may carry nothing that writes."""
+    authenticator: Authenticator = request.app.state.authenticator
+    if credentials is not None:
+        user = await authenticator.authenticate(credentials.credentials)
+        if not user.roles & READER_ROLES:
+            raise Forbidden("needs a reading role")
+    elif access_token:
+        user = await authenticator.authenticate(access_token)
+        if user.roles != {Role.screen}:
+            raise Forbidden("a token in the URL is accepted only for the screen role")
+    else:
+        raise Unauthorized("missing bearer token (or access_token for a screen)")
+    request.state.user = user
+    return user
+
+
+Viewer = Annotated[User, Depends(board_viewer)]
+Lang = Annotated[str, Query(pattern="^(zh-CN|en)$", description="zh-CN or en")]
+
+
+# --- routes ------------------------------------------------------------------------------
+
+router = APIRouter(tags=["status board"])
+
+
+def _runtime(request: Request) -> Runtime:
+    return cast(Runtime, request.app.state.runtime)
+
+
+def _resume_from(last_event_id: str | None, after: int | None) -> int | None:
+    if last_event_id and last_event_id.strip().isdigit():
+        return int(last_event_id.strip())
+    return after
+
+
+@router.get("/board/cards", summary="The board's cards now (JSON), with the change id")
+async def board_cards(request: Request, user: Viewer) -> dict[str, Any]:
+    async with _runtime(request).db.reader() as session:
+        last, cards = await snapshot(session, user.branch)
+    return {"last_id": last, "cards": cards}
+
+
+def _events(lounge: bool) -> Any:
+    async def stream(
+        request: Request,
+        user: Viewer,
+        after: Annotated[int | None, Query(ge=0, description="resume after this change id")] = None,
+        last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+    ) -> StreamingResponse:
+        return StreamingResponse(
+            event_stream(
+                _runtime(request), user.branch, _resume_from(last_event_id, after), lounge
+            ),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return stream
+
+
+router.add_api_route(
+    "/board/events",
+    _events(lounge=False),
+    methods=["GET"],
+    summary="Server-Sent Events of the board (resumes from Last-Event-ID)",
+    response_class=StreamingResponse,
+)
+router.add_api_route(
+    "/board/lounge/events",
+    _events(lounge=True),
+    methods=["GET"],
+    summary="Server-Sent Events of the customer-lounge board (no names, masked plates)",
+    response_class=StreamingResponse,
+)
+
+
+async def _page(request: Request, user: User, lang: str, lounge: bool) -> HTMLResponse:
+    from services.workorders.board_page import render_page
+
+    settings = cast(Settings, _runtime(request).settings)
+    async with _runtime(request).db.reader() as session:
+        last, cards = await snapshot(session, user.branch)
+    if lounge:
+        cards = [lounge_card(c) for c in cards]
+    html = render_page(
+        cards=cards,
+        last_id=last,
+        lang=lang,
+        lounge=lounge,
+        branch=user.branch,
+        time_zone=settings.time_zone,
+        events_path="/board/lounge/events" if lounge else "/board/events",
+    )
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/board", response_class=HTMLResponse, summary="The workshop's status board (TV page)")
+async def board_page(request: Request, user: Viewer, lang: Lang = "zh-CN") -> HTMLResponse:
+    return await _page(request, user, lang, lounge=False)
+
+
+@router.get(
+    "/board/lounge",
+    response_class=HTMLResponse,
+    summary="The customer-lounge board: masked plates, no names",
+)
+async def lounge_page(request: Request, user: Viewer, lang: Lang = "zh-CN") -> HTMLResponse:
+    return await _page(request, user, lang, lounge=True)
