@@ -1,8 +1,8 @@
 """The walk-around on an intake: ETag edits, the valuables reminder and signature before
 completion, and the intake's state table."""
 
-import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,7 +12,8 @@ from services.reception.models import IntakeStatus
 from services.reception.service import INTAKE_TRANSITIONS
 from tests.flow import open_intake, register
 from tests.harness import NatsServer, auth
-from tests.test_bad_input import _client, assert_problem
+from tests.test_bad_input import assert_problem
+from tests.test_reception_files import ReceptionWithRecords, png, upload
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.store]
 
@@ -20,9 +21,12 @@ ADVISOR = auth("advisor")
 
 
 @pytest_asyncio.fixture
-async def reception(database_url: str, nats_server: NatsServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with _client("reception", database_url, nats_server) as client:
-        yield client
+async def apps(
+    database_url: str, nats_server: NatsServer, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """Reception with records beside it: photos and signatures are records' files."""
+    async with ReceptionWithRecords(database_url, nats_server, tmp_path / "records") as pair:
+        yield pair
 
 
 async def test_only_an_open_intake_moves():
@@ -32,12 +36,14 @@ async def test_only_an_open_intake_moves():
 
 
 async def test_the_walk_around_is_recorded_and_completes_only_when_acknowledged_and_signed(
-    reception: httpx.AsyncClient,
+    apps: tuple[httpx.AsyncClient, httpx.AsyncClient],
 ):
+    reception, records = apps
     _, vehicle = await register(reception, "")
     intake = await open_intake(reception, "", vehicle["id"])
     url = f"/intakes/{intake['id']}"
     etag = (await reception.get(url, headers=ADVISOR)).headers["ETag"]
+    photo = await upload(records, png("scratch"))
     walk = {
         "fuel_level_pct": 40,
         "checklist": [
@@ -45,7 +51,7 @@ async def test_the_walk_around_is_recorded_and_completes_only_when_acknowledged_
             {"item": "wipers", "state": "urgent", "note": "雨刮老化"},
         ],
         "damage_marks": [
-            {"position": "rear_bumper_left", "kind": "scratch", "photo_file_id": str(uuid.uuid4())}
+            {"position": "rear_bumper_left", "kind": "scratch", "photo_file_id": photo}
         ],
     }
     r = await reception.patch(url, headers={**ADVISOR, "If-Match": etag}, json=walk)
@@ -70,7 +76,10 @@ async def test_the_walk_around_is_recorded_and_completes_only_when_acknowledged_
     r = await reception.patch(
         url,
         headers={**ADVISOR, "If-Match": tag},
-        json={"valuables_acknowledged": True, "signature_file_id": str(uuid.uuid4())},
+        json={
+            "valuables_acknowledged": True,
+            "signature_file_id": await upload(records, png("sig")),
+        },
     )
     assert r.status_code == 200 and r.json()["fuel_level_pct"] == 40
     done = await reception.post(

@@ -26,3 +26,7 @@ class Settings(ServiceSettings):
     time_zone: str = "Asia/Shanghai"
     default_bays: int = 6
     default_technician_hours: Decimal = Decimal("48")
+    # Records keeps intake photos and signatures; reception asks it, with the advisor's
+    # own token, to keep each file an intake refers to.
+    records_url: str = "http://127.0.0.1:8004"
+    records_timeout_seconds: float = 5.0

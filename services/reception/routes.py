@@ -3,9 +3,9 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from services.reception import service
+from services.reception import service, stored_files
 from services.reception.models import (
     CustomerCreate,
     CustomerPublic,
@@ -20,7 +20,7 @@ from shared.auth import Role, User, require
 from shared.concurrency import IfMatch, set_etag
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page
-from shared.service import ReadSessionDep, SessionDep
+from shared.service import ReadSessionDep, SessionDep, runtime
 
 router = APIRouter()
 
@@ -128,19 +128,27 @@ async def get_intake(
     response_model=IntakePublic,
     tags=["intakes"],
     summary="Record the walk-around: fuel or charge, checklist, damage marks, valuables, "
-    "signature (If-Match)",
+    "signature (If-Match); photo and signature ids are files stored in records",
 )
 async def record_walkaround(
     intake_id: uuid.UUID,
     body: IntakeWalkaround,
-    session: SessionDep,
+    request: Request,
     user: Advisor,
     response: Response,
     if_match: IfMatch = None,
 ):
-    intake = await service.record_walkaround(session, intake_id, body, user, if_match)
-    set_etag(response, intake.version)
-    return intake
+    # Records is asked to keep the files before the write transaction opens (no database
+    # lock is held while it answers); then the intake is written and committed here.
+    db = runtime(request).db
+    async with db.reader() as session:
+        await service.get_intake(session, intake_id, user)
+    await stored_files.keep(request, stored_files.intake_files(intake_id, body))
+    async with db.transaction() as session:
+        intake = await service.record_walkaround(session, intake_id, body, user, if_match)
+        public = IntakePublic.model_validate(intake, from_attributes=True)
+    set_etag(response, public.version)
+    return public
 
 
 @router.post(
