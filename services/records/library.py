@@ -1,15 +1,16 @@
 """The technical library: documents with versions, applicability, op codes and search.
 
 Full text: PostgreSQL keeps a weighted tsvector on the row ('simple' configuration, GIN
-index); SQLite keeps the FTS5 table `library_search`, a derived index the service creates
-at start-up and rebuilds when it is missing (it is not in the migrations because
-autogenerate would see FTS5's shadow tables as unknown tables).
+index); SQLite keeps the FTS5 table `library_search_words`, a derived index the service
+creates at start-up and rebuilds when it is missing (it is not in the migrations because
+autogenerate would see FTS5's shadow tables as unknown tables). Both index the words of
+`library_text.words` (Chinese split by jieba), and a query is split the same way.
 """
 
-import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from sqlalchemy import (
     Float,
     String,
@@ -26,7 +27,8 @@ from sqlalchemy import (
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.records.files import get_file
+from services.records import library_text
+from services.records.files import get_file, storage_for
 from services.records.models import (
     FileReference,
     LendingItem,
@@ -39,6 +41,7 @@ from services.records.models import (
     LibraryOpCode,
     LibraryVersion,
     Loan,
+    StoredFile,
 )
 from shared.auth import Role, User
 from shared.concurrency import check_if_match, etag
@@ -51,13 +54,15 @@ if TYPE_CHECKING:
 
 REFERENCE_OWNER = "records.library_version"
 
+# The words go in already split (library_text.index_text), separated by spaces.
 FTS_DDL = (
-    "CREATE VIRTUAL TABLE IF NOT EXISTS library_search USING fts5("
+    "CREATE VIRTUAL TABLE IF NOT EXISTS library_search_words USING fts5("
     "document_id UNINDEXED, title, tags, body, tokenize='unicode61 remove_diacritics 2')"
 )
 
 
 async def ensure_search_index_on_start(runtime: "Runtime") -> None:
+    await anyio.to_thread.run_sync(library_text.warm_up)
     await ensure_search_index(runtime.db)
 
 
@@ -68,11 +73,15 @@ async def ensure_search_index(db: Database) -> None:
     async with db.transaction() as session:
         present = (
             await (await session.connection()).execute(
-                text("SELECT 1 FROM sqlite_master WHERE type='table' AND name='library_search'")
+                text(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='library_search_words'"
+                )
             )
         ).first()
         if present is not None:
             return
+        # The earlier index held Chinese unsplit; it is rebuilt under the new name.
+        await (await session.connection()).execute(text("DROP TABLE IF EXISTS library_search"))
         await (await session.connection()).execute(text(FTS_DDL))
         for document in (await session.exec(select(LibraryDocument))).all():
             await _index(session, document, is_sqlite=True)
@@ -83,17 +92,20 @@ def _is_sqlite(session: AsyncSession) -> bool:
 
 
 async def _index(session: AsyncSession, document: LibraryDocument, *, is_sqlite: bool) -> None:
-    tags = " ".join(document.tags)
+    title = library_text.index_text(document.title)
+    tags = library_text.index_text(" ".join(document.tags))
+    body = library_text.index_text(document.text)
     if is_sqlite:
         await (await session.connection()).execute(
-            text("DELETE FROM library_search WHERE document_id = :id"), {"id": document.id.hex}
+            text("DELETE FROM library_search_words WHERE document_id = :id"),
+            {"id": document.id.hex},
         )
         await (await session.connection()).execute(
             text(
-                "INSERT INTO library_search (document_id, title, tags, body) "
+                "INSERT INTO library_search_words (document_id, title, tags, body) "
                 "VALUES (:id, :title, :tags, :body)"
             ),
-            {"id": document.id.hex, "title": document.title, "tags": tags, "body": document.text},
+            {"id": document.id.hex, "title": title, "tags": tags, "body": body},
         )
         return
     await (await session.connection()).execute(
@@ -103,7 +115,7 @@ async def _index(session: AsyncSession, document: LibraryDocument, *, is_sqlite:
             "setweight(to_tsvector('simple', :tags), 'B') || "
             "setweight(to_tsvector('simple', :body), 'C') WHERE id = :id"
         ),
-        {"id": document.id, "title": document.title, "tags": tags, "body": document.text},
+        {"id": document.id, "title": title, "tags": tags, "body": body},
     )
 
 
@@ -229,9 +241,13 @@ async def _attach_version(
 
 
 async def create(
-    session: AsyncSession, body: LibraryDocumentCreate, by: User
+    session: AsyncSession, body: LibraryDocumentCreate, by: User, extracted: str | None = None
 ) -> LibraryDocumentPublic:
+    """`extracted`: the text of the version's file when it is a PDF (`file_text`); it is
+    the text to search unless the clerk typed one."""
     fields = body.model_dump(exclude={"file_id", "note", "shared"})
+    if not fields.get("text") and extracted:
+        fields["text"] = extracted
     _normalize(fields)
     now = utcnow()
     document = LibraryDocument(
@@ -317,13 +333,36 @@ async def add_version(
     note: str,
     by: User,
     if_match: str | None,
+    extracted: str | None = None,
 ) -> LibraryDocumentPublic:
+    """A PDF version with text in it replaces the text to search with its own (the
+    clerk may edit it afterwards); any other version keeps the text as it was."""
     document = await _editable(session, document_id, by, if_match)
     document.current_version += 1
     document.updated_at = utcnow()
     await _attach_version(session, document, document.current_version, file_id, note, by)
+    if extracted:
+        document.text = extracted
     await session.flush()
+    if extracted:
+        await _index(session, document, is_sqlite=_is_sqlite(session))
     return public(document)
+
+
+async def file_text(db: Database, settings: Any, file_id: uuid.UUID, by: User) -> str | None:
+    """The text of the user's branch's file `file_id` when it is a PDF, else None.
+
+    Runs before the write transaction that uses it: reading a large PDF takes a while,
+    and SQLite has one writer at a time. A file that is not there is left for the
+    transaction to refuse (422 on `file_id`)."""
+    async with db.reader() as session:
+        stored = await session.get(StoredFile, file_id)
+        if stored is None or stored.branch != by.branch:
+            return None
+        media_type, sha256, size = stored.media_type, stored.sha256, stored.size
+    if media_type != "application/pdf":
+        return None
+    return await library_text.pdf_text(storage_for(settings), sha256, size)
 
 
 async def versions(session: AsyncSession, document_id: uuid.UUID, by: User) -> list[LibraryVersion]:
@@ -378,9 +417,6 @@ async def downloads(
     return list((await session.exec(query)).all())
 
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
 async def search(
     session: AsyncSession,
     by: User,
@@ -401,19 +437,19 @@ async def search(
     query = select(LibraryDocument).where(visible_to(by))
     rank: Any = None
     if q:
-        words = _WORD.findall(q.lower())[:20]
+        words = library_text.query_words(q)
         if not words:
             raise InvalidInput("q", "no words to search for")
         if _is_sqlite(session):
             match = " ".join(f'"{w}"' for w in words)
             hits = (
                 select(
-                    literal_column("library_search.document_id").label("doc"),
+                    literal_column("library_search_words.document_id").label("doc"),
                     # Title counts most, then tags, then the text; lower is better.
-                    literal_column("bm25(library_search, 0, 10.0, 5.0, 1.0)").label("score"),
+                    literal_column("bm25(library_search_words, 0, 10.0, 5.0, 1.0)").label("score"),
                 )
-                .select_from(text("library_search"))
-                .where(text("library_search MATCH :match").bindparams(match=match))
+                .select_from(text("library_search_words"))
+                .where(text("library_search_words MATCH :match").bindparams(match=match))
                 .subquery("hits")
             )
             # SQLite keeps UUIDs as 32 hex digits, as the FTS table does.
@@ -423,7 +459,10 @@ async def search(
             tsquery = func.plainto_tsquery(literal_column("'simple'::regconfig"), " ".join(words))
             vector = col(LibraryDocument.search_vector)
             query = query.where(vector.op("@@")(tsquery))
-            rank = func.ts_rank(vector, tsquery).cast(Float)
+            # Weights for D, C (text), B (tags), A (title): a title hit outranks any
+            # number of mentions in the text.
+            weights: Any = literal_column("'{0.0, 0.02, 0.2, 1.0}'::float4[]")
+            rank = func.ts_rank(weights, vector, tsquery).cast(Float)
     if category:
         query = query.where(col(LibraryDocument.category) == category)
     vehicle_rules: list[Any] = []

@@ -23,7 +23,7 @@ from shared.concurrency import IfMatch, set_etag
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Limit
 from shared.problems import InvalidInput, NotFound
-from shared.service import ReadSessionDep, SessionDep
+from shared.service import ReadSessionDep, SessionDep, runtime
 
 router = APIRouter(prefix="/library", tags=["library"])
 
@@ -63,14 +63,20 @@ def _hits(rows) -> list[LibraryHit]:
 )
 async def create_document(
     body: LibraryDocumentCreate,
-    session: SessionDep,
+    request: Request,
     user: Clerk,
     idempotency: IdempotencyDep,
     response: Response,
 ):
-    result = await idempotency(session).run(
-        lambda: library.create(session, body, user), LibraryDocumentPublic
+    # A PDF's text is read before the write transaction opens (it can take a while).
+    rt = runtime(request)
+    extracted = (
+        None if body.text else await library.file_text(rt.db, rt.settings, body.file_id, user)
     )
+    async with rt.db.transaction() as session:
+        result = await idempotency(session).run(
+            lambda: library.create(session, body, user, extracted), LibraryDocumentPublic
+        )
     if isinstance(result, LibraryDocumentPublic):
         response.headers["ETag"] = result.etag
     return result
@@ -112,16 +118,21 @@ async def update_document(
 async def add_version(
     document_id: uuid.UUID,
     body: VersionCreate,
-    session: SessionDep,
+    request: Request,
     user: Clerk,
     idempotency: IdempotencyDep,
     response: Response,
     if_match: IfMatch = None,
 ):
-    result = await idempotency(session).run(
-        lambda: library.add_version(session, document_id, body.file_id, body.note, user, if_match),
-        LibraryDocumentPublic,
-    )
+    rt = runtime(request)
+    extracted = await library.file_text(rt.db, rt.settings, body.file_id, user)
+    async with rt.db.transaction() as session:
+        result = await idempotency(session).run(
+            lambda: library.add_version(
+                session, document_id, body.file_id, body.note, user, if_match, extracted
+            ),
+            LibraryDocumentPublic,
+        )
     if isinstance(result, LibraryDocumentPublic):
         response.headers["ETag"] = result.etag
     return result

@@ -1,0 +1,142 @@
+"""What the library's search index reads: the text of uploaded PDFs, and that text (and
+every query) split into words, Chinese by jieba, so the index and a query agree."""
+
+import functools
+import logging
+import re
+import tempfile
+import threading
+from typing import Any
+
+import anyio
+
+from services.records.storage import FileStorage
+
+log = logging.getLogger(__name__)
+
+# The most text kept from one PDF (as much as the clerk may type) and pages read for it.
+MAX_TEXT = 200_000
+MAX_PAGES = 2_000
+# A PDF is gathered in memory up to this size, beyond it in a temporary file.
+SPOOL_BYTES = 4 * 1024 * 1024
+
+# CJK ideographs (basic block, extension A, compatibility): the runs jieba splits.
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_WORD = re.compile(r"\w+")
+
+# Workshop words jieba's general dictionary lacks, so they are kept whole as well as in
+# their parts ("制动系统" → 制动, 系统, 制动系统).
+WORKSHOP_WORDS = [
+    "制动系统",
+    "制动片",
+    "制动盘",
+    "制动液",
+    "刹车片",
+    "刹车盘",
+    "正时皮带",
+    "正时链条",
+    "变速箱",
+    "变速器",
+    "发动机舱",
+    "空调滤芯",
+    "空气滤芯",
+    "机油滤清器",
+    "火花塞",
+    "冷却液",
+    "防冻液",
+    "蓄电池",
+    "雨刮器",
+    "四轮定位",
+    "动平衡",
+    "保养手册",
+    "维修手册",
+    "电路图",
+    "技术通报",
+    "故障码",
+    "安全气囊",
+    "转向机",
+    "减震器",
+    "三元催化器",
+    "涡轮增压器",
+    "喷油嘴",
+    "节气门",
+    "氧传感器",
+    "车身控制模块",
+    "胎压监测",
+]
+
+_lock = threading.Lock()
+
+
+@functools.cache
+def _tokenizer() -> Any:
+    import jieba
+
+    with _lock:
+        jieba.setLogLevel(logging.WARNING)
+        tokenizer = jieba.Tokenizer()
+        tokenizer.initialize()
+        for word in WORKSHOP_WORDS:
+            tokenizer.add_word(word, freq=20_000)
+        return tokenizer
+
+
+def warm_up() -> None:
+    """Load jieba's dictionary (about half a second) before the first request needs it."""
+    _tokenizer()
+
+
+def words(text: str) -> list[str]:
+    """The words of `text`, lower-cased: each Chinese run as jieba's search-engine mode
+    splits it (the long words and the short words inside them), anything else by runs of
+    letters and digits. Used for the index and for queries alike."""
+    found: list[str] = []
+    position = 0
+    for run in _HAN.finditer(text):
+        found += _WORD.findall(text[position : run.start()].lower())
+        found += [w for w in _tokenizer().cut_for_search(run.group()) if w.strip()]
+        position = run.end()
+    found += _WORD.findall(text[position:].lower())
+    return found
+
+
+def index_text(text: str) -> str:
+    """`text` as the full-text index stores it: its words separated by spaces."""
+    return " ".join(words(text))
+
+
+def query_words(query: str, limit: int = 32) -> list[str]:
+    return list(dict.fromkeys(words(query)))[:limit]
+
+
+async def pdf_text(storage: FileStorage, sha256: str, size: int) -> str:
+    """The text of a stored PDF (what a reader would copy out), at most MAX_TEXT
+    characters; a PDF pypdf cannot read gives "" (it is kept, just not searchable by
+    its content). The bytes are spooled, never read whole into memory when large."""
+    spool: Any = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
+    try:
+        async for chunk in storage.read(sha256, 0, size - 1):
+            await anyio.to_thread.run_sync(spool.write, chunk)
+        return await anyio.to_thread.run_sync(_extract, spool)
+    finally:
+        spool.close()
+
+
+def _extract(spool: Any) -> str:
+    from pypdf import PdfReader
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    parts: list[str] = []
+    length = 0
+    try:
+        spool.seek(0)
+        reader = PdfReader(spool)
+        for number, page in enumerate(reader.pages):
+            if number >= MAX_PAGES or length >= MAX_TEXT:
+                break
+            part = page.extract_text() or ""
+            parts.append(part)
+            length += len(part) + 1
+    except Exception as exc:  # pypdf raises many kinds on a damaged file
+        log.warning("no text from a PDF: %s", exc)
+    return re.sub(r"[ \t]+", " ", "\n".join(parts)).strip()[:MAX_TEXT]

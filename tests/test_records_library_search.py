@@ -1,0 +1,113 @@
+"""The library's search in Chinese and English: words split by jieba for the index and the
+query alike, title hits ranked first, and the text of uploaded PDFs searchable, on a real
+database (SQLite FTS5 and, in the PostgreSQL leg, PostgreSQL full text)."""
+
+import pytest
+import pytest_asyncio
+
+from services.records import library_text
+from shared import pdf
+from tests.harness import NatsServer, auth
+from tests.test_records_files import PDF, RecordsClient, upload
+from tests.test_records_library import add
+
+pytestmark = [pytest.mark.store]
+
+CLERK = auth("records_clerk")
+TECH = auth("technician")
+
+
+@pytest_asyncio.fixture
+async def records(database_url: str, nats_server: NatsServer, tmp_path):
+    async with RecordsClient(
+        database_url, nats_server, tmp_path / "files", max_upload_bytes=4 * 1024 * 1024
+    ) as client:
+        yield client
+
+
+def printed(title: str, *paragraphs: str) -> bytes:
+    """A real PDF with Chinese and English text, as the workshop's documents are printed."""
+    return pdf.render([pdf.text(p) for p in paragraphs], title=title, lang="zh-CN")
+
+
+async def found(client, q: str) -> list[str]:
+    r = await client.get("/library/search", params={"q": q}, headers=TECH)
+    assert r.status_code == 200, r.text
+    ranks = [h["rank"] for h in r.json()]
+    assert ranks == sorted(ranks, reverse=True)
+    return [h["document"]["id"] for h in r.json()]
+
+
+def test_index_and_query_split_chinese_the_same_way():
+    indexed = library_text.words("前制动片更换：制动系统检修 Brake-Pads ABS")
+    assert {"制动", "制动片", "系统", "制动系统", "更换", "brake", "pads", "abs"} <= set(indexed)
+    # A query is split by the same function, so each of its words is in the index.
+    for query in ("制动", "制动系统", "制动片更换", "brake pads"):
+        assert set(library_text.query_words(query)) <= set(indexed), query
+    assert "制动系统" not in library_text.words("制动液和空调系统")  # not one word here
+
+
+@pytest.mark.asyncio
+async def test_chinese_query_finds_words_inside_titles_and_ranks_title_hits_first(records):
+    in_title = await add(records, "c1", title="制动系统检修手册", language="zh-CN")
+    in_tags = await add(records, "c2", title="底盘概述", tags=["制动"], language="zh-CN")
+    in_text = await add(
+        records,
+        "c3",
+        title="保养周期表",
+        text="每两年更换制动液。制动液吸水后沸点下降，制动效果变差。",
+        language="zh-CN",
+    )
+    other = await add(records, "c4", title="空调系统维修", text="冷媒加注", language="zh-CN")
+    assert await found(records, "制动") == [in_title["id"], in_tags["id"], in_text["id"]]
+    # Both words must match: 空调系统 has 系统 but not 制动.
+    assert await found(records, "制动系统") == [in_title["id"]]
+    assert sorted(await found(records, "系统")) == sorted([in_title["id"], other["id"]])
+    assert await found(records, "制动液") == [in_text["id"]]
+    assert await found(records, "变速箱") == []
+
+
+@pytest.mark.asyncio
+async def test_english_and_mixed_queries_rank_title_first(records):
+    in_text = await add(
+        records, "e1", title="Chassis overview", text="brake brake brake pads wear and the ABS"
+    )
+    in_title = await add(records, "e2", title="ABS brake module 制动控制", category="bulletin")
+    assert await found(records, "brake") == [in_title["id"], in_text["id"]]
+    assert await found(records, "ABS 制动") == [in_title["id"]]
+    assert await found(records, "Brake ABS") == [in_title["id"], in_text["id"]]
+
+
+@pytest.mark.asyncio
+async def test_text_of_an_uploaded_pdf_is_searchable_and_follows_the_current_version(records):
+    manual = printed(
+        "制动系统检修 Brake system service",
+        "拆下前制动卡钳，检查制动盘厚度。",
+        "Torque the caliper bolts to 35 Nm.",
+    )
+    assert "制动卡钳" in pdf.pdf_text(manual)
+    doc = await add(records, "p1", content=manual, title="Front axle", language="zh-CN")
+    assert await found(records, "caliper") == [doc["id"]]
+    assert await found(records, "制动盘") == [doc["id"]]
+    assert await found(records, "coolant") == []
+
+    # A new PDF version replaces the searched text with its own.
+    bulletin = printed("冷却系统通报", "Replace the coolant pump seal.")
+    file_id = (await upload(records, bulletin, name="v2.pdf", role="records_clerk")).json()["id"]
+    r = await records.post(
+        f"/library/documents/{doc['id']}/versions",
+        headers={**CLERK, "If-Match": doc["etag"]},
+        json={"file_id": file_id, "note": "2027"},
+    )
+    assert r.status_code == 201, r.text
+    assert await found(records, "coolant") == [doc["id"]]
+    assert await found(records, "caliper") == []
+
+    # Text the clerk types wins over the file's.
+    typed = await add(records, "p2", content=manual, title="Typed", text="wheel alignment")
+    assert await found(records, "alignment") == [typed["id"]]
+    assert await found(records, "caliper") == []
+
+    # A PDF nothing can be read from is still kept, found by its title.
+    broken = await add(records, "p3", content=PDF, title="Scanned wiring diagram")
+    assert await found(records, "wiring") == [broken["id"]]
