@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import uuid
@@ -26,10 +27,11 @@ import weakref
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import event, func, insert, text
 from sqlalchemy import select as core_select
@@ -521,6 +523,31 @@ def _resume_from(last_event_id: str | None, after: int | None) -> int | None:
     if last_event_id and last_event_id.strip().isdigit():
         return int(last_event_id.strip())
     return after
+
+
+@cache
+def board_font() -> bytes:
+    """The CJK face the printed documents use, as a plain TrueType file for the page: a TV
+    browser without Chinese fonts still shows 车牌 and 维修中."""
+    from fontTools.ttLib import TTCollection
+
+    from shared.pdf import font_path
+
+    buffer = io.BytesIO()
+    TTCollection(str(font_path())).fonts[0].save(buffer)
+    return buffer.getvalue()
+
+
+@router.get(
+    "/board/font.ttf",
+    summary="The board's font (Chinese and Latin), cached by the screen",
+    response_class=Response,
+)
+async def board_font_file(user: Viewer) -> Response:
+    data = await asyncio.to_thread(board_font)
+    return Response(
+        data, media_type="font/ttf", headers={"Cache-Control": "private, max-age=604800"}
+    )
 
 
 @router.get("/board/cards", summary="The board's cards now (JSON), with the change id")

@@ -60,7 +60,8 @@ _STYLE = """
 :root { color-scheme: dark; }
 * { box-sizing: border-box; }
 html, body { margin: 0; height: 100%; background: #000; color: #fff;
-  font-family: "Noto Sans CJK SC", "WenQuanYi Micro Hei", "Microsoft YaHei", sans-serif; }
+  font-family: "BoardSans", "Noto Sans CJK SC", "WenQuanYi Micro Hei", "Microsoft YaHei",
+  sans-serif; }
 body { display: flex; flex-direction: column; font-size: 2.6vw; line-height: 1.25; }
 header { display: flex; align-items: baseline; gap: 2vw; padding: 1vw 2vw;
   background: #111; border-bottom: 0.3vw solid #ffd400; }
@@ -164,6 +165,14 @@ _SCRIPT = r"""
   function tick() {
     document.getElementById("clock").textContent = fmt(new Date().toISOString(), false);
   }
+  function loadFont() {
+    const screenToken = new URLSearchParams(location.search).get("access_token");
+    const query = screenToken ? "?access_token=" + encodeURIComponent(screenToken) : "";
+    const url = "/board/font.ttf" + query;
+    new FontFace("BoardSans", `url(${url})`).load()
+      .then((face) => { document.fonts.add(face); render(); })
+      .catch(() => {});
+  }
   function connect() {
     const params = new URLSearchParams(location.search);
     params.delete("lang");
@@ -192,6 +201,7 @@ _SCRIPT = r"""
       statusEl.classList.remove("offline");
     });
   }
+  loadFont();
   render();
   tick();
   setInterval(tick, 1000);

@@ -1,0 +1,142 @@
+"""The status board in a real headless Chromium (Debian's package, driven by Playwright)
+against workorders as a real process: the page renders, and a status change made through
+the API shows on the screen within a second."""
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+from nats.js.errors import NotFoundError
+
+from shared.events import encode
+from tests.harness import Stack, auth, backend, eventually, postgres_available, token
+from tests.test_workorders_api import approved, labour
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
+
+CHROMIUM = "/usr/bin/chromium"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+FOREMAN = auth("foreman")
+TECH = {"Authorization": f"Bearer {token('technician', sub='tech-board')}"}
+SCREEN_TOKEN = token("screen")
+
+
+def _require_chromium() -> None:
+    if shutil.which(CHROMIUM) is None:
+        if IN_CI:
+            pytest.fail(f"{CHROMIUM} is missing (CI installs Debian's chromium package)")
+        pytest.skip(f"{CHROMIUM} not installed")
+
+
+@pytest.fixture(scope="module")
+def board_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    _require_chromium()
+    if backend() == "postgres" and not postgres_available():
+        if IN_CI:
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is unreachable (CI requires it)")
+        pytest.skip("PostgreSQL not reachable")
+    running = Stack(Path(tmp_path_factory.mktemp("board")), services=("workorders",)).start()
+    yield running
+    running.stop()
+
+
+async def _open_order(stack: Stack, client: httpx.AsyncClient) -> dict[str, Any]:
+    event = approved(lines=[labour("BRK-010", "1.5", "450")])
+    envelope = event.to_envelope(subject=str(event.estimate_id))
+    nc = await nats.connect(stack.nats.url)
+    try:
+        js = nc.jetstream()
+
+        async def stream_ready() -> bool:
+            try:
+                await js.stream_info("RECEPTION")
+            except NotFoundError:
+                return False
+            return True
+
+        await eventually(stream_ready, what="reception stream created by workorders")
+        await js.publish(envelope.type, encode(envelope), headers={"Nats-Msg-Id": envelope.id})
+    finally:
+        await nc.close()
+
+    async def opened() -> dict[str, Any] | None:
+        r = await client.get(
+            "/repair-orders", params={"intake_id": str(event.intake_id)}, headers=FOREMAN
+        )
+        items = r.json()["items"]
+        if not items or items[0]["status"] != "open":
+            return None
+        detail = await client.get(f"/repair-orders/{items[0]['id']}", headers=FOREMAN)
+        return dict(detail.json())
+
+    return await eventually(opened, what="repair order opened from consent")
+
+
+async def test_the_board_renders_and_shows_a_status_change_within_a_second(
+    board_stack: Stack,
+) -> None:
+    from playwright.async_api import async_playwright
+
+    base = board_stack.url("workorders")
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=10) as client,
+        async_playwright() as pw,
+    ):
+        order = await _open_order(board_stack, client)
+        row = f'tr[data-order="{order["id"]}"]'
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 1920, "height": 1080})
+            await page.goto(f"{base}/board?access_token={SCREEN_TOKEN}")
+            await page.wait_for_selector(f'{row}[data-status="open"]', timeout=5000)
+            assert await page.inner_text("h1") == "车间看板"
+            text = await page.inner_text(row)
+            assert "沪A12345" in text and "advisor-zhao" in text and "待派工" in text
+            await page.wait_for_selector("#status:not(.offline)", timeout=5000)
+            # The page brings its own CJK font: a TV without Chinese fonts shows the labels.
+            await page.wait_for_function("document.fonts.check('32px BoardSans', '维修中')")
+
+            job = order["jobs"][0]
+            r = await client.put(
+                f"/jobs/{job['id']}/assignment",
+                headers={**FOREMAN, "If-Match": f'"{job["version"]}"'},
+                json={"technician_id": "tech-board", "bay": "B1"},
+            )
+            assert r.status_code == 200, r.text
+            await page.wait_for_function(
+                f"document.querySelector('{row}')?.innerText.includes('tech-board')",
+                timeout=5000,
+            )
+
+            r = await client.post(f"/jobs/{job['id']}/clock-on", headers=TECH)
+            assert r.status_code == 201, r.text
+            answered = time.monotonic()
+            await page.wait_for_selector(f'{row}[data-status="in_progress"]', timeout=1000)
+            assert time.monotonic() - answered < 1.0
+            assert "维修中" in await page.inner_text(row)
+
+            # The lounge in English: masked plate, no names.
+            lounge = await browser.new_page(viewport={"width": 1920, "height": 1080})
+            await lounge.goto(f"{base}/board/lounge?access_token={SCREEN_TOKEN}&lang=en")
+            await lounge.wait_for_selector(f'{row}[data-status="in_progress"]', timeout=5000)
+            text = await lounge.inner_text(row)
+            assert "沪A***45" in text and "In repair" in text
+            body = await lounge.inner_text("body")
+            assert "advisor-zhao" not in body and "tech-board" not in body
+
+            r = await client.post(
+                f"/jobs/{job['id']}/clock-off", headers=TECH, json={"reason": "waiting_parts"}
+            )
+            assert r.status_code == 200, r.text
+            await lounge.wait_for_selector(f'{row}[data-status="waiting_parts"]', timeout=1000)
+            await page.wait_for_selector(f'{row}[data-status="waiting_parts"]', timeout=1000)
+            if os.environ.get("WORKSHOP_BOARD_SCREENSHOT"):
+                await page.screenshot(path=os.environ["WORKSHOP_BOARD_SCREENSHOT"])
+        finally:
+            await browser.close()
