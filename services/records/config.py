@@ -30,3 +30,17 @@ class Settings(ServiceSettings):
     file_gc_interval_seconds: float = 3600.0
     # How often loans past their due date are looked for (one reminder per loan per day).
     overdue_check_interval_seconds: float = 900.0
+
+    # ERP webhooks (webhook_*.py). Targets on loopback, private, link-local, multicast or
+    # reserved addresses are refused unless this is on (tests, a lab ERP on the LAN).
+    webhook_allow_private_targets: bool = False
+    webhook_timeout_seconds: float = 10.0
+    # Delay (s) before each retry, jittered by ±webhook_jitter: about three days in all.
+    webhook_retry_schedule: list[float] = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 72000]
+    webhook_jitter: float = 0.2
+    webhook_max_retry_after_seconds: float = 86400.0
+    webhook_poll_interval: float = 0.5
+    webhook_batch: int = 200
+    webhook_concurrency: int = 32
+    # Inbound from the ERP: a signed message older or newer than this is refused (s).
+    webhook_inbound_tolerance_seconds: float = 300.0

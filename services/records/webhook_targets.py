@@ -1,0 +1,123 @@
+"""Where a webhook may be sent: URL form and the addresses its host resolves to (SSRF).
+
+A target is checked when it is registered and again before every send, because what a
+name resolves to can change. The send then goes to the address that was checked (the
+`Host` header and TLS server name stay the registered host), so a second lookup between
+the check and the connection cannot point it elsewhere.
+"""
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import SplitResult, urlsplit
+
+from shared.problems import InvalidInput
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class TargetRefused(Exception):
+    """The URL may not be called; the message says why (it names the field for 422s)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked URL: the address to connect to and what to tell the server."""
+
+    url: str  # the registered URL
+    connect_url: str  # the same URL with the checked address as host
+    host_header: str
+    server_name: str | None  # TLS SNI and certificate name, for https
+
+
+def _form(url: str) -> SplitResult:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+    except ValueError as exc:
+        raise TargetRefused(f"not a valid URL: {exc}") from exc
+    if parts.scheme not in ("http", "https"):
+        raise TargetRefused("only http and https URLs are allowed")
+    if not parts.hostname:
+        raise TargetRefused("the URL names no host")
+    if parts.username is not None or parts.password is not None:
+        raise TargetRefused("credentials in the URL are not allowed; the secret signs instead")
+    if parts.fragment:
+        raise TargetRefused("a URL fragment is not allowed")
+    return parts
+
+
+def why_not_public(address: IpAddress) -> str | None:
+    """The kind of address that may not be called, or None for a public one."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return why_not_public(address.ipv4_mapped)
+    for kind, flag in (
+        ("loopback", address.is_loopback),
+        ("unspecified", address.is_unspecified),
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("private", address.is_private),
+        ("reserved", address.is_reserved),
+    ):
+        if flag:
+            return kind
+    if not address.is_global:  # shared address space (100.64/10), documentation ranges, ...
+        return "reserved"
+    return None
+
+
+async def _resolve(host: str, port: int) -> list[IpAddress]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout=5
+        )
+    except (OSError, TimeoutError) as exc:
+        raise TargetRefused(f"the host {host!r} does not resolve") from exc
+    addresses: list[IpAddress] = []
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if address not in addresses:
+            addresses.append(address)
+    if not addresses:
+        raise TargetRefused(f"the host {host!r} does not resolve")
+    return addresses
+
+
+async def check_target(url: str, *, allow_private: bool) -> Target:
+    """Refuse a URL whose form or any resolved address is not allowed; else how to call it."""
+    parts = _form(url)
+    host = parts.hostname
+    assert host is not None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    addresses = await _resolve(host, port)
+    if not allow_private:
+        for address in addresses:
+            kind = why_not_public(address)
+            if kind:
+                raise TargetRefused(f"the host {host!r} resolves to a {kind} address ({address})")
+    address = addresses[0]
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    connect_url = parts._replace(netloc=netloc).geturl()
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    return Target(
+        url=url,
+        connect_url=connect_url,
+        host_header=host_header,
+        server_name=host if parts.scheme == "https" else None,
+    )
+
+
+async def validate_for_registration(url: str, *, allow_private: bool) -> str:
+    """The URL as stored, or 422 naming the `url` field."""
+    try:
+        await check_target(url, allow_private=allow_private)
+    except TargetRefused as exc:
+        raise InvalidInput("url", str(exc)) from exc
+    return url

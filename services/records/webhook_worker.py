@@ -1,0 +1,367 @@
+"""Sends queued webhook deliveries: claim, sign, POST, record, and schedule the retry.
+
+A claim moves the delivery's next attempt a lease ahead in its own short transaction
+(on PostgreSQL the rows are picked with FOR UPDATE SKIP LOCKED), so two replicas never
+send the same delivery at the same time, and a worker that dies mid-send leaves the row
+to be sent again when the lease runs out (with the same `webhook-id`: receivers drop the
+repeat). The HTTP calls hold no transaction.
+"""
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from sqlalchemy import or_, update
+from sqlmodel import col, select
+from standardwebhooks import Webhook
+
+from services.records import webhook_service
+from services.records.webhook_models import (
+    PING,
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from services.records.webhook_targets import TargetRefused, check_target
+from shared.contracts.records import WebhookEndpointDisabled
+from shared.events import utcnow
+from shared.outbox import add_event
+
+if TYPE_CHECKING:
+    from shared.db import Database
+    from shared.service import Runtime
+
+log = logging.getLogger(__name__)
+
+SLOW_DOWN = frozenset({429, 502, 504})
+GONE = 410
+USER_AGENT = "workshop-records-webhooks/1"
+RESPONSE_KEEP = 1000  # characters of the response body kept in the log
+
+
+@dataclass(frozen=True)
+class Policy:
+    timeout: float
+    schedule: tuple[float, ...]
+    jitter: float
+    max_retry_after: float
+    allow_private: bool
+    batch: int
+    concurrency: int
+
+    @classmethod
+    def of(cls, settings: Any) -> "Policy":
+        return cls(
+            timeout=settings.webhook_timeout_seconds,
+            schedule=tuple(settings.webhook_retry_schedule),
+            jitter=settings.webhook_jitter,
+            max_retry_after=settings.webhook_max_retry_after_seconds,
+            allow_private=settings.webhook_allow_private_targets,
+            batch=settings.webhook_batch,
+            concurrency=settings.webhook_concurrency,
+        )
+
+    def retry_delay(self, round_attempts: int) -> float | None:
+        """Seconds to wait after the `round_attempts`-th failed attempt; None: give up."""
+        if round_attempts > len(self.schedule):
+            return None
+        base = self.schedule[round_attempts - 1]
+        return base * (1 + random.uniform(-self.jitter, self.jitter))
+
+
+@dataclass(frozen=True)
+class Job:
+    delivery_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    url: str
+    secrets: tuple[str, ...]
+    message_id: str
+    body: str
+    trigger: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    started_at: datetime
+    status_code: int | None = None
+    response_ms: int | None = None
+    response_body: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def signature_header(secrets: tuple[str, ...], msg_id: str, at: datetime, body: str) -> str:
+    """`v1,<sig>` for every secret that signs now, space-separated (rotation overlap)."""
+    return " ".join(Webhook(s).sign(msg_id, at, body) for s in secrets)
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Retry-After as seconds from now: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    with contextlib.suppress(TypeError, ValueError, IndexError):
+        when = email.utils.parsedate_to_datetime(value)
+        if when.tzinfo is not None:
+            return max(0.0, (when - now).total_seconds())
+    return None
+
+
+async def claim(db: "Database", policy: Policy, *, lease: float) -> list[Job]:
+    now = utcnow()
+    async with db.transaction() as session:
+        query = (
+            select(WebhookDelivery, WebhookEndpoint)
+            .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
+            .where(
+                WebhookDelivery.status == DeliveryStatus.pending,
+                col(WebhookDelivery.next_attempt_at) <= now,
+                col(WebhookEndpoint.active).is_(True),
+                or_(
+                    col(WebhookEndpoint.throttled_until).is_(None),
+                    col(WebhookEndpoint.throttled_until) <= now,
+                ),
+            )
+            .order_by(col(WebhookDelivery.next_attempt_at))
+            .limit(policy.batch)
+        )
+        if not db.is_sqlite:
+            query = query.with_for_update(skip_locked=True, of=WebhookDelivery)
+        rows = (await session.exec(query)).all()
+        if not rows:
+            return []
+        await session.exec(
+            update(WebhookDelivery)
+            .where(col(WebhookDelivery.id).in_([d.id for d, _ in rows]))
+            .values(next_attempt_at=now + timedelta(seconds=lease))
+        )
+        return [
+            Job(
+                delivery_id=d.id,
+                endpoint_id=e.id,
+                url=e.url,
+                secrets=tuple(e.secrets(now)),
+                message_id=d.message_id,
+                body=d.body,
+                trigger=d.trigger,
+            )
+            for d, e in rows
+        ]
+
+
+async def send(client: httpx.AsyncClient, job: Job, policy: Policy) -> Outcome:
+    started = utcnow()
+    try:
+        target = await check_target(job.url, allow_private=policy.allow_private)
+    except TargetRefused as exc:
+        return Outcome(started_at=started, error=f"target refused: {exc}")
+    sent_at = utcnow()
+    headers = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "host": target.host_header,
+        "webhook-id": job.message_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": signature_header(job.secrets, job.message_id, sent_at, job.body),
+    }
+    extensions = {"sni_hostname": target.server_name} if target.server_name else {}
+    clock = time.perf_counter()
+    try:
+        async with client.stream(
+            "POST",
+            target.connect_url,
+            content=job.body.encode(),
+            headers=headers,
+            extensions=extensions,
+        ) as response:
+            kept = b""
+            async for chunk in response.aiter_bytes():
+                kept += chunk
+                if len(kept) >= RESPONSE_KEEP:
+                    break
+            elapsed = round((time.perf_counter() - clock) * 1000)
+            error = None
+            if 300 <= response.status_code < 400:
+                error = f"redirect to {response.headers.get('location', '?')!r} not followed"
+            return Outcome(
+                started_at=started,
+                status_code=response.status_code,
+                response_ms=elapsed,
+                response_body=kept[:RESPONSE_KEEP].decode("utf-8", "replace") or None,
+                error=error,
+                retry_after=parse_retry_after(response.headers.get("retry-after"), utcnow()),
+            )
+    except httpx.TimeoutException:
+        return Outcome(
+            started_at=started,
+            response_ms=round((time.perf_counter() - clock) * 1000),
+            error=f"no answer within {policy.timeout:g} s",
+        )
+    except httpx.HTTPError as exc:
+        return Outcome(
+            started_at=started,
+            response_ms=round((time.perf_counter() - clock) * 1000),
+            error=f"{type(exc).__name__}: {exc}"[:500],
+        )
+
+
+async def record(db: "Database", policy: Policy, results: list[tuple[Job, Outcome]]) -> None:
+    """Write each attempt and what follows from it, in one transaction."""
+    now = utcnow()
+    async with db.transaction() as session:
+        for job, outcome in results:
+            delivery = await session.get(WebhookDelivery, job.delivery_id)
+            if delivery is None or delivery.status != DeliveryStatus.pending:
+                continue
+            delivery.attempts += 1
+            delivery.round_attempts += 1
+            session.add(
+                WebhookAttempt(
+                    delivery_id=delivery.id,
+                    number=delivery.attempts,
+                    trigger=job.trigger if delivery.round_attempts == 1 else "retry",
+                    started_at=outcome.started_at,
+                    status_code=outcome.status_code,
+                    response_ms=outcome.response_ms,
+                    response_body=outcome.response_body,
+                    error=outcome.error,
+                )
+            )
+            delivery.last_attempt_at = outcome.started_at
+            delivery.last_status_code = outcome.status_code
+            delivery.last_response_ms = outcome.response_ms
+            delivery.last_error = outcome.error
+            if outcome.ok:
+                delivery.status, delivery.finished_at = DeliveryStatus.succeeded, now
+                continue
+            if outcome.status_code == GONE:
+                delivery.status, delivery.finished_at = DeliveryStatus.failed, now
+                await _disable(session, job.endpoint_id, "gone", delivery, now)
+                continue
+            delay = (
+                None if delivery.event_type == PING else policy.retry_delay(delivery.round_attempts)
+            )
+            if delay is None:
+                delivery.status, delivery.finished_at = DeliveryStatus.failed, now
+                if delivery.event_type != PING:
+                    await _disable(session, job.endpoint_id, "failing", delivery, now)
+                continue
+            if outcome.status_code in SLOW_DOWN:
+                if outcome.retry_after is not None:
+                    delay = max(delay, min(outcome.retry_after, policy.max_retry_after))
+                until = now + timedelta(seconds=delay)
+                # Nothing else goes to this endpoint before then either.
+                await session.exec(
+                    update(WebhookEndpoint)
+                    .where(
+                        col(WebhookEndpoint.id) == job.endpoint_id,
+                        or_(
+                            col(WebhookEndpoint.throttled_until).is_(None),
+                            col(WebhookEndpoint.throttled_until) < until,
+                        ),
+                    )
+                    .values(throttled_until=until)
+                )
+            delivery.next_attempt_at = now + timedelta(seconds=delay)
+            session.add(delivery)
+
+
+async def _disable(
+    session: Any, endpoint_id: uuid.UUID, reason: str, delivery: WebhookDelivery, now: datetime
+) -> None:
+    """Switch the endpoint off (once) and tell the branch's manager through an event."""
+    result = await session.exec(
+        update(WebhookEndpoint)
+        .where(col(WebhookEndpoint.id) == endpoint_id, col(WebhookEndpoint.active).is_(True))
+        .values(
+            active=False,
+            disabled_reason=reason,
+            disabled_at=now,
+            updated_at=now,
+            version=col(WebhookEndpoint.version) + 1,
+        )
+    )
+    if not result.rowcount:
+        return
+    endpoint = (
+        await session.exec(select(WebhookEndpoint.url).where(WebhookEndpoint.id == endpoint_id))
+    ).one()
+    log.warning("webhook endpoint %s disabled: %s", endpoint_id, reason)
+    add_event(
+        session,
+        WebhookEndpointDisabled(
+            endpoint_id=endpoint_id,
+            branch=delivery.branch,
+            url=endpoint,
+            reason=reason,
+            delivery_id=delivery.id,
+            last_status_code=delivery.last_status_code,
+            last_error=delivery.last_error,
+            disabled_at=now,
+        ),
+        subject=endpoint_id,
+    )
+
+
+def make_client(policy: Policy) -> httpx.AsyncClient:
+    # No redirects (a 3xx is a failed attempt) and no proxies from the environment: the
+    # address that was checked is the one connected to.
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        trust_env=False,
+        timeout=httpx.Timeout(policy.timeout),
+        limits=httpx.Limits(max_connections=policy.concurrency, max_keepalive_connections=32),
+    )
+
+
+async def deliver_due(db: "Database", policy: Policy, client: httpx.AsyncClient) -> int:
+    """One round: claim what is due, send it, record it; returns how many were sent."""
+    jobs = await claim(db, policy, lease=policy.timeout + 30)
+    if not jobs:
+        return 0
+    gate = asyncio.Semaphore(policy.concurrency)
+
+    async def one(job: Job) -> tuple[Job, Outcome]:
+        async with gate:
+            return job, await send(client, job, policy)
+
+    results = await asyncio.gather(*(one(job) for job in jobs))
+    await record(db, policy, list(results))
+    return len(jobs)
+
+
+async def delivery_worker(runtime: "Runtime") -> None:
+    """Background job: send due deliveries; woken by queueing, else polls."""
+    policy = Policy.of(runtime.settings)
+    interval = getattr(runtime.settings, "webhook_poll_interval", 0.5)
+    wake = asyncio.Event()
+    webhook_service.register_waker(wake)
+    client = make_client(policy)
+    try:
+        while True:
+            try:
+                wake.clear()
+                if await deliver_due(runtime.db, policy, client) > 0:
+                    continue
+            except Exception:
+                log.exception("sending webhooks failed; trying again shortly")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), interval)
+    finally:
+        webhook_service.unregister_waker(wake)
+        await client.aclose()
