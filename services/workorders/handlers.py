@@ -2,9 +2,9 @@
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.workorders import service
+from services.workorders import payments, service
 from shared.consumers import Subscribers
-from shared.contracts import EstimateApproved, IntakeOpened
+from shared.contracts import EstimateApproved, IntakeOpened, PaymentConfirmed
 
 subscriber = Subscribers()
 
@@ -17,3 +17,8 @@ async def open_repair_order(event: IntakeOpened, session: AsyncSession) -> None:
 @subscriber(EstimateApproved, durable="workorders__apply_consent")
 async def apply_consent(event: EstimateApproved, session: AsyncSession) -> None:
     await service.apply_consent(session, event)
+
+
+@subscriber(PaymentConfirmed, durable="workorders__record_erp_payment")
+async def record_erp_payment(event: PaymentConfirmed, session: AsyncSession) -> None:
+    await payments.record_erp_payment(session, event)

@@ -6,15 +6,17 @@ from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from services.workorders import promise, service, workshop
+from services.workorders import payments, promise, service, workshop
 from services.workorders.config import Settings
 from services.workorders.models import (
+    ErpPaymentPublic,
     ExtraWorkPublic,
     JobPublic,
     PartLinePublic,
     RepairOrderDetail,
     RepairOrderPublic,
     TimeEntryPublic,
+    UnmatchedErpPayment,
 )
 from services.workorders.schemas import (
     ClockOff,
@@ -69,6 +71,10 @@ Inspector = Annotated[User, Depends(require(Role.qc))]
 Cashier = Annotated[User, Depends(require(Role.cashier))]
 Advisor = Annotated[User, Depends(require(Role.advisor))]
 TimeReader = Annotated[User, Depends(require(Role.foreman, Role.manager, Role.technician))]
+# Who may see what the customer paid: the desk, not the workshop floor or the screens.
+MoneyReader = Annotated[
+    User, Depends(require(Role.cashier, Role.manager, Role.advisor, Role.foreman))
+]
 
 
 @router.get(
@@ -399,3 +405,28 @@ async def technician_productivity(
     return await workshop.productivity(
         session, user, day, settings.time_zone, settings.shift_hours, utcnow()
     )
+
+
+@router.get(
+    "/repair-orders/{order_id}/erp-payments",
+    response_model=list[ErpPaymentPublic],
+    tags=["settlement and delivery"],
+    summary="Payments the ERP confirmed for this order's invoice, oldest first",
+)
+async def erp_payments_of_order(order_id: uuid.UUID, session: ReadSessionDep, user: MoneyReader):
+    order = await service.get_repair_order(session, order_id, user)
+    return await payments.payments_of(session, order.id)
+
+
+@router.get(
+    "/erp-payments/unmatched",
+    response_model=list[UnmatchedErpPayment],
+    tags=["settlement and delivery"],
+    summary="The cashier's list: confirmed payments whose invoice matches no repair order",
+)
+async def unmatched_erp_payments(
+    session: ReadSessionDep,
+    user: Annotated[User, Depends(require(Role.cashier, Role.manager))],
+    limit: Limit = 50,
+):
+    return await payments.unmatched(session, user, limit)

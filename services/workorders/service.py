@@ -62,6 +62,7 @@ from shared.contracts.workorders import (
     InvoiceLine,
     PaymentTaken,
     PayTypeTotal,
+    QcRecorded,
     RepairOrderSettled,
 )
 from shared.events import utcnow
@@ -457,6 +458,11 @@ async def order_detail(session: AsyncSession, order: RepairOrder) -> RepairOrder
             check.at_risk_since,
         )
     detail.extra_work = [ExtraWorkPublic.model_validate(e) for e in extra]
+    if order.invoice is not None:
+        from services.workorders.payments import confirmed_total, payments_of
+
+        detail.erp_paid = confirmed_total(order, await payments_of(session, order.id))
+        detail.paid = order.paid_at is not None
     return detail
 
 
@@ -627,6 +633,26 @@ async def record_qc(
         inspected_at=now,
     )
     session.add(inspection)
+    order = await session.get(RepairOrder, job.repair_order_id)
+    assert order is not None
+    add_event(
+        session,
+        QcRecorded(
+            qc_id=inspection.id,
+            repair_order_id=order.id,
+            number=order.number,
+            branch=order.branch,
+            job_id=job.id,
+            op_code=job.op_code,
+            technician_id=job.technician_id,
+            passed=body.passed,
+            reason=body.reason or "",
+            road_test=body.road_test,
+            inspected_by=by.id,
+            inspected_at=now,
+        ),
+        subject=order.id,
+    )
     await session.flush()
     return inspection
 
@@ -728,8 +754,12 @@ async def settle(
         },
     )
     order.settled_at = now
+    order.invoice_number = event.invoice_number
     add_event(session, event, subject=order.id)
     await session.flush()
+    from services.workorders.payments import adopt_unmatched
+
+    await adopt_unmatched(session, order)
     return order
 
 

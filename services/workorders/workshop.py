@@ -28,6 +28,8 @@ from services.workorders.states import (
 )
 from shared.auth import Role, User
 from shared.concurrency import check_if_match
+from shared.contracts.workorders import JobClocked
+from shared.outbox import add_event
 from shared.problems import Conflict, Forbidden
 
 # Jobs a technician may clock on to.
@@ -124,6 +126,7 @@ async def clock_off(
         raise Conflict("you are not clocked on this job")
     entry.ended_at = max(now, entry.started_at)
     entry.stop_reason = body.reason.value
+    order = await _order_of(session, job)
     if body.reason == StopReason.finished:
         job.status = move_job(job.status, JobStatus.done)
         job.done_at = entry.ended_at
@@ -131,8 +134,26 @@ async def clock_off(
         job.status = move_job(job.status, JobStatus.paused)
         job.pause_reason = body.reason.value
         if body.reason == StopReason.waiting_parts:
-            order = await _order_of(session, job)
             await nudge_order(session, order, RepairOrderStatus.waiting_parts)
+    # One closed clock segment: records and reports sum these per technician and day.
+    add_event(
+        session,
+        JobClocked(
+            clock_id=entry.id,
+            repair_order_id=order.id,
+            number=order.number,
+            branch=order.branch,
+            job_id=job.id,
+            op_code=job.op_code,
+            technician_id=entry.technician_id,
+            flat_rate_hours=job.flat_rate_hours,
+            started_at=entry.started_at,
+            ended_at=entry.ended_at,
+            hours=hours((entry.ended_at - entry.started_at).total_seconds()),
+            reason="done" if body.reason == StopReason.finished else body.reason.value,
+        ),
+        subject=order.id,
+    )
     await session.flush()
     return entry
 
