@@ -21,6 +21,8 @@ class Settings(ServiceSettings):
     approval_link_ttl_minutes: int = 60
     approval_link_attempts_per_minute: int = 10
     public_base_url: str = "http://127.0.0.1:8001"
+    # Printed at the top of every intake sheet and estimate.
+    dealer_name: str = "Workshop"
     # Appointments: days are the branch's local days; a day without its own capacity row
     # offers this many bays and technician hours.
     time_zone: str = "Asia/Shanghai"

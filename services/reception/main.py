@@ -10,6 +10,7 @@ from services.reception import (
     routes,
     routes_appointments,
     routes_desk,
+    routes_documents,
     routes_estimates,
 )
 from services.reception.config import Settings
@@ -26,6 +27,7 @@ SPEC = ServiceSpec(
         routes_estimates.router,
         routes_desk.router,
         routes_appointments.router,
+        routes_documents.router,
     ],
     metadata=Base.metadata,
     outbox_model=OutboxEvent,

@@ -1,0 +1,72 @@
+"""Printable intake sheets and estimates (PDF, Chinese or English)."""
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from services.reception import documents
+from services.reception.models import Language
+from services.reception.routes import Reader
+from shared.service import ReadSessionDep
+
+router = APIRouter(tags=["documents"])
+
+Lang = Annotated[
+    Language | None,
+    Query(description="zh-CN or en; the customer's language when left out"),
+]
+PDF: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/pdf": {}}, "description": "the PDF"}
+}
+
+
+def _pdf(data: bytes, name: str) -> Response:
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}"'},
+    )
+
+
+@router.get(
+    "/intakes/{intake_id}/sheet.pdf",
+    response_class=Response,
+    responses=PDF,
+    summary="The intake sheet to print and sign: walk-around, damage marks, concerns, "
+    "valuables reminder",
+)
+async def intake_sheet(
+    intake_id: uuid.UUID, request: Request, session: ReadSessionDep, user: Reader, lang: Lang = None
+) -> Response:
+    data = await documents.intake_pdf(
+        session, intake_id, user, lang.value if lang else None, request.app.state.settings
+    )
+    return _pdf(data, f"intake-{intake_id}.pdf")
+
+
+@router.get(
+    "/estimates/{estimate_id}/estimate.pdf",
+    response_class=Response,
+    responses=PDF,
+    summary="The estimate to print: lines, pay types, tax, totals and the promised time "
+    "(the current revision, or `revision`)",
+)
+async def estimate_sheet(
+    estimate_id: uuid.UUID,
+    request: Request,
+    session: ReadSessionDep,
+    user: Reader,
+    lang: Lang = None,
+    revision: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+) -> Response:
+    data = await documents.estimate_pdf(
+        session,
+        estimate_id,
+        user,
+        lang.value if lang else None,
+        revision,
+        request.app.state.settings,
+    )
+    return _pdf(data, f"estimate-{estimate_id}-r{revision or 'current'}.pdf")
