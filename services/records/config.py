@@ -13,6 +13,23 @@ class Settings(ServiceSettings):
     service_name: str = "records"
     database_url: str = "sqlite+aiosqlite:///var/records.db"
 
+    # Management reports (report_*.py). Days are local days of the branch's time zone.
+    report_time_zone: str = "Asia/Shanghai"
+    report_branch_time_zones: dict[str, str] = {}
+    # Users whose token names this branch (the group's head office) read every branch.
+    report_group_branch: str = "HQ"
+    report_major_complaint_target: float = 0.01
+    # Hours a technician is available on a day they clock any job (utilisation).
+    report_shift_hours: float = 8.0
+    # Scheduled reports: default local hour, how often due runs are looked for (s), when a
+    # claimed run that never finished may be taken over (s), how many missed periods of a
+    # schedule are made up after downtime, and the dealer's name on the printed report.
+    report_hour: int = 6
+    report_check_interval_seconds: float = 60.0
+    report_claim_timeout_seconds: float = 600.0
+    report_makeup_periods: int = 31
+    report_dealer_name: str = ""
+
     # Stored files: "local" (the disk under files_dir) or "s3" (an S3-compatible bucket).
     files_backend: str = "local"
     files_dir: str = "var/files/records"
