@@ -4,6 +4,7 @@ event, extra work from the workshop, and the customer approval link."""
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,8 +15,6 @@ import pytest_asyncio
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from services.reception.config import Settings
-from services.reception.main import create_app
 from services.reception.models import ApprovalLink, ConsentRecord, OutboxEvent
 from shared.contracts import EstimateApproved, EstimateLine
 from shared.contracts.workorders import ExtraWorkFound
@@ -24,12 +23,12 @@ from shared.events import decode, encode
 from tests.flow import open_intake, register
 from tests.harness import NatsServer, auth, eventually
 from tests.test_bad_input import assert_problem
+from tests.test_reception_files import ReceptionWithRecords, png, upload
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.store]
 
 ADVISOR = auth("advisor")
 PROMISED = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0).isoformat()
-SIGNATURE = str(uuid.uuid4())
 
 LINES = [
     {
@@ -53,8 +52,10 @@ LINES = [
 
 
 class Reception:
-    def __init__(self, client: httpx.AsyncClient, db: Database, nats_url: str):
+    def __init__(self, client: httpx.AsyncClient, db: Database, nats_url: str, signature: str):
         self.client, self.db, self.nats_url = client, db, nats_url
+        self.signature = signature  # a file stored in records
+        self.records: httpx.AsyncClient | None = None
 
     async def intake(self, branch: str = "BR01") -> dict[str, Any]:
         _, vehicle = await register(self.client, "", branch=branch)
@@ -77,7 +78,7 @@ class Reception:
             "decisions": [{"line_id": k, "decision": v} for k, v in decisions.items()],
             "by": "王芳",
             "channel": "in_person",
-            "signature_file_id": SIGNATURE,
+            "signature_file_id": self.signature,
             **extra,
         }
         return await self.client.post(
@@ -96,16 +97,17 @@ class Reception:
 
 
 @pytest_asyncio.fixture
-async def reception(database_url: str, nats_server: NatsServer) -> AsyncIterator[Reception]:
-    settings = Settings(
-        database_url=database_url, nats_url=nats_server.url, approval_link_attempts_per_minute=5
-    )
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client,
-    ):
-        yield Reception(client, app.state.runtime.db, nats_server.url)
+async def reception(
+    database_url: str, nats_server: NatsServer, tmp_path: Path
+) -> AsyncIterator[Reception]:
+    """Reception with records beside it: consent signatures are records' files."""
+    apps = ReceptionWithRecords(database_url, nats_server, tmp_path / "records")
+    apps.reception.state.settings.approval_link_attempts_per_minute = 5
+    async with apps as (client, records):
+        signature = await upload(records, png("signature"))
+        reception = Reception(client, apps.reception.state.runtime.db, nats_server.url, signature)
+        reception.records = records
+        yield reception
 
 
 def ids(response: httpx.Response) -> list[str]:
@@ -472,3 +474,21 @@ async def test_a_revoked_or_expired_link_is_gone(reception: Reception):
         json={"by": "王芳", "decisions": [{"line_id": ids(r)[0], "decision": "approved"}]},
     )
     assert_problem(stale, 409)
+
+
+async def test_a_signature_given_in_person_is_kept_by_records(reception: Reception):
+    r = await reception.estimate()
+    unknown = await reception.consent(
+        r, {ids(r)[0]: "approved"}, signature_file_id=str(uuid.uuid4())
+    )
+    assert_problem(unknown, 422, "signature_file_id")
+    assert (
+        await reception.client.get(f"/estimates/{r.json()['id']}/consents", headers=ADVISOR)
+    ).json() == []
+    answered = await reception.consent(r, {ids(r)[0]: "approved"})
+    assert answered.status_code == 200, answered.text
+    assert reception.records is not None
+    refs = await reception.records.get(f"/files/{reception.signature}/references", headers=ADVISOR)
+    assert [(x["owner"], x["owner_id"]) for x in refs.json()] == [
+        ("reception.consent_signature", r.json()["id"])
+    ]

@@ -5,8 +5,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
 
-from services.reception import approval, estimates
+from services.reception import approval, estimates, stored_files
 from services.reception.config import Settings
 from services.reception.models import (
     ApprovalLinkCreate,
@@ -47,6 +48,33 @@ async def _count_link_attempt(token: Token, request: Request) -> None:
 
 # Declared before the session in a route's parameters, so it commits first.
 LinkAttempt = Annotated[None, Depends(_count_link_attempt)]
+
+
+async def _keep_consent_signature(estimate_id: uuid.UUID, request: Request, user: Advisor) -> None:
+    """Records keeps the signature of a consent given in person. Runs before the request's
+    own session opens, so no database lock is held while records answers."""
+    try:
+        body = ConsentCreate.model_validate_json(await request.body())
+    except ValidationError:
+        return  # the route answers with the 422
+    if body.signature_file_id is None:
+        return
+    async with runtime(request).db.reader() as session:
+        await estimates.get_estimate(session, estimate_id, user)
+    await stored_files.keep(
+        request,
+        [
+            stored_files.FileUse(
+                body.signature_file_id,
+                stored_files.CONSENT_SIGNATURE,
+                estimate_id,
+                "signature_file_id",
+            )
+        ],
+    )
+
+
+KeepSignature = Annotated[None, Depends(_keep_consent_signature)]
 
 
 def _with_etag(response: Response, result: Any) -> Any:
@@ -194,6 +222,7 @@ async def reoffer_lines(
 async def record_consent(
     estimate_id: uuid.UUID,
     body: ConsentCreate,
+    _signature_kept: KeepSignature,
     session: SessionDep,
     user: Advisor,
     idempotency: IdempotencyDep,
