@@ -5,8 +5,9 @@ erasure over the API, on a real database (SQLite, and PostgreSQL in its leg)."""
 import asyncio
 import random
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -41,14 +42,39 @@ from shared.contracts import (
     VehicleRegistered,
     VehicleSnapshot,
 )
-from shared.contracts.followup import VisitExpired
-from shared.contracts.workorders import InvoiceLine, PaymentTaken, PayTypeTotal, RepairOrderSettled
+from shared.contracts.followup import (
+    ComebackRecorded,
+    ReminderSent,
+    ServqualAnswer,
+    SurveyAnswered,
+    VisitClosed,
+    VisitExpired,
+)
+from shared.contracts.reception import AppointmentBooked, AppointmentClosed
+from shared.contracts.records import PaymentConfirmed
+from shared.contracts.workorders import (
+    InvoiceLine,
+    JobClocked,
+    PaymentTaken,
+    PayTypeTotal,
+    QcRecorded,
+    RepairOrderSettled,
+)
 from shared.db import Database
 from shared.events import Contract
 from shared.migrations import upgrade
-from tests.harness import NatsServer, auth
+from tests.harness import NatsServer, auth, eventually
 from tests.test_bad_input import assert_problem
-from tests.test_records_files import RecordsClient, runtime_of
+from tests.test_records_files import (
+    JPEG,
+    PDF,
+    PNG,
+    WEBP,
+    RecordsClient,
+    runtime_of,
+    stored_blobs,
+    upload,
+)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.store]
 
@@ -71,6 +97,10 @@ class Story:
         self.orders = [uuid.uuid4(), uuid.uuid4()]
         self.estimate_id, self.extra_work_id = uuid.uuid4(), uuid.uuid4()
         self.complaint_id, self.visit_id = uuid.uuid4(), uuid.uuid4()
+        self.appointment_id, self.job_id = uuid.uuid4(), uuid.uuid4()
+        self.surveyed_visit_id = uuid.uuid4()
+        # Photos of the work found (stored files), when the test has uploaded some.
+        self.photo_file_ids: list[uuid.UUID] = []
 
     def customer(self, name: str, mobile: str) -> CustomerSnapshot:
         return CustomerSnapshot(id=self.customer_id, name=name, mobile=mobile)
@@ -111,9 +141,23 @@ def events_of(story: Story) -> list[Contract]:
                            registered_at=at),
         VehicleRegistered(branch=s.branch, customer_id=s.customer_id, vehicle=s.vehicle("沪A12345"),
                           registered_at=at + timedelta(minutes=2)),
+        # Booked by phone before the car was known, then moved; the intake takes it up.
+        AppointmentBooked(appointment_id=s.appointment_id, branch=s.branch,
+                          customer_id=s.customer_id, scheduled_for=at + timedelta(hours=1),
+                          planned_hours=Decimal("1.5"), booked_by="adv-zhao",
+                          booked_at=at + timedelta(minutes=1)),
+        AppointmentBooked(appointment_id=s.appointment_id, branch=s.branch,
+                          customer_id=s.customer_id, scheduled_for=at + timedelta(minutes=5),
+                          planned_hours=Decimal("1.5"), booked_by="adv-zhao",
+                          booked_at=at + timedelta(minutes=3)),
+        AppointmentClosed(appointment_id=s.appointment_id, branch=s.branch,
+                          customer_id=s.customer_id, scheduled_for=at + timedelta(minutes=5),
+                          outcome="arrived", closed_by="adv-zhao",
+                          closed_at=at + timedelta(minutes=5)),
         IntakeOpened(intake_id=s.intakes[0], branch=s.branch, opened_at=at + timedelta(minutes=5),
                      advisor="adv-zhao", customer=s.customer("王芳", "13900139000"),
-                     vehicle=s.vehicle("沪A12345"), odometer_km=42000, concerns=["刹车异响"]),
+                     vehicle=s.vehicle("沪A12345"), odometer_km=42000, concerns=["刹车异响"],
+                     appointment_id=s.appointment_id),
         EstimateApproved(estimate_id=s.estimate_id, revision=1, intake_id=s.intakes[0],
                          branch=s.branch, customer_id=s.customer_id, customer_name="王芳",
                          vehicle_id=s.vehicle_id, vin=VIN, plate="沪A12345", advisor="adv-zhao",
@@ -128,7 +172,8 @@ def events_of(story: Story) -> list[Contract]:
         ExtraWorkFound(extra_work_id=s.extra_work_id, repair_order_id=s.orders[0],
                        repair_order_number="RO-2026-000001", intake_id=s.intakes[0],
                        branch=s.branch, found_by="tech-li", findings="冷却液管老化渗漏",
-                       proposed_lines=[hose], found_at=at + timedelta(hours=2)),
+                       proposed_lines=[hose], photo_file_ids=s.photo_file_ids,
+                       found_at=at + timedelta(hours=2)),
         EstimateApproved(estimate_id=s.estimate_id, revision=2, intake_id=s.intakes[0],
                          branch=s.branch, customer_id=s.customer_id, customer_name="王芳",
                          vehicle_id=s.vehicle_id, vin=VIN, plate="沪A12345", advisor="adv-zhao",
@@ -139,6 +184,30 @@ def events_of(story: Story) -> list[Contract]:
                                               at=at + timedelta(hours=2, minutes=9))],
                          approved_at=at + timedelta(hours=2, minutes=10),
                          repair_order_id=s.orders[0], extra_work_id=s.extra_work_id),
+        # Clock segments of the brake job (paused for parts, then finished) and its QC.
+        JobClocked(clock_id=uuid.uuid4(), repair_order_id=s.orders[0], number="RO-2026-000001",
+                   branch=s.branch, job_id=s.job_id, op_code="BRK01", technician_id="tech-li",
+                   flat_rate_hours=Decimal("1.2"), started_at=at + timedelta(hours=3),
+                   ended_at=at + timedelta(hours=3, minutes=30), hours=Decimal("0.5"),
+                   reason="waiting_parts"),
+        JobClocked(clock_id=uuid.uuid4(), repair_order_id=s.orders[0], number="RO-2026-000001",
+                   branch=s.branch, job_id=s.job_id, op_code="BRK01", technician_id="tech-li",
+                   flat_rate_hours=Decimal("1.2"), started_at=at + timedelta(hours=4),
+                   ended_at=at + timedelta(hours=5), hours=Decimal("1.0")),
+        QcRecorded(qc_id=uuid.uuid4(), repair_order_id=s.orders[0], number="RO-2026-000001",
+                   branch=s.branch, job_id=s.job_id, op_code="BRK01", technician_id="tech-li",
+                   passed=False, reason="制动异响仍在", road_test=True, inspected_by="qc-wu",
+                   inspected_at=at + timedelta(hours=5, minutes=10)),
+        QcRecorded(qc_id=uuid.uuid4(), repair_order_id=s.orders[0], number="RO-2026-000001",
+                   branch=s.branch, job_id=s.job_id, op_code="BRK01", technician_id="tech-li",
+                   passed=True, road_test=True, inspected_by="qc-wu",
+                   inspected_at=at + timedelta(hours=5, minutes=40)),
+        # The ERP confirms the payment naming only the invoice, and sends it twice.
+        *[PaymentConfirmed(erp_payment_id="ERP-PAY-0001", branch=s.branch,
+                           invoice_number="INV-2026-000001", amount=Decimal("678"),
+                           method="transfer", paid_at=at + timedelta(hours=6, minutes=30),
+                           received_at=at + timedelta(hours=6, minutes=minute))
+          for minute in (31, 45)],
         RepairOrderSettled(repair_order_id=s.orders[0], number="RO-2026-000001",
                            invoice_number="INV-2026-000001", branch=s.branch,
                            customer_id=s.customer_id, vehicle_id=s.vehicle_id, vin=VIN,
@@ -170,6 +239,17 @@ def events_of(story: Story) -> list[Contract]:
                            escalated_at=at + timedelta(days=5, minutes=1)),
         VisitExpired(visit_id=s.visit_id, branch=s.branch, repair_order_id=s.orders[0],
                      customer_id=s.customer_id, attempts=3, expired_at=at + timedelta(days=15)),
+        VisitClosed(visit_id=s.surveyed_visit_id, branch=s.branch, repair_order_id=s.orders[0],
+                    customer_id=s.customer_id, outcome="surveyed", reached=True, attempts=1,
+                    closed_at=at + timedelta(days=3, hours=2)),
+        SurveyAnswered(survey_id=uuid.uuid4(), visit_id=s.surveyed_visit_id, branch=s.branch,
+                       repair_order_id=s.orders[0], customer_id=s.customer_id, overall=8, nps=9,
+                       servqual=[ServqualAnswer(dimension="reliability", expectation=7,
+                                                perception=6)],
+                       answered_at=at + timedelta(days=3, hours=2)),
+        ReminderSent(reminder_id=uuid.uuid4(), branch=s.branch, customer_id=s.customer_id,
+                     vehicle_id=s.vehicle_id, kind="maintenance", due_on=date(2026, 6, 1),
+                     channel="sms", sent_at=at + timedelta(days=80)),
         # The second visit: a new plate and a new phone number.
         IntakeOpened(intake_id=s.intakes[1], branch=s.branch, opened_at=visit2,
                      advisor="adv-zhao", customer=s.customer("王芳", "13700137000"),
@@ -178,6 +258,12 @@ def events_of(story: Story) -> list[Contract]:
                           intake_id=s.intakes[1], customer_id=s.customer_id,
                           vehicle_id=s.vehicle_id, vin=VIN, status="draft",
                           opened_at=visit2 + timedelta(minutes=1)),
+        # Back for the brakes: names the car and both visits, not the customer.
+        ComebackRecorded(comeback_id=uuid.uuid4(), branch=s.branch, vehicle_id=s.vehicle_id,
+                         op_group="brakes", repair_order_id=s.orders[1],
+                         earlier_repair_order_id=s.orders[0], technician_id="tech-li",
+                         delivered_at=visit2 + timedelta(hours=3),
+                         earlier_delivered_at=at + timedelta(hours=6)),
     ]  # fmt: skip
 
 
@@ -185,7 +271,12 @@ def with_envelopes(events: list[Contract], story: Story) -> list[Contract]:
     return [envelope(e, story.vehicle_id) for e in events]
 
 
-ROUTES = {h.contract.type: h for h in handlers.subscriber.handlers}
+# The archive's handlers (reports and webhooks subscribe to some of the same events).
+ROUTES = {
+    h.contract.type: h
+    for h in handlers.subscriber.handlers
+    if h.durable.startswith("records__archive_")
+}
 
 
 async def feed(db: Database, events: list[Contract], *, one_transaction: bool = False) -> None:
@@ -239,36 +330,58 @@ async def test_shuffled_and_repeated_events_give_the_same_archive(db: Database) 
     expected = await archive_of(db)
 
     entries = expected["entries"]
-    assert [e["kind"] for e in entries] == [
-        "customer.registered",
-        "vehicle.registered",
-        "intake.opened",
-        *sorted(["estimate.approved", "repair_order.opened"], key=lambda k: next(
-            e["id"] for e in entries if e["kind"] == k
-        )),
-        "extra_work.found",
-        "estimate.approved",
-        *sorted(["repair_order.settled", "repair_order.delivered"], key=lambda k: next(
-            e["id"] for e in entries if e["kind"] == k
-        )),
-        "complaint.opened",
-        "complaint.escalated",
-        "followup.visit_expired",
-        "intake.opened",
-        "repair_order.opened",
-    ]  # fmt: skip
-    assert len({e["event_id"] for e in entries}) == len(events)
-    # Entries that named only the visit or the case found their car and customer.
+    assert dict(Counter(e["kind"] for e in entries)) == {
+        "customer.registered": 1,
+        "vehicle.registered": 1,
+        "appointment.booked": 2,
+        "appointment.closed": 1,
+        "intake.opened": 2,
+        "estimate.approved": 2,
+        "repair_order.opened": 2,
+        "extra_work.found": 1,
+        "job.clocked": 2,
+        "job.qc_recorded": 2,
+        "payment.confirmed": 1,  # sent twice by the ERP, one entry
+        "repair_order.settled": 1,
+        "repair_order.delivered": 1,
+        "complaint.opened": 1,
+        "complaint.escalated": 1,
+        "followup.visit_expired": 1,
+        "followup.visit_closed": 1,
+        "survey.answered": 1,
+        "reminder.sent": 1,
+        "comeback.recorded": 1,
+    }
+    assert len(entries) == len(events) - 1
+    times = [e["occurred_at"] for e in entries]
+    assert times == sorted(times)
+    # Every entry found its car and customer, whichever ids its event named.
+    for entry in entries:
+        if entry["kind"] != "customer.registered":  # before the car
+            assert entry["vehicle_id"] == str(story.vehicle_id), entry["kind"]
+        assert entry["customer_id"] == str(story.customer_id), entry["kind"]
     by_kind = {e["kind"]: e for e in entries}
-    for kind in ("extra_work.found", "complaint.escalated", "complaint.opened"):
-        assert by_kind[kind]["vehicle_id"] == str(story.vehicle_id), kind
-        assert by_kind[kind]["customer_id"] == str(story.customer_id), kind
     approval = next(e for e in entries if e["kind"] == "estimate.approved")
     assert [x["description"] for x in approval["summary"]["declined_lines"]] == ["前刹车盘", "雨刮"]
     assert approval["summary"]["consents"][0]["channel"] == "in_person"
     delivery = by_kind["repair_order.delivered"]
     assert delivery["summary"]["technicians"] == ["tech-li"]
     assert delivery["summary"]["on_time"] is True
+    bookings = [e for e in entries if e["kind"] == "appointment.booked"]
+    assert [b["summary"]["rescheduled"] for b in bookings] == [False, True]
+    assert by_kind["appointment.closed"]["summary"]["outcome"] == "arrived"
+    clocked = [e["summary"] for e in entries if e["kind"] == "job.clocked"]
+    assert [(c["technician_id"], c["hours"], c["reason"]) for c in clocked] == [
+        ("tech-li", "0.5", "waiting_parts"),
+        ("tech-li", "1.0", "done"),
+    ]
+    qc = [e["summary"]["passed"] for e in entries if e["kind"] == "job.qc_recorded"]
+    assert qc == [False, True]
+    payment = by_kind["payment.confirmed"]
+    assert payment["repair_order_id"] == str(story.orders[0])  # found through the invoice
+    assert payment["summary"]["amount"] == "678"
+    assert by_kind["survey.answered"]["summary"]["nps"] == 9
+    assert by_kind["comeback.recorded"]["repair_order_id"] == str(story.orders[1])
     # The cards hold the newest details, whatever came last.
     assert expected["vehicles"][0]["plate"] == "沪B99999"
     assert expected["customers"][0]["mobile"] == "13700137000"
@@ -285,9 +398,10 @@ async def test_shuffled_and_repeated_events_give_the_same_archive(db: Database) 
 async def test_an_older_event_never_overwrites_newer_details(db: Database) -> None:
     story = Story()
     events = with_envelopes(events_of(story), story)
-    newest_intake = events[-2]
-    await feed(db, [newest_intake])
-    await feed(db, events[:3])  # registration and the first intake come late
+    intakes = [e for e in events if isinstance(e, IntakeOpened)]
+    await feed(db, [intakes[1]])
+    registrations = [e for e in events if isinstance(e, CustomerRegistered | VehicleRegistered)]
+    await feed(db, [*registrations, intakes[0]])  # registration and the first intake come late
     archive = await archive_of(db)
     assert archive["vehicles"][0]["plate"] == "沪B99999"
     assert archive["customers"][0]["mobile"] == "13700137000"
@@ -311,6 +425,8 @@ async def seeded(client: httpx.AsyncClient, branch: str = "BR01") -> Story:
 
 
 CLERK = auth("records_clerk")
+# Entries of one story's customer: one per event, the ERP's repeated payment once.
+ENTRIES = 26
 
 
 async def test_customer_timeline_pages_in_the_order_things_happened(records) -> None:
@@ -329,7 +445,7 @@ async def test_customer_timeline_pages_in_the_order_things_happened(records) -> 
         cursor = body["next_cursor"]
         if cursor is None:
             break
-    assert len(seen) == 14
+    assert len(seen) == ENTRIES
     times = [e["occurred_at"] for e in seen]
     assert times == sorted(times)
     assert {e["customer_id"] for e in seen} == {str(story.customer_id)}
@@ -351,7 +467,7 @@ async def test_export_holds_everything_about_the_customer(records) -> None:
     assert data["customer"]["name"] == "王芳"
     assert data["customer"]["mobile"] == "13700137000"
     assert [v["vin"] for v in data["vehicles"]] == [VIN]
-    assert len(data["timeline"]) == 14
+    assert len(data["timeline"]) == ENTRIES
     assert [e["kind"] for e in data["timeline"] if e["kept_for_law"]] == ["repair_order.settled"]
     assert data["erasures"] == []
 
@@ -381,7 +497,8 @@ async def test_erasure_keeps_invoices_and_drops_personal_data(records) -> None:
     # An event that was still on its way arrives after the erasure.
     late = Story()
     late.customer_id, late.vehicle_id = story.customer_id, story.vehicle_id
-    await feed(runtime_of(records).db, with_envelopes([events_of(late)[-2]], late))
+    second_intake = [e for e in events_of(late) if isinstance(e, IntakeOpened)][1]
+    await feed(runtime_of(records).db, with_envelopes([second_intake], late))
 
     data = (await records.get(f"/customers/{story.customer_id}/export", headers=CLERK)).json()
     text = str(data["customer"]) + str(data["vehicles"]) + str(data["timeline"])
@@ -392,7 +509,7 @@ async def test_erasure_keeps_invoices_and_drops_personal_data(records) -> None:
     assert invoice["summary"]["invoice_number"] == "INV-2026-000001"
     assert invoice["summary"]["gross_total"] == "678"
     assert invoice["summary"]["totals"][0]["tax"] == "78"
-    assert len(data["timeline"]) == 15  # history kept, anonymised
+    assert len(data["timeline"]) == ENTRIES + 1  # history kept, anonymised
     assert [e["requested_by"] for e in data["erasures"]] == [request["requested_by"]]
     assert data["erasures"][0]["erased_by"]
 
@@ -401,6 +518,48 @@ async def test_erasure_keeps_invoices_and_drops_personal_data(records) -> None:
     car = (await records.get(f"/vehicles/{story.vehicle_id}/timeline", headers=CLERK)).json()
     VehicleTimeline.model_validate(car)
     assert car["plate"] is None and car["vin"] == VIN
+
+
+async def test_erasure_deletes_the_files_only_the_customer_refers_to(records) -> None:
+    async def stored(content: bytes, *refs: tuple[str, object]) -> str:
+        r = await upload(records, content)
+        assert r.status_code == 201, r.text
+        file_id = r.json()["id"]
+        for owner, owner_id in refs:
+            r = await records.post(
+                f"/files/{file_id}/references",
+                headers=CLERK,
+                json={"owner": owner, "owner_id": str(owner_id)},
+            )
+            assert r.status_code == 201, r.text
+        return str(file_id)
+
+    story = Story()
+    someone_else = uuid.uuid4()
+    intake = story.intakes[0]
+    photo = await stored(JPEG + b"1", ("reception.intake_photo", intake))
+    signature = await stored(PNG, ("reception.intake_signature", intake))
+    finding = await stored(WEBP)  # named only by the extra work's event
+    shared_photo = await stored(
+        JPEG + b"2", ("reception.intake_photo", intake), ("reception.intake_photo", someone_else)
+    )
+    invoice = await stored(PDF, ("workorders.invoice_pdf", story.orders[0]))
+    story.photo_file_ids = [uuid.UUID(finding)]
+    await feed(runtime_of(records).db, with_envelopes(events_of(story), story))
+    blobs = len(await stored_blobs(records))
+
+    url = f"/customers/{story.customer_id}/erasure"
+    r = await records.post(url, headers=CLERK, json={"requested_by": "王芳"})
+    assert r.status_code == 201, r.text
+    for gone in (photo, signature, finding):
+        assert_problem(await records.get(f"/files/{gone}", headers=CLERK), 404)
+    for kept in (shared_photo, invoice):
+        assert (await records.get(f"/files/{kept}/content", headers=CLERK)).status_code == 200
+
+    async def blobs_deleted() -> bool:
+        return len(await stored_blobs(records)) == blobs - 3
+
+    await eventually(blobs_deleted, what="the erased files' bytes deleted")
 
 
 @pytest.mark.postgres
@@ -413,8 +572,8 @@ async def test_concurrent_handlers_on_postgres_still_link_the_visit(pg_url: str)
         for _ in range(10):
             story = Story()
             events = with_envelopes(events_of(story), story)
-            opened, extra = events[4], events[5]
-            assert isinstance(opened, RepairOrderOpened) and isinstance(extra, ExtraWorkFound)
+            opened = next(e for e in events if isinstance(e, RepairOrderOpened))
+            extra = next(e for e in events if isinstance(e, ExtraWorkFound))
 
             async def handle(event: Contract) -> None:
                 async with database.transaction() as session:

@@ -349,6 +349,71 @@ async def collect_unreferenced(
     return removed
 
 
+# References that keep a file through a customer's erasure: the library's own versions,
+# and invoices (kept as the law requires, like the invoice entries of the archive).
+KEPT_THROUGH_ERASURE = ("records.library_version", "invoice")
+
+
+async def erase_owned_files(
+    session: AsyncSession, branch: str, owner_ids: set[str], file_ids: set[uuid.UUID]
+) -> list[StoredFile]:
+    """Delete the branch's files that only the given owners refer to (a customer's
+    intake photos and signatures: references whose `owner_id` is the customer, their car,
+    intake, repair order, …) and the files named in their records (`file_ids`) that
+    nothing else refers to; returns the deleted rows. Their blobs go after the commit
+    (`delete_unused_blobs`), or by the collector's sweep should that not happen."""
+    candidates: set[uuid.UUID] = set(file_ids)
+    if owner_ids:
+        named = await session.exec(
+            select(FileReference.file_id).where(col(FileReference.owner_id).in_(owner_ids))
+        )
+        candidates |= set(named.all())
+    if not candidates:
+        return []
+    rows = (
+        await session.exec(
+            select(StoredFile).where(
+                col(StoredFile.id).in_(candidates), StoredFile.branch == branch
+            )
+        )
+    ).all()
+    references = (
+        await session.exec(
+            select(FileReference).where(col(FileReference.file_id).in_([r.id for r in rows]))
+        )
+    ).all()
+    by_file: dict[uuid.UUID, list[FileReference]] = {}
+    for reference in references:
+        by_file.setdefault(reference.file_id, []).append(reference)
+    erased = []
+    for row in rows:
+        refs = by_file.get(row.id, [])
+        if any(
+            ref.owner_id not in owner_ids or any(k in ref.owner for k in KEPT_THROUGH_ERASURE)
+            for ref in refs
+        ):
+            continue
+        for ref in refs:
+            await session.delete(ref)
+        await session.flush()
+        await session.delete(row)
+        erased.append(row)
+    await session.flush()
+    return erased
+
+
+async def delete_unused_blobs(db: Database, storage: FileStorage, hashes: list[str]) -> None:
+    """Delete each blob no branch's file names any more (checked in a write transaction,
+    so an upload of the same content at the same moment keeps it)."""
+    for sha256 in hashes:
+        async with db.transaction() as session:
+            used = (
+                await session.exec(select(StoredFile.id).where(StoredFile.sha256 == sha256))
+            ).first()
+            if used is None:
+                await storage.delete_if_idle(sha256, idle_seconds=0)
+
+
 _storages: dict[tuple[object, ...], FileStorage] = {}
 
 

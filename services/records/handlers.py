@@ -1,10 +1,13 @@
 """Events records consumes: everything that belongs in a vehicle's or customer's file."""
 
+import uuid
 from typing import Any
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.records import service
+from services.records.models import TimelineEntry
 from shared.consumers import Subscribers
 from shared.contracts import (
     ComplaintEscalated,
@@ -18,8 +21,16 @@ from shared.contracts import (
     RepairOrderOpened,
     VehicleRegistered,
 )
-from shared.contracts.followup import VisitExpired
-from shared.contracts.workorders import RepairOrderSettled
+from shared.contracts.followup import (
+    ComebackRecorded,
+    ReminderSent,
+    SurveyAnswered,
+    VisitClosed,
+    VisitExpired,
+)
+from shared.contracts.reception import AppointmentBooked, AppointmentClosed
+from shared.contracts.records import PaymentConfirmed
+from shared.contracts.workorders import JobClocked, QcRecorded, RepairOrderSettled
 
 subscriber = Subscribers()
 
@@ -78,8 +89,19 @@ async def archive_intake(event: IntakeOpened, session: AsyncSession) -> None:
             "odometer_km": event.odometer_km,
             "concerns": event.concerns,
             "advisor": event.advisor,
+            "appointment_id": str(event.appointment_id) if event.appointment_id else None,
         },
     )
+    if event.appointment_id is not None:
+        # A booking made before the car was known joins the car's file now.
+        await service.link_entries(
+            session,
+            event.branch,
+            (col(TimelineEntry.reference_id) == event.appointment_id)
+            & col(TimelineEntry.vehicle_id).is_(None),
+            vehicle_id=event.vehicle.id,
+            customer_id=event.customer.id,
+        )
 
 
 @subscriber(RepairOrderOpened, durable="records__archive_repair_order")
@@ -244,6 +266,18 @@ async def archive_settlement(event: RepairOrderSettled, session: AsyncSession) -
             "settled_by": event.settled_by,
         },
     )
+    # ERP payments that came first, naming only this invoice, join the visit.
+    await service._serialise(session, _invoice_key(event.branch, event.invoice_number))
+    await service.link_entries(
+        session,
+        event.branch,
+        (col(TimelineEntry.kind) == "payment.confirmed")
+        & col(TimelineEntry.repair_order_id).is_(None)
+        & (TimelineEntry.summary["invoice_number"].as_string() == event.invoice_number),
+        vehicle_id=event.vehicle_id,
+        customer_id=event.customer_id,
+        repair_order_id=event.repair_order_id,
+    )
 
 
 @subscriber(ComplaintOpened, durable="records__archive_complaint")
@@ -301,4 +335,229 @@ async def archive_visit_expired(event: VisitExpired, session: AsyncSession) -> N
         customer_id=event.customer_id,
         repair_order_id=event.repair_order_id,
         summary={"attempts": event.attempts},
+    )
+
+
+# --- appointments, clocking, QC, follow-up, reminders, ERP payments ---------------------
+
+
+async def _intake_of_appointment(
+    session: AsyncSession, branch: str, appointment_id: uuid.UUID
+) -> uuid.UUID | None:
+    """The car of the intake that took up the booking, if it has been archived."""
+    found = await session.exec(
+        select(TimelineEntry.vehicle_id).where(
+            TimelineEntry.branch == branch,
+            TimelineEntry.kind == "intake.opened",
+            TimelineEntry.summary["appointment_id"].as_string() == str(appointment_id),
+        )
+    )
+    return found.first()
+
+
+@subscriber(AppointmentBooked, durable="records__archive_appointment_booked")
+async def archive_appointment_booked(event: AppointmentBooked, session: AsyncSession) -> None:
+    vehicle_id = event.vehicle_id or await _intake_of_appointment(
+        session, event.branch, event.appointment_id
+    )
+    await service.append(
+        session,
+        event,
+        kind="appointment.booked",
+        branch=event.branch,
+        occurred_at=event.booked_at,
+        reference_id=event.appointment_id,
+        vehicle_id=vehicle_id,
+        customer_id=event.customer_id,
+        summary={
+            "scheduled_for": event.scheduled_for.isoformat(),
+            "planned_hours": str(event.planned_hours),
+            "booked_by": event.booked_by,
+            "rescheduled": False,
+        },
+    )
+    await service.mark_reschedules(session, event.branch, event.appointment_id)
+
+
+@subscriber(AppointmentClosed, durable="records__archive_appointment_closed")
+async def archive_appointment_closed(event: AppointmentClosed, session: AsyncSession) -> None:
+    vehicle_id = event.vehicle_id or await _intake_of_appointment(
+        session, event.branch, event.appointment_id
+    )
+    await service.append(
+        session,
+        event,
+        kind="appointment.closed",
+        branch=event.branch,
+        occurred_at=event.closed_at,
+        reference_id=event.appointment_id,
+        vehicle_id=vehicle_id,
+        customer_id=event.customer_id,
+        summary={
+            "scheduled_for": event.scheduled_for.isoformat(),
+            "outcome": event.outcome,
+            "closed_by": event.closed_by,
+        },
+    )
+
+
+@subscriber(JobClocked, durable="records__archive_job_clocked")
+async def archive_job_clocked(event: JobClocked, session: AsyncSession) -> None:
+    """One clock segment: who worked on which job, from when to when, how long."""
+    await service.append(
+        session,
+        event,
+        kind="job.clocked",
+        branch=event.branch,
+        occurred_at=event.ended_at,
+        reference_id=event.clock_id,
+        repair_order_id=event.repair_order_id,
+        summary={
+            "number": event.number,
+            "job_id": str(event.job_id),
+            "op_code": event.op_code,
+            "technician_id": event.technician_id,
+            "flat_rate_hours": str(event.flat_rate_hours),
+            "started_at": event.started_at.isoformat(),
+            "ended_at": event.ended_at.isoformat(),
+            "hours": str(event.hours),
+            "reason": event.reason,
+        },
+    )
+
+
+@subscriber(QcRecorded, durable="records__archive_qc")
+async def archive_qc(event: QcRecorded, session: AsyncSession) -> None:
+    await service.append(
+        session,
+        event,
+        kind="job.qc_recorded",
+        branch=event.branch,
+        occurred_at=event.inspected_at,
+        reference_id=event.qc_id,
+        repair_order_id=event.repair_order_id,
+        summary={
+            "number": event.number,
+            "job_id": str(event.job_id),
+            "op_code": event.op_code,
+            "technician_id": event.technician_id,
+            "passed": event.passed,
+            "reason": event.reason,
+            "road_test": event.road_test,
+            "inspected_by": event.inspected_by,
+        },
+    )
+
+
+@subscriber(VisitClosed, durable="records__archive_visit_closed")
+async def archive_visit_closed(event: VisitClosed, session: AsyncSession) -> None:
+    await service.append(
+        session,
+        event,
+        kind="followup.visit_closed",
+        branch=event.branch,
+        occurred_at=event.closed_at,
+        reference_id=event.visit_id,
+        customer_id=event.customer_id,
+        repair_order_id=event.repair_order_id,
+        summary={"outcome": event.outcome, "reached": event.reached, "attempts": event.attempts},
+    )
+
+
+@subscriber(SurveyAnswered, durable="records__archive_survey")
+async def archive_survey(event: SurveyAnswered, session: AsyncSession) -> None:
+    await service.append(
+        session,
+        event,
+        kind="survey.answered",
+        branch=event.branch,
+        occurred_at=event.answered_at,
+        reference_id=event.survey_id,
+        customer_id=event.customer_id,
+        repair_order_id=event.repair_order_id,
+        summary={
+            "visit_id": str(event.visit_id),
+            "overall": event.overall,
+            "nps": event.nps,
+            "servqual": [a.model_dump(mode="json") for a in event.servqual],
+        },
+    )
+
+
+@subscriber(ComebackRecorded, durable="records__archive_comeback")
+async def archive_comeback(event: ComebackRecorded, session: AsyncSession) -> None:
+    """The car came back for the same op group: on the later visit, naming the earlier."""
+    await service.append(
+        session,
+        event,
+        kind="comeback.recorded",
+        branch=event.branch,
+        occurred_at=event.delivered_at,
+        reference_id=event.comeback_id,
+        vehicle_id=event.vehicle_id,
+        repair_order_id=event.repair_order_id,
+        summary={
+            "op_group": event.op_group,
+            "earlier_repair_order_id": str(event.earlier_repair_order_id),
+            "earlier_delivered_at": event.earlier_delivered_at.isoformat(),
+            "technician_id": event.technician_id,
+        },
+    )
+
+
+@subscriber(ReminderSent, durable="records__archive_reminder")
+async def archive_reminder(event: ReminderSent, session: AsyncSession) -> None:
+    await service.append(
+        session,
+        event,
+        kind="reminder.sent",
+        branch=event.branch,
+        occurred_at=event.sent_at,
+        reference_id=event.reminder_id,
+        vehicle_id=event.vehicle_id,
+        customer_id=event.customer_id,
+        summary={
+            "kind": event.kind,
+            "due_on": event.due_on.isoformat() if event.due_on else None,
+            "channel": event.channel,
+        },
+    )
+
+
+def _invoice_key(branch: str, invoice_number: str) -> uuid.UUID:
+    return uuid.uuid5(service.ENTRY_NAMESPACE, f"invoice:{branch}:{invoice_number}")
+
+
+@subscriber(PaymentConfirmed, durable="records__archive_payment")
+async def archive_payment(event: PaymentConfirmed, session: AsyncSession) -> None:
+    """The ERP's payment for an invoice. One entry per ERP payment id, however often the
+    ERP sends it; one that names only the invoice joins the visit through its invoice."""
+    await service._serialise(session, _invoice_key(event.branch, event.invoice_number))
+    repair_order_id = event.repair_order_id
+    if repair_order_id is None:
+        repair_order_id = (
+            await session.exec(
+                select(TimelineEntry.repair_order_id).where(
+                    TimelineEntry.branch == event.branch,
+                    TimelineEntry.kind == "repair_order.settled",
+                    TimelineEntry.summary["invoice_number"].as_string() == event.invoice_number,
+                )
+            )
+        ).first()
+    await service.append(
+        session,
+        event,
+        kind="payment.confirmed",
+        branch=event.branch,
+        occurred_at=event.paid_at,
+        reference_id=uuid.uuid5(service.ENTRY_NAMESPACE, f"erp-payment:{event.erp_payment_id}"),
+        repair_order_id=repair_order_id,
+        entry_key=f"erp-payment:{event.branch}:{event.erp_payment_id}",
+        summary={
+            "erp_payment_id": event.erp_payment_id,
+            "invoice_number": event.invoice_number,
+            "amount": str(event.amount),
+            "currency": event.currency,
+            "method": event.method,
+        },
     )

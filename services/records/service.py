@@ -10,6 +10,7 @@ from sqlalchemy import Row, Text, func, or_, type_coerce
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.records import files
 from services.records.models import (
     ArchivedCustomer,
     ArchivedVehicle,
@@ -140,16 +141,24 @@ async def append(
     customer_id: uuid.UUID | None = None,
     repair_order_id: uuid.UUID | None = None,
     summary: dict[str, Any] | None = None,
-) -> None:
-    """One entry per source event: a repeat of the same event adds nothing.
+    entry_key: str | None = None,
+) -> bool:
+    """One entry per source event: a repeat of the same event adds nothing (returns
+    False). `entry_key` names the fact when its producer may send it again as a new
+    event (an ERP payment): then one entry per key.
 
     An event that names only the repair order takes the vehicle and customer from the
     visit's other entries; one that names them hands them to entries that came earlier
     without. So the links do not depend on the order events arrive in."""
     event_id = event.envelope.id
-    exists = await session.exec(select(TimelineEntry.id).where(TimelineEntry.event_id == event_id))
+    entry_id = uuid.uuid5(ENTRY_NAMESPACE, entry_key or event_id)
+    exists = await session.exec(
+        select(TimelineEntry.id).where(
+            or_(col(TimelineEntry.event_id) == event_id, col(TimelineEntry.id) == entry_id)
+        )
+    )
     if exists.first() is not None:
-        return
+        return False
     await _serialise(session, customer_id, repair_order_id, reference_id)
     same_case = _same_case(reference_id, repair_order_id)
     if vehicle_id is None or customer_id is None:
@@ -172,8 +181,10 @@ async def append(
         summary = strip_personal(summary)
     session.add(
         TimelineEntry(
-            id=uuid.uuid5(ENTRY_NAMESPACE, event_id),
-            event_id=event_id,
+            id=entry_id,
+            # Keyed entries keep the key's id, not the event that happened to come first,
+            # so the archive is the same whichever copy arrived first.
+            event_id=str(entry_id) if entry_key else event_id,
             kind=kind,
             branch=branch,
             occurred_at=occurred_at,
@@ -201,6 +212,52 @@ async def append(
             entry.customer_id = entry.customer_id or customer_id
             if customer_id is not None and await _erased(session, customer_id):
                 entry.summary = strip_personal(entry.summary)
+    return True
+
+
+async def link_entries(
+    session: AsyncSession,
+    branch: str,
+    where: Any,
+    *,
+    vehicle_id: uuid.UUID | None,
+    customer_id: uuid.UUID | None,
+    repair_order_id: uuid.UUID | None = None,
+) -> None:
+    """Give entries matching `where` that lack them the vehicle, customer and visit an
+    event that arrived later knows (a booking made before the car was known, an ERP
+    payment that named only the invoice)."""
+    await session.flush()
+    erased = await _erased(session, customer_id)
+    for entry in (
+        await session.exec(select(TimelineEntry).where(where, TimelineEntry.branch == branch))
+    ).all():
+        entry.vehicle_id = entry.vehicle_id or vehicle_id
+        entry.customer_id = entry.customer_id or customer_id
+        entry.repair_order_id = entry.repair_order_id or repair_order_id
+        if erased:
+            entry.summary = strip_personal(entry.summary)
+
+
+async def mark_reschedules(session: AsyncSession, branch: str, appointment_id: uuid.UUID) -> None:
+    """A booking sent again is a reschedule: the first booking of an appointment (by the
+    time it was made, whatever order the events came in) is the booking, later ones are
+    marked `rescheduled`."""
+    await session.flush()
+    bookings = (
+        await session.exec(
+            select(TimelineEntry)
+            .where(
+                TimelineEntry.branch == branch,
+                TimelineEntry.reference_id == appointment_id,
+                TimelineEntry.kind == "appointment.booked",
+            )
+            .order_by(col(TimelineEntry.occurred_at), col(TimelineEntry.id))
+        )
+    ).all()
+    for number, entry in enumerate(bookings):
+        if entry.summary.get("rescheduled") != (number > 0):
+            entry.summary = {**entry.summary, "rescheduled": number > 0}
 
 
 async def vehicle_timeline(
@@ -370,11 +427,14 @@ async def export_customer(
 
 async def erase_customer(
     session: AsyncSession, customer_id: uuid.UUID, body: ErasureRequest, by: User
-) -> CustomerErasure:
+) -> tuple[CustomerErasure, list[str]]:
     """Erase the customer's personal data from the archive (personal-information law).
 
     Names, phone numbers and plates go from the card, the vehicles' cards and every
     timeline entry; invoices stay, with their numbers and amounts, as the law requires.
+    Stored files only the customer's records refer to (intake photos, signatures, the
+    photos of work found on their car) are deleted; returns the erasure and the hashes
+    of the deleted files' blobs, to delete after the commit.
     Events that arrive later for this customer are stored without personal fields."""
     await _serialise(session, customer_id)
     card = await _customer_card(session, customer_id, by)
@@ -403,9 +463,15 @@ async def erase_customer(
         )
     ).all()
     kept = 0
+    owners = {str(customer_id), *(str(v.vehicle_id) for v in vehicles)}
+    named_files: set[uuid.UUID] = set()
     for entry in entries:
         entry.summary = strip_personal(entry.summary)
         kept += entry.kind in KEPT_FOR_LAW
+        if entry.kind not in KEPT_FOR_LAW:
+            owners |= {str(i) for i in (entry.reference_id, entry.repair_order_id) if i}
+            named_files |= set(_file_ids(entry.summary))
+    erased_files = await files.erase_owned_files(session, by.branch, owners, named_files)
     erasure = CustomerErasure(
         customer_id=customer_id,
         branch=by.branch,
@@ -421,4 +487,28 @@ async def erase_customer(
     )
     session.add(erasure)
     await session.flush()
-    return erasure
+    return erasure, [f.sha256 for f in erased_files]
+
+
+def _file_ids(summary: Any) -> list[uuid.UUID]:
+    """Stored files an entry names (`photo_file_ids`, `…_file_id`)."""
+    found: list[uuid.UUID] = []
+    if isinstance(summary, dict):
+        for key, value in summary.items():
+            if key.endswith("file_ids") and isinstance(value, list):
+                found += [_uuid(v) for v in value if _uuid(v)]  # type: ignore[misc]
+            elif key.endswith("file_id") and _uuid(value):
+                found.append(_uuid(value))  # type: ignore[arg-type]
+            else:
+                found += _file_ids(value)
+    elif isinstance(summary, list):
+        for value in summary:
+            found += _file_ids(value)
+    return found
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
