@@ -127,6 +127,43 @@ async def owner_history(
     return list(rows.all())
 
 
+async def add_mobile(
+    session: AsyncSession, customer_id: uuid.UUID, number: str, by: User
+) -> Customer:
+    """Another number the customer answers on; adding one already known changes nothing."""
+    customer = await session.get(Customer, customer_id)
+    if customer is None or customer.branch != by.branch:
+        raise NotFound(f"customer {customer_id} not found")
+    if number == customer.mobile or number in customer.other_mobiles:
+        return customer
+    if len(customer.other_mobiles) >= 5:
+        raise InvalidInput("mobile", "a customer keeps at most five further numbers")
+    if customer.mobile is None:
+        customer.mobile = number
+    else:
+        customer.other_mobiles = [*customer.other_mobiles, number]
+    session.add(customer)
+    session.add(CustomerPhone(customer_id=customer.id, number=number, branch=customer.branch))
+    await session.flush()
+    return customer
+
+
+async def customer_vehicles(
+    session: AsyncSession, customer_id: uuid.UUID, by: User
+) -> list[Vehicle]:
+    """The vehicles a customer (or a company's or fleet's account) owns now, newest first."""
+    customer = await session.get(Customer, customer_id)
+    if customer is None or customer.branch != by.branch:
+        raise NotFound(f"customer {customer_id} not found")
+    rows = await session.exec(
+        select(Vehicle)
+        .where(Vehicle.customer_id == customer_id)
+        .order_by(col(Vehicle.created_at).desc(), col(Vehicle.id).desc())
+        .limit(1000)
+    )
+    return list(rows.all())
+
+
 # Shorter partial plates match too many vehicles for an index to help: they are matched
 # by walking the branch's vehicles newest first until a page is full.
 SUFFIX_MIN = 3

@@ -104,6 +104,9 @@ class CustomerCreate(CustomerBase):
     def _company_accounts_are_named(self) -> "CustomerCreate":
         if self.account_kind != AccountKind.private and not self.company:
             raise ValueError(f"a {self.account_kind.value} account needs the company name")
+        numbers = [n for n in [self.mobile, *self.other_mobiles] if n]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("other_mobiles: each number once, the main mobile not again")
         return self
 
 
@@ -127,6 +130,14 @@ class CustomerPublic(CustomerBase):
     branch: str
     other_mobiles: list[str] = []
     created_at: datetime
+
+
+class MobileAdd(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"mobile": "13900139000"}]}
+    )
+
+    mobile: Mobile
 
 
 class CustomerPhone(Base, table=True):

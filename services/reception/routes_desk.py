@@ -7,11 +7,14 @@ from fastapi import APIRouter, Query, status
 
 from services.reception import desk
 from services.reception.models import (
+    CustomerPublic,
     DeskHit,
+    MobileAdd,
     OdometerReadingCreate,
     OdometerReadingPublic,
     OwnerChangeCreate,
     OwnerChangePublic,
+    VehiclePublic,
 )
 from services.reception.routes import Advisor, Reader
 from shared.idempotency import IdempotencyDep
@@ -110,3 +113,31 @@ async def change_owner(
 )
 async def owner_history(vehicle_id: uuid.UUID, session: ReadSessionDep, user: Reader):
     return await desk.owner_history(session, vehicle_id, user)
+
+
+@router.post(
+    "/customers/{customer_id}/mobiles",
+    response_model=CustomerPublic,
+    summary="Add a mobile number the customer answers on (found by the phone search)",
+)
+async def add_mobile(
+    customer_id: uuid.UUID,
+    body: MobileAdd,
+    session: SessionDep,
+    user: Advisor,
+    idempotency: IdempotencyDep,
+):
+    return await idempotency(session).run(
+        lambda: desk.add_mobile(session, customer_id, body.mobile, user),
+        CustomerPublic,
+        status_code=200,
+    )
+
+
+@router.get(
+    "/customers/{customer_id}/vehicles",
+    response_model=list[VehiclePublic],
+    summary="The vehicles a customer, company or fleet account owns now",
+)
+async def customer_vehicles(customer_id: uuid.UUID, session: ReadSessionDep, user: Reader):
+    return await desk.customer_vehicles(session, customer_id, user)

