@@ -1,12 +1,13 @@
 """Workorders' HTTP API: parse, authorize, call the use case, return."""
 
+import asyncio
 import uuid
 from datetime import date
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from services.workorders import payments, promise, service, workshop
+from services.workorders import documents, payments, promise, service, workshop
 from services.workorders.config import Settings
 from services.workorders.models import (
     ErpPaymentPublic,
@@ -22,6 +23,7 @@ from services.workorders.schemas import (
     ClockOff,
     ExtraWorkCreate,
     Handover,
+    InvoicePrint,
     JobAssignment,
     NewPromise,
     OrderTransition,
@@ -37,6 +39,7 @@ from shared.concurrency import IfMatch, set_etag
 from shared.events import utcnow
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page
+from shared.problems import Conflict, InvalidInput
 from shared.service import ReadSessionDep, SessionDep
 
 router = APIRouter()
@@ -68,7 +71,8 @@ Foreman = Annotated[User, Depends(require(Role.foreman, Role.manager))]
 Technician = Annotated[User, Depends(require(Role.technician))]
 Finder = Annotated[User, Depends(require(Role.technician, Role.foreman))]
 Inspector = Annotated[User, Depends(require(Role.qc))]
-Cashier = Annotated[User, Depends(require(Role.cashier))]
+# A cashier settles; a manager may too (and only a manager grants a large discount).
+Cashier = Annotated[User, Depends(require(Role.cashier, Role.manager))]
 Advisor = Annotated[User, Depends(require(Role.advisor))]
 TimeReader = Annotated[User, Depends(require(Role.foreman, Role.manager, Role.technician))]
 # Who may see what the customer paid: the desk, not the workshop floor or the screens.
@@ -204,10 +208,19 @@ async def settle_repair_order(
     session: SessionDep,
     user: Cashier,
     idempotency: IdempotencyDep,
+    settings: SettingsDep,
     if_match: IfMatch = None,
 ):
     async def work() -> RepairOrderDetail:
-        order = await service.settle(session, order_id, body, user, utcnow(), if_match=if_match)
+        order = await service.settle(
+            session,
+            order_id,
+            body,
+            user,
+            utcnow(),
+            if_match=if_match,
+            discount_limit_percent=settings.discount_limit_percent,
+        )
         set_etag(response, order.version)
         return await service.order_detail(session, order)
 
@@ -430,3 +443,106 @@ async def unmatched_erp_payments(
     limit: Limit = 50,
 ):
     return await payments.unmatched(session, user, limit)
+
+
+PdfLang = Annotated[str, Query(pattern="^(zh-CN|en)$", description="zh-CN or en")]
+PDF_HEADERS = {"Cache-Control": "no-store"}
+
+
+@router.get(
+    "/repair-orders/{order_id}/repair-order.pdf",
+    response_class=Response,
+    tags=["documents"],
+    summary="The repair order as a PDF, in Chinese or English",
+)
+async def repair_order_document(
+    order_id: uuid.UUID,
+    session: ReadSessionDep,
+    user: Annotated[
+        User,
+        Depends(require(Role.advisor, Role.foreman, Role.cashier, Role.manager, Role.technician)),
+    ],
+    settings: SettingsDep,
+    lang: PdfLang = "zh-CN",
+) -> Response:
+    order = await service.get_repair_order(session, order_id, user)
+    detail = await service.order_detail(session, order)
+    data = await asyncio.to_thread(
+        documents.repair_order_pdf,
+        detail,
+        lang=lang,
+        dealer=settings.dealer_name,
+        zone=settings.time_zone,
+    )
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={
+            **PDF_HEADERS,
+            "Content-Disposition": f'inline; filename="{order.number}.pdf"',
+        },
+    )
+
+
+@router.post(
+    "/repair-orders/{order_id}/invoice/prints",
+    status_code=status.HTTP_201_CREATED,
+    response_model=InvoicePrint,
+    tags=["documents"],
+    summary="Record a print of the invoice: the first is the original, later ones are copies",
+)
+async def print_invoice(
+    order_id: uuid.UUID,
+    session: SessionDep,
+    user: Cashier,
+    idempotency: IdempotencyDep,
+):
+    async def work() -> InvoicePrint:
+        printed = await service.record_invoice_print(session, order_id, user)
+        return InvoicePrint(
+            printed=printed, is_copy=printed > 1, printed_at=utcnow(), printed_by=user.id
+        )
+
+    return await idempotency(session).run(work, InvoicePrint)
+
+
+@router.get(
+    "/repair-orders/{order_id}/invoice.pdf",
+    response_class=Response,
+    tags=["documents"],
+    summary="The invoice as a PDF: the last recorded print, or print n (copies are marked)",
+)
+async def invoice_document(
+    order_id: uuid.UUID,
+    session: ReadSessionDep,
+    user: MoneyReader,
+    settings: SettingsDep,
+    lang: PdfLang = "zh-CN",
+    printed: Annotated[int | None, Query(alias="print", ge=1, le=10000)] = None,
+) -> Response:
+    order = await service.get_repair_order(session, order_id, user)
+    if order.invoice is None:
+        raise Conflict("the order is not settled yet; there is no invoice")
+    if order.invoice_prints == 0:
+        raise Conflict("record a print first (POST .../invoice/prints)")
+    number = printed or order.invoice_prints
+    if number > order.invoice_prints:
+        raise InvalidInput("print", f"only {order.invoice_prints} prints were recorded")
+    detail = await service.order_detail(session, order)
+    data = await asyncio.to_thread(
+        documents.invoice_pdf,
+        detail,
+        lang=lang,
+        dealer=settings.dealer_name,
+        zone=settings.time_zone,
+        printed=number,
+    )
+    name = order.invoice_number or order.number
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={
+            **PDF_HEADERS,
+            "Content-Disposition": f'inline; filename="{name}-{number}.pdf"',
+        },
+    )

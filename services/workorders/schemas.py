@@ -6,7 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.workorders.states import PartStatus, RepairOrderStatus
 
@@ -168,13 +168,47 @@ class Payment(BaseModel):
     amount: Decimal = Field(ge=0, le=Decimal("10000000"), decimal_places=2)
 
 
+class Discount(BaseModel):
+    """A discount at settlement: on one invoice line (`line_id`) or, without it, on the
+    whole customer-paid part of the order; a percentage or an amount, always with a reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line_id: uuid.UUID | None = None
+    percent: Decimal | None = Field(default=None, gt=0, le=100, decimal_places=2)
+    amount: Decimal | None = Field(default=None, gt=0, le=Decimal("10000000"), decimal_places=2)
+    reason: str = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def one_kind(self) -> "Discount":
+        if (self.percent is None) == (self.amount is None):
+            raise ValueError("give either percent or amount")
+        return self
+
+
 class Settlement(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"payments": [{"method": "wechat", "amount": "1130.00"}]}]},
+        json_schema_extra={
+            "examples": [
+                {"payments": [{"method": "wechat", "amount": "1130.00"}]},
+                {
+                    "discounts": [{"percent": "5", "reason": "会员折扣 / loyalty member"}],
+                    "payments": [{"method": "card", "amount": "1073.50"}],
+                },
+            ]
+        },
     )
 
     payments: list[Payment] = Field(default_factory=list, max_length=10)
+    discounts: list[Discount] = Field(default_factory=list, max_length=50)
+
+
+class InvoicePrint(BaseModel):
+    printed: int  # 1 is the original, 2 and on are copies
+    is_copy: bool
+    printed_at: datetime
+    printed_by: str
 
 
 class Handover(BaseModel):

@@ -4,7 +4,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import update
@@ -29,6 +29,7 @@ from services.workorders.models import (
     TimeEntry,
 )
 from services.workorders.schemas import (
+    Discount,
     ExtraWorkCreate,
     Handover,
     OrderTransition,
@@ -47,7 +48,7 @@ from services.workorders.states import (
     move_order,
     move_part,
 )
-from shared.auth import User
+from shared.auth import Role, User
 from shared.concurrency import check_if_match
 from shared.contracts import (
     DeliveredJob,
@@ -702,6 +703,76 @@ def totals_by_pay_type(lines: list[InvoiceLine]) -> list[PayTypeTotal]:
     return result
 
 
+def _cents(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def apply_discounts(
+    lines: list[InvoiceLine], discounts: list[Discount]
+) -> tuple[list[InvoiceLine], Decimal]:
+    """Take settlement discounts off the lines' net; returns the lines and the largest
+    discount as a percentage of what it applied to (for the manager's limit).
+
+    Line discounts come first, each rounded half up to the fen. An order discount then
+    applies to the customer-paid lines' net after them: a percentage is rounded half up
+    once on that sum, and the amount is spread over those lines in proportion to their
+    net, each share rounded down to the fen and the fen left over given one each to the
+    lines that lost most to rounding (largest remainder), so the lines add up to exactly
+    the discount granted and no line goes below zero. Tax is then computed on
+    the discounted net, once per pay type, as without discounts."""
+    by_id = {line.line_id: line.model_copy() for line in lines}
+    result = [by_id[line.line_id] for line in lines]
+    largest = Decimal("0")
+    seen: set[uuid.UUID] = set()
+    for index, discount in enumerate(discounts):
+        if discount.line_id is None:
+            continue
+        field = f"discounts.{index}"
+        line = by_id.get(discount.line_id)
+        if line is None:
+            raise InvalidInput(field, f"line {discount.line_id} is not on the invoice")
+        if discount.line_id in seen:
+            raise InvalidInput(field, "one discount per line")
+        seen.add(discount.line_id)
+        base = line.net
+        off = _cents(base * discount.percent / 100) if discount.percent else discount.amount
+        assert off is not None
+        if off > base:
+            raise InvalidInput(field, f"the discount {off} exceeds the line's net {base}")
+        line.net, line.discount = base - off, off
+        line.discount_reason = discount.reason
+        if base:
+            largest = max(largest, off * 100 / base)
+    whole = [d for d in discounts if d.line_id is None]
+    if len(whole) > 1:
+        raise InvalidInput("discounts", "at most one discount on the whole order")
+    if whole:
+        discount = whole[0]
+        customer = [line for line in result if line.pay_type == "customer" and line.net > 0]
+        base = sum((line.net for line in customer), Decimal("0"))
+        off = _cents(base * discount.percent / 100) if discount.percent else discount.amount
+        assert off is not None
+        if off > base:
+            raise InvalidInput("discounts", f"the discount {off} exceeds the customer's net {base}")
+        exact = [off * line.net / base for line in customer] if base else []
+        shares = [share.quantize(CENT, rounding=ROUND_DOWN) for share in exact]
+        # The fen left over go one each to the lines that lost most to rounding down, so no
+        # line's share passes its net and the shares add up to the discount exactly.
+        left = int((off - sum(shares, Decimal("0"))) / CENT)
+        by_loss = sorted(range(len(shares)), key=lambda i: (shares[i] - exact[i], i))
+        for i in by_loss[:left]:
+            shares[i] += CENT
+        for line, share in zip(customer, shares, strict=True):
+            line.net -= share
+            line.discount += share
+            line.discount_reason = "; ".join(
+                r for r in (line.discount_reason, discount.reason) if r
+            )
+        if base:
+            largest = max(largest, off * 100 / base)
+    return result, largest
+
+
 async def settle(
     session: AsyncSession,
     order_id: uuid.UUID,
@@ -710,11 +781,19 @@ async def settle(
     now: datetime,
     *,
     if_match: str | None,
+    discount_limit_percent: float = 10.0,
 ) -> RepairOrder:
     order = await get_repair_order(session, order_id, by)
     check_if_match(if_match, order.version)
     order.status = move_order(order.status, RepairOrderStatus.settled)
-    lines = invoice_lines(order, await jobs_of(session, order.id))
+    lines, largest = apply_discounts(
+        invoice_lines(order, await jobs_of(session, order.id)), body.discounts
+    )
+    if largest > Decimal(str(discount_limit_percent)) and not by.has(Role.manager):
+        raise Forbidden(
+            f"a discount of {largest.quantize(CENT)}% is above {discount_limit_percent}%: "
+            "only a manager may grant it"
+        )
     totals = totals_by_pay_type(lines)
     due = sum((t.gross for t in totals if t.pay_type == "customer"), Decimal("0"))
     paid = sum((p.amount for p in body.payments), Decimal("0"))
@@ -736,6 +815,7 @@ async def settle(
         gross_total=sum((t.gross for t in totals), Decimal("0")),
         customer_due=due,
         payments=[PaymentTaken(method=p.method, amount=p.amount) for p in body.payments],
+        discount_total=sum((line.discount for line in lines), Decimal("0")),
         settled_by=by.id,
         settled_at=now,
     )
@@ -750,7 +830,10 @@ async def settle(
             "gross_total",
             "customer_due",
             "payments",
+            "discount_total",
             "settled_by",
+            "settled_at",
+            "currency",
         },
     )
     order.settled_at = now
@@ -870,3 +953,26 @@ async def move_part_line(
     part.updated_at = now
     await session.flush()
     return part
+
+
+# --- invoice prints ------------------------------------------------------------------
+
+
+async def record_invoice_print(session: AsyncSession, order_id: uuid.UUID, by: User) -> int:
+    """Count one more print of the invoice; returns its number (1 is the original).
+
+    A counter updated in place: printing does not change the order's ETag under the
+    tablets' feet, and two prints at once get different numbers."""
+    order = await get_repair_order(session, order_id, by)
+    if order.invoice is None:
+        raise Conflict("the order is not settled yet; there is no invoice to print")
+    table = RepairOrder.__table__  # type: ignore[attr-defined]
+    result = await session.exec(
+        update(table)
+        .where(table.c.id == order.id)
+        .values(invoice_prints=table.c.invoice_prints + 1)
+        .returning(table.c.invoice_prints)
+    )
+    printed = int(result.scalar_one())
+    await session.refresh(order)
+    return printed

@@ -87,6 +87,9 @@ class InvoiceLine(BaseModel):
     net: Decimal = Decimal("0")
     tax_rate: Decimal = Decimal("0.13")
     pay_type: str = "customer"  # customer, warranty, internal
+    # Discount granted at settlement, already taken off `net`, and why.
+    discount: Decimal = Decimal("0")
+    discount_reason: str | None = None
 
 
 class PayTypeTotal(BaseModel):
@@ -123,6 +126,8 @@ class RepairOrderSettled(Contract):
     gross_total: Decimal = Decimal("0")
     customer_due: Decimal = Decimal("0")
     payments: list[PaymentTaken] = []
+    # Sum of the lines' settlement discounts (the totals are after it).
+    discount_total: Decimal = Decimal("0")
     settled_by: str
     settled_at: datetime
 
