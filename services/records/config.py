@@ -61,3 +61,4 @@ class Settings(ServiceSettings):
     webhook_concurrency: int = 32
     # Inbound from the ERP: a signed message older or newer than this is refused (s).
     webhook_inbound_tolerance_seconds: float = 300.0
+    webhook_connections_per_endpoint: int = 8

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import event as sa_event
+from sqlalchemy import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -216,23 +217,28 @@ async def enqueue(
     )
     body = render(event_type, occurred_at, data)
     now = utcnow()
-    count = 0
-    for endpoint in wanted:
-        if endpoint.id in queued:
-            continue
-        session.add(
-            WebhookDelivery(
-                endpoint_id=endpoint.id,
-                branch=branch,
-                message_id=msg_id,
-                event_type=event_type,
-                source_event_id=source_event_id,
-                body=body,
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
-        count += 1
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "endpoint_id": endpoint.id,
+            "branch": branch,
+            "message_id": msg_id,
+            "event_type": event_type,
+            "source_event_id": source_event_id,
+            "body": body,
+            "status": DeliveryStatus.pending.value,
+            "attempts": 0,
+            "round_attempts": 0,
+            "trigger": "event",
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for endpoint in wanted
+        if endpoint.id not in queued
+    ]
+    if rows:
+        await session.exec(insert(WebhookDelivery), params=rows)
+    count = len(rows)
     if count:
         _wake_after_commit(session)
     return count

@@ -1,0 +1,153 @@
+"""ERP webhooks end to end with real processes: reception's registrations reach a receiver
+on loopback that verifies every delivery with `standardwebhooks` and refuses the first two
+attempts of each, and each event still ends there exactly once; a payment confirmation
+signed by the ERP reaches workorders."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.records.webhook_service import new_secret
+from tests.flow import open_intake, register, repair_orders_for
+from tests.harness import Stack, auth, backend, eventually, postgres_available
+from tests.test_records_webhooks import Receiver, payment, signed
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
+
+MANAGER = auth("manager")
+
+
+@pytest.fixture(scope="module")
+def webhook_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if backend() == "postgres" and not postgres_available():
+        pytest.skip("PostgreSQL not reachable")
+    running = Stack(
+        Path(tmp_path_factory.mktemp("webhooks")),
+        services=("reception", "workorders", "records"),
+        extra_env={
+            # The receiver listens on loopback; retries come within seconds, not days.
+            "RECORDS_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+            "RECORDS_WEBHOOK_RETRY_SCHEDULE": "[0.2, 0.4, 0.8, 1.6, 3.2]",
+            "RECORDS_WEBHOOK_POLL_INTERVAL": "0.1",
+        },
+    ).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def strict_receiver() -> Iterator[Receiver]:
+    """Answers 401 to anything `standardwebhooks` does not verify, 500 to the first two
+    attempts of each message, then 200."""
+    running = Receiver()
+
+    def answer(request: dict[str, Any]) -> tuple[int, dict[str, str]]:
+        if not request["verified_by"]:
+            return 401, {}
+        return (500, {}) if request["nth"] <= 2 else (200, {})
+
+    running.answer = answer
+    yield running.start()
+    running.stop()
+
+
+async def test_each_event_reaches_the_erp_exactly_once(
+    webhook_stack: Stack, strict_receiver: Receiver
+) -> None:
+    records, reception = webhook_stack.url("records"), webhook_stack.url("reception")
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(
+            f"{records}/webhooks/endpoints",
+            headers=MANAGER,
+            json={
+                "url": strict_receiver.url(),
+                "event_types": ["customer.registered", "vehicle.registered"],
+            },
+        )
+        assert r.status_code == 201, r.text
+        endpoint = r.json()
+        strict_receiver.secrets = [endpoint["secret"]]
+
+        registered = [await register(client, reception, name=f"客户{i}") for i in range(3)]
+        customers = {c["id"] for c, _ in registered}
+        vehicles = {v["id"] for _, v in registered}
+
+        async def all_succeeded() -> list[dict[str, Any]] | None:
+            r = await client.get(
+                f"{records}/webhooks/endpoints/{endpoint['id']}/deliveries",
+                headers=MANAGER,
+                params={"limit": 200},
+            )
+            assert r.status_code == 200, r.text
+            items = r.json()["items"]
+            assert all(d["status"] != "failed" for d in items), items
+            done = [d for d in items if d["status"] == "succeeded"]
+            return items if len(done) == 6 and len(items) == 6 else None
+
+        logged = await eventually(all_succeeded, timeout=60, what="six delivered messages")
+
+    assert all(r["verified_by"] == [endpoint["secret"]] for r in strict_receiver.requests)
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for request in strict_receiver.requests:
+        by_id.setdefault(request["headers"]["webhook-id"], []).append(request)
+    assert sorted(by_id) == sorted(d["message_id"] for d in logged)
+    for attempts in by_id.values():
+        # Two refused, one accepted, and nothing after it: exactly once.
+        assert [a["nth"] for a in attempts] == [1, 2, 3]
+        assert all(a["body"] == attempts[0]["body"] for a in attempts)
+    assert all(d["attempts"] == 3 for d in logged)
+    bodies = [attempts[-1]["body"] for attempts in by_id.values()]
+    assert {b["data"]["customer_id"] for b in bodies if b["type"] == "customer.registered"} == (
+        customers
+    )
+    assert {b["data"]["vehicle_id"] for b in bodies if b["type"] == "vehicle.registered"} == (
+        vehicles
+    )
+
+
+async def test_a_signed_payment_confirmation_reaches_workorders(webhook_stack: Stack) -> None:
+    records, reception = webhook_stack.url("records"), webhook_stack.url("reception")
+    workorders = webhook_stack.url("workorders")
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(
+            f"{records}/webhooks/erp-sources", headers=MANAGER, json={"name": "Dealer ERP"}
+        )
+        assert r.status_code == 201, r.text
+        source = r.json()
+        _, vehicle = await register(client, reception, name="付款客户")
+        intake = await open_intake(client, reception, vehicle["id"])
+
+        async def repair_order() -> dict[str, Any] | None:
+            found = await repair_orders_for(client, workorders, {intake["id"]})
+            return found[0] if found else None
+
+        order = await eventually(repair_order, what="the intake's repair order")
+        path = f"{records}/erp/{source['id']}/payments"
+        body = payment(erp_payment_id="PAY-E2E-1", repair_order_id=order["id"])
+
+        raw, headers = signed(new_secret(), body)
+        assert (await client.post(path, content=raw, headers=headers)).status_code == 401
+        raw, headers = signed(source["secret"], body)
+        r = await client.post(path, content=raw, headers=headers)
+        assert r.status_code == 201, r.text
+        raw, headers = signed(source["secret"], body)  # the ERP sends it again
+        r = await client.post(path, content=raw, headers=headers)
+        assert r.status_code == 200 and r.json()["status"] == "duplicate"
+
+        async def erp_payments() -> list[dict[str, Any]] | None:
+            r = await client.get(
+                f"{workorders}/repair-orders/{order['id']}/erp-payments", headers=auth("cashier")
+            )
+            assert r.status_code == 200, r.text
+            data = r.json()
+            items = data["items"] if isinstance(data, dict) else data
+            return items or None
+
+        [paid] = await eventually(erp_payments, what="the payment on the repair order")
+    assert paid["erp_payment_id"] == "PAY-E2E-1"
+    assert paid["invoice_number"] == body["invoice_number"]
+    assert paid["amount"] == "813.60" and paid["method"] == "transfer"
+    assert paid["currency"] == "CNY" and paid["paid_at"] and paid["received_at"]
