@@ -461,6 +461,12 @@ def svg_revenue(report: Report, width: int = 720, height: int = 240) -> str:
     return "".join(parts)
 
 
+def _met(lang: str, met: bool | None) -> str:
+    if met is None:
+        return ""
+    return " " + (t(lang, "达标", "met") if met else t(lang, "未达标", "not met"))
+
+
 def to_html(report: Report, *, query: dict[str, str]) -> bytes:
     """The report page: KPIs with their definitions and drill-down links, and charts."""
     lang = report.lang
@@ -475,7 +481,7 @@ def to_html(report: Report, *, query: dict[str, str]) -> bytes:
         f'<td class="num">{_esc(_num(k.numerator))}</td>'
         f'<td class="num">{_esc(_num(k.denominator))}</td>'
         f"<td>{_esc('' if k.target is None else show(k, k.target, k.unit))}"
-        f"{'' if k.target_met is None else (' ✔' if k.target_met else ' ✘')}</td>"
+        f"{_met(lang, k.target_met)}</td>"
         f'<td class="def">{_esc(BY_ID[k.id].formula)} (v{k.version})</td></tr>'
         for k in report.kpis
     )
@@ -571,7 +577,10 @@ def pdf_trend(report: Report) -> Drawing:
     plot.xValueAxis.labelTextFormat = lambda v: (
         report.daily[int(v) - 1].day.strftime("%m-%d") if 1 <= int(v) <= len(report.daily) else ""
     )
+    peak = max([1] + [max(d.opened, d.delivered) for d in report.daily])
     plot.yValueAxis.valueMin = 0
+    plot.yValueAxis.valueMax = peak
+    plot.yValueAxis.valueStep = max(1, -(-peak // 5))
     plot.yValueAxis.labels.fontName = font
     plot.yValueAxis.labels.fontSize = 7
     drawing.add(plot)
@@ -654,8 +663,7 @@ def to_pdf(report: Report, *, dealer: str = "") -> bytes:
                     _num(k.denominator),
                     ""
                     if k.target is None
-                    else show(k, k.target, k.unit)
-                    + ("" if k.target_met is None else (" ✓" if k.target_met else " ✗")),
+                    else show(k, k.target, k.unit) + _met(lang, k.target_met),
                 ]
                 for k in report.kpis
             ],

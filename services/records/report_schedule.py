@@ -94,6 +94,7 @@ async def run_due(db: Database, settings: Settings, now: datetime | None = None)
             )
         ).all():
             done.setdefault(run.schedule_id, {})[run.from_on] = run
+        session.expunge_all()  # plain values from here on, after the read transaction ends
     generated = 0
     for schedule in schedules:
         zone = report_kpis.zone_of(settings, schedule.branch)
