@@ -40,6 +40,10 @@ class Settings(ServiceSettings):
     s3_secret_access_key: str | None = None
     s3_prefix: str = ""  # keys start with this, e.g. "records/"
     s3_part_bytes: int = 8 * MIB  # multipart upload part size (S3's minimum is 5 MiB)
+    # Printed documents (the vehicle history): the dealer's name in the header, and the
+    # time zone times are printed in.
+    dealer_name: str = "Workshop"
+    time_zone: str = "Asia/Shanghai"
     # POST /files streams past the service-wide body limit under this one of its own.
     max_upload_bytes: int = 50 * MIB
     # Files nobody refers to are collected after this long (seconds).

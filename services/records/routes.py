@@ -1,11 +1,13 @@
 """Records' HTTP API."""
 
+import functools
 import uuid
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 
-from services.records import files, service
+from services.records import files, history_pdf, service
 from services.records.models import (
     CustomerErasure,
     CustomerTimeline,
@@ -14,6 +16,7 @@ from services.records.models import (
     VehicleTimeline,
 )
 from shared.auth import Role, User, require
+from shared.events import utcnow
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit
 from shared.service import ReadSessionDep, SessionDep, runtime
@@ -54,6 +57,44 @@ async def vehicle_timeline(
         "model_year": card.model_year if card else None,
     }
     return Response(service.render_page(head, entries, next_cursor), media_type=JSON)
+
+
+PdfLang = Annotated[str, Query(pattern="^(zh-CN|en)$", description="zh-CN or en")]
+
+
+@router.get(
+    "/vehicles/{vehicle_id}/history.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "the PDF"}},
+    summary="A vehicle's whole history as a PDF, in Chinese or English",
+)
+async def vehicle_history_pdf(
+    vehicle_id: uuid.UUID,
+    request: Request,
+    session: ReadSessionDep,
+    user: Reader,
+    lang: PdfLang = "zh-CN",
+) -> Response:
+    card, entries = await service.vehicle_history(session, vehicle_id, user)
+    settings = request.app.state.settings
+    # Laying out a long history takes a while: off the event loop.
+    data = await anyio.to_thread.run_sync(
+        functools.partial(
+            history_pdf.vehicle_history_pdf,
+            card,
+            entries,
+            lang=lang,
+            dealer=settings.dealer_name,
+            zone=settings.time_zone,
+            printed_at=utcnow(),
+        )
+    )
+    name = f"{card.vin if card else vehicle_id}-history.pdf"
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}"', "Cache-Control": "no-store"},
+    )
 
 
 @router.get("/vehicles", summary="Archived vehicles by VIN")

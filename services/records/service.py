@@ -280,6 +280,27 @@ async def vehicle_timeline(
     return card, entries, next_cursor
 
 
+async def vehicle_history(
+    session: AsyncSession, vehicle_id: uuid.UUID, by: User
+) -> tuple[ArchivedVehicle | None, list[TimelineEntry]]:
+    """The vehicle's card and its whole history, oldest first (for the printed history)."""
+    card = await session.get(ArchivedVehicle, vehicle_id)
+    if card is not None and card.branch != by.branch:
+        card = None
+    entries = list(
+        (
+            await session.exec(
+                select(TimelineEntry)
+                .where(TimelineEntry.vehicle_id == vehicle_id, TimelineEntry.branch == by.branch)
+                .order_by(col(TimelineEntry.occurred_at), col(TimelineEntry.id))
+            )
+        ).all()
+    )
+    if card is None and not entries:
+        raise NotFound(f"the archive holds nothing for vehicle {vehicle_id}")
+    return card, entries
+
+
 async def find_vehicles(session: AsyncSession, by: User, vin: str) -> list[ArchivedVehicle]:
     query = select(ArchivedVehicle).where(
         ArchivedVehicle.branch == by.branch, ArchivedVehicle.vin == vin.upper()
