@@ -228,7 +228,14 @@ async def search(
             )
         )
     if name:
-        query = query.where(col(Customer.name).startswith(name.strip(), autoescape=True))
+        # A prefix as a range on (branch, name): byte order on both databases (the column
+        # is collated "C" on PostgreSQL), so the index serves it; LIKE would not on SQLite.
+        prefix = name.strip()
+        query = query.where(
+            Customer.branch == by.branch,
+            col(Customer.name) >= prefix,
+            col(Customer.name) < prefix + "\U0010ffff",
+        )
     query = (
         query.where(after(Vehicle.created_at, Vehicle.id, cursor))
         .order_by(col(Vehicle.created_at).desc(), col(Vehicle.id).desc())

@@ -144,6 +144,9 @@ def answers_for(
     lines: Iterable[RevisionLine], records: Iterable[ConsentRecord]
 ) -> dict[uuid.UUID, ConsentRecord]:
     """The answer each line has: the latest ledger entry for its id and current content."""
+    records = list(records)
+    if not records:
+        return {}
     wanted = {line.line_id: line.fingerprint() for line in lines}
     found: dict[uuid.UUID, ConsentRecord] = {}
     for record in records:  # oldest first, so the latest wins
@@ -166,11 +169,18 @@ def totals_public(lines: Sequence[RevisionLine], tax_rate: Decimal) -> TotalsPub
 
 
 async def public(
-    session: AsyncSession, estimate: Estimate, revision: EstimateRevision | None = None
+    session: AsyncSession,
+    estimate: Estimate,
+    revision: EstimateRevision | None = None,
+    *,
+    priced: list[RevisionLine] | None = None,
 ) -> EstimatePublic:
+    """The estimate as the API shows it. `priced` is given by a new estimate: its lines as
+    just priced (no need to read them back) and, being new, no ledger entries yet."""
     revision = revision or await get_revision(session, estimate)
-    lines = revision.revision_lines()
-    answers = answers_for(lines, await ledger(session, estimate.id))
+    lines = priced if priced is not None else revision.revision_lines()
+    records = [] if priced is not None else await ledger(session, estimate.id)
+    answers = answers_for(lines, records)
     tax_rate = Decimal(revision.tax_rate)
     answered = bool(lines) and all(line.line_id in answers for line in lines)
     return EstimatePublic(
@@ -189,9 +199,10 @@ async def public(
         note=revision.note,
         extra_work_id=revision.extra_work_id,
         repair_order_id=revision.repair_order_id,
+        # The lines were validated when priced or read: built without validating again.
         lines=[
-            LinePublic(
-                **line.model_dump(),
+            LinePublic.model_construct(
+                **dict(line),
                 answer=LineAnswer(
                     decision=answers[line.line_id].decision,
                     by=answers[line.line_id].by,
@@ -265,17 +276,18 @@ async def create(
             estimate_id=str(estimate_id),
         )
     estimate = _new_estimate(intake, by.id, settings)
+    priced = price_lines(data.lines)
     revision = _add_revision(
         session,
         estimate,
-        lines=price_lines(data.lines),
+        lines=priced,
         promised_at=promised_at,
         note=data.note,
         tax_rate=settings.tax_rate,
         by=by.id,
     )
     await session.flush()
-    return await public(session, estimate, revision)
+    return await public(session, estimate, revision, priced=priced)
 
 
 def _new_estimate(intake: Intake, advisor: str, settings: Settings) -> Estimate:

@@ -65,7 +65,8 @@ def _timestamp() -> datetime:
 
 
 class CustomerBase(SQLModel):
-    name: Name = Field(sa_type=String(100))
+    # Byte order on PostgreSQL as on SQLite: the desk's name prefix is a range on the index.
+    name: Name = Field(sa_type=String(100).with_variant(String(100, collation="C"), "postgresql"))
     mobile: Mobile | None = Field(default=None, sa_type=String(24))
     preferred_channel: ContactChannel = Field(default=ContactChannel.phone, sa_type=String(16))
     language: Language = Field(default=Language.zh_cn, sa_type=String(8))
