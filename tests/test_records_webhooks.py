@@ -943,3 +943,43 @@ async def set_throttle(db: Any, endpoint_id: str, until: datetime | None) -> Non
             .where(col(WebhookEndpoint.id) == uuid.UUID(endpoint_id))
             .values(throttled_until=until)
         )
+
+
+@pytest.mark.postgres
+async def test_two_replicas_never_send_a_delivery_twice(
+    pg_url: str, nats_server: NatsServer, tmp_path: Path, receiver: Receiver
+) -> None:
+    """Two records processes' senders on one PostgreSQL database claim with FOR UPDATE
+    SKIP LOCKED: every message reaches the receiver once."""
+    settings = settings_for(pg_url, nats_server, tmp_path, webhook_batch=20)
+    async with App(settings) as first, App(settings) as second:
+        endpoint = await register(first, receiver.url())
+        await set_throttle(db_of(first), endpoint["id"], utcnow() + timedelta(hours=1))
+        for _ in range(10):
+            async with db_of(first).transaction() as session:
+                for _ in range(30):
+                    await webhook_service.enqueue(
+                        session,
+                        branch="BR01",
+                        event_type="customer.registered",
+                        occurred_at=utcnow(),
+                        data={"customer_id": str(uuid.uuid4())},
+                        source_event_id=str(uuid.uuid4()),
+                    )
+        # Released at once for both senders; each polls every 50 ms.
+        await set_throttle(db_of(second), endpoint["id"], None)
+
+        async def all_sent() -> bool:
+            async with db_of(second).reader() as session:
+                pending = (
+                    await session.exec(
+                        select(func.count())
+                        .select_from(WebhookDelivery)
+                        .where(WebhookDelivery.status != "succeeded")
+                    )
+                ).one()
+            return pending == 0
+
+        await eventually(all_sent, timeout=60, what="300 deliveries sent")
+    ids = [r["headers"]["webhook-id"] for r in receiver.requests]
+    assert len(ids) == 300 and len(set(ids)) == 300
