@@ -678,7 +678,8 @@ def invoice_lines(order: RepairOrder, jobs: list[Job]) -> list[InvoiceLine]:
                 description=line.description,
                 op_code=line.op_code,
                 part_number=line.part_number,
-                quantity=line.quantity,
+                # A labour line's quantity is its flat-rate hours (the hours sold).
+                quantity=line.flat_rate_hours if line.kind == "labour" else line.quantity,
                 unit_price=line.unit_price,
                 net=line.net,
                 tax_rate=line.tax_rate,
