@@ -14,6 +14,7 @@ import pytest
 from nats.js.errors import NotFoundError
 
 from shared import pdf
+from shared.contracts.reception import EstimateApproved
 from shared.events import encode
 from tests.harness import Stack, auth, backend, eventually, postgres_available, token
 from tests.test_workorders_api import approved, labour, part
@@ -41,7 +42,7 @@ def report_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running.stop()
 
 
-async def publish_consent(stack: Stack, event) -> None:  # type: ignore[no-untyped-def]
+async def publish_consent(stack: Stack, event: EstimateApproved) -> None:
     envelope = event.to_envelope(subject=str(event.estimate_id))
     nc = await nats.connect(stack.nats.url)
     try:
