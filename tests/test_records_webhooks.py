@@ -53,6 +53,7 @@ class Receiver:
         self.requests: list[dict[str, Any]] = []
         self.secrets: list[str] = []
         self.answer: Callable[[dict[str, Any]], tuple[int, dict[str, str]]] = lambda r: (200, {})
+        self.delay = 0.0  # seconds each answer takes, as a slow ERP would
         self.lock = threading.Lock()
         receiver = self
 
@@ -82,6 +83,7 @@ class Receiver:
                         if r["headers"].get("webhook-id") == headers.get("webhook-id")
                     )
                     status, extra = receiver.answer(request)
+                time.sleep(receiver.delay)
                 payload = b'{"ok": true}' if status < 300 else b'{"error": "not now"}'
                 self.send_response(status)
                 for name, value in extra.items():

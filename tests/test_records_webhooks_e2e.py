@@ -32,6 +32,9 @@ def webhook_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "RECORDS_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
             "RECORDS_WEBHOOK_RETRY_SCHEDULE": "[0.2, 0.4, 0.8, 1.6, 3.2]",
             "RECORDS_WEBHOOK_POLL_INTERVAL": "0.1",
+            # A sender killed mid-send leaves its claims; they are taken again after 3 s.
+            "RECORDS_WEBHOOK_TIMEOUT_SECONDS": "1",
+            "RECORDS_WEBHOOK_CLAIM_LEASE_SECONDS": "3",
         },
     ).start()
     yield running
@@ -151,3 +154,67 @@ async def test_a_signed_payment_confirmation_reaches_workorders(webhook_stack: S
     assert paid["invoice_number"] == body["invoice_number"]
     assert paid["amount"] == "813.60" and paid["method"] == "transfer"
     assert paid["currency"] == "CNY" and paid["paid_at"] and paid["received_at"]
+
+
+async def test_records_killed_while_sending_loses_and_doubles_nothing(
+    webhook_stack: Stack,
+) -> None:
+    receiver = Receiver()
+    receiver.delay = 0.1
+    receiver.start()
+    records, reception = webhook_stack.url("records"), webhook_stack.url("reception")
+    advisor = auth("advisor", "BR03")
+    manager = auth("manager", "BR03")
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            r = await client.post(
+                f"{records}/webhooks/endpoints",
+                headers=manager,
+                json={"url": receiver.url(), "event_types": ["customer.registered"]},
+            )
+            assert r.status_code == 201, r.text
+            endpoint = r.json()
+            receiver.secrets = [endpoint["secret"]]
+
+            async def customer(i: int) -> str:
+                r = await client.post(
+                    f"{reception}/customers", headers=advisor, json={"name": f"重启客户{i}"}
+                )
+                assert r.status_code == 201, r.text
+                return str(r.json()["id"])
+
+            customers = {await customer(i) for i in range(8)}
+            await eventually(lambda: _true(receiver.requests), what="the first delivery")
+            webhook_stack.services["records"].kill()
+            customers |= {await customer(i) for i in range(8, 12)}
+            webhook_stack.services["records"].start()
+
+            async def all_accepted() -> list[dict[str, Any]] | None:
+                r = await client.get(
+                    f"{records}/webhooks/endpoints/{endpoint['id']}/deliveries",
+                    headers=manager,
+                    params={"limit": 200},
+                )
+                assert r.status_code == 200, r.text
+                items = r.json()["items"]
+                done = [d for d in items if d["status"] == "succeeded"]
+                return items if len(done) == len(items) == 12 else None
+
+            logged = await eventually(all_accepted, timeout=60, what="12 delivered messages")
+    finally:
+        receiver.stop()
+    assert all(r["verified_by"] for r in receiver.requests)
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for request in receiver.requests:
+        by_id.setdefault(request["headers"]["webhook-id"], []).append(request)
+    # One message per event; a message the killed process had sent but not recorded comes
+    # again with the same id and body, which the receiver drops.
+    assert sorted(by_id) == sorted(d["message_id"] for d in logged)
+    assert all(
+        all(a["body"] == attempts[0]["body"] for a in attempts) for attempts in by_id.values()
+    )
+    assert {a[0]["body"]["data"]["customer_id"] for a in by_id.values()} == customers
+
+
+async def _true(value: Any) -> bool:
+    return bool(value)

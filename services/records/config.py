@@ -63,6 +63,8 @@ class Settings(ServiceSettings):
     webhook_poll_interval: float = 0.5
     webhook_batch: int = 200
     webhook_concurrency: int = 32
+    webhook_connections_per_endpoint: int = 8
+    # A claimed delivery whose sender died is sent again after this long (s).
+    webhook_claim_lease_seconds: float = 60.0
     # Inbound from the ERP: a signed message older or newer than this is refused (s).
     webhook_inbound_tolerance_seconds: float = 300.0
-    webhook_connections_per_endpoint: int = 8

@@ -61,6 +61,7 @@ class Policy:
     batch: int
     concurrency: int
     per_endpoint: int
+    lease: float
 
     @classmethod
     def of(cls, settings: Any) -> "Policy":
@@ -73,6 +74,10 @@ class Policy:
             batch=settings.webhook_batch,
             concurrency=settings.webhook_concurrency,
             per_endpoint=settings.webhook_connections_per_endpoint,
+            # A claim outlives the slowest send (name lookup, timeout) and its recording.
+            lease=max(
+                settings.webhook_claim_lease_seconds, settings.webhook_timeout_seconds + 2.0
+            ),
         )
 
     def retry_delay(self, round_attempts: int) -> float | None:
@@ -402,7 +407,7 @@ class Clients:
 
 async def deliver_due(db: "Database", policy: Policy, clients: Clients) -> int:
     """One round: claim what is due, send it, record it; returns how many were sent."""
-    jobs = await claim(db, policy, lease=policy.timeout + 30)
+    jobs = await claim(db, policy, lease=policy.lease)
     if not jobs:
         return 0
     gate = asyncio.Semaphore(policy.concurrency)
