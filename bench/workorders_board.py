@@ -44,7 +44,7 @@ from bench.loadgen import Connection, build_request
 from services.workorders.models import Job, RepairOrder
 from shared.db import Database
 from shared.events import utcnow
-from tests.harness import backend, token
+from tests.harness import Stack, backend, token
 
 BRANCH = "BR01"
 
@@ -314,72 +314,73 @@ async def clocking(
     return ons, offs, errors
 
 
-async def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace) -> None:
     env = {
         "{SERVICE}_PROMISE_CHECK_INTERVAL": "600",
         **(env_option(args.env) or {}),
     }
+    # The stack starts outside the event loop (it makes PostgreSQL databases with its own).
     with running_stack(services=("workorders",), extra_env=env) as stack:
         wait_ready(stack)
-        mine = await seed(
-            stack.database_urls["workorders"], args.closed, args.open, args.technicians
-        )
-        parsed = urlparse(stack.url("workorders"))
-        host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
-        pid = pid_of(stack, "workorders")
+        asyncio.run(measure(stack, args))
 
-        print(f"\n## First render: {args.open} open orders, {args.closed:,} closed ({backend()})\n")
-        render_rows = await first_render(host, port, args.n)
-        print(table(["request", "n", "p50 ms", "p90 ms", "p99 ms", "max ms", "size"], render_rows))
 
-        screens = [Screen(host, port) for _ in range(args.screens)]
-        for screen in screens:
-            screen.task = asyncio.create_task(screen.run())
-        await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in screens)), 30)
-        cpu_before = cpu_seconds(pid)
-        started = time.perf_counter()
-        from_answer, from_request, missed = await fan_out(host, port, screens, mine, args.updates)
-        spent = time.perf_counter() - started
-        cpu = cpu_seconds(pid) - cpu_before
-        print(f"\n## An update reaching {args.screens} screens ({args.updates} updates)\n")
-        print(
-            table(
-                ["measured from", "deliveries", "p50 ms", "p90 ms", "p99 ms", "max ms"],
-                [
-                    ["the API's answer (committed)", *stats(from_answer)],
-                    ["the request's start", *stats(from_request)],
-                ],
-            )
-        )
-        print(
-            f"\nmissed deliveries: {missed}; workorders CPU {cpu / spent * 100:.0f}% during fan-out"
-        )
+async def measure(stack: Stack, args: argparse.Namespace) -> None:
+    mine = await seed(stack.database_urls["workorders"], args.closed, args.open, args.technicians)
+    parsed = urlparse(stack.url("workorders"))
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
+    pid = pid_of(stack, "workorders")
 
-        cpu_before = cpu_seconds(pid)
-        started = time.perf_counter()
-        ons, offs, errors = await clocking(host, port, mine, args.rounds)
-        spent = time.perf_counter() - started
-        cpu = cpu_seconds(pid) - cpu_before
-        total = len(ons) + len(offs)
-        print(
-            f"\n## Clocking: {len(mine)} technicians at once, {args.rounds} rounds, "
-            f"{args.screens} screens connected\n"
+    print(f"\n## First render: {args.open} open orders, {args.closed:,} closed ({backend()})\n")
+    render_rows = await first_render(host, port, args.n)
+    print(table(["request", "n", "p50 ms", "p90 ms", "p99 ms", "max ms", "size"], render_rows))
+
+    screens = [Screen(host, port) for _ in range(args.screens)]
+    for screen in screens:
+        screen.task = asyncio.create_task(screen.run())
+    await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in screens)), 30)
+    cpu_before = cpu_seconds(pid)
+    started = time.perf_counter()
+    from_answer, from_request, missed = await fan_out(host, port, screens, mine, args.updates)
+    spent = time.perf_counter() - started
+    cpu = cpu_seconds(pid) - cpu_before
+    print(f"\n## An update reaching {args.screens} screens ({args.updates} updates)\n")
+    print(
+        table(
+            ["measured from", "deliveries", "p50 ms", "p90 ms", "p99 ms", "max ms"],
+            [
+                ["the API's answer (committed)", *stats(from_answer)],
+                ["the request's start", *stats(from_request)],
+            ],
         )
-        print(
-            table(
-                ["request", "n", "p50 ms", "p90 ms", "p99 ms", "max ms"],
-                [["clock-on", *stats(ons)], ["clock-off", *stats(offs)]],
-            )
+    )
+    print(f"\nmissed deliveries: {missed}; workorders CPU {cpu / spent * 100:.0f}% during fan-out")
+
+    cpu_before = cpu_seconds(pid)
+    started = time.perf_counter()
+    ons, offs, errors = await clocking(host, port, mine, args.rounds)
+    spent = time.perf_counter() - started
+    cpu = cpu_seconds(pid) - cpu_before
+    total = len(ons) + len(offs)
+    print(
+        f"\n## Clocking: {len(mine)} technicians at once, {args.rounds} rounds, "
+        f"{args.screens} screens connected\n"
+    )
+    print(
+        table(
+            ["request", "n", "p50 ms", "p90 ms", "p99 ms", "max ms"],
+            [["clock-on", *stats(ons)], ["clock-off", *stats(offs)]],
         )
-        print(
-            f"\n{total / spent:.0f} requests/s, {errors} unexpected answers; "
-            f"workorders CPU {cpu / spent * 100:.0f}%"
-        )
-        for screen in screens:
-            if screen.task:
-                screen.task.cancel()
-        await asyncio.gather(*(s.task for s in screens if s.task), return_exceptions=True)
-        print(f"\nload average: {os.getloadavg()}")
+    )
+    print(
+        f"\n{total / spent:.0f} requests/s, {errors} unexpected answers; "
+        f"workorders CPU {cpu / spent * 100:.0f}%"
+    )
+    for screen in screens:
+        if screen.task:
+            screen.task.cancel()
+    await asyncio.gather(*(s.task for s in screens if s.task), return_exceptions=True)
+    print(f"\nload average: {os.getloadavg()}")
 
 
 def parse() -> argparse.Namespace:
@@ -396,4 +397,4 @@ def parse() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse()))
+    main(parse())

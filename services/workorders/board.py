@@ -278,6 +278,9 @@ class BoardHub:
         self.screens: dict[str, set[Screen]] = {}
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Set once the cursor is known: a screen joining before would miss what lies
+        # between its catch-up read and the cursor.
+        self.started = asyncio.Event()
 
     def wake(self) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -296,6 +299,14 @@ class BoardHub:
         _HUBS.add(self)
         last_trim = 0.0
         try:
+            while self.cursor is None:
+                try:
+                    async with self.runtime.db.reader() as session:
+                        self.cursor = await last_change_id(session)
+                except Exception:
+                    log.exception("status board feed cannot read its start; retrying")
+                    await asyncio.sleep(1)
+            self.started.set()
             while True:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.board_poll_interval)
@@ -317,10 +328,9 @@ class BoardHub:
         """Hand every change after the cursor to the screens of its branch."""
         bc = BoardChange.__table__  # type: ignore[attr-defined]
         while True:
+            if self.cursor is None:
+                return
             async with self.runtime.db.reader() as session:
-                if self.cursor is None:
-                    self.cursor = await last_change_id(session)
-                    return
                 rows: list[Any] = list(
                     await session.exec(
                         select(bc.c.id, bc.c.branch, bc.c.repair_order_id)
@@ -443,6 +453,8 @@ async def event_stream(
 ) -> AsyncGenerator[bytes, None]:
     settings = cast(Settings, runtime.settings)
     hub = hub_for(runtime)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(hub.started.wait(), 10)
     screen = hub.join(branch)  # before the catch-up read: nothing falls in between
     try:
         yield b"retry: 2000\n\n"
