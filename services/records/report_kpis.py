@@ -254,13 +254,24 @@ async def compute(
                 _flag(promised),
                 _flag(and_(promised, col(o.delivered_at) <= col(o.promised_at))),
                 _flag(col(o.has_fix).is_(True)),
-                _flag(and_(col(o.has_fix).is_(True), _comeback_of(o.repair_order_id))),
                 _flag(_reached(o.repair_order_id)),
             ).where(_scoped(o.branch, branch), _in(o.delivered_at, period)),
         )
     ).one()
-    delivered, with_promise, on_time, fix_orders, comebacks, followed = (
-        int(v) for v in delivered_row
+    delivered, with_promise, on_time, fix_orders, followed = (int(v) for v in delivered_row)
+    # From the comeback side: comebacks are few, and a comeback's time is its delivery's.
+    cb = ReportComeback
+    comebacks = int(
+        (
+            await _exec(
+                session,
+                select(func.count(func.distinct(cb.repair_order_id)))
+                .select_from(cb)
+                .join(o, col(o.repair_order_id) == col(cb.repair_order_id))
+                .where(_scoped(cb.branch, branch), _in(cb.delivered_at, period))
+                .where(_in(o.delivered_at, period), col(o.has_fix).is_(True)),
+            )
+        ).one()[0]
     )
 
     t = ReportInvoiceTotal
@@ -439,6 +450,7 @@ async def _technicians(
 ) -> list[TechnicianRow]:
     j, k = ReportJob, ReportClock
     worked = select(func.sum(k.centihours)).where(col(k.job_id) == col(j.job_id)).scalar_subquery()
+    # Materialised, so each job's clocked hours are summed once (not once per use).
     jobs = (
         select(
             col(j.technician_id).label("technician_id"),
@@ -447,7 +459,8 @@ async def _technicians(
         )
         .where(_scoped(j.branch, branch), _in(j.delivered_at, period))
         .where(col(j.technician_id).is_not(None))
-        .subquery()
+        .cte("delivered_jobs")
+        .prefix_with("MATERIALIZED")
     )
     efficiency = (
         await _exec(
