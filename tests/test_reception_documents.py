@@ -1,6 +1,7 @@
 """The printed intake sheet and estimate: Chinese or English (the customer's language or
 `lang`), with what the walk-around found and the estimate's lines, tax and totals."""
 
+import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -82,10 +83,17 @@ async def _walked_intake(
                 }
             ],
             "valuables_acknowledged": True,
+            "signature_file_id": await upload(records, png(f"signature {intake['id']}")),
         },
     )
     assert r.status_code == 200, r.text
     return intake
+
+
+def images_on_page_one(data: bytes) -> int:
+    from pypdf import PdfReader
+
+    return len(PdfReader(io.BytesIO(data)).pages[0].images)
 
 
 async def test_the_intake_sheet_prints_the_walk_around_in_the_customers_language(
@@ -133,6 +141,22 @@ async def test_the_intake_sheet_prints_the_walk_around_in_the_customers_language
         assert expected in text, expected
     assert "环车检查" not in text
     assert "刹车时有异响" in text  # the customer's words stay as said
+    # the damage photo and the signature, read from records, are on the sheet
+    assert images_on_page_one(zh.content) == 2
+    assert "#1 rear_bumper_left" in pdf.pdf_text(zh.content)
+
+    # records unreachable: the sheet still prints, saying the pictures are on file
+    reception_app = reception._transport.app  # type: ignore[attr-defined]
+    records_transport = reception_app.state.records_transport
+    reception_app.state.records_transport = None
+    reception_app.state.settings.records_url = "http://127.0.0.1:9"
+    try:
+        offline = await reception.get(url, headers=ADVISOR)
+    finally:
+        reception_app.state.records_transport = records_transport
+    assert offline.status_code == 200, offline.text
+    assert images_on_page_one(offline.content) == 0
+    assert "有照片" in pdf.pdf_text(offline.content)
 
     assert_problem(await reception.get(url, headers=ADVISOR, params={"lang": "fr"}), 422, "lang")
     assert_problem(await reception.get(url, headers=auth("advisor", "BR02")), 404)

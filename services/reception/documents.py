@@ -5,11 +5,15 @@ Amounts come already rounded from pricing; a document only formats them. Custome
 """
 
 import asyncio
+import io
 import uuid
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
+from reportlab.platypus import Flowable, Image, Table, TableStyle
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reception import estimates, service
@@ -112,10 +116,50 @@ def _customer_fields(customer: Customer, lang: str) -> list[tuple[str, Any]]:
     ]
 
 
+def _picture(data: bytes | None, width: float, height: float) -> Flowable | None:
+    """The image scaled into width x height, or None when it cannot be read (HEIC)."""
+    if data is None:
+        return None
+    try:
+        w, h = ImageReader(io.BytesIO(data)).getSize()
+    except Exception:
+        return None
+    scale = min(width / w, height / h)
+    return Image(io.BytesIO(data), width=w * scale, height=h * scale)
+
+
+def _photo_strip(photos: list[tuple[str, Flowable]]) -> Table:
+    """Damage photos four to a row, each captioned with its mark's number."""
+    st = pdf.styles()
+    rows: list[list[object]] = []
+    for start in range(0, len(photos), 4):
+        chunk = photos[start : start + 4]
+        rows.append([image for _, image in chunk] + [""] * (4 - len(chunk)))
+        rows.append([pdf.text(caption, st.small) for caption, _ in chunk] + [""] * (4 - len(chunk)))
+    table = Table(rows, colWidths=[45 * mm] * 4)
+    table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "BOTTOM")]))
+    return table
+
+
+def intake_files(intake: Intake) -> list[uuid.UUID]:
+    """The files the sheet shows: damage photos, then the signature."""
+    ids = [
+        uuid.UUID(str(m["photo_file_id"])) for m in intake.damage_marks if m.get("photo_file_id")
+    ]
+    return ids + ([intake.signature_file_id] if intake.signature_file_id else [])
+
+
 def intake_sheet(
-    intake: Intake, customer: Customer, vehicle: Vehicle, lang: str, settings: Settings
+    intake: Intake,
+    customer: Customer,
+    vehicle: Vehicle,
+    lang: str,
+    settings: Settings,
+    images: dict[uuid.UUID, bytes] | None = None,
 ) -> bytes:
+    """`images`: file bytes by id (from records); a picture not there prints as on file."""
     p, st = pdf.pick, pdf.styles()
+    images = images or {}
     level = (
         f"{p(lang, *FUEL)} {intake.fuel_level_pct}%" if intake.fuel_level_pct is not None else ""
     )
@@ -189,6 +233,16 @@ def intake_sheet(
                 [0.06, 0.26, 0.14, 0.16, 0.38],
             )
         )
+        photos = []
+        for i, mark in enumerate(intake.damage_marks, start=1):
+            file_id = mark.get("photo_file_id")
+            image = _picture(
+                images.get(uuid.UUID(str(file_id))) if file_id else None, 42 * mm, 30 * mm
+            )
+            if image is not None:
+                photos.append((f"#{i} {mark.get('position', '')}", image))
+        if photos:
+            story.append(_photo_strip(photos))
     else:
         story.append(pdf.text(p(lang, "未发现外观损伤。", "No damage marked."), st.body))
     story.append(
@@ -218,6 +272,10 @@ def intake_sheet(
                 st.small,
             )
         )
+        signature = _picture(images.get(intake.signature_file_id), 60 * mm, 20 * mm)
+        if signature is not None:
+            signature.hAlign = "LEFT"
+            story.append(signature)
     story.append(
         pdf.signature_boxes(
             [
@@ -348,16 +406,26 @@ def estimate_sheet(
     )
 
 
-async def intake_pdf(
-    session: AsyncSession, intake_id: uuid.UUID, by: User, lang: str | None, settings: Settings
-) -> bytes:
+async def intake_parts(
+    session: AsyncSession, intake_id: uuid.UUID, by: User
+) -> tuple[Intake, Customer, Vehicle]:
     intake = await service.get_intake(session, intake_id, by)
     customer = await session.get(Customer, intake.customer_id)
     vehicle = await session.get(Vehicle, intake.vehicle_id)
     assert customer is not None and vehicle is not None  # foreign keys
+    return intake, customer, vehicle
+
+
+async def intake_pdf(
+    parts: tuple[Intake, Customer, Vehicle],
+    lang: str | None,
+    settings: Settings,
+    images: dict[uuid.UUID, bytes],
+) -> bytes:
+    intake, customer, vehicle = parts
     # Laying out a PDF is CPU work: off the event loop, so other requests keep flowing.
     return await asyncio.to_thread(
-        intake_sheet, intake, customer, vehicle, choose_language(lang, customer), settings
+        intake_sheet, intake, customer, vehicle, choose_language(lang, customer), settings, images
     )
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from services.reception import documents
+from services.reception import documents, stored_files
 from services.reception.models import Language
 from services.reception.routes import Reader
 from shared.service import ReadSessionDep
@@ -40,8 +40,10 @@ def _pdf(data: bytes, name: str) -> Response:
 async def intake_sheet(
     intake_id: uuid.UUID, request: Request, session: ReadSessionDep, user: Reader, lang: Lang = None
 ) -> Response:
+    parts = await documents.intake_parts(session, intake_id, user)
+    images = await stored_files.fetch_for_print(request, documents.intake_files(parts[0]))
     data = await documents.intake_pdf(
-        session, intake_id, user, lang.value if lang else None, request.app.state.settings
+        parts, lang.value if lang else None, request.app.state.settings, images
     )
     return _pdf(data, f"intake-{intake_id}.pdf")
 

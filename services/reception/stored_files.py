@@ -2,6 +2,7 @@
 and tells records, through its `POST /files/{id}/references`, that an intake needs them
 (a file nothing refers to is collected after records' grace period)."""
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 
@@ -85,3 +86,42 @@ async def keep(request: Request, uses: list[FileUse]) -> None:
                     f"records refused to keep file {use.file_id} ({r.status_code}); "
                     "nothing was saved, try again"
                 )
+
+
+# What the intake sheet prints at most: pictures beyond these stay "on file".
+MAX_PRINTED_FILES = 12
+MAX_PRINTED_BYTES = 8 * 1024 * 1024
+
+
+async def fetch_for_print(request: Request, file_ids: list[uuid.UUID]) -> dict[uuid.UUID, bytes]:
+    """The bytes of the files a printed sheet shows, read from records with the user's
+    token. Best effort: a file records does not give (gone, too large, records down) is
+    left out and the sheet says the picture is on file; printing never fails for it."""
+    wanted = list(dict.fromkeys(file_ids))[:MAX_PRINTED_FILES]
+    if not wanted:
+        return {}
+    settings: Settings = request.app.state.settings
+    transport = getattr(request.app.state, "records_transport", None)
+    headers = {"Authorization": request.headers.get("authorization", "")}
+    async with httpx.AsyncClient(
+        base_url=settings.records_url,
+        timeout=settings.records_timeout_seconds,
+        transport=transport,
+    ) as client:
+
+        async def one(file_id: uuid.UUID) -> tuple[uuid.UUID, bytes | None]:
+            try:
+                async with client.stream("GET", f"/files/{file_id}/content", headers=headers) as r:
+                    if r.status_code != 200:
+                        return file_id, None
+                    data = bytearray()
+                    async for chunk in r.aiter_bytes():
+                        data += chunk
+                        if len(data) > MAX_PRINTED_BYTES:
+                            return file_id, None
+                    return file_id, bytes(data)
+            except httpx.HTTPError:
+                return file_id, None
+
+        found = await asyncio.gather(*(one(file_id) for file_id in wanted))
+    return {file_id: data for file_id, data in found if data is not None}
