@@ -272,6 +272,11 @@ async def test_who_may_look_at_the_board(wo: Workorders):
     assert_problem(await c.get("/board/events", params={"access_token": "not-a-token"}), 401)
     assert_problem(await c.get("/board/cards", headers=auth("followup_agent")), 403)
     assert_problem(await c.get("/board", params={"access_token": SCREEN_TOKEN, "lang": "fr"}), 422)
+    assert_problem(
+        await c.get("/board/events", params={"access_token": SCREEN_TOKEN, "after": "-1"}),
+        422,
+        "after",
+    )
     # Other endpoints take no token from the URL.
     assert_problem(await c.get("/repair-orders", params={"access_token": SCREEN_TOKEN}), 401)
     # A screen of another branch sees none of these cards.

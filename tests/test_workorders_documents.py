@@ -146,7 +146,9 @@ async def test_discounts_at_settlement_and_the_managers_limit(wo: Workorders):
         {"discounts": [{"percent": "120", "reason": "x"}]},
     ]
     for body in bad:
-        assert_problem(await post_settlement(wo, order, body, CASHIER), 422, None)
+        problem = assert_problem(await post_settlement(wo, order, body, CASHIER), 422)
+        assert any(e["field"].startswith("discounts") for e in problem["errors"]), problem
+    assert (await wo.order(order["id"]))["status"] == "ready"
 
     # A line discount of 50 on the labour, then 15 % of the rest by the manager:
     # net 400 + 380 = 780, 15 % = 117.00 spread 60.00 / 57.00; tax 13 % of 663 = 86.19.

@@ -129,7 +129,11 @@ def _wake_feeds(session: Session) -> None:
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _forget(session: Session, _previous: Any) -> None:
+def _forget(session: Session, previous: Any) -> None:
+    # A savepoint's rollback keeps the rest of the transaction (an extra change row for
+    # an order it touched is harmless; a missing one would not be).
+    if getattr(previous, "nested", False):
+        return
     session.info.pop(_TOUCHED, None)
     session.info.pop(_WRITTEN, None)
 
