@@ -62,6 +62,7 @@ class Settings(ServiceSettings):
     webhook_max_retry_after_seconds: float = 86400.0
     webhook_poll_interval: float = 0.5
     webhook_batch: int = 200
+    webhook_lanes: int = 2
     webhook_concurrency: int = 32
     webhook_connections_per_endpoint: int = 8
     # A claimed delivery whose sender died is sent again after this long (s).

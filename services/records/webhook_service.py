@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -193,28 +194,26 @@ async def enqueue(
     source_event_id: str,
 ) -> int:
     """A delivery for every active endpoint of the branch that wants `event_type`, in the
-    caller's transaction; returns how many. A message already queued is not queued again."""
-    endpoints = (
-        await session.exec(
-            select(WebhookEndpoint).where(
-                WebhookEndpoint.branch == branch, col(WebhookEndpoint.active).is_(True)
-            )
+    caller's transaction; returns how many were written. A message already queued for an
+    endpoint is not queued again (the insert skips it)."""
+    # A consumer handles a batch of events in one transaction: the branch's endpoints are
+    # read once per transaction.
+    cache: dict[str, list[WebhookEndpoint]] = session.info.setdefault("webhook_endpoints", {})
+    endpoints = cache.get(branch)
+    if endpoints is None:
+        endpoints = cache[branch] = list(
+            (
+                await session.exec(
+                    select(WebhookEndpoint).where(
+                        WebhookEndpoint.branch == branch, col(WebhookEndpoint.active).is_(True)
+                    )
+                )
+            ).all()
         )
-    ).all()
     wanted = [e for e in endpoints if event_type in e.event_types]
     if not wanted:
         return 0
     msg_id = message_id(source_event_id, event_type)
-    queued = set(
-        (
-            await session.exec(
-                select(WebhookDelivery.endpoint_id).where(
-                    WebhookDelivery.message_id == msg_id,
-                    col(WebhookDelivery.endpoint_id).in_([e.id for e in wanted]),
-                )
-            )
-        ).all()
-    )
     body = render(event_type, occurred_at, data)
     now = utcnow()
     rows = [
@@ -234,14 +233,17 @@ async def enqueue(
             "created_at": now,
         }
         for endpoint in wanted
-        if endpoint.id not in queued
     ]
-    if rows:
-        await session.exec(insert(WebhookDelivery), params=rows)
-    count = len(rows)
-    if count:
-        _wake_after_commit(session)
-    return count
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    upsert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.exec(
+        upsert(WebhookDelivery).on_conflict_do_nothing(
+            index_elements=["endpoint_id", "message_id"]
+        ),
+        params=rows,
+    )
+    _wake_after_commit(session)
+    return len(rows)
 
 
 async def ping(session: AsyncSession, endpoint_id: uuid.UUID, by: User) -> DeliveryPublic:

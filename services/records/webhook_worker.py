@@ -35,6 +35,7 @@ from services.records.webhook_models import (
     WebhookEndpoint,
 )
 from services.records.webhook_targets import TargetRefused, check_target
+from shared.aio import settle
 from shared.contracts.records import WebhookEndpointDisabled
 from shared.events import utcnow
 from shared.outbox import add_event
@@ -75,9 +76,7 @@ class Policy:
             concurrency=settings.webhook_concurrency,
             per_endpoint=settings.webhook_connections_per_endpoint,
             # A claim outlives the slowest send (name lookup, timeout) and its recording.
-            lease=max(
-                settings.webhook_claim_lease_seconds, settings.webhook_timeout_seconds + 2.0
-            ),
+            lease=max(settings.webhook_claim_lease_seconds, settings.webhook_timeout_seconds + 2.0),
         )
 
     def retry_delay(self, round_attempts: int) -> float | None:
@@ -421,18 +420,15 @@ async def deliver_due(db: "Database", policy: Policy, clients: Clients) -> int:
     return len(jobs)
 
 
-async def delivery_worker(runtime: "Runtime") -> None:
-    """Background job: send due deliveries; woken by queueing, else polls."""
-    policy = Policy.of(runtime.settings)
-    interval = getattr(runtime.settings, "webhook_poll_interval", 0.5)
+async def _lane(db: "Database", policy: Policy, clients: Clients, interval: float) -> None:
+    """One claim-send-record loop; woken by queueing, else polls."""
     wake = asyncio.Event()
     webhook_service.register_waker(wake)
-    clients = Clients(policy)
     try:
         while True:
             try:
                 wake.clear()
-                if await deliver_due(runtime.db, policy, clients) > 0:
+                if await deliver_due(db, policy, clients) > 0:
                     continue
             except Exception:
                 log.exception("sending webhooks failed; trying again shortly")
@@ -440,4 +436,27 @@ async def delivery_worker(runtime: "Runtime") -> None:
                 await asyncio.wait_for(wake.wait(), interval)
     finally:
         webhook_service.unregister_waker(wake)
+
+
+async def delivery_worker(runtime: "Runtime") -> None:
+    """Background job: `webhook_lanes` loops sending due deliveries. While one lane waits
+    for its round's answers another claims and records, and a slow endpoint holds up only
+    the lane whose round it is in."""
+    settings = runtime.settings
+    policy = Policy.of(settings)
+    clients = Clients(policy)
+    lanes = [
+        asyncio.create_task(
+            _lane(runtime.db, policy, clients, getattr(settings, "webhook_poll_interval", 0.5)),
+            name=f"webhook-lane-{n}",
+        )
+        for n in range(max(1, getattr(settings, "webhook_lanes", 2)))
+    ]
+    try:
+        await asyncio.gather(*lanes)
+    finally:
+        for lane in lanes:
+            lane.cancel()
+        for lane in lanes:
+            await settle(lane)
         await clients.aclose()
