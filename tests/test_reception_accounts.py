@@ -63,6 +63,13 @@ async def test_a_fleet_account_with_several_numbers_is_found_by_any_of_them(
         assert await _search(reception, phone=number) == vans[::-1]
     listed = await reception.get(f"/customers/{fleet['id']}/vehicles", headers=auth("cashier"))
     assert [v["id"] for v in listed.json()] == vans[::-1]
+    assert_problem(
+        await reception.get(f"/customers/{fleet['id']}/vehicles", headers=auth("advisor", "BR02")),
+        404,
+    )
+    assert_problem(
+        await reception.get(f"/customers/{fleet['id']}/vehicles", headers=auth("technician")), 403
+    )
 
     # a number added later is found too; adding it again changes nothing
     url = f"/customers/{fleet['id']}/mobiles"

@@ -142,8 +142,12 @@ async def record_walkaround(
     # lock is held while it answers); then the intake is written and committed here.
     db = runtime(request).db
     async with db.reader() as session:
-        await service.get_intake(session, intake_id, user)
-    await stored_files.keep(request, stored_files.intake_files(intake_id, body))
+        current = await service.get_intake(session, intake_id, user)
+        # Files already on the intake were kept before they were written: not asked again.
+        on_file = {str(m.get("photo_file_id")) for m in current.damage_marks}
+        on_file.add(str(current.signature_file_id))
+    uses = stored_files.intake_files(intake_id, body)
+    await stored_files.keep(request, [u for u in uses if str(u.file_id) not in on_file])
     async with db.transaction() as session:
         intake = await service.record_walkaround(session, intake_id, body, user, if_match)
         public = IntakePublic.model_validate(intake, from_attributes=True)
