@@ -566,11 +566,18 @@ async def board_font_file(user: Viewer) -> Response:
     )
 
 
-@router.get("/board/cards", summary="The board's cards now (JSON), with the change id")
-async def board_cards(request: Request, user: Viewer) -> dict[str, Any]:
+@router.get(
+    "/board/cards",
+    summary="The board's cards now (JSON), with the change id",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+)
+async def board_cards(request: Request, user: Viewer) -> Response:
     async with _runtime(request).db.reader() as session:
         last, cards = await snapshot(session, user.branch)
-    return {"last_id": last, "cards": cards}
+    # Cards are plain JSON already: skip the generic encoder (a third of the time).
+    body = json.dumps({"last_id": last, "cards": cards}, ensure_ascii=False)
+    return Response(body, media_type="application/json")
 
 
 def _events(lounge: bool) -> Any:
