@@ -113,6 +113,10 @@ async def first_time(session: AsyncSession, signed: Signed, kind: str) -> bool:
             received_at=utcnow(),
         )
     )
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # the same message arriving at another replica right now
+        raise Conflict("this message is being handled by another request; retry") from exc
     return True
 
 
