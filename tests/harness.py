@@ -132,6 +132,11 @@ class Stack:
                 **{k.replace("{SERVICE}", prefix): v for k, v in self.extra_env.items()},
             }
             self.services[name] = ServiceProcess(name, env, self.root / "logs")
+        if "reception" in self.services and "records" in self.services:
+            # Reception asks records to keep intake photos; records' port is chosen above.
+            self.services["reception"].env.setdefault(
+                "RECEPTION_RECORDS_URL", self.services["records"].url
+            )
         try:
             for svc in self.services.values():
                 svc.start(wait=False)

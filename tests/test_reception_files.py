@@ -1,7 +1,6 @@
 """Intake photos and signatures stored by records: reception asks records to keep every file
 an intake names (in process, and with real processes where records' collector runs)."""
 
-import asyncio
 import struct
 import uuid
 import zlib
@@ -22,13 +21,9 @@ from tests.harness import (
     NatsServer,
     Stack,
     auth,
-    backend,
-    create_pg_database,
-    drop_pg_database,
     eventually,
 )
 from tests.test_bad_input import _client, assert_problem
-from tools.processes import ServiceProcess
 
 ADVISOR = auth("advisor")
 
@@ -200,38 +195,22 @@ async def test_records_unreachable_is_a_503_and_nothing_is_written(
 
 @pytest.fixture(scope="module")
 def records_and_reception(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Reception and records as real processes (the harness points reception at records)."""
     root = tmp_path_factory.mktemp("files-stack")
     # Records collects unreferenced files after 4 s, checking every half second.
     stack = Stack(
         root,
-        services=("records",),
+        services=("reception", "records"),
         extra_env={
             "RECORDS_FILE_GC_GRACE_SECONDS": "4",
             "RECORDS_FILE_GC_INTERVAL_SECONDS": "0.5",
             "RECORDS_FILES_DIR": str(root / "files"),
         },
     ).start()
-    if backend() == "postgres":
-        database_url = asyncio.run(create_pg_database("ws_reception"))
-    else:
-        database_url = f"sqlite+aiosqlite:///{root / 'reception.db'}"
-    reception = ServiceProcess(
-        "reception",
-        {
-            "RECEPTION_DATABASE_URL": database_url,
-            "RECEPTION_NATS_URL": stack.nats.url,
-            "RECEPTION_RECORDS_URL": stack.url("records"),
-        },
-        root / "logs",
-    )
     try:
-        reception.start()
-        yield {"records": stack.url("records"), "reception": reception.url}
+        yield {"records": stack.url("records"), "reception": stack.url("reception")}
     finally:
-        reception.stop()
         stack.stop()
-        if backend() == "postgres":
-            asyncio.run(drop_pg_database(database_url))
 
 
 @pytest.mark.asyncio
