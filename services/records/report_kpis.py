@@ -274,16 +274,25 @@ async def compute(
         ).one()[0]
     )
 
+    # One pass over the period's invoice totals: per local day, pay type and kind.
     t = ReportInvoiceTotal
-    revenue_rows = (
+    settled_day = local_day(t.settled_at, period, dialect)
+    per_day_rows = (
         await _exec(
             session,
-            select(col(t.pay_type), col(t.kind), _sum(t.net_cents), _sum(t.centihours))
+            select(settled_day, col(t.pay_type), col(t.kind), _sum(t.net_cents), _sum(t.centihours))
             .where(_scoped(t.branch, branch), _in(t.settled_at, period))
-            .group_by(t.pay_type, t.kind)
-            .order_by(t.pay_type, t.kind),
+            .group_by(settled_day, t.pay_type, t.kind),
         )
     ).all()
+    totals: dict[tuple[str, str], list[int]] = {}
+    revenue_per_day: dict[str, int] = {}
+    for d, p, k, n, h in per_day_rows:
+        pair = totals.setdefault((p, k), [0, 0])
+        pair[0] += int(n)
+        pair[1] += int(h)
+        revenue_per_day[str(d)] = revenue_per_day.get(str(d), 0) + int(n)
+    revenue_rows = [(p, k, n, h) for (p, k), (n, h) in sorted(totals.items())]
     revenue = [
         RevenueRow(pay_type=p, kind=k, net=_money(n), hours=_hours(h))
         for p, k, n, h in revenue_rows
@@ -364,7 +373,7 @@ async def compute(
         ).one()
     )
 
-    daily = await _daily(session, branch, period, dialect)
+    daily = await _daily(session, branch, period, dialect, revenue_per_day)
     target = settings.report_major_complaint_target
 
     values: dict[str, tuple[float | None, float | None, float | None]] = {
@@ -510,9 +519,13 @@ async def _technicians(
 
 
 async def _daily(
-    session: AsyncSession, branch: str | None, period: Period, dialect: str
+    session: AsyncSession,
+    branch: str | None,
+    period: Period,
+    dialect: str,
+    revenue_per_day: dict[str, int],
 ) -> list[DayRow]:
-    o, t = ReportOrder, ReportInvoiceTotal
+    o = ReportOrder
     counts: dict[str, dict[str, int]] = {d.isoformat(): {} for d in period.days()}
     for name, column in (("opened", o.opened_at), ("delivered", o.delivered_at)):
         day = local_day(column, period, dialect)
@@ -525,16 +538,8 @@ async def _daily(
             )
         ).all():
             counts.setdefault(str(d), {})[name] = int(n)
-    day = local_day(t.settled_at, period, dialect)
-    for d, n in (
-        await _exec(
-            session,
-            select(day, _sum(t.net_cents))
-            .where(_scoped(t.branch, branch), _in(t.settled_at, period))
-            .group_by(day),
-        )
-    ).all():
-        counts.setdefault(str(d), {})["revenue"] = int(n)
+    for d, n in revenue_per_day.items():
+        counts.setdefault(d, {})["revenue"] = n
     return [
         DayRow(
             day=date.fromisoformat(d),

@@ -43,7 +43,15 @@ class ReportOrder(Base, table=True):
     __tablename__ = "report_order"
     __table_args__ = (
         Index("ix_report_order_branch_opened", "branch", "opened_at"),
-        Index("ix_report_order_branch_delivered", "branch", "delivered_at"),
+        # Covers the delivered-orders count (promise, fix) and its look-ups by order id.
+        Index(
+            "ix_report_order_branch_delivered",
+            "branch",
+            "delivered_at",
+            "promised_at",
+            "has_fix",
+            "repair_order_id",
+        ),
         Index("ix_report_order_branch_settled", "branch", "settled_at"),
     )
 
@@ -74,7 +82,18 @@ class ReportInvoiceTotal(Base, table=True):
     """A settled invoice's net per pay type and line kind (labour, part, fee)."""
 
     __tablename__ = "report_invoice_total"
-    __table_args__ = (Index("ix_report_invoice_total_branch_settled", "branch", "settled_at"),)
+    # Covering: revenue per pay type, kind and day is read from the index alone.
+    __table_args__ = (
+        Index(
+            "ix_report_invoice_total_branch_settled",
+            "branch",
+            "settled_at",
+            "pay_type",
+            "kind",
+            "net_cents",
+            "centihours",
+        ),
+    )
 
     repair_order_id: uuid.UUID = Field(primary_key=True)
     pay_type: str = Field(primary_key=True, sa_type=String(16))
@@ -90,7 +109,15 @@ class ReportJob(Base, table=True):
 
     __tablename__ = "report_job"
     __table_args__ = (
-        Index("ix_report_job_branch_delivered", "branch", "delivered_at"),
+        # Covering: technicians' efficiency reads the period's jobs from the index alone.
+        Index(
+            "ix_report_job_branch_delivered",
+            "branch",
+            "delivered_at",
+            "technician_id",
+            "flat_rate_centihours",
+            "job_id",
+        ),
         Index("ix_report_job_order", "repair_order_id"),
     )
 
@@ -110,8 +137,9 @@ class ReportClock(Base, table=True):
 
     __tablename__ = "report_clock"
     __table_args__ = (
-        Index("ix_report_clock_branch_ended", "branch", "ended_at"),
-        Index("ix_report_clock_job", "job_id"),
+        # Covering: utilisation (hours per technician and day) and each job's hours.
+        Index("ix_report_clock_branch_ended", "branch", "ended_at", "technician_id", "centihours"),
+        Index("ix_report_clock_job", "job_id", "centihours"),
     )
 
     clock_id: uuid.UUID = Field(primary_key=True)
@@ -161,7 +189,7 @@ class ReportVisit(Base, table=True):
 
     __tablename__ = "report_visit"
     __table_args__ = (
-        Index("ix_report_visit_order", "repair_order_id"),
+        Index("ix_report_visit_order", "repair_order_id", "reached"),
         Index("ix_report_visit_branch_closed", "branch", "closed_at"),
     )
 
