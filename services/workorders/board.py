@@ -262,7 +262,9 @@ async def last_change_id(session: AsyncSession) -> int:
 
 # --- one feed per process ----------------------------------------------------------------
 
-Batch = list[tuple[int, str, dict[str, Any] | None]]  # (change id, order id, card or None)
+# (change id, the event for the workshop board, the event for the lounge), encoded once
+# per change for every screen.
+Batch = list[tuple[int, bytes, bytes]]
 
 
 @dataclass(eq=False)
@@ -354,10 +356,14 @@ class BoardHub:
                     if not screens:
                         continue
                     cards = await load_cards(session, branch, changed)
-                    batch: Batch = sorted(
-                        (change_id, str(order_id), cards.get(order_id))
-                        for order_id, change_id in changed.items()
-                    )
+                    batch: Batch = []
+                    for order_id, change_id in sorted(changed.items(), key=lambda kv: kv[1]):
+                        event: Event = (
+                            "card",
+                            {"id": str(order_id), "card": cards.get(order_id)},
+                            change_id,
+                        )
+                        batch.append((change_id, _shape(event, False), _shape(event, True)))
                     for screen in list(screens):
                         try:
                             screen.queue.put_nowait(batch)
@@ -478,8 +484,8 @@ async def event_stream(
                 yield _sse("ping", {"at": utcnow().isoformat()})
                 continue
             fresh = [
-                _shape(("card", {"id": order_id, "card": card}, change_id), lounge)
-                for change_id, order_id, card in batch
+                lounge_event if lounge else board_event
+                for change_id, board_event, lounge_event in batch
                 if change_id > seen
             ]
             if fresh:
