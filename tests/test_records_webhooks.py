@@ -985,3 +985,20 @@ async def test_two_replicas_never_send_a_delivery_twice(
         await eventually(all_sent, timeout=60, what="300 deliveries sent")
     ids = [r["headers"]["webhook-id"] for r in receiver.requests]
     assert len(ids) == 300 and len(set(ids)) == 300
+
+
+@pytest.mark.store
+async def test_a_named_host_is_called_at_its_checked_address(
+    records: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """The name is resolved and checked; the request goes to that address and still
+    names the registered host."""
+    port = receiver.server.server_address[1]
+    endpoint = await register(records, f"http://localhost:{port}/hook")
+    receiver.secrets = [endpoint["secret"]]
+    await records.post(f"/webhooks/endpoints/{endpoint['id']}/ping", headers=MANAGER)
+    [delivery] = await finished(records, endpoint["id"])
+    assert delivery["status"] == "succeeded", delivery
+    [request] = receiver.requests
+    assert request["headers"]["host"] == f"localhost:{port}"
+    assert request["verified_by"] == [endpoint["secret"]]

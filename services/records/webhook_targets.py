@@ -9,6 +9,7 @@ the check and the connection cannot point it elsewhere.
 import asyncio
 import ipaddress
 import socket
+import time
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
@@ -26,7 +27,7 @@ class Target:
     """A checked URL: the address to connect to and what to tell the server."""
 
     url: str  # the registered URL
-    connect_url: str  # the same URL with the checked address as host
+    connect_urls: tuple[str, ...]  # the same URL with each checked address as host
     host_header: str
     server_name: str | None  # TLS SNI and certificate name, for https
 
@@ -67,11 +68,28 @@ def why_not_public(address: IpAddress) -> str | None:
     return None
 
 
+# Lookups are kept this long, so a burst of messages to one ERP costs one lookup, not
+# one per message; the address connected to is still always one that was checked.
+RESOLVE_TTL = 10.0
+_resolved: dict[tuple[str, int], tuple[float, list[IpAddress]]] = {}
+
+
 async def _resolve(host: str, port: int) -> list[IpAddress]:
     try:
         return [ipaddress.ip_address(host)]
     except ValueError:
         pass
+    cached = _resolved.get((host, port))
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    addresses = await _lookup(host, port)
+    if len(_resolved) > 1000:
+        _resolved.clear()
+    _resolved[(host, port)] = (time.monotonic() + RESOLVE_TTL, addresses)
+    return addresses
+
+
+async def _lookup(host: str, port: int) -> list[IpAddress]:
     loop = asyncio.get_running_loop()
     try:
         infos = await asyncio.wait_for(
@@ -101,14 +119,15 @@ async def check_target(url: str, *, allow_private: bool) -> Target:
             kind = why_not_public(address)
             if kind:
                 raise TargetRefused(f"the host {host!r} resolves to a {kind} address ({address})")
-    address = addresses[0]
-    literal = f"[{address}]" if address.version == 6 else str(address)
-    netloc = f"{literal}:{parts.port}" if parts.port else literal
-    connect_url = parts._replace(netloc=netloc).geturl()
+    connect_urls = []
+    for address in addresses:
+        literal = f"[{address}]" if address.version == 6 else str(address)
+        netloc = f"{literal}:{parts.port}" if parts.port else literal
+        connect_urls.append(parts._replace(netloc=netloc).geturl())
     host_header = parts.netloc.rsplit("@", 1)[-1]
     return Target(
         url=url,
-        connect_url=connect_url,
+        connect_urls=tuple(connect_urls),
         host_header=host_header,
         server_name=host if parts.scheme == "https" else None,
     )

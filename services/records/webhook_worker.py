@@ -98,7 +98,7 @@ class Job:
     trigger: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class Outcome:
     started_at: datetime
     status_code: int | None = None
@@ -106,6 +106,7 @@ class Outcome:
     response_body: str | None = None
     error: str | None = None
     retry_after: float | None = None
+    connect_failed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -190,43 +191,53 @@ async def send(client: httpx.AsyncClient, job: Job, policy: Policy) -> Outcome:
     }
     extensions = {"sni_hostname": target.server_name} if target.server_name else {}
     clock = time.perf_counter()
+    outcome = Outcome(started_at=started, error="no address to connect to")
+    # A name may resolve to several addresses (IPv6 and IPv4): the next one is tried only
+    # when the connection could not be made, never after a request went out.
+    for connect_url in target.connect_urls:
+        outcome = await _post(client, connect_url, job, headers, extensions, policy, started)
+        if not outcome.connect_failed:
+            break
+    outcome.response_ms = round((time.perf_counter() - clock) * 1000)
+    return outcome
+
+
+async def _post(
+    client: httpx.AsyncClient,
+    url: str,
+    job: Job,
+    headers: dict[str, str],
+    extensions: dict[str, Any],
+    policy: Policy,
+    started: datetime,
+) -> Outcome:
     try:
         async with client.stream(
-            "POST",
-            target.connect_url,
-            content=job.body.encode(),
-            headers=headers,
-            extensions=extensions,
+            "POST", url, content=job.body.encode(), headers=headers, extensions=extensions
         ) as response:
             kept = b""
             async for chunk in response.aiter_bytes():
                 kept += chunk
                 if len(kept) >= RESPONSE_KEEP:
                     break
-            elapsed = round((time.perf_counter() - clock) * 1000)
             error = None
             if 300 <= response.status_code < 400:
                 error = f"redirect to {response.headers.get('location', '?')!r} not followed"
             return Outcome(
                 started_at=started,
                 status_code=response.status_code,
-                response_ms=elapsed,
                 response_body=kept[:RESPONSE_KEEP].decode("utf-8", "replace") or None,
                 error=error,
                 retry_after=parse_retry_after(response.headers.get("retry-after"), utcnow()),
             )
+    except httpx.ConnectError as exc:
+        return Outcome(
+            started_at=started, error=f"cannot connect: {exc}"[:500], connect_failed=True
+        )
     except httpx.TimeoutException:
-        return Outcome(
-            started_at=started,
-            response_ms=round((time.perf_counter() - clock) * 1000),
-            error=f"no answer within {policy.timeout:g} s",
-        )
+        return Outcome(started_at=started, error=f"no answer within {policy.timeout:g} s")
     except httpx.HTTPError as exc:
-        return Outcome(
-            started_at=started,
-            response_ms=round((time.perf_counter() - clock) * 1000),
-            error=f"{type(exc).__name__}: {exc}"[:500],
-        )
+        return Outcome(started_at=started, error=f"{type(exc).__name__}: {exc}"[:500])
 
 
 async def record(db: "Database", policy: Policy, results: list[tuple[Job, Outcome]]) -> None:
