@@ -147,3 +147,54 @@ async def test_an_intake_from_an_appointment_marks_it_arrived(reception: httpx.A
     assert_problem(
         await reception.post("/intakes", headers=ADVISOR, json={**intake, "odometer_km": 5001}), 409
     )
+
+
+async def test_a_booking_takes_the_hours_of_its_planned_jobs(reception: httpx.AsyncClient):
+    _, vehicle = await register(reception, "")
+    for op_code, hours in (("MNT-10K", "0.8"), ("BRK-PAD-F", "1.2")):
+        r = await reception.post(
+            "/canned-jobs",
+            headers=ADVISOR,
+            json={"op_code": op_code, "flat_rate_hours": hours, "labour_rate": "380"},
+        )
+        assert r.status_code == 201, r.text
+    day = DAY + timedelta(days=5)
+    at = AT + timedelta(days=5)
+    booking = {
+        "vehicle_id": vehicle["id"],
+        "starts_at": at.isoformat(),
+        "planned_jobs": ["MNT-10K", "BRK-PAD-F"],
+        "concerns": ["刹车有异响"],
+    }
+    r = await reception.post("/appointments", headers=ADVISOR, json=booking)
+    assert r.status_code == 201, r.text
+    assert r.json()["planned_hours"] == "2.00"
+    assert r.json()["planned_jobs"] == ["MNT-10K", "BRK-PAD-F"]
+    capacity = await reception.get(f"/capacity/{day}", headers=ADVISOR)
+    assert capacity.json()["booked_hours"] == "2.00"
+    # the advisor's own estimate wins over the jobs' flat rate
+    r = await reception.post(
+        "/appointments", headers=ADVISOR, json={**booking, "planned_hours": "3"}
+    )
+    assert r.json()["planned_hours"] == "3.00"
+    for body, field in [
+        ({**booking, "planned_jobs": ["MNT-10K", "NOPE"]}, "planned_jobs.1"),
+        ({**booking, "planned_jobs": ["MNT-10K", "MNT-10K"]}, "planned_jobs"),
+        ({**booking, "planned_jobs": []}, "planned_hours"),
+    ]:
+        problem = assert_problem(
+            await reception.post("/appointments", headers=ADVISOR, json=body), 422
+        )
+        assert field in problem["detail"], (field, problem)
+    capacity = await reception.get(f"/capacity/{day}", headers=ADVISOR)
+    assert capacity.json()["booked_hours"] == "5.00"
+
+    # the intake opened from the booking starts with what the customer said when booking
+    first = (await reception.get("/appointments", headers=ADVISOR, params={"day": str(day)})).json()
+    r = await reception.post(
+        "/intakes",
+        headers=ADVISOR,
+        json={"vehicle_id": vehicle["id"], "odometer_km": 100, "appointment_id": first[0]["id"]},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["concerns"] == ["刹车有异响"]

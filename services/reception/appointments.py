@@ -16,6 +16,7 @@ from services.reception.models import (
     AppointmentCreate,
     AppointmentDay,
     AppointmentStatus,
+    CannedJob,
     DayCapacity,
     DayCapacityPublic,
     DayCapacitySet,
@@ -159,6 +160,18 @@ def closed_event(appointment: Appointment, by: User) -> AppointmentClosed:
     )
 
 
+async def _jobs_hours(session: AsyncSession, branch: str, op_codes: list[str]) -> Decimal:
+    """The flat-rate hours of the planned jobs, from the branch's canned jobs."""
+    rows = await session.exec(
+        select(CannedJob).where(CannedJob.branch == branch, col(CannedJob.op_code).in_(op_codes))
+    )
+    hours = {job.op_code: Decimal(str(job.template["flat_rate_hours"])) for job in rows.all()}
+    for index, op_code in enumerate(op_codes):
+        if op_code not in hours:
+            raise InvalidInput(f"planned_jobs.{index}", f"no canned job {op_code} in {branch}")
+    return sum(hours.values(), Decimal("0"))
+
+
 async def book(
     session: AsyncSession, data: AppointmentCreate, by: User, settings: Settings
 ) -> Appointment:
@@ -168,14 +181,17 @@ async def book(
     if data.starts_at.tzinfo is None or data.starts_at <= utcnow():
         raise InvalidInput("starts_at", "give a future time with its offset")
     day = local_day(data.starts_at, settings)
-    await _check_room(session, by.branch, day, data.planned_hours, settings)
+    hours = data.planned_hours or await _jobs_hours(session, by.branch, data.planned_jobs)
+    hours = hours.quantize(Decimal("0.01"))
+    await _check_room(session, by.branch, day, hours, settings)
     appointment = Appointment(
         branch=by.branch,
         vehicle_id=vehicle.id,
         customer_id=vehicle.customer_id,
         starts_at=data.starts_at,
         day=day,
-        planned_hours=data.planned_hours,
+        planned_hours=hours,
+        planned_jobs=list(data.planned_jobs),
         concerns=list(data.concerns),
         booked_by=by.id,
     )

@@ -1056,8 +1056,19 @@ class AppointmentCreate(BaseModel):
 
     vehicle_id: uuid.UUID
     starts_at: datetime
-    planned_hours: Annotated[Decimal, PField(gt=0, le=100, decimal_places=2)]
+    # The hours the booking takes: given, or the flat-rate hours of the planned jobs
+    # (canned jobs by op code) when left out.
+    planned_hours: Annotated[Decimal, PField(gt=0, le=100, decimal_places=2)] | None = None
+    planned_jobs: list[Code] = PField(default_factory=list, max_length=20)
     concerns: list[Concern] = PField(default_factory=list, max_length=30)
+
+    @model_validator(mode="after")
+    def _hours_or_jobs(self) -> "AppointmentCreate":
+        if self.planned_hours is None and not self.planned_jobs:
+            raise ValueError("planned_hours: give the hours, or planned_jobs to add them up")
+        if len(set(self.planned_jobs)) != len(self.planned_jobs):
+            raise ValueError("planned_jobs: each op code once")
+        return self
 
 
 class AppointmentReschedule(BaseModel):
@@ -1080,6 +1091,9 @@ class Appointment(Base, table=True):
     starts_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     day: date
     planned_hours: Decimal = Field(sa_type=Numeric(7, 2))
+    planned_jobs: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     concerns: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     status: AppointmentStatus = Field(default=AppointmentStatus.booked, sa_type=String(16))
     booked_by: str = Field(sa_type=String(64))
@@ -1098,6 +1112,7 @@ class AppointmentPublic(BaseModel):
     starts_at: datetime
     day: date
     planned_hours: Decimal
+    planned_jobs: list[str] = []
     concerns: list[str]
     status: AppointmentStatus
     booked_by: str

@@ -150,8 +150,11 @@ async def open_intake(session: AsyncSession, data: IntakeCreate, by: User) -> In
         raise InvalidInput("vehicle_id", f"no vehicle {data.vehicle_id} in branch {by.branch}")
     customer = await session.get(Customer, vehicle.customer_id)
     assert customer is not None  # the foreign key guarantees it
+    concerns = list(data.concerns)
     if data.appointment_id is not None:
-        await _arrive(session, data.appointment_id, vehicle, by)
+        appointment = await _arrive(session, data.appointment_id, vehicle, by)
+        # What the customer said when booking, unless the advisor writes it down afresh.
+        concerns = concerns or list(appointment.concerns)
     reading = await desk.record_reading(
         session,
         vehicle,
@@ -167,7 +170,7 @@ async def open_intake(session: AsyncSession, data: IntakeCreate, by: User) -> In
         appointment_id=data.appointment_id,
         advisor=by.id,
         odometer_km=data.odometer_km,
-        concerns=list(data.concerns),
+        concerns=concerns,
     )
     reading.intake_id = intake.id
     session.add(intake)
@@ -198,7 +201,7 @@ async def get_intake(session: AsyncSession, intake_id: uuid.UUID, by: User) -> I
 
 async def _arrive(
     session: AsyncSession, appointment_id: uuid.UUID, vehicle: Vehicle, by: User
-) -> None:
+) -> Appointment:
     """An intake from an appointment marks the customer arrived."""
     appointment = await session.get(Appointment, appointment_id)
     if appointment is None or appointment.branch != by.branch:
@@ -211,6 +214,7 @@ async def _arrive(
     appointment.updated_at = utcnow()
     session.add(appointment)
     add_event(session, appointments.closed_event(appointment, by), subject=appointment.id)
+    return appointment
 
 
 INTAKE_TRANSITIONS: dict[IntakeStatus, frozenset[IntakeStatus]] = {
