@@ -1002,3 +1002,104 @@ async def test_a_named_host_is_called_at_its_checked_address(
     [request] = receiver.requests
     assert request["headers"]["host"] == f"localhost:{port}"
     assert request["verified_by"] == [endpoint["secret"]]
+
+
+def make_ca_and_cert(tmp: Path, name: str) -> tuple[Path, Path, Path]:
+    """A private CA and a server certificate for `name` signed by it (PEM files)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Dealer test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file, cert_file, key_file = tmp / "ca.pem", tmp / "cert.pem", tmp / "key.pem"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return ca_file, cert_file, key_file
+
+
+@pytest.mark.store
+@pytest.mark.parametrize(("cert_name", "delivered"), [("localhost", True), ("erp.example", False)])
+async def test_https_is_verified_against_the_registered_host(
+    database_url: str, nats_server: NatsServer, tmp_path: Path, cert_name: str, delivered: bool
+) -> None:
+    """The request goes to the checked address, but TLS names and verifies the registered
+    host: a certificate for another name is refused."""
+    import ssl
+
+    ca_file, cert_file, key_file = make_ca_and_cert(tmp_path, cert_name)
+    receiver = Receiver()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
+    receiver.start()
+    settings = settings_for(database_url, nats_server, tmp_path, webhook_ca_file=str(ca_file))
+    try:
+        async with App(settings) as records:
+            port = receiver.server.server_address[1]
+            endpoint = await register(records, f"https://localhost:{port}/hook")
+            receiver.secrets = [endpoint["secret"]]
+            await records.post(f"/webhooks/endpoints/{endpoint['id']}/ping", headers=MANAGER)
+            [delivery] = await finished(records, endpoint["id"])
+    finally:
+        receiver.stop()
+    if delivered:
+        assert delivery["status"] == "succeeded", delivery
+        assert receiver.requests[0]["verified_by"] == [endpoint["secret"]]
+        assert receiver.requests[0]["headers"]["host"] == f"localhost:{port}"
+    else:
+        assert delivery["status"] == "failed" and receiver.requests == []
+        assert "CERTIFICATE_VERIFY_FAILED" in delivery["last_error"], delivery

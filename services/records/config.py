@@ -67,5 +67,7 @@ class Settings(ServiceSettings):
     webhook_connections_per_endpoint: int = 8
     # A claimed delivery whose sender died is sent again after this long (s).
     webhook_claim_lease_seconds: float = 60.0
+    # https targets are verified against the system's CAs, or this PEM file (a dealer's CA).
+    webhook_ca_file: str | None = None
     # Inbound from the ERP: a signed message older or newer than this is refused (s).
     webhook_inbound_tolerance_seconds: float = 300.0

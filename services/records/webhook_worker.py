@@ -13,6 +13,7 @@ import email.utils
 import importlib.util
 import logging
 import random
+import ssl
 import sys
 import time
 import uuid
@@ -63,6 +64,7 @@ class Policy:
     concurrency: int
     per_endpoint: int
     lease: float
+    ca_file: str | None = None
 
     @classmethod
     def of(cls, settings: Any) -> "Policy":
@@ -75,6 +77,7 @@ class Policy:
             batch=settings.webhook_batch,
             concurrency=settings.webhook_concurrency,
             per_endpoint=settings.webhook_connections_per_endpoint,
+            ca_file=settings.webhook_ca_file,
             # A claim outlives the slowest send (name lookup, timeout) and its recording.
             lease=max(settings.webhook_claim_lease_seconds, settings.webhook_timeout_seconds + 2.0),
         )
@@ -392,6 +395,10 @@ class Clients:
         _mark_sniffio_absent()
         self.policy = policy
         self._clients: dict[uuid.UUID, httpx.AsyncClient] = {}
+        # https targets are verified against the system's CAs, or a dealer's own CA.
+        self._verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=policy.ca_file) if policy.ca_file else True
+        )
 
     def of(self, endpoint_id: uuid.UUID) -> httpx.AsyncClient:
         client = self._clients.get(endpoint_id)
@@ -401,6 +408,7 @@ class Clients:
             client = self._clients[endpoint_id] = httpx.AsyncClient(
                 follow_redirects=False,
                 trust_env=False,
+                verify=self._verify,
                 timeout=httpx.Timeout(self.policy.timeout),
                 limits=httpx.Limits(
                     max_connections=self.policy.per_endpoint,
