@@ -265,3 +265,38 @@ async def test_bookings_reschedules_and_their_ends_are_published(
     assert all(e["subject"] == e["data"]["appointment_id"] for e in seen)
     assert {e["data"]["vehicle_id"] for e in closed} == set(vehicles[1:4])
     assert uuid.UUID(closed[0]["id"])
+
+
+@pytest.mark.asyncio
+@pytest.mark.store
+async def test_bays_cap_the_day_and_an_arrived_car_keeps_its_hours(reception: httpx.AsyncClient):
+    day = DAY + timedelta(days=7)
+    at = AT + timedelta(days=7)
+    r = await reception.put(
+        f"/capacity/{day}", headers=MANAGER, json={"bays": 1, "technician_hours": "20"}
+    )
+    assert r.json()["bookable_hours"] == "9.00" and r.json()["free_hours"] == "9.00"
+    vehicles = await _vehicles(reception, "", 3)
+    ids = []
+    for vehicle, hours in zip(vehicles, ("4", "4", "1.5"), strict=True):
+        r = await reception.post(
+            "/appointments",
+            headers=ADVISOR,
+            json={"vehicle_id": vehicle, "starts_at": at.isoformat(), "planned_hours": hours},
+        )
+        ids.append(r.json().get("id"))
+        assert r.status_code == (201 if len(ids) < 3 else 409), r.text
+    r = await reception.post(
+        "/intakes",
+        headers=ADVISOR,
+        json={"vehicle_id": vehicles[0], "odometer_km": 10, "appointment_id": ids[0]},
+    )
+    assert r.status_code == 201, r.text
+    capacity = (await reception.get(f"/capacity/{day}", headers=ADVISOR)).json()
+    assert capacity["booked_hours"] == "8.00" and capacity["free_hours"] == "1.00"
+    url = f"/appointments/{ids[1]}"
+    etag = (await reception.get(url, headers=ADVISOR)).headers["ETag"]
+    r = await reception.post(f"{url}/no-show", headers={**ADVISOR, "If-Match": etag})
+    assert r.status_code == 200, r.text
+    capacity = (await reception.get(f"/capacity/{day}", headers=ADVISOR)).json()
+    assert capacity["booked_hours"] == "4.00" and capacity["free_hours"] == "5.00"

@@ -72,15 +72,19 @@ async def lock_day(session: AsyncSession, branch: str, day: date) -> None:
 async def capacity(
     session: AsyncSession, branch: str, day: date, settings: Settings
 ) -> DayCapacityPublic:
+    """A day's bookable hours: the technician hours, but no more than the bays can hold
+    (bays × `bay_hours_per_day`). Booked and arrived appointments take their hours; a
+    no-show or a cancellation gives them back."""
     row = await session.get(DayCapacity, (branch, day))
     bays = row.bays if row else settings.default_bays
     hours = Decimal(row.technician_hours) if row else settings.default_technician_hours
+    bookable = min(hours, bays * settings.bay_hours_per_day).quantize(Decimal("0.01"))
     booked = (
         await session.exec(
             select(func.coalesce(func.sum(Appointment.planned_hours), 0)).where(
                 Appointment.branch == branch,
                 Appointment.day == day,
-                Appointment.status == S.booked,
+                col(Appointment.status).in_([S.booked, S.arrived]),
             )
         )
     ).one()
@@ -89,8 +93,9 @@ async def capacity(
         day=day,
         bays=bays,
         technician_hours=hours,
+        bookable_hours=bookable,
         booked_hours=booked,
-        free_hours=max(hours - booked, Decimal("0")),
+        free_hours=max(bookable - booked, Decimal("0")),
     )
 
 

@@ -28,6 +28,8 @@ class Settings(ServiceSettings):
     time_zone: str = "Asia/Shanghai"
     default_bays: int = 6
     default_technician_hours: Decimal = Decimal("48")
+    # A bay holds one car at a time: a day books at most bays × these hours.
+    bay_hours_per_day: Decimal = Decimal("9")
     # Records keeps intake photos and signatures; reception asks it, with the advisor's
     # own token, to keep each file an intake refers to.
     records_url: str = "http://127.0.0.1:8004"

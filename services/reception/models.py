@@ -1035,6 +1035,7 @@ class DayCapacityPublic(BaseModel):
     day: date
     bays: int
     technician_hours: Decimal
+    bookable_hours: Decimal
     booked_hours: Decimal
     free_hours: Decimal
 
