@@ -29,6 +29,7 @@ from services.records.models import OutboxEvent
 from services.records.webhook_models import (
     ErpPayment,
     PartPriceList,
+    WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -1103,3 +1104,23 @@ async def test_https_is_verified_against_the_registered_host(
     else:
         assert delivery["status"] == "failed" and receiver.requests == []
         assert "CERTIFICATE_VERIFY_FAILED" in delivery["last_error"], delivery
+
+
+@pytest.mark.store
+async def test_the_log_keeps_what_is_pending_and_prunes_what_is_old(
+    records: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    from services.records.webhook_worker import prune_log
+
+    endpoint = await register(records, receiver.url())
+    await records.post(f"/webhooks/endpoints/{endpoint['id']}/ping", headers=MANAGER)
+    [sent] = await finished(records, endpoint["id"])
+    await set_throttle(db_of(records), endpoint["id"], utcnow() + timedelta(hours=1))
+    await queue(records)
+    db = db_of(records)
+    assert await prune_log(db, keep=timedelta(days=30)) == 0
+    assert await prune_log(db, keep=timedelta(days=30), now=utcnow() + timedelta(days=31)) == 1
+    [left] = await deliveries(records, endpoint["id"])
+    assert left["status"] == "pending" and left["id"] != sent["id"]
+    assert_problem(await records.get(f"/webhooks/deliveries/{sent['id']}", headers=MANAGER), 404)
+    assert await count(records, WebhookAttempt) == 0

@@ -69,5 +69,7 @@ class Settings(ServiceSettings):
     webhook_claim_lease_seconds: float = 60.0
     # https targets are verified against the system's CAs, or this PEM file (a dealer's CA).
     webhook_ca_file: str | None = None
+    # Finished deliveries (with their attempts) and the ERP's message ids are kept this long.
+    webhook_log_keep_days: float = 30.0
     # Inbound from the ERP: a signed message older or newer than this is refused (s).
     webhook_inbound_tolerance_seconds: float = 300.0

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy import insert, or_, update
+from sqlalchemy import delete, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from standardwebhooks import Webhook
@@ -31,6 +31,7 @@ from services.records import webhook_service
 from services.records.webhook_models import (
     PING,
     DeliveryStatus,
+    ErpInboundMessage,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -479,3 +480,42 @@ async def delivery_worker(runtime: "Runtime") -> None:
         for lane in lanes:
             await settle(lane)
         await clients.aclose()
+
+
+async def prune_log(db: "Database", *, keep: timedelta, now: datetime | None = None) -> int:
+    """Delete finished deliveries (and their attempts) that finished before `keep` ago, and
+    the ERP's message ids past the same age; returns how many deliveries went."""
+    cutoff = (now or utcnow()) - keep
+    async with db.transaction() as session:
+        old = (
+            sa_select(col(WebhookDelivery.id))
+            .where(
+                col(WebhookDelivery.status) != DeliveryStatus.pending,
+                col(WebhookDelivery.finished_at) < cutoff,
+            )
+            .scalar_subquery()
+        )
+        await session.exec(delete(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(old)))
+        result = await session.exec(
+            delete(WebhookDelivery).where(
+                col(WebhookDelivery.status) != DeliveryStatus.pending,
+                col(WebhookDelivery.finished_at) < cutoff,
+            )
+        )
+        await session.exec(
+            delete(ErpInboundMessage).where(col(ErpInboundMessage.received_at) < cutoff)
+        )
+        return result.rowcount or 0
+
+
+async def log_pruner(runtime: "Runtime") -> None:
+    """Background job: prune the delivery log every hour."""
+    keep = timedelta(days=getattr(runtime.settings, "webhook_log_keep_days", 30.0))
+    while True:
+        try:
+            removed = await prune_log(runtime.db, keep=keep)
+            if removed:
+                log.info("webhook log: %d finished deliveries removed", removed)
+        except Exception:
+            log.exception("pruning the webhook log failed; trying again later")
+        await asyncio.sleep(3600)

@@ -47,7 +47,8 @@ __all__ = ["BACKGROUND", "STARTUP", "router", "webhook_handlers"]
 
 router = APIRouter()
 BACKGROUND: list[Callable[["Runtime"], Coroutine[Any, Any, None]]] = [
-    webhook_worker.delivery_worker
+    webhook_worker.delivery_worker,
+    webhook_worker.log_pruner,
 ]
 STARTUP: list[Callable[["Runtime"], Coroutine[Any, Any, None]]] = []
 
