@@ -2,6 +2,7 @@
 November of one branch (and a second branch for the group) fed through the report consumers,
 KPIs checked against answers worked out by hand, the drill-down, roles and bad input."""
 
+import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -525,3 +526,29 @@ async def test_bad_periods_are_refused_naming_the_field(records: httpx.AsyncClie
         assert_problem(r, 422, name)
     r = await records.get("/reports/kpis.doc", headers=MANAGER)
     assert r.status_code in (404, 422)
+
+
+async def test_an_orders_events_handled_at_the_same_moment_all_land(
+    records: httpx.AsyncClient,
+) -> None:
+    """Replicas handling an order's opened, delivered and settled events at the same moment
+    (real concurrency on PostgreSQL) each fill their own columns of the one order row."""
+    m = Month()
+    for n in range(10):
+        o = m.order(f"ro{n}")
+        m.opened(o, local(10, 9))
+        m.job(o, "BRAKES", "repair", "tech-A", "1.0")
+        m.delivered(o, local(11, 9), promised=local(11, 10))
+        m.settled(o, local(11, 9), ("labour", "customer", "1.0", "300"))
+    db = runtime_of(records).db
+
+    async def handle(event: Contract) -> None:
+        async with db.transaction() as session:
+            await HANDLERS[type(event)](event, session)
+
+    await asyncio.gather(*(handle(e) for e in m.events))
+    k = by_id(await kpis(records, MANAGER))
+    assert k["repair_orders_opened"]["value"] == 10
+    assert k["repair_orders_delivered"]["value"] == 10
+    assert k["revenue_total"]["value"] == 3000
+    assert k["on_time_delivery_rate"]["value"] == 1.0

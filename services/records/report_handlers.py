@@ -9,7 +9,9 @@ the newer one by its own time wins.
 import uuid
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -53,11 +55,26 @@ def cents(amount: Decimal) -> int:
     return int((amount * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 
 
+async def _ensure(session: AsyncSession, model: Any, key: Any, values: dict[str, Any]) -> Any:
+    """The row with primary key `key`, inserted with `values` when missing. The insert does
+    nothing when another transaction inserted the row first (replicas handling two events
+    of one order at the same moment both go on, instead of one failing and retrying)."""
+    row = await session.get(model, key)
+    if row is not None:
+        return row
+    dialect = (await session.connection()).dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await session.exec(insert(model).values(**values).on_conflict_do_nothing())
+    return await session.get(model, key)
+
+
 async def _order(session: AsyncSession, repair_order_id: uuid.UUID, branch: str) -> ReportOrder:
-    order = await session.get(ReportOrder, repair_order_id)
-    if order is None:
-        order = ReportOrder(repair_order_id=repair_order_id, branch=branch)
-        session.add(order)
+    order: ReportOrder = await _ensure(
+        session,
+        ReportOrder,
+        repair_order_id,
+        {"repair_order_id": repair_order_id, "branch": branch},
+    )
     return order
 
 
@@ -184,17 +201,15 @@ async def qc_recorded(event: QcRecorded, session: AsyncSession) -> None:
 async def _appointment(
     session: AsyncSession, event: AppointmentBooked | AppointmentClosed, at: datetime
 ) -> ReportAppointment:
-    row = await session.get(ReportAppointment, event.appointment_id)
-    if row is None:
-        row = ReportAppointment(
-            appointment_id=event.appointment_id,
-            branch=event.branch,
-            customer_id=event.customer_id,
-            scheduled_for=event.scheduled_for,
-            as_of=at,
-        )
-        session.add(row)
-    elif at >= row.as_of:
+    first = {
+        "appointment_id": event.appointment_id,
+        "branch": event.branch,
+        "customer_id": event.customer_id,
+        "scheduled_for": event.scheduled_for,
+        "as_of": at,
+    }
+    row: ReportAppointment = await _ensure(session, ReportAppointment, event.appointment_id, first)
+    if at >= row.as_of:
         row.scheduled_for, row.as_of = event.scheduled_for, at
     return row
 
@@ -273,18 +288,16 @@ async def comeback_recorded(event: ComebackRecorded, session: AsyncSession) -> N
 async def _complaint(
     session: AsyncSession, event: ComplaintOpened | ComplaintEscalated, at: datetime
 ) -> ReportComplaint:
-    row = await session.get(ReportComplaint, event.complaint_id)
-    if row is None:
-        row = ReportComplaint(
-            complaint_id=event.complaint_id,
-            branch=event.branch,
-            repair_order_id=event.repair_order_id,
-            severity=event.severity,
-            category=event.category,
-            severity_as_of=at,
-        )
-        session.add(row)
-    elif at >= row.severity_as_of:
+    first = {
+        "complaint_id": event.complaint_id,
+        "branch": event.branch,
+        "repair_order_id": event.repair_order_id,
+        "severity": event.severity,
+        "category": event.category,
+        "severity_as_of": at,
+    }
+    row: ReportComplaint = await _ensure(session, ReportComplaint, event.complaint_id, first)
+    if at >= row.severity_as_of:
         row.severity, row.category, row.severity_as_of = event.severity, event.category, at
     if row.repair_order_id is None:
         row.repair_order_id = event.repair_order_id
