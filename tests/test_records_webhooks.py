@@ -1124,3 +1124,36 @@ async def test_the_log_keeps_what_is_pending_and_prunes_what_is_old(
     assert left["status"] == "pending" and left["id"] != sent["id"]
     assert_problem(await records.get(f"/webhooks/deliveries/{sent['id']}", headers=MANAGER), 404)
     assert await count(records, WebhookAttempt) == 0
+
+
+@pytest.mark.store
+async def test_a_slow_endpoint_times_out(
+    database_url: str, nats_server: NatsServer, tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.delay = 1.5
+    settings = settings_for(database_url, nats_server, tmp_path, webhook_timeout_seconds=0.5)
+    async with App(settings) as records:
+        endpoint = await register(records, receiver.url())
+        await records.post(f"/webhooks/endpoints/{endpoint['id']}/ping", headers=MANAGER)
+        [delivery] = await finished(records, endpoint["id"])
+    assert delivery["status"] == "failed" and delivery["last_status_code"] is None
+    assert delivery["last_error"] == "no answer within 0.5 s"
+
+
+@pytest.mark.store
+async def test_inbound_malformed_json_is_refused_after_the_signature(
+    records: httpx.AsyncClient,
+) -> None:
+    source = await new_source(records)
+    raw = b'{"erp_payment_id": "PAY-1", '
+    msg_id, when = f"msg_{uuid.uuid4().hex}", utcnow()
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(when.timestamp())),
+        "webhook-signature": Webhook(source["secret"]).sign(msg_id, when, raw.decode()),
+    }
+    r = await records.post(f"/erp/{source['id']}/payments", content=raw, headers=headers)
+    assert_problem(r, 400)
+    assert r.json()["type"].endswith("malformed-json")
+    assert await count(records, ErpPayment) == 0
