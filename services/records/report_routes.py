@@ -1,6 +1,7 @@
 """HTTP of the management reports: definitions, KPIs as JSON, CSV, XLSX, an HTML page and a
 PDF, the drill-down behind each number, and scheduled reports with their kept files."""
 
+import asyncio
 import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
@@ -161,7 +162,10 @@ async def kpis_file(
 ) -> Response:
     report = await _report(session, user, settings, q)
     query = {k: v for k, v in request.query_params.items()}
-    content = report_output.render(report, fmt, dealer=settings.report_dealer_name, query=query)
+    # Laying out a PDF or workbook takes a CPU-bound moment: off the event loop.
+    content = await asyncio.to_thread(
+        report_output.render, report, fmt, dealer=settings.report_dealer_name, query=query
+    )
     headers = {}
     if fmt != "html":
         headers["Content-Disposition"] = f'attachment; filename="{_filename(report, fmt)}"'
