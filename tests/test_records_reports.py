@@ -552,3 +552,67 @@ async def test_an_orders_events_handled_at_the_same_moment_all_land(
     assert k["repair_orders_delivered"]["value"] == 10
     assert k["revenue_total"]["value"] == 3000
     assert k["on_time_delivery_rate"]["value"] == 1.0
+
+
+async def test_drill_down_adds_up_to_every_number_for_a_branch_and_the_group(
+    records: httpx.AsyncClient, month: Month
+) -> None:
+    for headers in (MANAGER, HQ):
+        report = by_id(await kpis(records, headers))
+
+        async def drill(
+            kpi: str, headers: dict[str, str] = headers, **params: Any
+        ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            items: list[dict[str, Any]] = []
+            cursor = None
+            while True:
+                query = {**NOVEMBER, **params, "limit": 200}
+                if cursor:
+                    query["cursor"] = cursor
+                r = await records.get(f"/reports/kpis/{kpi}/items", params=query, headers=headers)
+                assert r.status_code == 200, r.text
+                page = r.json()
+                items += page["items"]
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    assert page["total"] == len(items)
+                    return page, items
+
+        for kpi in ("repair_orders_opened", "repair_orders_delivered"):
+            page, _ = await drill(kpi)
+            assert page["total"] == report[kpi]["value"], kpi
+        for kpi in ("on_time_delivery_rate", "first_time_fix_rate", "follow_up_rate",
+                    "appointment_show_rate"):  # fmt: skip
+            page, _ = await drill(kpi)
+            assert (page["counted"], page["total"]) == (
+                report[kpi]["numerator"],
+                report[kpi]["denominator"],
+            ), kpi
+        page, _ = await drill("csi")
+        assert page["total"] == report["csi"]["denominator"]
+        for kpi in ("complaint_rate", "major_complaint_rate"):
+            page, _ = await drill(kpi)
+            assert page["counted"] == report[kpi]["numerator"], kpi
+        _, items = await drill("revenue_total")
+        assert (
+            sum(i["detail"]["net_cents"] for i in items) == report["revenue_total"]["value"] * 100
+        )
+        assert sum(i["detail"]["labour_cents"] for i in items) == (
+            report["revenue_labour"]["value"] * 100
+        )
+        assert (
+            sum(i["detail"]["sold_centihours"] for i in items)
+            == report["hours_sold"]["value"] * 100
+        )
+        _, items = await drill("technician_efficiency")
+        efficiency = report["technician_efficiency"]
+        assert sum(i["detail"]["flat_rate_centihours"] for i in items) == round(
+            efficiency["numerator"] * 100
+        )
+        assert sum(i["detail"]["worked_centihours"] for i in items) == round(
+            efficiency["denominator"] * 100
+        )
+        _, items = await drill("technician_utilisation")
+        assert sum(i["detail"]["centihours"] for i in items) == round(
+            report["technician_utilisation"]["numerator"] * 100
+        )
