@@ -138,3 +138,33 @@ async def test_any_part_of_a_plate_finds_the_vehicle(reception: httpx.AsyncClien
         v["沪A12399"],
         v["沪A12345"],
     ]
+
+
+async def test_a_common_name_prefix_finds_the_same_vehicles_as_a_rare_one(
+    reception: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+):
+    """Both ways of serving a name prefix give the same pages, newest first."""
+    from services.reception import desk
+
+    expected: list[str] = []
+    for name in ("王芳", "王伟", "李雷", "王小明", "Wang"):
+        customer = await _customer(reception, name=name)
+        vehicle = await _vehicle(reception, customer["id"], f"沪C{len(expected):05d}")
+        if name.startswith("王"):
+            expected.insert(0, vehicle)
+
+    async def pages(prefix: str) -> list[str]:
+        found, cursor = [], None
+        while True:
+            params = {"name": prefix, "limit": "2", **({"cursor": cursor} if cursor else {})}
+            body = (await reception.get("/search", headers=ADVISOR, params=params)).json()
+            found += [hit["vehicle_id"] for hit in body["items"]]
+            if not (cursor := body["next_cursor"]):
+                return found
+
+    rare = await pages("王")
+    monkeypatch.setattr(desk, "COMMON_PREFIX", 2)  # three customers now count as common
+    common = await pages("王")
+    assert rare == common == expected
+    assert await pages("王小") == expected[:1]
+    assert await pages("Wa") == [(await _search(reception, name="Wang"))[0]]

@@ -1,8 +1,10 @@
 """The desk's lookups and vehicle history: search, odometer readings, owner changes."""
 
 import uuid
+from typing import Any
 
-from sqlmodel import col, select
+from sqlalchemy import and_
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reception.models import (
@@ -179,6 +181,34 @@ def index_plate(session: AsyncSession, vehicle: Vehicle) -> None:
         session.add(PlateSuffix(vehicle_id=vehicle.id, suffix=suffix, branch=vehicle.branch))
 
 
+# A name prefix matching more customers than this (a common surname alone) is served by
+# walking the vehicles newest first: a page fills within a few thousand rows. Fewer
+# matches are read from the name index and sorted: a few hundred rows at most.
+COMMON_PREFIX = 300
+
+
+async def _name_condition(session: AsyncSession, branch: str, prefix: str) -> Any:
+    """A prefix as a range on (branch, name): exact in byte order, which SQLite uses and
+    the column's "C" collation gives on PostgreSQL; LIKE would not use the index on SQLite.
+    A common prefix is written so that no index serves it: the planner then walks the
+    vehicles newest first and stops when the page is full."""
+    in_range = and_(
+        col(Customer.branch) == branch,
+        col(Customer.name) >= prefix,
+        col(Customer.name) < prefix + "\U0010ffff",
+    )
+    matches = (
+        await session.exec(
+            select(func.count()).select_from(
+                select(Customer.id).where(in_range).limit(COMMON_PREFIX).subquery()
+            )
+        )
+    ).one()
+    if matches < COMMON_PREFIX:
+        return in_range
+    return func.substr(Customer.name, 1, len(prefix)) == prefix
+
+
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -228,14 +258,7 @@ async def search(
             )
         )
     if name:
-        # A prefix as a range on (branch, name): byte order on both databases (the column
-        # is collated "C" on PostgreSQL), so the index serves it; LIKE would not on SQLite.
-        prefix = name.strip()
-        query = query.where(
-            Customer.branch == by.branch,
-            col(Customer.name) >= prefix,
-            col(Customer.name) < prefix + "\U0010ffff",
-        )
+        query = query.where(await _name_condition(session, by.branch, name.strip()))
     query = (
         query.where(after(Vehicle.created_at, Vehicle.id, cursor))
         .order_by(col(Vehicle.created_at).desc(), col(Vehicle.id).desc())
