@@ -136,24 +136,31 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return None
 
 
+def _due(now: datetime) -> Any:
+    return (
+        select(WebhookDelivery, WebhookEndpoint)
+        .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
+        .where(
+            WebhookDelivery.status == DeliveryStatus.pending,
+            col(WebhookDelivery.next_attempt_at) <= now,
+            col(WebhookEndpoint.active).is_(True),
+            or_(
+                col(WebhookEndpoint.throttled_until).is_(None),
+                col(WebhookEndpoint.throttled_until) <= now,
+            ),
+        )
+    )
+
+
 async def claim(db: "Database", policy: Policy, *, lease: float) -> list[Job]:
     now = utcnow()
+    # Most polls find nothing: a read first, so an idle sender never takes the writer.
+    async with db.reader() as session:
+        probe = _due(now).with_only_columns(col(WebhookDelivery.id)).limit(1)
+        if (await session.exec(probe)).first() is None:
+            return []
     async with db.transaction() as session:
-        query = (
-            select(WebhookDelivery, WebhookEndpoint)
-            .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
-            .where(
-                WebhookDelivery.status == DeliveryStatus.pending,
-                col(WebhookDelivery.next_attempt_at) <= now,
-                col(WebhookEndpoint.active).is_(True),
-                or_(
-                    col(WebhookEndpoint.throttled_until).is_(None),
-                    col(WebhookEndpoint.throttled_until) <= now,
-                ),
-            )
-            .order_by(col(WebhookDelivery.next_attempt_at))
-            .limit(policy.batch)
-        )
+        query = _due(now).order_by(col(WebhookDelivery.next_attempt_at)).limit(policy.batch)
         if not db.is_sqlite:
             query = query.with_for_update(skip_locked=True, of=WebhookDelivery)
         rows = (await session.exec(query)).all()
