@@ -153,18 +153,19 @@ async def test_a_common_name_prefix_finds_the_same_vehicles_as_a_rare_one(
         if name.startswith("王"):
             expected.insert(0, vehicle)
 
-    async def pages(prefix: str) -> list[str]:
+    async def pages(prefix: str, by: str = "name") -> list[str]:
         found, cursor = [], None
         while True:
-            params = {"name": prefix, "limit": "2", **({"cursor": cursor} if cursor else {})}
+            params = {by: prefix, "limit": "2", **({"cursor": cursor} if cursor else {})}
             body = (await reception.get("/search", headers=ADVISOR, params=params)).json()
             found += [hit["vehicle_id"] for hit in body["items"]]
             if not (cursor := body["next_cursor"]):
                 return found
 
-    rare = await pages("王")
+    rare, rare_plates = await pages("王"), await pages("沪C0", "plate")
     monkeypatch.setattr(desk, "COMMON_PREFIX", 2)  # three customers now count as common
-    common = await pages("王")
+    common, common_plates = await pages("王"), await pages("沪C0", "plate")
     assert rare == common == expected
+    assert len(rare_plates) == 5 and rare_plates == common_plates
     assert await pages("王小") == expected[:1]
     assert await pages("Wa") == [(await _search(reception, name="Wang"))[0]]

@@ -181,10 +181,31 @@ def index_plate(session: AsyncSession, vehicle: Vehicle) -> None:
         session.add(PlateSuffix(vehicle_id=vehicle.id, suffix=suffix, branch=vehicle.branch))
 
 
-# A name prefix matching more customers than this (a common surname alone) is served by
-# walking the vehicles newest first: a page fills within a few thousand rows. Fewer
-# matches are read from the name index and sorted: a few hundred rows at most.
+# A plate part or name prefix matching this many rows or more (a common surname alone) is
+# served by walking the vehicles newest first: a page fills within a few thousand rows.
+# Fewer matches are read from their index and sorted: a few hundred rows at most.
 COMMON_PREFIX = 300
+
+
+async def _plate_condition(session: AsyncSession, branch: str, part: str) -> Any:
+    """Any part of a plate is the start of one of its suffixes: a range on the suffix
+    index, when the part is rare enough to sort its matches. A short or common part
+    (`COMMON_PREFIX` matches or more) walks the vehicles newest first with LIKE."""
+    if len(part) >= SUFFIX_MIN:
+        matching = select(PlateSuffix.vehicle_id).where(
+            PlateSuffix.branch == branch,
+            col(PlateSuffix.suffix) >= part,
+            col(PlateSuffix.suffix) < part + "\U0010ffff",
+        )
+        if await _fewer_than_common(session, matching):
+            return col(Vehicle.id).in_(matching)
+    return col(Vehicle.plate).like(f"%{_like_escape(part)}%", escape="\\")
+
+
+async def _fewer_than_common(session: AsyncSession, matching: Any) -> bool:
+    """Whether the query has fewer rows than COMMON_PREFIX (reads at most that many)."""
+    count = select(func.count()).select_from(matching.limit(COMMON_PREFIX).subquery())
+    return bool((await session.exec(count)).one() < COMMON_PREFIX)
 
 
 async def _name_condition(session: AsyncSession, branch: str, prefix: str) -> Any:
@@ -197,14 +218,7 @@ async def _name_condition(session: AsyncSession, branch: str, prefix: str) -> An
         col(Customer.name) >= prefix,
         col(Customer.name) < prefix + "\U0010ffff",
     )
-    matches = (
-        await session.exec(
-            select(func.count()).select_from(
-                select(Customer.id).where(in_range).limit(COMMON_PREFIX).subquery()
-            )
-        )
-    ).one()
-    if matches < COMMON_PREFIX:
+    if await _fewer_than_common(session, select(Customer.id).where(in_range)):
         return in_range
     return func.substr(Customer.name, 1, len(prefix)) == prefix
 
@@ -233,20 +247,7 @@ async def search(
         .where(Vehicle.branch == by.branch)
     )
     if plate:
-        part = plate.strip().upper()
-        if len(part) >= SUFFIX_MIN:
-            # Any part of a plate is the start of one of its suffixes: a range on the index.
-            query = query.where(
-                col(Vehicle.id).in_(
-                    select(PlateSuffix.vehicle_id).where(
-                        PlateSuffix.branch == by.branch,
-                        col(PlateSuffix.suffix) >= part,
-                        col(PlateSuffix.suffix) < part + "\U0010ffff",
-                    )
-                )
-            )
-        else:
-            query = query.where(col(Vehicle.plate).like(f"%{_like_escape(part)}%", escape="\\"))
+        query = query.where(await _plate_condition(session, by.branch, plate.strip().upper()))
     if vin_last6:
         query = query.where(Vehicle.vin_last6 == vin_last6.strip().upper())
     if phone:
