@@ -495,7 +495,7 @@ async def test_definitions_are_served_with_versions(records: httpx.AsyncClient) 
     assert {"first_time_fix_rate", "major_complaint_rate", "appointment_show_rate"} <= ids
     for d in body["definitions"]:
         assert d["version"] >= 1 and d["formula"] and d["counts"] and d["excludes"]
-        assert d["name_zh"] and d["name_en"]
+        assert d["name_zh"] and d["name_en"] and d["formula_zh"] and d["excludes_zh"]
     major = next(d for d in body["definitions"] if d["id"] == "major_complaint_rate")
     assert (major["target"], major["good_when"]) == (0.01, "below")
 

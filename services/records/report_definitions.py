@@ -33,9 +33,20 @@ class Definition:
     def name(self, lang: str) -> str:
         return self.name_zh if lang.startswith("zh") else self.name_en
 
-    def public(self) -> dict[str, Any]:
-        return asdict(self)
+    def formula_in(self, lang: str) -> str:
+        return CHINESE[self.id][0] if lang.startswith("zh") else self.formula
 
+    def excludes_in(self, lang: str) -> str:
+        return CHINESE[self.id][1] if lang.startswith("zh") else self.excludes
+
+    def public(self) -> dict[str, Any]:
+        zh_formula, zh_excludes = CHINESE[self.id]
+        return {**asdict(self), "formula_zh": zh_formula, "excludes_zh": zh_excludes}
+
+
+PERIOD_RULE_ZH = (
+    "统计期为门店时区的完整自然日：自首日 00:00 起，至末日次日 00:00 止（集团按集团时区）。"
+)
 
 PERIOD_RULE = (
     "A period is whole local days of the branch's time zone (the group: the group's zone), "
@@ -255,3 +266,59 @@ DEFINITIONS: tuple[Definition, ...] = (
 )
 
 BY_ID = {d.id: d for d in DEFINITIONS}
+
+# The formula and what is left out, in Chinese (same meaning as the English above).
+CHINESE: dict[str, tuple[str, str]] = {
+    "repair_orders_opened": ("统计期内开立的维修工单数", "统计期以外开立的工单"),
+    "repair_orders_delivered": ("统计期内交车的维修工单数", "未交车或统计期外交车的工单"),
+    "revenue_total": (
+        "统计期内结算的全部发票行净额之和（客户付费、保修、内部）",
+        "税额；统计期内未结算的工单（按结算日计收入）",
+    ),
+    "revenue_labour": ("统计期内结算的工时行净额之和，全部付费类型", "配件、费用、税额"),
+    "revenue_parts": ("统计期内结算的配件行净额之和，全部付费类型", "工时、费用、税额"),
+    "revenue_fees": ("统计期内结算的其他费用行（非工时、非配件）净额之和", "工时、配件、税额"),
+    "hours_sold": ("统计期内结算的工时行数量（标准工时）之和", "配件和费用行；实际打卡工时"),
+    "effective_labour_rate": (
+        "工时收入 ÷ 售出工时（均按统计期内结算）",
+        "税额；无售出工时则无单价",
+    ),
+    "technician_efficiency": (
+        "统计期内交车的作业项目的标准工时 ÷ 这些项目的实际打卡工时；按技师统计其名下项目",
+        "没有打卡记录的项目；未交车工单的项目",
+    ),
+    "technician_utilisation": (
+        "统计期内结束的打卡工时 ÷ 可用工时（班次工时 × 技师有打卡的天数）",
+        "技师没有任何打卡的日子（无考勤数据，按缺勤计，不按空闲计）",
+    ),
+    "on_time_delivery_rate": (
+        "在客户最后认可的承诺时间之前（含）交车的工单 ÷ 统计期内有承诺时间的交车工单",
+        "没有承诺时间的交车",
+    ),
+    "first_time_fix_rate": (
+        "1 − 返修数 ÷ 维修类工单数，均为统计期内交车的工单；返修指回访记录为同一作业组在期限内返厂",
+        "仅保养或仅召回的工单；近期统计期的比率可能随返修记录下降",
+    ),
+    "follow_up_rate": (
+        "统计期内交车且回访联系到客户的工单 ÷ 统计期内交车工单",
+        "号码错误、回访过期；拒绝联系的客户仍计入分母",
+    ),
+    "csi": ("统计期内完成问卷的总体满意度（1–10）平均值", "没有问卷的回访"),
+    "nps": ("推荐者（9–10）百分比 − 贬损者（0–6）百分比，统计期内问卷", "没有问卷的回访"),
+    "servqual_gap": (
+        "各维度：感知均值 − 期望均值（1–7）；指标为五个维度差距的平均值",
+        "没有 SERVQUAL 回答的问卷；无人回答的维度",
+    ),
+    "complaint_rate": (
+        "统计期内新开投诉数 ÷ 统计期内交车工单数",
+        "无；对早前交车工单的投诉计入其开立的统计期",
+    ),
+    "major_complaint_rate": (
+        "统计期内新开重大投诉数 ÷ 统计期内交车工单数；目标 1%（低于目标为达标）",
+        "一般投诉",
+    ),
+    "appointment_show_rate": (
+        "统计期内预约且到店的 ÷ 到店与爽约之和",
+        "已取消的预约；尚未关闭的预约",
+    ),
+}

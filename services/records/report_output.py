@@ -19,7 +19,7 @@ from reportlab.lib import colors
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, KeepTogether, Spacer
 
-from services.records.report_definitions import BY_ID, DEFINITIONS, PERIOD_RULE
+from services.records.report_definitions import BY_ID, DEFINITIONS, PERIOD_RULE, PERIOD_RULE_ZH
 from services.records.report_kpis import KpiValue, Report
 from shared import pdf
 
@@ -343,7 +343,10 @@ def to_xlsx(report: Report) -> bytes:
             t(lang, "计入", "Counts"),
             t(lang, "不计入", "Excludes"),
         ],
-        [[d.id, d.version, d.name(lang), d.formula, d.counts, d.excludes] for d in DEFINITIONS],
+        [
+            [d.id, d.version, d.name(lang), d.formula_in(lang), d.counts, d.excludes_in(lang)]
+            for d in DEFINITIONS
+        ],
     )
     buffer = io.BytesIO()
     book.save(buffer)
@@ -482,7 +485,7 @@ def to_html(report: Report, *, query: dict[str, str]) -> bytes:
         f'<td class="num">{_esc(_num(k.denominator))}</td>'
         f"<td>{_esc('' if k.target is None else show(k, k.target, k.unit))}"
         f"{_met(lang, k.target_met)}</td>"
-        f'<td class="def">{_esc(BY_ID[k.id].formula)} (v{k.version})</td></tr>'
+        f'<td class="def">{_esc(BY_ID[k.id].formula_in(lang))} (v{k.version})</td></tr>'
         for k in report.kpis
     )
     tech_rows = "".join(
@@ -537,7 +540,7 @@ th{{background:#eee}} .num{{text-align:right}} .def{{font-size:12px;color:#555;m
 <th>{_esc(t(lang, "回答数", "Answers"))}</th><th>{_esc(t(lang, "期望", "Expectation"))}</th>
 <th>{_esc(t(lang, "感知", "Perception"))}</th><th>{_esc(t(lang, "差距", "Gap"))}</th></tr>
 {sq_rows}</table>
-<p><small>{_esc(PERIOD_RULE)}</small></p>
+<p><small>{_esc(t(lang, PERIOD_RULE_ZH, PERIOD_RULE))}</small></p>
 </body></html>
 """
     return page.encode("utf-8")
@@ -745,10 +748,13 @@ def to_pdf(report: Report, *, dealer: str = "") -> bytes:
         pdf.text(t(lang, "指标口径", "Definitions"), st.heading),
         pdf.grid(
             [t(lang, "指标", "KPI"), t(lang, "公式", "Formula"), t(lang, "不计入", "Excludes")],
-            [[f"{d.name(lang)} v{d.version}", d.formula, d.excludes] for d in DEFINITIONS],
+            [
+                [f"{d.name(lang)} v{d.version}", d.formula_in(lang), d.excludes_in(lang)]
+                for d in DEFINITIONS
+            ],
             [0.22, 0.48, 0.3],
         ),
-        pdf.text(PERIOD_RULE, st.small),
+        pdf.text(t(lang, PERIOD_RULE_ZH, PERIOD_RULE), st.small),
     ]
     return pdf.render(
         story, title=title(report), lang=lang, dealer=dealer, reference=report.definitions_version

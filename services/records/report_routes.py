@@ -18,6 +18,7 @@ from services.records.report_definitions import (
     DEFINITIONS,
     DEFINITIONS_VERSION,
     PERIOD_RULE,
+    PERIOD_RULE_ZH,
 )
 from services.records.report_models import ReportRun, ReportRunFile, ReportSchedule
 from services.records.report_schedule import FORMATS, FREQUENCIES
@@ -107,8 +108,10 @@ class DefinitionPublic(BaseModel):
     name_en: str
     unit: str
     formula: str
+    formula_zh: str
     counts: str
     excludes: str
+    excludes_zh: str
     drill: str
     target: float | None
     good_when: str | None
@@ -117,6 +120,7 @@ class DefinitionPublic(BaseModel):
 class Definitions(BaseModel):
     version: str
     period_rule: str
+    period_rule_zh: str
     definitions: list[DefinitionPublic]
 
 
@@ -128,7 +132,12 @@ async def definitions(user: Reader, settings: SettingsDep) -> Definitions:
         if d.id == "major_complaint_rate":
             item.target = settings.report_major_complaint_target
         items.append(item)
-    return Definitions(version=DEFINITIONS_VERSION, period_rule=PERIOD_RULE, definitions=items)
+    return Definitions(
+        version=DEFINITIONS_VERSION,
+        period_rule=PERIOD_RULE,
+        period_rule_zh=PERIOD_RULE_ZH,
+        definitions=items,
+    )
 
 
 @router.get(
