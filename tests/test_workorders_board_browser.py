@@ -46,6 +46,26 @@ def board_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running.stop()
 
 
+@pytest.fixture(scope="module")
+def restarting_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Streams end every 2 s here (600 s in production): the page must resume by itself."""
+    _require_chromium()
+    if backend() == "postgres" and not postgres_available():
+        if IN_CI:
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is unreachable (CI requires it)")
+        pytest.skip("PostgreSQL not reachable")
+    running = Stack(
+        Path(tmp_path_factory.mktemp("board-restarts")),
+        services=("workorders",),
+        extra_env={
+            "WORKORDERS_BOARD_STREAM_MAX_SECONDS": "2",
+            "WORKORDERS_BOARD_HEARTBEAT_SECONDS": "1",
+        },
+    ).start()
+    yield running
+    running.stop()
+
+
 async def _open_order(stack: Stack, client: httpx.AsyncClient) -> dict[str, Any]:
     event = approved(lines=[labour("BRK-010", "1.5", "450")])
     envelope = event.to_envelope(subject=str(event.estimate_id))
@@ -138,5 +158,53 @@ async def test_the_board_renders_and_shows_a_status_change_within_a_second(
             await page.wait_for_selector(f'{row}[data-status="waiting_parts"]', timeout=1000)
             if os.environ.get("WORKSHOP_BOARD_SCREENSHOT"):
                 await page.screenshot(path=os.environ["WORKSHOP_BOARD_SCREENSHOT"])
+        finally:
+            await browser.close()
+
+
+async def test_the_board_keeps_updating_across_stream_restarts(restarting_stack: Stack) -> None:
+    """A stream that ends (a server's limit, a proxy, a network blip) is resumed by the
+    browser with Last-Event-ID; every change still reaches the page, with no reload."""
+    from playwright.async_api import async_playwright
+
+    base = restarting_stack.url("workorders")
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=10) as client,
+        async_playwright() as pw,
+    ):
+        order = await _open_order(restarting_stack, client)
+        row = f'tr[data-order="{order["id"]}"]'
+        job = order["jobs"][0]
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{base}/board?access_token={SCREEN_TOKEN}")
+            await page.wait_for_selector(f'{row}[data-status="open"]', timeout=5000)
+            await page.evaluate("window.loaded = true")
+            r = await client.put(
+                f"/jobs/{job['id']}/assignment",
+                headers={**FOREMAN, "If-Match": f'"{job["version"]}"'},
+                json={"technician_id": "tech-board", "bay": "B1"},
+            )
+            assert r.status_code == 200, r.text
+            for status, reason in [
+                ("in_progress", None),
+                ("waiting_parts", "waiting_parts"),
+                ("in_progress", None),
+            ]:
+                # Each change after at least one more restart of the stream.
+                connections = await page.evaluate("window.boardConnections")
+                await page.wait_for_function(
+                    f"window.boardConnections > {connections}", timeout=10000
+                )
+                if reason is None:
+                    r = await client.post(f"/jobs/{job['id']}/clock-on", headers=TECH)
+                else:
+                    r = await client.post(
+                        f"/jobs/{job['id']}/clock-off", headers=TECH, json={"reason": reason}
+                    )
+                assert r.is_success, r.text
+                await page.wait_for_selector(f'{row}[data-status="{status}"]', timeout=5000)
+            assert await page.evaluate("window.loaded") is True  # never reloaded
         finally:
             await browser.close()

@@ -467,7 +467,7 @@ async def event_stream(
         await asyncio.wait_for(hub.started.wait(), 10)
     screen = hub.join(branch)  # before the catch-up read: nothing falls in between
     try:
-        yield b"retry: 2000\n\n"
+        yield b"retry: 500\n\n"  # a screen back within half a second of a drop
         async with runtime.db.reader() as session:
             seen, first = await _catch_up(session, branch, after)
         if first:

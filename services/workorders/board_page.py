@@ -178,7 +178,11 @@ _SCRIPT = r"""
     params.delete("lang");
     params.set("after", String(cfg.lastId));
     const es = new EventSource(cfg.eventsPath + "?" + params.toString());
-    es.onopen = () => { statusEl.textContent = L.live; statusEl.classList.remove("offline"); };
+    es.onopen = () => {
+      window.boardConnections = (window.boardConnections || 0) + 1;
+      statusEl.textContent = L.live;
+      statusEl.classList.remove("offline");
+    };
     es.onerror = () => {
       statusEl.textContent = L.offline;
       statusEl.classList.add("offline");
