@@ -111,3 +111,24 @@ async def test_text_of_an_uploaded_pdf_is_searchable_and_follows_the_current_ver
     # A PDF nothing can be read from is still kept, found by its title.
     broken = await add(records, "p3", content=PDF, title="Scanned wiring diagram")
     assert await found(records, "wiring") == [broken["id"]]
+
+
+@pytest.mark.asyncio
+async def test_a_word_in_most_of_the_library_ranks_a_bounded_set_and_misses_no_filtered_hit(
+    records, monkeypatch
+):
+    """With more matches than the search ranks (SQLite), title hits still come first and a
+    narrow filter still finds an old match."""
+    from services.records import library
+
+    monkeypatch.setattr(library, "SEARCH_CANDIDATES", 3)
+    old_bulletin = await add(records, "m0", title="说明", text="保养", category="bulletin")
+    old_title = await add(records, "m1", title="保养手册", text="说明")
+    newer = [await add(records, f"m{i}", title="说明", text="保养 说明") for i in range(2, 7)]
+    ids = await found(records, "保养")
+    assert ids[0] == old_title["id"]  # every word in the title: first, however old
+    assert set(ids) <= {old_title["id"], old_bulletin["id"], *(d["id"] for d in newer)}
+    r = await records.get(
+        "/library/search", params={"q": "保养", "category": "bulletin"}, headers=TECH
+    )
+    assert [h["document"]["id"] for h in r.json()] == [old_bulletin["id"]]

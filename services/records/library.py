@@ -83,40 +83,57 @@ async def ensure_search_index(db: Database) -> None:
         # The earlier index held Chinese unsplit; it is rebuilt under the new name.
         await (await session.connection()).execute(text("DROP TABLE IF EXISTS library_search"))
         await (await session.connection()).execute(text(FTS_DDL))
-        for document in (await session.exec(select(LibraryDocument))).all():
-            await _index(session, document, is_sqlite=True)
+        documents = (await session.exec(select(LibraryDocument))).all()
+        await index_rows(
+            session,
+            [{"id": d.id, "title": d.title, "tags": d.tags, "text": d.text} for d in documents],
+        )
 
 
 def _is_sqlite(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
-async def _index(session: AsyncSession, document: LibraryDocument, *, is_sqlite: bool) -> None:
-    title = library_text.index_text(document.title)
-    tags = library_text.index_text(" ".join(document.tags))
-    body = library_text.index_text(document.text)
-    if is_sqlite:
-        await (await session.connection()).execute(
-            text("DELETE FROM library_search_words WHERE document_id = :id"),
-            {"id": document.id.hex},
-        )
-        await (await session.connection()).execute(
-            text(
-                "INSERT INTO library_search_words (document_id, title, tags, body) "
-                "VALUES (:id, :title, :tags, :body)"
-            ),
-            {"id": document.id.hex, "title": title, "tags": tags, "body": body},
-        )
+_SQLITE_UNINDEX = text("DELETE FROM library_search_words WHERE document_id = :id")
+_SQLITE_INDEX = text(
+    "INSERT INTO library_search_words (document_id, title, tags, body) "
+    "VALUES (:id, :title, :tags, :body)"
+)
+_PG_INDEX = text(
+    "UPDATE library_document SET search_vector = "
+    "setweight(to_tsvector('simple', :title), 'A') || "
+    "setweight(to_tsvector('simple', :tags), 'B') || "
+    "setweight(to_tsvector('simple', :body), 'C') WHERE id = :id"
+)
+
+
+def _index_params(row: dict[str, Any], *, is_sqlite: bool) -> dict[str, Any]:
+    return {
+        # SQLite keeps UUIDs as 32 hex digits, as the FTS table does.
+        "id": row["id"].hex if is_sqlite else row["id"],
+        "title": library_text.index_text(row["title"]),
+        "tags": library_text.index_text(" ".join(row["tags"])),
+        "body": library_text.index_text(row["text"]),
+    }
+
+
+async def index_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Put documents (`id`, `title`, `tags`, `text`) in the full-text index, many at once."""
+    if not rows:
         return
-    await (await session.connection()).execute(
-        text(
-            "UPDATE library_document SET search_vector = "
-            "setweight(to_tsvector('simple', :title), 'A') || "
-            "setweight(to_tsvector('simple', :tags), 'B') || "
-            "setweight(to_tsvector('simple', :body), 'C') WHERE id = :id"
-        ),
-        {"id": document.id, "title": title, "tags": tags, "body": body},
-    )
+    is_sqlite = _is_sqlite(session)
+    params = [_index_params(row, is_sqlite=is_sqlite) for row in rows]
+    connection = await session.connection()
+    if is_sqlite:
+        await connection.execute(_SQLITE_UNINDEX, [{"id": p["id"]} for p in params])
+        await connection.execute(_SQLITE_INDEX, params)
+    else:
+        await connection.execute(_PG_INDEX, params)
+
+
+async def _index(session: AsyncSession, document: LibraryDocument) -> None:
+    row = {"id": document.id, "title": document.title, "tags": document.tags}
+    await index_rows(session, [{**row, "text": document.text}])
 
 
 def public(document: LibraryDocument) -> LibraryDocumentPublic:
@@ -263,7 +280,7 @@ async def create(
     await _attach_version(session, document, 1, body.file_id, body.note, by)
     await _replace_children(session, document)
     await session.flush()
-    await _index(session, document, is_sqlite=_is_sqlite(session))
+    await _index(session, document)
     return public(document)
 
 
@@ -322,7 +339,7 @@ async def update(
     document.updated_at = utcnow()
     await _replace_children(session, document)
     await session.flush()
-    await _index(session, document, is_sqlite=_is_sqlite(session))
+    await _index(session, document)
     return public(document)
 
 
@@ -345,7 +362,7 @@ async def add_version(
         document.text = extracted
     await session.flush()
     if extracted:
-        await _index(session, document, is_sqlite=_is_sqlite(session))
+        await _index(session, document)
     return public(document)
 
 
@@ -417,6 +434,29 @@ async def downloads(
     return list((await session.exec(query)).all())
 
 
+# On SQLite a query ranks at most this many of the newest matching documents, plus as many
+# of the newest whose title holds every word: a word found in most of the library would
+# otherwise make every search score tens of thousands of rows. When that leaves fewer
+# hits than asked for (a narrow filter), the search runs again over every match.
+SEARCH_CANDIDATES = 1000
+
+_SQLITE_HITS = (
+    "SELECT doc, max(score) AS score FROM ("
+    # Documents with every word in the title come first...
+    " SELECT * FROM (SELECT document_id AS doc,"
+    "  1000.0 - bm25(library_search_words, 0, 10.0, 5.0, 1.0) AS score"
+    "  FROM library_search_words WHERE library_search_words MATCH :title_match"
+    "  ORDER BY rowid DESC LIMIT :candidates)"
+    " UNION ALL"
+    # ...then the rest, by bm25 with the title counting most, then tags, then the text.
+    " SELECT * FROM (SELECT document_id AS doc,"
+    "  -bm25(library_search_words, 0, 10.0, 5.0, 1.0) AS score"
+    "  FROM library_search_words WHERE library_search_words MATCH :match"
+    "  ORDER BY rowid DESC LIMIT :candidates)"
+    ") GROUP BY doc"
+)
+
+
 async def search(
     session: AsyncSession,
     by: User,
@@ -434,37 +474,71 @@ async def search(
 
     Confidential documents the user may not read are left out of lists entirely.
     """
-    query = select(LibraryDocument).where(visible_to(by))
-    rank: Any = None
-    if q:
-        words = library_text.query_words(q)
-        if not words:
-            raise InvalidInput("q", "no words to search for")
-        if _is_sqlite(session):
-            match = " ".join(f'"{w}"' for w in words)
+    filters = _filters(category, make, model, year, vin, op_codes)
+    query = select(LibraryDocument).where(visible_to(by), *filters)
+    if not q:
+        plain = query.order_by(col(LibraryDocument.updated_at).desc(), col(LibraryDocument.id))
+        return [(d, None) for d in (await session.exec(plain.limit(limit))).all()]
+    words = library_text.query_words(q)
+    if not words:
+        raise InvalidInput("q", "no words to search for")
+    connection = await session.connection()
+    if _is_sqlite(session):
+        phrases = " ".join(f'"{w}"' for w in words)
+        rows: list[Any] = []
+        for candidates in (SEARCH_CANDIDATES, -1):  # -1: no limit
             hits = (
-                select(
-                    literal_column("library_search_words.document_id").label("doc"),
-                    # Title counts most, then tags, then the text; lower is better.
-                    literal_column("bm25(library_search_words, 0, 10.0, 5.0, 1.0)").label("score"),
+                text(_SQLITE_HITS)
+                .bindparams(
+                    match=phrases, title_match=f"title : ({phrases})", candidates=candidates
                 )
-                .select_from(text("library_search_words"))
-                .where(text("library_search_words MATCH :match").bindparams(match=match))
+                .columns(literal_column("doc", String), literal_column("score", Float))
                 .subquery("hits")
             )
             # SQLite keeps UUIDs as 32 hex digits, as the FTS table does.
-            query = query.join(hits, text("hits.doc = library_document.id"))
-            rank = (-hits.c.score).cast(Float)
-        else:
-            tsquery = func.plainto_tsquery(literal_column("'simple'::regconfig"), " ".join(words))
-            vector = col(LibraryDocument.search_vector)
-            query = query.where(vector.op("@@")(tsquery))
-            # Weights for D, C (text), B (tags), A (title): a title hit outranks any
-            # number of mentions in the text.
-            weights: Any = literal_column("'{0.0, 0.02, 0.2, 1.0}'::float4[]")
-            rank = func.ts_rank(weights, vector, tsquery).cast(Float)
+            ranked = (
+                query.join(hits, text("hits.doc = library_document.id"))
+                .with_only_columns(col(LibraryDocument.id), hits.c.score.label("rank"))
+                .order_by(text("rank DESC"), col(LibraryDocument.updated_at).desc())
+            )
+            rows = list((await connection.execute(ranked.limit(limit))).all())
+            if len(rows) == limit:
+                break
+    else:
+        tsquery = func.plainto_tsquery(literal_column("'simple'::regconfig"), " ".join(words))
+        vector = col(LibraryDocument.search_vector)
+        # Weights for D, C (text), B (tags), A (title): a title hit outranks any
+        # number of mentions in the text.
+        weights: Any = literal_column("'{0.0, 0.02, 0.2, 1.0}'::float4[]")
+        rank = func.ts_rank(weights, vector, tsquery).cast(Float)
+        ranked = (
+            query.where(vector.op("@@")(tsquery))
+            .with_only_columns(col(LibraryDocument.id), rank.label("rank"))
+            .order_by(text("rank DESC"), col(LibraryDocument.updated_at).desc())
+        )
+        rows = list((await connection.execute(ranked.limit(limit))).all())
+    found = {
+        d.id: d
+        for d in (
+            await session.exec(
+                select(LibraryDocument).where(col(LibraryDocument.id).in_([r[0] for r in rows]))
+            )
+        ).all()
+    }
+    return [(found[row[0]], float(row[1])) for row in rows]
+
+
+def _filters(
+    category: str | None,
+    make: str | None,
+    model: str | None,
+    year: int | None,
+    vin: str | None,
+    op_codes: list[str] | None,
+) -> list[Any]:
+    filters: list[Any] = []
     if category:
-        query = query.where(col(LibraryDocument.category) == category)
+        filters.append(col(LibraryDocument.category) == category)
     vehicle_rules: list[Any] = []
     if make:
         rule: list[Any] = [col(LibraryApplicability.make) == make.lower()]
@@ -497,32 +571,17 @@ async def search(
             )
         )
     if vehicle_rules:
-        query = query.where(
+        filters.append(
             exists().where(
                 col(LibraryApplicability.document_id) == LibraryDocument.id, or_(*vehicle_rules)
             )
         )
     if op_codes:
         codes = [c.upper() for c in op_codes]
-        query = query.where(
+        filters.append(
             exists().where(
                 col(LibraryOpCode.document_id) == LibraryDocument.id,
                 col(LibraryOpCode.op_code).in_(codes),
             )
         )
-    if rank is not None:
-        ranked = query.with_only_columns(col(LibraryDocument.id), rank.label("rank")).order_by(
-            text("rank DESC"), col(LibraryDocument.updated_at).desc()
-        )
-        rows = (await (await session.connection()).execute(ranked.limit(limit))).all()
-        found = {
-            d.id: d
-            for d in (
-                await session.exec(
-                    select(LibraryDocument).where(col(LibraryDocument.id).in_([r[0] for r in rows]))
-                )
-            ).all()
-        }
-        return [(found[row[0]], float(row[1])) for row in rows]
-    plain = query.order_by(col(LibraryDocument.updated_at).desc(), col(LibraryDocument.id))
-    return [(d, None) for d in (await session.exec(plain.limit(limit))).all()]
+    return filters
