@@ -822,6 +822,8 @@ def _from(source: Any, stmt: Any) -> Any:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):  # PostgreSQL sums integers as numeric
+        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):
