@@ -462,6 +462,9 @@ async def test_every_number_drills_down_to_what_is_behind_it(
     assert sum(i["detail"]["net_cents"] for i in items) == 1900 * 100
     page, items = await drill_all(records, "revenue_total", pay_type="warranty")
     assert [i["repair_order_id"] for i in items] == [o["ro2"]]
+    assert items[0]["detail"]["pay_type_net_cents"] == (300 + 200) * 100
+    page, items = await drill_all(records, "revenue_total", pay_type="customer")
+    assert sum(i["detail"]["pay_type_net_cents"] for i in items) == (850 + 400 + 50) * 100
     page, items = await drill_all(records, "technician_efficiency", technician="tech-A")
     assert {i["repair_order_id"] for i in items} == {o["ro1"], o["ro3"], o["ro4"]}
     assert sum(i["detail"]["flat_rate_centihours"] for i in items) == 350

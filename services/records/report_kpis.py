@@ -621,10 +621,14 @@ def _orders_query(
         }
         if pay_type is not None:
             t = ReportInvoiceTotal
-            base.append(
-                exists().where(
-                    col(t.repair_order_id) == col(o.repair_order_id), col(t.pay_type) == pay_type
-                )
+            of_pay_type = (
+                col(t.repair_order_id) == col(o.repair_order_id),
+                col(t.pay_type) == pay_type,
+            )
+            base.append(exists().where(*of_pay_type))
+            # The part of the order's invoice paid by this payer (its row in the breakdown).
+            detail["pay_type_net_cents"] = (
+                select(func.sum(t.net_cents)).where(*of_pay_type).scalar_subquery()
             )
     elif kpi == "on_time_delivery_rate":
         base.append(col(o.promised_at).is_not(None))
