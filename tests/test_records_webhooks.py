@@ -599,18 +599,17 @@ async def test_slow_down_holds_the_whole_endpoint(
         (429, {"Retry-After": "1"}) if len(receiver.requests) == 1 else (200, {})
     )
     first = await queue(records, "甲")
-    await eventually(lambda: _async(len(receiver.requests) == 1), what="first attempt")
-    r = await records.get(f"/webhooks/endpoints/{endpoint['id']}", headers=MANAGER)
-    assert r.json()["throttled_until"] is not None
+
+    async def throttled() -> bool:
+        r = await records.get(f"/webhooks/endpoints/{endpoint['id']}", headers=MANAGER)
+        return r.json()["throttled_until"] is not None
+
+    await eventually(throttled, what="the endpoint held after its 429")
     second = await queue(records, "乙")
     await finished(records, endpoint["id"], 2)
     throttled_at = receiver.of(first)[0]["at"]
     assert receiver.of(second)[0]["at"] - throttled_at >= 0.9
     assert receiver.of(first)[1]["at"] - throttled_at >= 0.9
-
-
-async def _async(value: bool) -> bool:
-    return value
 
 
 @pytest.mark.store
