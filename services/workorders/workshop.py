@@ -1,11 +1,15 @@
 """Dispatch and clocking: who works on which job in which bay, and the time it took."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
+from sqlalchemy import select as core_select
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import and_, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,13 +21,13 @@ from services.workorders.service import (
     get_job,
     hours,
     job_public,
-    nudge_order,
 )
 from services.workorders.states import (
     REASSIGNABLE,
     WORKING,
     JobStatus,
     RepairOrderStatus,
+    can_move_order,
     move_job,
 )
 from shared.auth import Role, User
@@ -34,6 +38,37 @@ from shared.problems import Conflict, Forbidden
 
 # Jobs a technician may clock on to.
 CLOCKABLE = frozenset({JobStatus.assigned, JobStatus.paused, JobStatus.rework})
+
+
+@dataclass(frozen=True)
+class OrderState:
+    """What clocking needs of a job's order: three columns, not the whole order."""
+
+    id: uuid.UUID
+    status: RepairOrderStatus
+    number: str
+    branch: str
+
+
+async def _order_state(session: AsyncSession, job: Job) -> OrderState:
+    table = RepairOrder.__table__  # type: ignore[attr-defined]
+    query = core_select(table.c.status, table.c.number, table.c.branch).where(
+        table.c.id == job.repair_order_id
+    )
+    row = (await session.exec(cast(Any, query))).one()
+    return OrderState(job.repair_order_id, RepairOrderStatus(row[0]), row[1], row[2])
+
+
+async def _nudge(session: AsyncSession, order: OrderState, target: RepairOrderStatus) -> None:
+    """`nudge_order` for an order not loaded: the same conditional UPDATE."""
+    if order.status == target or not can_move_order(order.status, target):
+        return
+    table = RepairOrder.__table__  # type: ignore[attr-defined]
+    await session.exec(
+        update(table)
+        .where(table.c.id == order.id, table.c.status == order.status)
+        .values(status=target, version=table.c.version + 1)
+    )
 
 
 async def _order_of(session: AsyncSession, job: Job) -> RepairOrder:
@@ -100,12 +135,12 @@ async def clock_on(session: AsyncSession, job_id: uuid.UUID, by: User, now: date
         raise Conflict(
             f"a job in {job.status} cannot be clocked on", current_status=str(job.status)
         )
-    order = await _order_of(session, job)
+    order = await _order_state(session, job)
     if order.status not in WORKING:
         raise Conflict(f"the repair order is {order.status}; no work on it")
     job.status = move_job(job.status, JobStatus.in_progress)
     job.pause_reason = None
-    await nudge_order(session, order, RepairOrderStatus.in_progress)
+    await _nudge(session, order, RepairOrderStatus.in_progress)
     entry = TimeEntry(job_id=job.id, branch=job.branch, technician_id=by.id, started_at=now)
     session.add(entry)
     try:
@@ -126,7 +161,7 @@ async def clock_off(
         raise Conflict("you are not clocked on this job")
     entry.ended_at = max(now, entry.started_at)
     entry.stop_reason = body.reason.value
-    order = await _order_of(session, job)
+    order = await _order_state(session, job)
     if body.reason == StopReason.finished:
         job.status = move_job(job.status, JobStatus.done)
         job.done_at = entry.ended_at
@@ -134,7 +169,7 @@ async def clock_off(
         job.status = move_job(job.status, JobStatus.paused)
         job.pause_reason = body.reason.value
         if body.reason == StopReason.waiting_parts:
-            await nudge_order(session, order, RepairOrderStatus.waiting_parts)
+            await _nudge(session, order, RepairOrderStatus.waiting_parts)
     # One closed clock segment: records and reports sum these per technician and day.
     add_event(
         session,
