@@ -182,9 +182,10 @@ def index_plate(session: AsyncSession, vehicle: Vehicle) -> None:
 
 
 # A plate part or name prefix matching this many rows or more (a common surname alone) is
-# served by walking the vehicles newest first: a page fills within a few thousand rows.
-# Fewer matches are read from their index and sorted: a few hundred rows at most.
-COMMON_PREFIX = 300
+# served by walking the vehicles newest first: the page fills within (page × vehicles ÷
+# matches) rows. Fewer matches are read from their index and sorted. Both cost about the
+# same where matches ≈ √(page × vehicles): about a thousand at 100,000 vehicles.
+COMMON_PREFIX = 1000
 
 
 async def _plate_condition(session: AsyncSession, branch: str, part: str) -> Any:
