@@ -851,7 +851,26 @@ async def test_a_payment_confirmation_is_published_once(records: httpx.AsyncClie
     )
     raw5, headers5 = signed(new, payment(erp_payment_id="PAY-0004"))
     assert_problem(await records.post(path, content=raw5, headers=headers5), 401)
-    assert len(await outbox(records, "records.erp.payment_confirmed.v1")) == 3
+    # A source switched off is refused until it is switched on again.
+    source_path = f"/webhooks/erp-sources/{source['id']}"
+    assert_problem(
+        await records.patch(source_path, headers=auth("erp"), json={"active": False}), 403
+    )
+    r = await records.patch(source_path, headers=MANAGER, json={"active": False})
+    assert r.status_code == 200 and r.json()["active"] is False
+    newest = (await records.get("/webhooks/erp-sources", headers=MANAGER)).json()
+    assert [s["active"] for s in newest] == [False]
+    secret = (
+        await records.post(
+            source_path + "/rotate-secret", headers=MANAGER, json={"overlap_seconds": 0}
+        )
+    ).json()["secret"]
+    raw6, headers6 = signed(secret, payment(erp_payment_id="PAY-0005"))
+    assert_problem(await records.post(path, content=raw6, headers=headers6), 401)
+    await records.patch(source_path, headers=MANAGER, json={"active": True})
+    raw6, headers6 = signed(secret, payment(erp_payment_id="PAY-0005"))
+    assert (await records.post(path, content=raw6, headers=headers6)).status_code == 201
+    assert len(await outbox(records, "records.erp.payment_confirmed.v1")) == 4
 
 
 @pytest.mark.store

@@ -341,6 +341,16 @@ class ErpSourceCreate(SQLModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
+class ErpSourceUpdate(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    name: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+        | None
+    ) = None
+    active: bool | None = None
+
+
 class ErpSourcePublic(SQLModel):
     id: uuid.UUID
     branch: str

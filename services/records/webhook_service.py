@@ -27,6 +27,7 @@ from services.records.webhook_models import (
     EndpointWithSecret,
     ErpSource,
     ErpSourcePublic,
+    ErpSourceUpdate,
     ErpSourceWithSecret,
     WebhookAttempt,
     WebhookDelivery,
@@ -394,6 +395,20 @@ async def list_sources(session: AsyncSession, by: User) -> list[ErpSourcePublic]
         .limit(200)
     )
     return [source_public(s) for s in rows.all()]
+
+
+async def update_source(
+    session: AsyncSession, source_id: uuid.UUID, body: ErpSourceUpdate, by: User
+) -> ErpSourcePublic:
+    """Rename, or switch off (its requests are refused from then on) and on again."""
+    source = await get_source(session, source_id, by)
+    if body.name is not None:
+        source.name = body.name
+    if body.active is not None:
+        source.active = body.active
+    session.add(source)
+    await session.flush()
+    return source_public(source)
 
 
 async def rotate_source_secret(

@@ -24,6 +24,7 @@ from services.records.webhook_models import (
     ErpPaymentPublic,
     ErpSourceCreate,
     ErpSourcePublic,
+    ErpSourceUpdate,
     ErpSourceWithSecret,
     EventType,
     InboundAnswer,
@@ -269,6 +270,18 @@ async def create_source(
 @router.get("/webhooks/erp-sources", response_model=list[ErpSourcePublic], tags=["webhooks"])
 async def list_sources(session: ReadSessionDep, user: Manager):
     return await webhook_service.list_sources(session, user)
+
+
+@router.patch(
+    "/webhooks/erp-sources/{source_id}",
+    response_model=ErpSourcePublic,
+    tags=["webhooks"],
+    summary="Rename an ERP source, or switch it off (its requests get 401) and on",
+)
+async def update_source(
+    source_id: uuid.UUID, body: ErpSourceUpdate, session: SessionDep, user: Manager
+):
+    return await webhook_service.update_source(session, source_id, body, user)
 
 
 @router.post(
