@@ -1,7 +1,7 @@
 """The technical library: documents with versions, applicability, op codes and search.
 
 Full text: PostgreSQL keeps a weighted tsvector on the row ('simple' configuration, GIN
-index); SQLite keeps the FTS5 table `library_search_words`, a derived index the service
+index); SQLite keeps the FTS5 table `library_fts`, a derived index the service
 creates at start-up and rebuilds when it is missing (it is not in the migrations because
 autogenerate would see FTS5's shadow tables as unknown tables). Both index the words of
 `library_text.words` (Chinese split by jieba), and a query is split the same way.
@@ -56,8 +56,8 @@ REFERENCE_OWNER = "records.library_version"
 
 # The words go in already split (library_text.index_text), separated by spaces.
 FTS_DDL = (
-    "CREATE VIRTUAL TABLE IF NOT EXISTS library_search_words USING fts5("
-    "document_id UNINDEXED, title, tags, body, tokenize='unicode61 remove_diacritics 2')"
+    "CREATE VIRTUAL TABLE IF NOT EXISTS library_fts USING fts5("
+    "document_id, title, tags, body, tokenize='unicode61 remove_diacritics 2')"
 )
 
 
@@ -73,15 +73,15 @@ async def ensure_search_index(db: Database) -> None:
     async with db.transaction() as session:
         present = (
             await (await session.connection()).execute(
-                text(
-                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='library_search_words'"
-                )
+                text("SELECT 1 FROM sqlite_master WHERE type='table' AND name='library_fts'")
             )
         ).first()
         if present is not None:
             return
-        # The earlier index held Chinese unsplit; it is rebuilt under the new name.
-        await (await session.connection()).execute(text("DROP TABLE IF EXISTS library_search"))
+        # Earlier indexes (Chinese unsplit, rowids not derived from the document) are
+        # rebuilt under the new name.
+        for earlier in ("library_search", "library_search_words"):
+            await (await session.connection()).execute(text(f"DROP TABLE IF EXISTS {earlier}"))
         await (await session.connection()).execute(text(FTS_DDL))
         documents = (await session.exec(select(LibraryDocument))).all()
         await index_rows(
@@ -94,10 +94,12 @@ def _is_sqlite(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
-_SQLITE_UNINDEX = text("DELETE FROM library_search_words WHERE document_id = :id")
+# `document_id` is indexed too (one 32-digit token, weight 0 in the ranking), so
+# re-indexing a document finds its old row through the index instead of reading the
+# whole table; rowids stay in the order documents were (re)indexed, newest highest.
+_SQLITE_UNINDEX = text("DELETE FROM library_fts WHERE library_fts MATCH :match")
 _SQLITE_INDEX = text(
-    "INSERT INTO library_search_words (document_id, title, tags, body) "
-    "VALUES (:id, :title, :tags, :body)"
+    "INSERT INTO library_fts (document_id, title, tags, body) VALUES (:id, :title, :tags, :body)"
 )
 _PG_INDEX = text(
     "UPDATE library_document SET search_vector = "
@@ -125,7 +127,9 @@ async def index_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     params = [_index_params(row, is_sqlite=is_sqlite) for row in rows]
     connection = await session.connection()
     if is_sqlite:
-        await connection.execute(_SQLITE_UNINDEX, [{"id": p["id"]} for p in params])
+        await connection.execute(
+            _SQLITE_UNINDEX, [{"match": f'document_id : "{p["id"]}"'} for p in params]
+        )
         await connection.execute(_SQLITE_INDEX, params)
     else:
         await connection.execute(_PG_INDEX, params)
@@ -444,14 +448,14 @@ _SQLITE_HITS = (
     "SELECT doc, max(score) AS score FROM ("
     # Documents with every word in the title come first...
     " SELECT * FROM (SELECT document_id AS doc,"
-    "  1000.0 - bm25(library_search_words, 0, 10.0, 5.0, 1.0) AS score"
-    "  FROM library_search_words WHERE library_search_words MATCH :title_match"
+    "  1000.0 - bm25(library_fts, 0, 10.0, 5.0, 1.0) AS score"
+    "  FROM library_fts WHERE library_fts MATCH :title_match"
     "  ORDER BY rowid DESC LIMIT :candidates)"
     " UNION ALL"
     # ...then the rest, by bm25 with the title counting most, then tags, then the text.
     " SELECT * FROM (SELECT document_id AS doc,"
-    "  -bm25(library_search_words, 0, 10.0, 5.0, 1.0) AS score"
-    "  FROM library_search_words WHERE library_search_words MATCH :match"
+    "  -bm25(library_fts, 0, 10.0, 5.0, 1.0) AS score"
+    "  FROM library_fts WHERE library_fts MATCH :match"
     "  ORDER BY rowid DESC LIMIT :candidates)"
     ") GROUP BY doc"
 )

@@ -325,7 +325,7 @@ class LibraryDocument(Base, table=True):
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     # PostgreSQL's full-text vector (title A, tags B, text C); SQLite searches through the
-    # FTS5 table library_search_words instead (see library.py) and leaves this empty.
+    # FTS5 table library_fts instead (see library.py) and leaves this empty.
     search_vector: str | None = Field(
         default=None, sa_column=Column(TSVECTOR().with_variant(Text(), "sqlite"), nullable=True)
     )
