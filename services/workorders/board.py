@@ -58,6 +58,7 @@ OPEN_STATUSES = [
 ]
 # Any constant works: one lock for every board writer of the database.
 BOARD_LOCK_KEY = 0x57_4F_42_44  # "WOBD"
+BOARD_CHANNEL = "workorders_board"
 _TOUCHED = "board_touched"
 _WRITTEN = "board_written"
 READER_ROLES = frozenset(
@@ -110,6 +111,8 @@ def _write_board_changes(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         # Held to the commit: ids are committed in the order they are taken.
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": BOARD_LOCK_KEY})
+        # Delivered at commit to every replica's feed (several in one commit fold into one).
+        session.execute(text(f"NOTIFY {BOARD_CHANNEL}"))
     now = utcnow()
     session.execute(
         insert(BoardChange.__table__),  # type: ignore[attr-defined]
@@ -313,22 +316,61 @@ class BoardHub:
                     log.exception("status board feed cannot read its start; retrying")
                     await asyncio.sleep(1)
             self.started.set()
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.board_poll_interval)
-                self._wake.clear()
-                try:
-                    await self.pump()
-                    if self._loop.time() - last_trim > 600:
-                        last_trim = self._loop.time()
-                        await self.trim()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("status board feed failed; retrying")
-                    await asyncio.sleep(1)
+            listener = (
+                asyncio.create_task(self._listen(), name="board-listen")
+                if not self.runtime.db.is_sqlite
+                else None
+            )
+            try:
+                await self._follow(last_trim)
+            finally:
+                if listener is not None:
+                    listener.cancel()
+                    with contextlib.suppress(BaseException):
+                        await listener
         finally:
             _HUBS.discard(self)
+
+    async def _follow(self, last_trim: float) -> None:
+        assert self._loop is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.board_poll_interval)
+            self._wake.clear()
+            try:
+                await self.pump()
+                if self._loop.time() - last_trim > 600:
+                    last_trim = self._loop.time()
+                    await self.trim()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("status board feed failed; retrying")
+                await asyncio.sleep(1)
+
+    async def _listen(self) -> None:
+        """PostgreSQL: wake at another replica's commit (NOTIFY), not at the next poll.
+        Polling stays the fallback while this connection is down."""
+        import asyncpg
+
+        url = self.runtime.db.url.set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        while True:
+            try:
+                conn = await asyncpg.connect(dsn)
+                try:
+                    closed = asyncio.Event()
+                    conn.add_termination_listener(lambda *_, done=closed: done.set())
+                    await conn.add_listener(BOARD_CHANNEL, lambda *_: self.wake())
+                    await closed.wait()
+                finally:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("status board listener down (%s); polling meanwhile", exc)
+            await asyncio.sleep(5)
 
     async def pump(self) -> None:
         """Hand every change after the cursor to the screens of its branch."""
