@@ -1175,3 +1175,53 @@ async def test_inbound_malformed_json_is_refused_after_the_signature(
     assert_problem(r, 400)
     assert r.json()["type"].endswith("malformed-json")
     assert await count(records, ErpPayment) == 0
+
+
+@pytest.mark.store
+async def test_secrets_are_sealed_at_rest(
+    database_url: str, nats_server: NatsServer, tmp_path: Path, receiver: Receiver
+) -> None:
+    """With a key configured the database holds no secret in clear, and signing and
+    verifying still work."""
+    import base64
+    import os
+
+    from services.records.webhook_models import ErpSource
+
+    key = base64.b64encode(os.urandom(32)).decode()
+    settings = settings_for(database_url, nats_server, tmp_path, webhook_secrets_key=key)
+    async with App(settings) as records:
+        endpoint = await register(records, receiver.url())
+        source = await new_source(records)
+        async with db_of(records).reader() as session:
+            stored = [(await session.get(WebhookEndpoint, uuid.UUID(endpoint["id"]))).secret]
+            stored.append((await session.get(ErpSource, uuid.UUID(source["id"]))).secret)
+        assert all(s.startswith("aesgcm:") for s in stored)
+        assert endpoint["secret"] not in stored[0] and source["secret"] not in stored[1]
+        r = await records.get(f"/webhooks/endpoints/{endpoint['id']}/secret", headers=MANAGER)
+        assert r.json()["secret"] == endpoint["secret"]
+
+        receiver.secrets = [endpoint["secret"]]
+        await records.post(f"/webhooks/endpoints/{endpoint['id']}/ping", headers=MANAGER)
+        [delivery] = await finished(records, endpoint["id"])
+        assert delivery["status"] == "succeeded"
+        assert receiver.requests[0]["verified_by"] == [endpoint["secret"]]
+        raw, headers = signed(source["secret"], payment())
+        r = await records.post(f"/erp/{source['id']}/payments", content=raw, headers=headers)
+        assert r.status_code == 201, r.text
+
+
+async def test_a_bad_secrets_key_is_refused() -> None:
+    from services.records.webhook_secrets import SecretsKeyError, parse_key, seal, unseal
+
+    with pytest.raises(SecretsKeyError):
+        parse_key("not base64!")
+    with pytest.raises(SecretsKeyError):
+        parse_key("c2hvcnQ=")
+    sealed = seal("whsec_abc", b"k" * 32)
+    assert unseal(sealed, b"k" * 32) == "whsec_abc"
+    with pytest.raises(SecretsKeyError):
+        unseal(sealed, b"x" * 32)
+    with pytest.raises(SecretsKeyError):
+        unseal(sealed, None)
+    assert unseal("whsec_plain", b"k" * 32) == "whsec_plain"

@@ -69,6 +69,9 @@ class Settings(ServiceSettings):
     webhook_claim_lease_seconds: float = 60.0
     # https targets are verified against the system's CAs, or this PEM file (a dealer's CA).
     webhook_ca_file: str | None = None
+    # Base64 of 32 random bytes: webhook and ERP secrets are stored sealed with it
+    # (AES-256-GCM). Unset: stored as they are (development).
+    webhook_secrets_key: str | None = None
     # Finished deliveries (with their attempts) and the ERP's message ids are kept this long.
     webhook_log_keep_days: float = 30.0
     # Inbound from the ERP: a signed message older or newer than this is refused (s).

@@ -33,6 +33,7 @@ from services.records.webhook_models import (
     PriceListIn,
     PriceListPublic,
 )
+from services.records.webhook_secrets import key_of, unseal
 from shared.auth import User
 from shared.contracts.records import PaymentConfirmed
 from shared.events import utcnow
@@ -83,9 +84,10 @@ async def verify(
     now = utcnow()
     if abs(now.timestamp() - sent_at) > tolerance:
         raise BadSignature(f"webhook-timestamp is outside the replay window of {tolerance:g} s")
+    key = key_of(session)
     for secret in source.secrets(now):
         try:
-            Webhook(secret).verify(body, headers, json_parse=False)
+            Webhook(unseal(secret, key)).verify(body, headers, json_parse=False)
         except (WebhookVerificationError, ValueError):
             continue
         break

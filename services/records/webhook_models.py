@@ -57,9 +57,9 @@ class WebhookEndpoint(Base, table=True):
     url: str = Field(sa_type=String(2000))
     description: str = Field(default="", sa_type=String(200))
     event_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    secret: str = Field(sa_type=String(100))
+    secret: str = Field(sa_type=String(200))
     # During a rotation the old secret signs too, until this time.
-    previous_secret: str | None = Field(default=None, sa_type=String(100))
+    previous_secret: str | None = Field(default=None, sa_type=String(200))
     previous_secret_until: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
@@ -152,8 +152,8 @@ class ErpSource(Base, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     branch: str = Field(sa_type=String(32))
     name: str = Field(sa_type=String(100))
-    secret: str = Field(sa_type=String(100))
-    previous_secret: str | None = Field(default=None, sa_type=String(100))
+    secret: str = Field(sa_type=String(200))
+    previous_secret: str | None = Field(default=None, sa_type=String(200))
     previous_secret_until: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )

@@ -33,6 +33,7 @@ from services.records.webhook_models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from services.records.webhook_secrets import key_of, seal, unseal
 from services.records.webhook_targets import validate_for_registration
 from shared.auth import User
 from shared.concurrency import check_if_match, etag
@@ -87,11 +88,16 @@ def render(event_type: str, occurred_at: datetime, data: dict[str, Any]) -> str:
 # --- endpoints ---------------------------------------------------------------------
 
 
-def endpoint_public(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> EndpointPublic:
+def endpoint_public(endpoint: WebhookEndpoint, *, secret: str | None = None) -> EndpointPublic:
+    """The endpoint as shown; with `secret` (in clear) when the caller may see it."""
     data = endpoint.model_dump() | {"etag": etag(endpoint.version)}
-    if with_secret:
-        return EndpointWithSecret.model_validate(data)
+    if secret is not None:
+        return EndpointWithSecret.model_validate(data | {"secret": secret})
     return EndpointPublic.model_validate(data)
+
+
+def endpoint_with_secret(session: AsyncSession, endpoint: WebhookEndpoint) -> EndpointPublic:
+    return endpoint_public(endpoint, secret=unseal(endpoint.secret, key_of(session)))
 
 
 async def create_endpoint(
@@ -99,12 +105,13 @@ async def create_endpoint(
 ) -> EndpointPublic:
     url = await validate_for_registration(body.url, allow_private=allow_private)
     now = utcnow()
+    secret = new_secret()
     endpoint = WebhookEndpoint(
         branch=by.branch,
         url=url,
         description=body.description,
         event_types=[str(t) for t in body.event_types],
-        secret=new_secret(),
+        secret=seal(secret, key_of(session)),
         active=body.active,
         created_by=by.id,
         created_at=now,
@@ -112,7 +119,7 @@ async def create_endpoint(
     )
     session.add(endpoint)
     await session.flush()
-    return endpoint_public(endpoint, with_secret=True)
+    return endpoint_public(endpoint, secret=secret)
 
 
 async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, by: User) -> WebhookEndpoint:
@@ -175,11 +182,12 @@ async def rotate_secret(
     endpoint.previous_secret_until = (
         now + timedelta(seconds=overlap_seconds) if overlap_seconds > 0 else None
     )
-    endpoint.secret = new_secret()
+    secret = new_secret()
+    endpoint.secret = seal(secret, key_of(session))
     endpoint.updated_at = now
     session.add(endpoint)
     await session.flush()
-    return endpoint_public(endpoint, with_secret=True)
+    return endpoint_public(endpoint, secret=secret)
 
 
 # --- queueing ----------------------------------------------------------------------
@@ -359,25 +367,30 @@ async def list_deliveries(
 # --- ERP sources (inbound) ---------------------------------------------------------
 
 
-def source_public(source: ErpSource, *, with_secret: bool = False) -> ErpSourcePublic:
+def source_public(source: ErpSource, *, secret: str | None = None) -> ErpSourcePublic:
     data = source.model_dump() | {
         "inbound_paths": [
             f"/erp/{source.id}/price-lists",
             f"/erp/{source.id}/payments",
         ]
     }
-    if with_secret:
-        return ErpSourceWithSecret.model_validate(data)
+    if secret is not None:
+        return ErpSourceWithSecret.model_validate(data | {"secret": secret})
     return ErpSourcePublic.model_validate(data)
 
 
 async def create_source(session: AsyncSession, name: str, by: User) -> ErpSourcePublic:
+    secret = new_secret()
     source = ErpSource(
-        branch=by.branch, name=name, secret=new_secret(), created_by=by.id, created_at=utcnow()
+        branch=by.branch,
+        name=name,
+        secret=seal(secret, key_of(session)),
+        created_by=by.id,
+        created_at=utcnow(),
     )
     session.add(source)
     await session.flush()
-    return source_public(source, with_secret=True)
+    return source_public(source, secret=secret)
 
 
 async def get_source(session: AsyncSession, source_id: uuid.UUID, by: User) -> ErpSource:
@@ -420,7 +433,8 @@ async def rotate_source_secret(
     source.previous_secret_until = (
         now + timedelta(seconds=overlap_seconds) if overlap_seconds > 0 else None
     )
-    source.secret = new_secret()
+    secret = new_secret()
+    source.secret = seal(secret, key_of(session))
     session.add(source)
     await session.flush()
-    return source_public(source, with_secret=True)
+    return source_public(source, secret=secret)

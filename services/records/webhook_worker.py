@@ -36,6 +36,7 @@ from services.records.webhook_models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from services.records.webhook_secrets import key_of, unseal
 from services.records.webhook_targets import TargetRefused, check_target
 from shared.aio import settle
 from shared.contracts.records import WebhookEndpointDisabled
@@ -166,6 +167,7 @@ async def claim(db: "Database", policy: Policy, *, lease: float) -> list[Job]:
         rows = (await session.exec(query)).all()
         if not rows:
             return []
+        key = key_of(session)
         await session.exec(
             update(WebhookDelivery)
             .where(col(WebhookDelivery.id).in_([d.id for d, _ in rows]))
@@ -176,7 +178,7 @@ async def claim(db: "Database", policy: Policy, *, lease: float) -> list[Job]:
                 delivery_id=d.id,
                 endpoint_id=e.id,
                 url=e.url,
-                secrets=tuple(e.secrets(now)),
+                secrets=tuple(unseal(secret, key) for secret in e.secrets(now)),
                 message_id=d.message_id,
                 body=d.body,
                 trigger=d.trigger,

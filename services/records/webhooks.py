@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from services.records import webhook_handlers, webhook_inbound, webhook_service, webhook_worker
+from services.records import (
+    webhook_handlers,
+    webhook_inbound,
+    webhook_secrets,
+    webhook_service,
+    webhook_worker,
+)
 from services.records.webhook_models import (
     DeliveryDetail,
     DeliveryPublic,
@@ -51,7 +57,7 @@ BACKGROUND: list[Callable[["Runtime"], Coroutine[Any, Any, None]]] = [
     webhook_worker.delivery_worker,
     webhook_worker.log_pruner,
 ]
-STARTUP: list[Callable[["Runtime"], Coroutine[Any, Any, None]]] = []
+STARTUP: list[Callable[["Runtime"], Coroutine[Any, Any, None]]] = [webhook_secrets.install_key]
 
 # Only an admin or a manager manages endpoints and reads their logs (they carry the ERP's
 # business data and its secrets).
@@ -129,7 +135,7 @@ async def get_endpoint_secret(
 ):
     endpoint = await webhook_service.get_endpoint(session, endpoint_id, user)
     set_etag(response, endpoint.version)
-    return webhook_service.endpoint_public(endpoint, with_secret=True)
+    return webhook_service.endpoint_with_secret(session, endpoint)
 
 
 @router.patch(
