@@ -438,11 +438,12 @@ async def downloads(
     return list((await session.exec(query)).all())
 
 
-# On SQLite a query ranks at most this many of the newest matching documents, plus as many
-# of the newest whose title holds every word: a word found in most of the library would
-# otherwise make every search score tens of thousands of rows. When that leaves fewer
-# hits than asked for (a narrow filter), the search runs again over every match.
-SEARCH_CANDIDATES = 1000
+# On SQLite a query ranks at most this many of the newest matching documents, plus half
+# as many of the newest whose title holds every word: a word found in most of the library
+# would otherwise make every search score and sort tens of thousands of rows. When that
+# leaves fewer hits than asked for (a narrow filter), the search runs again over every
+# match.
+SEARCH_CANDIDATES = 500
 
 _SQLITE_HITS = (
     "SELECT doc, max(score) AS score FROM ("
@@ -450,7 +451,7 @@ _SQLITE_HITS = (
     " SELECT * FROM (SELECT document_id AS doc,"
     "  1000.0 - bm25(library_fts, 0, 10.0, 5.0, 1.0) AS score"
     "  FROM library_fts WHERE library_fts MATCH :title_match"
-    "  ORDER BY rowid DESC LIMIT :candidates)"
+    "  ORDER BY rowid DESC LIMIT :title_candidates)"
     " UNION ALL"
     # ...then the rest, by bm25 with the title counting most, then tags, then the text.
     " SELECT * FROM (SELECT document_id AS doc,"
@@ -494,7 +495,10 @@ async def search(
             hits = (
                 text(_SQLITE_HITS)
                 .bindparams(
-                    match=phrases, title_match=f"title : ({phrases})", candidates=candidates
+                    match=phrases,
+                    title_match=f"title : ({phrases})",
+                    candidates=candidates,
+                    title_candidates=candidates // 2 if candidates > 0 else -1,
                 )
                 .columns(literal_column("doc", String), literal_column("score", Float))
                 .subquery("hits")

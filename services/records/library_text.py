@@ -107,7 +107,17 @@ def index_text(text: str) -> str:
 
 
 def query_words(query: str, limit: int = 32) -> list[str]:
-    return list(dict.fromkeys(words(query)))[:limit]
+    """The words a query must match: as `words` splits it, but each Chinese run only into
+    jieba's precise-mode words — the index holds those as well as the shorter words inside
+    them, so asking for the shorter ones too would add nothing but work."""
+    found: list[str] = []
+    position = 0
+    for run in _HAN.finditer(query):
+        found += _WORD.findall(query[position : run.start()].lower())
+        found += [w for w in _tokenizer().cut(run.group()) if w.strip()]
+        position = run.end()
+    found += _WORD.findall(query[position:].lower())
+    return list(dict.fromkeys(found))[:limit]
 
 
 async def pdf_text(storage: FileStorage, sha256: str, size: int) -> str:
