@@ -19,8 +19,10 @@ from shared.contracts.reception import (
     AppointmentClosed,
     ConsentRef,
     CustomerRegistered,
+    CustomerUpdated,
     EstimateApproved,
     IntakeOpened,
+    VehicleOwnerChanged,
     VehicleRegistered,
 )
 from shared.contracts.records import LoanOverdue, PaymentConfirmed, WebhookEndpointDisabled
@@ -47,6 +49,7 @@ __all__ = [
     "ConsentRef",
     "CustomerRegistered",
     "CustomerSnapshot",
+    "CustomerUpdated",
     "DeliveredJob",
     "EstimateApproved",
     "EstimateLine",
@@ -66,6 +69,7 @@ __all__ = [
     "RepairOrderSettled",
     "ServqualAnswer",
     "SurveyAnswered",
+    "VehicleOwnerChanged",
     "VehicleRegistered",
     "VehicleSnapshot",
     "VisitClosed",

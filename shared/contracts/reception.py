@@ -109,3 +109,30 @@ class AppointmentClosed(Contract):
     outcome: str  # arrived, no_show, cancelled
     closed_by: str
     closed_at: datetime
+
+
+class CustomerUpdated(Contract):
+    """A customer's details changed at the desk (name, numbers, channel, language,
+    consent to be contacted): the snapshot is the customer as it is now."""
+
+    type = "reception.customer.updated.v1"
+
+    branch: str
+    customer: CustomerSnapshot
+    mobiles: list[str] = []
+    updated_by: str
+    updated_at: datetime
+
+
+class VehicleOwnerChanged(Contract):
+    """A vehicle passed to another customer; the earlier owner's history stays theirs."""
+
+    type = "reception.vehicle.owner_changed.v1"
+
+    branch: str
+    vehicle: VehicleSnapshot
+    previous_customer_id: uuid.UUID
+    customer_id: uuid.UUID
+    reason: str = ""
+    changed_by: str
+    changed_at: datetime
