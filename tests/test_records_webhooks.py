@@ -35,6 +35,7 @@ from services.records.webhook_models import (
 )
 from services.records.webhook_targets import why_not_public
 from shared.contracts import InvoiceLine, RepairOrderSettled
+from shared.db import Database
 from shared.events import decode, utcnow
 from tests.harness import NatsServer, auth, eventually
 from tests.test_bad_input import assert_problem
@@ -934,18 +935,25 @@ async def test_deliveries_are_claimed_once(
     """A claim moves the delivery out of reach of a second claim until its lease ends."""
     from services.records.webhook_worker import Policy, claim
 
-    settings = settings_for(database_url, nats_server, tmp_path, webhook_poll_interval=3600)
+    settings = settings_for(database_url, nats_server, tmp_path)
     async with App(settings) as records:
         endpoint = await register(records, "http://93.184.215.14/never-called")
-        db = db_of(records)
-        # The running worker is woken by the queueing and finds the endpoint held; it then
-        # sleeps for the poll interval, so only the claims below see the delivery.
-        await set_throttle(db, endpoint["id"], utcnow() + timedelta(hours=1))
-        await queue(records)
-        await set_throttle(db, endpoint["id"], None)
+    # The service is stopped: no sender of its own takes the delivery first.
+    db = Database(database_url)
+    try:
+        async with db.transaction() as session:
+            await webhook_service.enqueue(
+                session,
+                branch="BR01",
+                event_type="customer.registered",
+                occurred_at=utcnow(),
+                data={"customer_id": str(uuid.uuid4())},
+                source_event_id=str(uuid.uuid4()),
+            )
         policy = Policy.of(settings)
         first, second = await claim(db, policy, lease=60), await claim(db, policy, lease=60)
         assert len(first) == 1 and second == []
+        assert str(first[0].endpoint_id) == endpoint["id"]
         async with db.reader() as session:
             due = (
                 await session.exec(
@@ -955,6 +963,8 @@ async def test_deliveries_are_claimed_once(
                 )
             ).one()
         assert due > utcnow() + timedelta(seconds=50)
+    finally:
+        await db.dispose()
 
 
 async def set_throttle(db: Any, endpoint_id: str, until: datetime | None) -> None:
