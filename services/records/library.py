@@ -10,7 +10,6 @@ autogenerate would see FTS5's shadow tables as unknown tables). Both index the w
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import anyio
 from sqlalchemy import (
     Float,
     String,
@@ -62,7 +61,6 @@ FTS_DDL = (
 
 
 async def ensure_search_index_on_start(runtime: "Runtime") -> None:
-    await anyio.to_thread.run_sync(library_text.warm_up)
     await ensure_search_index(runtime.db)
 
 
@@ -123,6 +121,7 @@ async def index_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Put documents (`id`, `title`, `tags`, `text`) in the full-text index, many at once."""
     if not rows:
         return
+    await library_text.ready()
     is_sqlite = _is_sqlite(session)
     params = [_index_params(row, is_sqlite=is_sqlite) for row in rows]
     connection = await session.connection()
@@ -484,6 +483,7 @@ async def search(
     if not q:
         plain = query.order_by(col(LibraryDocument.updated_at).desc(), col(LibraryDocument.id))
         return [(d, None) for d in (await session.exec(plain.limit(limit))).all()]
+    await library_text.ready()
     words = library_text.query_words(q)
     if not words:
         raise InvalidInput("q", "no words to search for")

@@ -82,9 +82,12 @@ def _split_run(run: str) -> tuple[str, ...]:
     return tuple(w for w in _tokenizer().cut_for_search(run) if w.strip())
 
 
-def warm_up() -> None:
-    """Load jieba's dictionary (about half a second) before the first request needs it."""
-    _tokenizer()
+async def ready() -> None:
+    """Load jieba's dictionary (about half a second, 20 MB or more) in a worker thread the
+    first time the library needs it, not at start: a records process that never touches
+    the library never pays for it, and the event loop never waits for the load."""
+    if _tokenizer.cache_info().currsize == 0:
+        await anyio.to_thread.run_sync(_tokenizer)
 
 
 def words(text: str) -> list[str]:
