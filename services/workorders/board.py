@@ -92,6 +92,11 @@ def _touched_key(session: Session, obj: object) -> tuple[str, uuid.UUID] | None:
     return None
 
 
+def mark_changed(session: AsyncSession | Session, branch: str, order_id: uuid.UUID) -> None:
+    """For a change made with Core statements, which the flush hook cannot see."""
+    session.info.setdefault(_TOUCHED, set()).add((branch, order_id))
+
+
 @event.listens_for(Session, "before_flush")
 def _collect_touched(session: Session, _context: Any, _instances: Any) -> None:
     for obj in [*session.new, *session.dirty]:
@@ -517,14 +522,20 @@ async def event_stream(
         loop = asyncio.get_running_loop()
         ends_at = loop.time() + settings.board_stream_max_seconds
         while loop.time() < ends_at and not screen.overflowed:
-            try:
-                batch = await asyncio.wait_for(
-                    screen.queue.get(),
-                    max(0.0, min(settings.board_heartbeat_seconds, ends_at - loop.time())),
-                )
-            except TimeoutError:
-                yield _sse("ping", {"at": utcnow().isoformat()})
-                continue
+            if screen.queue.empty():
+                try:
+                    batch = await asyncio.wait_for(
+                        screen.queue.get(),
+                        max(0.0, min(settings.board_heartbeat_seconds, ends_at - loop.time())),
+                    )
+                except TimeoutError:
+                    yield _sse("ping", {"at": utcnow().isoformat()})
+                    continue
+            else:  # busy: no timer needed
+                batch = screen.queue.get_nowait()
+            # Everything queued meanwhile goes out in the same write.
+            while not screen.queue.empty():
+                batch = batch + screen.queue.get_nowait()
             fresh = [
                 lounge_event if lounge else board_event
                 for change_id, board_event, lounge_event in batch

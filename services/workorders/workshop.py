@@ -8,13 +8,14 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
+from sqlalchemy import insert, null, update
 from sqlalchemy import select as core_select
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import and_, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.workorders.models import Job, JobPublic, RepairOrder, TimeEntry
+from services.workorders import board
+from services.workorders.models import Job, JobPublic, RepairOrder, TimeEntry, TimeEntryPublic
 from services.workorders.schemas import ClockOff, JobAssignment, StopReason
 from services.workorders.service import (
     actual_seconds,
@@ -34,7 +35,7 @@ from shared.auth import Role, User
 from shared.concurrency import check_if_match
 from shared.contracts.workorders import JobClocked
 from shared.outbox import add_event
-from shared.problems import Conflict, Forbidden
+from shared.problems import Conflict, Forbidden, NotFound
 
 # Jobs a technician may clock on to.
 CLOCKABLE = frozenset({JobStatus.assigned, JobStatus.paused, JobStatus.rework})
@@ -48,15 +49,6 @@ class OrderState:
     status: RepairOrderStatus
     number: str
     branch: str
-
-
-async def _order_state(session: AsyncSession, job: Job) -> OrderState:
-    table = RepairOrder.__table__  # type: ignore[attr-defined]
-    query = core_select(table.c.status, table.c.number, table.c.branch).where(
-        table.c.id == job.repair_order_id
-    )
-    row = (await session.exec(cast(Any, query))).one()
-    return OrderState(job.repair_order_id, RepairOrderStatus(row[0]), row[1], row[2])
 
 
 async def _nudge(session: AsyncSession, order: OrderState, target: RepairOrderStatus) -> None:
@@ -116,81 +108,189 @@ async def open_entry(session: AsyncSession, technician_id: str) -> TimeEntry | N
     return (await session.exec(query)).first()
 
 
-def _own_job(job: Job, by: User) -> None:
-    if job.technician_id != by.id:
+@dataclass(frozen=True)
+class ClockState:
+    """What clocking needs, read in one statement: the job, its order's status and number,
+    and the technician's running clock (if any)."""
+
+    job_id: uuid.UUID
+    branch: str
+    technician_id: str | None
+    status: JobStatus
+    order_id: uuid.UUID
+    op_code: str
+    line: dict[str, Any] | None
+    order_status: RepairOrderStatus
+    number: str
+    running_id: uuid.UUID | None
+    running_job_id: uuid.UUID | None
+    running_started_at: datetime | None
+
+    @property
+    def flat_rate_hours(self) -> Decimal:
+        return Decimal(str((self.line or {}).get("flat_rate_hours", "0")))
+
+
+async def _clock_state(
+    session: AsyncSession, job_id: uuid.UUID, by: User, *, with_line: bool = False
+) -> ClockState:
+    """The job (404 outside the caller's branch), checked to be the caller's own (403)."""
+    jb = Job.__table__  # type: ignore[attr-defined]
+    ro = RepairOrder.__table__  # type: ignore[attr-defined]
+    te = TimeEntry.__table__  # type: ignore[attr-defined]
+    query = (
+        core_select(
+            jb.c.branch,
+            jb.c.technician_id,
+            jb.c.status,
+            jb.c.repair_order_id,
+            jb.c.op_code,
+            jb.c.line if with_line else null(),
+            ro.c.status,
+            ro.c.number,
+            te.c.id,
+            te.c.job_id,
+            te.c.started_at,
+        )
+        .select_from(
+            jb.join(ro, ro.c.id == jb.c.repair_order_id).outerjoin(
+                te, and_(te.c.technician_id == by.id, te.c.ended_at.is_(None))
+            )
+        )
+        .where(jb.c.id == job_id)
+    )
+    row = (await session.exec(cast(Any, query))).first()
+    if row is None or row[0] != by.branch:
+        raise NotFound(f"job {job_id} not found")
+    if row[1] != by.id:
         raise Forbidden("technicians clock only the jobs dispatched to them")
+    return ClockState(
+        job_id,
+        row[0],
+        row[1],
+        JobStatus(row[2]),
+        row[3],
+        row[4],
+        row[5],
+        RepairOrderStatus(row[6]),
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+    )
 
 
-async def clock_on(session: AsyncSession, job_id: uuid.UUID, by: User, now: datetime) -> TimeEntry:
-    job = await get_job(session, job_id, by)
-    _own_job(job, by)
-    running = await open_entry(session, by.id)
-    if running is not None:
-        if running.job_id == job.id:
+async def _move_job(
+    session: AsyncSession, state: ClockState, target: JobStatus, **values: Any
+) -> None:
+    """One UPDATE of the job, guarded by the status and technician it was read with; its
+    version moves like an ORM update's, so ETags stay right."""
+    jb = Job.__table__  # type: ignore[attr-defined]
+    result = await session.exec(
+        update(jb)
+        .where(
+            jb.c.id == state.job_id,
+            jb.c.status == state.status,
+            jb.c.technician_id == state.technician_id,
+        )
+        .values(status=move_job(state.status, target), version=jb.c.version + 1, **values)
+    )
+    if cast(Any, result).rowcount != 1:
+        raise Conflict("the job changed meanwhile; try again")
+
+
+async def clock_on(
+    session: AsyncSession, job_id: uuid.UUID, by: User, now: datetime
+) -> TimeEntryPublic:
+    state = await _clock_state(session, job_id, by)
+    if state.running_id is not None:
+        if state.running_job_id == state.job_id:
             raise Conflict("you are already clocked on this job")
         raise Conflict(
-            "you are clocked on another job; clock off it first", job_id=str(running.job_id)
+            "you are clocked on another job; clock off it first",
+            job_id=str(state.running_job_id),
         )
-    if job.status not in CLOCKABLE:
+    if state.status not in CLOCKABLE:
         raise Conflict(
-            f"a job in {job.status} cannot be clocked on", current_status=str(job.status)
+            f"a job in {state.status} cannot be clocked on", current_status=str(state.status)
         )
-    order = await _order_state(session, job)
-    if order.status not in WORKING:
-        raise Conflict(f"the repair order is {order.status}; no work on it")
-    job.status = move_job(job.status, JobStatus.in_progress)
-    job.pause_reason = None
+    if state.order_status not in WORKING:
+        raise Conflict(f"the repair order is {state.order_status}; no work on it")
+    await _move_job(session, state, JobStatus.in_progress, pause_reason=None)
+    order = OrderState(state.order_id, state.order_status, state.number, state.branch)
     await _nudge(session, order, RepairOrderStatus.in_progress)
-    entry = TimeEntry(job_id=job.id, branch=job.branch, technician_id=by.id, started_at=now)
-    session.add(entry)
+    entry = TimeEntryPublic(
+        id=uuid.uuid4(), job_id=state.job_id, technician_id=by.id, started_at=now
+    )
+    te = TimeEntry.__table__  # type: ignore[attr-defined]
     try:
-        await session.flush()
+        await session.exec(
+            insert(te).values(
+                id=entry.id,
+                job_id=entry.job_id,
+                branch=state.branch,
+                technician_id=by.id,
+                started_at=now,
+            )
+        )
     except IntegrityError as exc:  # the same technician clocked on elsewhere a moment ago;
         # the request's transaction is rolled back at the boundary.
         raise Conflict("you are clocked on another job; clock off it first") from exc
+    board.mark_changed(session, state.branch, state.order_id)
     return entry
 
 
 async def clock_off(
     session: AsyncSession, job_id: uuid.UUID, body: ClockOff, by: User, now: datetime
-) -> TimeEntry:
-    job = await get_job(session, job_id, by)
-    _own_job(job, by)
-    entry = await open_entry(session, by.id)
-    if entry is None or entry.job_id != job.id:
+) -> TimeEntryPublic:
+    state = await _clock_state(session, job_id, by, with_line=True)
+    if state.running_id is None or state.running_job_id != state.job_id:
         raise Conflict("you are not clocked on this job")
-    entry.ended_at = max(now, entry.started_at)
-    entry.stop_reason = body.reason.value
-    order = await _order_state(session, job)
+    assert state.running_started_at is not None
+    ended_at = max(now, state.running_started_at)
+    te = TimeEntry.__table__  # type: ignore[attr-defined]
+    closed = await session.exec(
+        update(te)
+        .where(te.c.id == state.running_id, te.c.ended_at.is_(None))
+        .values(ended_at=ended_at, stop_reason=body.reason.value)
+    )
+    if cast(Any, closed).rowcount != 1:
+        raise Conflict("you are not clocked on this job")
+    order = OrderState(state.order_id, state.order_status, state.number, state.branch)
     if body.reason == StopReason.finished:
-        job.status = move_job(job.status, JobStatus.done)
-        job.done_at = entry.ended_at
+        await _move_job(session, state, JobStatus.done, done_at=ended_at)
     else:
-        job.status = move_job(job.status, JobStatus.paused)
-        job.pause_reason = body.reason.value
+        await _move_job(session, state, JobStatus.paused, pause_reason=body.reason.value)
         if body.reason == StopReason.waiting_parts:
             await _nudge(session, order, RepairOrderStatus.waiting_parts)
     # One closed clock segment: records and reports sum these per technician and day.
     add_event(
         session,
         JobClocked(
-            clock_id=entry.id,
+            clock_id=state.running_id,
             repair_order_id=order.id,
             number=order.number,
             branch=order.branch,
-            job_id=job.id,
-            op_code=job.op_code,
-            technician_id=entry.technician_id,
-            flat_rate_hours=job.flat_rate_hours,
-            started_at=entry.started_at,
-            ended_at=entry.ended_at,
-            hours=hours((entry.ended_at - entry.started_at).total_seconds()),
+            job_id=state.job_id,
+            op_code=state.op_code,
+            technician_id=by.id,
+            flat_rate_hours=state.flat_rate_hours,
+            started_at=state.running_started_at,
+            ended_at=ended_at,
+            hours=hours((ended_at - state.running_started_at).total_seconds()),
             reason="done" if body.reason == StopReason.finished else body.reason.value,
         ),
         subject=order.id,
     )
-    await session.flush()
-    return entry
+    board.mark_changed(session, state.branch, state.order_id)
+    return TimeEntryPublic(
+        id=state.running_id,
+        job_id=state.job_id,
+        technician_id=by.id,
+        started_at=state.running_started_at,
+        ended_at=ended_at,
+        stop_reason=body.reason.value,
+    )
 
 
 # --- the foreman's day and the technicians' productivity -------------------------------
