@@ -488,6 +488,7 @@ async def test_erasure_keeps_invoices_and_drops_personal_data(records) -> None:
     assert erasure["requested_by"] == request["requested_by"]
     assert erasure["entries_kept_for_law"] == 1
     assert erasure["vehicles_anonymised"] == 1
+    assert erasure["files_erased"] == 0
     replay = await records.post(url, headers=key, json=request)
     assert replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json() == erasure
@@ -551,6 +552,7 @@ async def test_erasure_deletes_the_files_only_the_customer_refers_to(records) ->
     url = f"/customers/{story.customer_id}/erasure"
     r = await records.post(url, headers=CLERK, json={"requested_by": "王芳"})
     assert r.status_code == 201, r.text
+    assert r.json()["files_erased"] == 3
     for gone in (photo, signature, finding):
         assert_problem(await records.get(f"/files/{gone}", headers=CLERK), 404)
     for kept in (shared_photo, invoice):

@@ -77,6 +77,8 @@ class CustomerErasure(Base, table=True):
     entries_anonymised: int = 0
     entries_kept_for_law: int = 0
     vehicles_anonymised: int = 0
+    # Stored files only the customer's records referred to (intake photos, signatures).
+    files_erased: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class TimelineEntryBase(SQLModel):
@@ -145,6 +147,7 @@ class ErasurePublic(SQLModel):
     entries_anonymised: int
     entries_kept_for_law: int
     vehicles_anonymised: int
+    files_erased: int = 0
 
 
 class VehicleTimeline(SQLModel):

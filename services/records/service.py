@@ -505,6 +505,7 @@ async def erase_customer(
         entries_anonymised=len(entries) - kept,
         entries_kept_for_law=kept,
         vehicles_anonymised=len(vehicles),
+        files_erased=len(erased_files),
     )
     session.add(erasure)
     await session.flush()
