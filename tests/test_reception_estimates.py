@@ -492,3 +492,43 @@ async def test_a_signature_given_in_person_is_kept_by_records(reception: Recepti
     assert [(x["owner"], x["owner_id"]) for x in refs.json()] == [
         ("reception.consent_signature", r.json()["id"])
     ]
+
+
+async def test_a_retried_consent_gets_its_first_answer_while_records_is_unreachable(
+    reception: Reception,
+):
+    r = await reception.estimate()
+    url = f"/estimates/{r.json()['id']}/consents"
+    body = {
+        "decisions": [{"line_id": ids(r)[0], "decision": "approved"}],
+        "by": "王芳",
+        "channel": "in_person",
+        "signature_file_id": reception.signature,
+    }
+    headers = {**ADVISOR, "If-Match": r.headers["ETag"], "Idempotency-Key": "consent-1"}
+    first = await reception.client.post(url, headers=headers, json=body)
+    assert first.status_code == 200, first.text
+    # records goes away (a real refused connection): the tablet's retry is answered from
+    # the stored first answer, not with a 503
+    state = reception.client._transport.app.state  # type: ignore[attr-defined]
+    transport, state.records_transport = state.records_transport, None
+    state.settings.records_url = "http://127.0.0.1:9"
+    try:
+        retry = await reception.client.post(url, headers=headers, json=body)
+        assert retry.status_code == 200, retry.text
+        assert retry.headers.get("Idempotent-Replayed") == "true"
+        assert retry.json() == first.json()
+        # the same key with another body is still a 422, not a 503
+        other = {**body, "by": "李雷"}
+        assert_problem(await reception.client.post(url, headers=headers, json=other), 422)
+        # a new request does need records: 503, nothing written
+        fresh = await reception.client.post(
+            url,
+            headers={**headers, "Idempotency-Key": "consent-2", "If-Match": first.headers["ETag"]},
+            json={**body, "decisions": [{"line_id": ids(r)[1], "decision": "approved"}]},
+        )
+        assert_problem(fresh, 503)
+    finally:
+        state.records_transport = transport
+    ledger = (await reception.client.get(url, headers=ADVISOR)).json()
+    assert [c["line_id"] for c in ledger] == [ids(r)[0]]

@@ -34,3 +34,6 @@ class Settings(ServiceSettings):
     # own token, to keep each file an intake refers to.
     records_url: str = "http://127.0.0.1:8004"
     records_timeout_seconds: float = 5.0
+    # Photos and signatures dropped from an intake: records is told right after the change;
+    # what it did not take is tried again this often (with backoff per release).
+    file_release_interval_seconds: float = 30.0

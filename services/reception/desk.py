@@ -17,6 +17,8 @@ from services.reception.models import (
     Vehicle,
 )
 from shared.auth import User
+from shared.contracts import VehicleOwnerChanged, VehicleSnapshot
+from shared.outbox import add_event
 from shared.pagination import after, page
 from shared.problems import Conflict, InvalidInput, NotFound
 
@@ -113,6 +115,26 @@ async def change_owner(
     vehicle.customer_id = customer.id
     session.add(vehicle)
     session.add(change)
+    add_event(
+        session,
+        VehicleOwnerChanged(
+            branch=vehicle.branch,
+            vehicle=VehicleSnapshot(
+                id=vehicle.id,
+                vin=vehicle.vin,
+                plate=vehicle.plate,
+                make=vehicle.make,
+                model=vehicle.model,
+                model_year=vehicle.model_year,
+            ),
+            previous_customer_id=change.from_customer_id,
+            customer_id=customer.id,
+            reason=reason,
+            changed_by=by.id,
+            changed_at=change.changed_at,
+        ),
+        subject=vehicle.id,
+    )
     return change
 
 

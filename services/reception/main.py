@@ -6,6 +6,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.reception import (
+    file_releases,
     handlers,
     routes,
     routes_appointments,
@@ -40,5 +41,11 @@ SPEC = ServiceSpec(
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    spec = dataclasses.replace(SPEC, subscribers=handlers.subscribers(settings))
-    return create_service_app(settings, spec)
+    holder: dict[str, FastAPI] = {}  # the job reaches records the way requests do
+    spec = dataclasses.replace(
+        SPEC,
+        subscribers=handlers.subscribers(settings),
+        background=[file_releases.release_job(holder)],
+    )
+    holder["app"] = app = create_service_app(settings, spec)
+    return app

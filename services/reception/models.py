@@ -111,6 +111,46 @@ class CustomerCreate(CustomerBase):
         return self
 
 
+_CUSTOMER_VERSION = Column("version", Integer, nullable=False, server_default="1")
+
+
+class CustomerUpdate(BaseModel):
+    """A customer's details edited at the desk; fields left out stay as they are.
+    `other_mobiles` replaces the whole list of further numbers."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "王芳", "preferred_channel": "sms", "contact_consent": False}]
+        },
+    )
+
+    name: Name | None = None
+    mobile: Mobile | None = None
+    other_mobiles: list[Mobile] | None = PField(default=None, max_length=5)
+    preferred_channel: ContactChannel | None = None
+    language: Language | None = None
+    company: Annotated[str, StringConstraints(max_length=200)] | None = None
+    contact_consent: bool | None = None
+    account_kind: AccountKind | None = None
+
+    @field_validator(
+        "name",
+        "other_mobiles",
+        "preferred_channel",
+        "language",
+        "contact_consent",
+        "account_kind",
+        mode="before",
+    )
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Only `mobile` and `company` can be cleared; the rest always hold a value.
+        if value is None:
+            raise ValueError("may be left out but not null")
+        return value
+
+
 class Customer(Base, CustomerBase, table=True):
     __tablename__ = "customer"
     __table_args__ = (
@@ -124,6 +164,10 @@ class Customer(Base, CustomerBase, table=True):
         default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
     )
     created_at: datetime = _timestamp()
+    updated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    version: int = Field(default=1, sa_column=_CUSTOMER_VERSION)
+
+    __mapper_args__ = {"version_id_col": _CUSTOMER_VERSION}
 
 
 class CustomerPublic(CustomerBase):
@@ -131,6 +175,8 @@ class CustomerPublic(CustomerBase):
     branch: str
     other_mobiles: list[str] = []
     created_at: datetime
+    updated_at: datetime | None = None
+    version: int = 1
 
 
 class MobileAdd(BaseModel):
@@ -378,6 +424,24 @@ class Intake(Base, table=True):
     version: int = Field(default=1, sa_column=_INTAKE_VERSION)
 
     __mapper_args__ = {"version_id_col": _INTAKE_VERSION}
+
+
+class FileRelease(Base, table=True):
+    """A reference reception no longer needs (a photo or signature removed or replaced on
+    an intake), written in the same transaction as the change and deleted once records has
+    dropped it: nothing is lost while records is unreachable."""
+
+    __tablename__ = "file_release"
+    __table_args__ = (Index("ix_file_release_due", "next_attempt_at"),)
+
+    file_id: uuid.UUID = Field(primary_key=True)
+    owner: str = Field(sa_type=String(60), primary_key=True)
+    owner_id: uuid.UUID = Field(primary_key=True)
+    branch: str = Field(sa_type=String(32))
+    created_at: datetime = _timestamp()
+    next_attempt_at: datetime = _timestamp()
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_type=String(300))
 
 
 class IntakePublic(SQLModel):

@@ -5,10 +5,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from services.reception import service, stored_files
+from services.reception import file_releases, service, stored_files
 from services.reception.models import (
     CustomerCreate,
     CustomerPublic,
+    CustomerUpdate,
     IntakeCreate,
     IntakePublic,
     IntakeStatus,
@@ -75,8 +76,33 @@ async def list_customers(
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerPublic, tags=["customers"])
-async def get_customer(customer_id: uuid.UUID, session: ReadSessionDep, user: Reader):
-    return await service.get_customer(session, customer_id, user)
+async def get_customer(
+    customer_id: uuid.UUID, session: ReadSessionDep, user: Reader, response: Response
+):
+    customer = await service.get_customer(session, customer_id, user)
+    set_etag(response, customer.version)
+    return customer
+
+
+@router.patch(
+    "/customers/{customer_id}",
+    response_model=CustomerPublic,
+    tags=["customers"],
+    summary="Edit a customer's details (If-Match): name, numbers, channel, language, "
+    "consent to be contacted, account",
+)
+async def update_customer(
+    customer_id: uuid.UUID,
+    body: CustomerUpdate,
+    session: SessionDep,
+    user: Advisor,
+    response: Response,
+    if_match: IfMatch = None,
+):
+    customer = await service.update_customer(session, customer_id, body, user, if_match)
+    public = CustomerPublic.model_validate(customer, from_attributes=True)
+    set_etag(response, public.version)
+    return public
 
 
 @router.post(
@@ -146,11 +172,16 @@ async def record_walkaround(
         # Files already on the intake were kept before they were written: not asked again.
         on_file = {str(m.get("photo_file_id")) for m in current.damage_marks}
         on_file.add(str(current.signature_file_id))
+        releasing = await file_releases.pending(session, intake_id)
     uses = stored_files.intake_files(intake_id, body)
     await stored_files.keep(request, [u for u in uses if str(u.file_id) not in on_file])
     async with db.transaction() as session:
         intake = await service.record_walkaround(session, intake_id, body, user, if_match)
         public = IntakePublic.model_validate(intake, from_attributes=True)
+    # A file shown again while its release was pending: a release that ran meanwhile may
+    # have dropped the reference just kept, so records is asked once more (idempotent).
+    again = [u for u in uses if (u.file_id, u.owner) in releasing]
+    await file_releases.after_change(request, user, again)
     set_etag(response, public.version)
     return public
 

@@ -20,6 +20,7 @@ from services.reception.models import (
     EstimateCreate,
     EstimatePublic,
     EstimateRevise,
+    IdempotencyRecord,
     LinkConsentCreate,
     Reoffer,
 )
@@ -59,8 +60,13 @@ async def _keep_consent_signature(estimate_id: uuid.UUID, request: Request, user
         return  # the route answers with the 422
     if body.signature_file_id is None:
         return
+    key = request.headers.get("idempotency-key")
     async with runtime(request).db.reader() as session:
         await estimates.get_estimate(session, estimate_id, user)
+        if key and await session.get(IdempotencyRecord, (user.id, key)) is not None:
+            # A retry: records kept the signature the first time, and the route answers
+            # with the stored answer (or 422 for another body) without records.
+            return
     await stored_files.keep(
         request,
         [

@@ -6,14 +6,16 @@ from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.reception import appointments, desk
+from services.reception import appointments, desk, file_releases
 from services.reception import vin as vins
 from services.reception.models import (
+    AccountKind,
     Appointment,
     AppointmentStatus,
     Customer,
     CustomerCreate,
     CustomerPhone,
+    CustomerUpdate,
     Intake,
     IntakeCreate,
     IntakeStatus,
@@ -26,6 +28,7 @@ from shared.concurrency import check_if_match
 from shared.contracts import (
     CustomerRegistered,
     CustomerSnapshot,
+    CustomerUpdated,
     IntakeOpened,
     VehicleRegistered,
     VehicleSnapshot,
@@ -81,6 +84,55 @@ async def get_customer(session: AsyncSession, customer_id: uuid.UUID, by: User) 
     customer = await session.get(Customer, customer_id)
     if customer is None or customer.branch != by.branch:
         raise NotFound(f"customer {customer_id} not found")
+    return customer
+
+
+async def update_customer(
+    session: AsyncSession,
+    customer_id: uuid.UUID,
+    data: CustomerUpdate,
+    by: User,
+    if_match: str | None,
+) -> Customer:
+    """Edit a customer's details (If-Match); the phone index follows the numbers and
+    CustomerUpdated carries the customer as it is now."""
+    customer = await get_customer(session, customer_id, by)
+    check_if_match(if_match, customer.version)
+    changes = data.model_dump(exclude_unset=True)
+    mobile = changes.get("mobile", customer.mobile)
+    others = changes.get("other_mobiles", customer.other_mobiles)
+    account_kind = changes.get("account_kind", customer.account_kind)
+    company = changes.get("company", customer.company)
+    if account_kind != AccountKind.private and not company:
+        raise InvalidInput("company", f"a {account_kind} account needs the company name")
+    if mobile is None and others:
+        raise InvalidInput("mobile", "a customer with further numbers keeps a main one")
+    numbers = [n for n in [mobile, *others] if n]
+    if len(set(numbers)) != len(numbers):
+        raise InvalidInput("other_mobiles", "each number once, the main mobile not again")
+    before = {n for n in [customer.mobile, *customer.other_mobiles] if n}
+    for name, value in changes.items():
+        setattr(customer, name, value)
+    customer.updated_at = utcnow()
+    session.add(customer)
+    for number in before - set(numbers):
+        gone = await session.get(CustomerPhone, (customer.id, number))
+        if gone is not None:
+            await session.delete(gone)
+    for number in dict.fromkeys(n for n in numbers if n not in before):
+        session.add(CustomerPhone(customer_id=customer.id, number=number, branch=customer.branch))
+    await session.flush()
+    add_event(
+        session,
+        CustomerUpdated(
+            branch=customer.branch,
+            customer=customer_snapshot(customer),
+            mobiles=numbers,
+            updated_by=by.id,
+            updated_at=customer.updated_at,
+        ),
+        subject=customer.id,
+    )
     return customer
 
 
@@ -242,6 +294,7 @@ async def record_walkaround(
     if_match: str | None,
 ) -> Intake:
     intake = await _editable_intake(session, intake_id, by, if_match)
+    before = file_releases.intake_uses(intake)
     fields = data.model_dump(exclude_unset=True, mode="json")
     for name in ("fuel_level_pct", "charge_level_pct", "checklist", "damage_marks", "concerns"):
         if name in fields and fields[name] is not None:
@@ -251,6 +304,7 @@ async def record_walkaround(
     if data.signature_file_id is not None:
         intake.signature_file_id = data.signature_file_id
     session.add(intake)
+    await file_releases.schedule(session, intake, before)
     await session.flush()
     return intake
 
