@@ -4,16 +4,20 @@ attempts of each, and each event still ends there exactly once; a payment confir
 signed by the ERP reaches workorders."""
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 
 from services.records.webhook_service import new_secret
+from shared.events import encode
 from tests.flow import open_intake, register, repair_orders_for
-from tests.harness import Stack, auth, backend, eventually, postgres_available
+from tests.harness import Stack, auth, backend, eventually, postgres_available, token
 from tests.test_records_webhooks import Receiver, payment, signed
+from tests.test_workorders_api import approved, labour, part
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
@@ -154,6 +158,112 @@ async def test_a_signed_payment_confirmation_reaches_workorders(webhook_stack: S
     assert paid["invoice_number"] == body["invoice_number"]
     assert paid["amount"] == "813.60" and paid["method"] == "transfer"
     assert paid["currency"] == "CNY" and paid["paid_at"] and paid["received_at"]
+
+
+async def test_a_settled_repair_order_reaches_the_erp_as_invoice_and_parts(
+    webhook_stack: Stack,
+) -> None:
+    """The real settlement event from workorders becomes `invoice.settled` and
+    `parts.used`, verified at the receiver."""
+    branch = "BR04"
+    receiver = Receiver().start()
+    records, workorders = webhook_stack.url("records"), webhook_stack.url("workorders")
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            r = await client.post(
+                f"{records}/webhooks/endpoints",
+                headers=auth("manager", branch),
+                json={"url": receiver.url(), "event_types": ["invoice.settled", "parts.used"]},
+            )
+            assert r.status_code == 201, r.text
+            receiver.secrets = [r.json()["secret"]]
+
+            event = approved(
+                lines=[labour("BRK-010", "1.5", "450"), part("BP-1", "380", "BRK-010")],
+                branch=branch,
+            )
+            envelope = event.to_envelope(subject=str(event.estimate_id))
+            nc = await nats.connect(webhook_stack.nats.url)
+            try:
+                await nc.jetstream().publish(
+                    envelope.type, encode(envelope), headers={"Nats-Msg-Id": envelope.id}
+                )
+            finally:
+                await nc.close()
+
+            foreman = auth("foreman", branch)
+
+            async def opened() -> dict[str, Any] | None:
+                r = await client.get(
+                    f"{workorders}/repair-orders",
+                    params={"intake_id": str(event.intake_id)},
+                    headers=foreman,
+                )
+                items = r.json()["items"]
+                return items[0] if items and items[0]["status"] == "open" else None
+
+            order = await eventually(opened, what="repair order opened from consent")
+            path = f"{workorders}/repair-orders/{order['id']}"
+
+            async def etag_of(url: str) -> str:
+                r = await client.get(url, headers=foreman)
+                assert r.status_code == 200, r.text
+                return str(r.headers["ETag"])
+
+            job_id = (await client.get(path, headers=foreman)).json()["jobs"][0]["id"]
+            tech = {"Authorization": f"Bearer {token('technician', branch, sub='tech-wh')}"}
+            r = await client.put(
+                f"{workorders}/jobs/{job_id}/assignment",
+                headers={**foreman, "If-Match": await etag_of(f"{workorders}/jobs/{job_id}")},
+                json={"technician_id": "tech-wh", "bay": "B1"},
+            )
+            assert r.status_code == 200, r.text
+            r = await client.post(f"{workorders}/jobs/{job_id}/clock-on", headers=tech)
+            assert r.status_code == 201, r.text
+            r = await client.post(f"{workorders}/jobs/{job_id}/clock-off", headers=tech, json={})
+            assert r.status_code == 200, r.text
+            for to in ("qc", "ready"):
+                if to == "ready":
+                    r = await client.post(
+                        f"{workorders}/jobs/{job_id}/qc",
+                        headers=auth("qc", branch),
+                        json={"passed": True},
+                    )
+                    assert r.status_code == 201, r.text
+                r = await client.post(
+                    f"{path}/transitions",
+                    headers={**foreman, "If-Match": await etag_of(path)},
+                    json={"to": to},
+                )
+                assert r.status_code == 200, r.text
+            r = await client.post(
+                f"{path}/settlement",
+                headers={**auth("cashier", branch), "If-Match": await etag_of(path)},
+                json={"payments": [{"method": "card", "amount": "937.90"}]},
+            )
+            assert r.status_code == 200, r.text
+
+            async def both() -> dict[str, dict[str, Any]] | None:
+                accepted = {q["body"]["type"]: q for q in receiver.requests}
+                return accepted if len(accepted) == 2 else None
+
+            got = await eventually(both, what="invoice.settled and parts.used")
+    finally:
+        receiver.stop()
+    assert len(receiver.requests) == 2
+    assert all(q["verified_by"] for q in receiver.requests)
+    invoice = got["invoice.settled"]["body"]["data"]
+    assert invoice["repair_order_id"] == order["id"] and invoice["branch"] == branch
+    assert invoice["invoice_number"] and invoice["number"] == order["number"]
+    assert {line["kind"] for line in invoice["lines"]} == {"labour", "part"}
+    assert Decimal(invoice["net_total"]) == Decimal("830")
+    assert Decimal(invoice["gross_total"]) == Decimal("937.90")
+    assert Decimal(invoice["tax_total"]) == Decimal("107.90")
+    parts = got["parts.used"]["body"]["data"]
+    assert parts["invoice_number"] == invoice["invoice_number"]
+    assert [(p["part_number"], Decimal(p["net"])) for p in parts["parts"]] == [
+        ("BP-1", Decimal("380"))
+    ]
 
 
 async def test_records_killed_while_sending_loses_and_doubles_nothing(
