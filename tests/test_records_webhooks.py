@@ -357,9 +357,18 @@ async def test_endpoint_rules_roles_etag_and_idempotency(records: httpx.AsyncCli
         422,
         "url",
     )
+    second = await register(records, url + "/second")
     listed = (await records.get("/webhooks/endpoints", headers=MANAGER)).json()
-    assert [e["id"] for e in listed] == [endpoint["id"]]
-    assert (await records.get("/webhooks/endpoints", headers=auth("manager", "BR02"))).json() == []
+    assert [e["id"] for e in listed["items"]] == [second["id"], endpoint["id"]]
+    r = await records.get("/webhooks/endpoints", headers=MANAGER, params={"limit": 1})
+    assert [e["id"] for e in r.json()["items"]] == [second["id"]]
+    r = await records.get(
+        "/webhooks/endpoints", headers=MANAGER, params={"cursor": r.json()["next_cursor"]}
+    )
+    assert [e["id"] for e in r.json()["items"]] == [endpoint["id"]]
+    assert r.json()["next_cursor"] is None
+    other = await records.get("/webhooks/endpoints", headers=auth("manager", "BR02"))
+    assert other.json()["items"] == []
 
 
 @pytest.mark.store
@@ -859,7 +868,7 @@ async def test_a_payment_confirmation_is_published_once(records: httpx.AsyncClie
     )
     r = await records.patch(source_path, headers=MANAGER, json={"active": False})
     assert r.status_code == 200 and r.json()["active"] is False
-    newest = (await records.get("/webhooks/erp-sources", headers=MANAGER)).json()
+    newest = (await records.get("/webhooks/erp-sources", headers=MANAGER)).json()["items"]
     assert [s["active"] for s in newest] == [False]
     secret = (
         await records.post(

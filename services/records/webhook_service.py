@@ -129,14 +129,20 @@ async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, by: User) 
     return endpoint
 
 
-async def list_endpoints(session: AsyncSession, by: User) -> list[EndpointPublic]:
+async def list_endpoints(
+    session: AsyncSession, by: User, *, limit: int, cursor: str | None
+) -> tuple[list[EndpointPublic], str | None]:
     rows = await session.exec(
         select(WebhookEndpoint)
-        .where(WebhookEndpoint.branch == by.branch)
-        .order_by(col(WebhookEndpoint.created_at).desc())
-        .limit(200)
+        .where(
+            WebhookEndpoint.branch == by.branch,
+            after(WebhookEndpoint.created_at, WebhookEndpoint.id, cursor),
+        )
+        .order_by(col(WebhookEndpoint.created_at).desc(), col(WebhookEndpoint.id).desc())
+        .limit(limit + 1)
     )
-    return [endpoint_public(e) for e in rows.all()]
+    items, next_cursor = page(list(rows.all()), limit, "created_at")
+    return [endpoint_public(e) for e in items], next_cursor
 
 
 async def update_endpoint(
@@ -400,14 +406,17 @@ async def get_source(session: AsyncSession, source_id: uuid.UUID, by: User) -> E
     return source
 
 
-async def list_sources(session: AsyncSession, by: User) -> list[ErpSourcePublic]:
+async def list_sources(
+    session: AsyncSession, by: User, *, limit: int, cursor: str | None
+) -> tuple[list[ErpSourcePublic], str | None]:
     rows = await session.exec(
         select(ErpSource)
-        .where(ErpSource.branch == by.branch)
-        .order_by(col(ErpSource.created_at).desc())
-        .limit(200)
+        .where(ErpSource.branch == by.branch, after(ErpSource.created_at, ErpSource.id, cursor))
+        .order_by(col(ErpSource.created_at).desc(), col(ErpSource.id).desc())
+        .limit(limit + 1)
     )
-    return [source_public(s) for s in rows.all()]
+    items, next_cursor = page(list(rows.all()), limit, "created_at")
+    return [source_public(s) for s in items], next_cursor
 
 
 async def update_source(

@@ -110,9 +110,19 @@ async def create_endpoint(
     return result
 
 
-@router.get("/webhooks/endpoints", response_model=list[EndpointPublic], tags=["webhooks"])
-async def list_endpoints(session: ReadSessionDep, user: Manager):
-    return await webhook_service.list_endpoints(session, user)
+@router.get(
+    "/webhooks/endpoints",
+    response_model=Page[EndpointPublic],
+    tags=["webhooks"],
+    summary="The branch's endpoints, newest first",
+)
+async def list_endpoints(
+    session: ReadSessionDep, user: Manager, limit: Limit = 50, cursor: Cursor = None
+):
+    items, next_cursor = await webhook_service.list_endpoints(
+        session, user, limit=limit, cursor=cursor
+    )
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/webhooks/endpoints/{endpoint_id}", response_model=EndpointPublic, tags=["webhooks"])
@@ -273,9 +283,19 @@ async def create_source(
     )
 
 
-@router.get("/webhooks/erp-sources", response_model=list[ErpSourcePublic], tags=["webhooks"])
-async def list_sources(session: ReadSessionDep, user: Manager):
-    return await webhook_service.list_sources(session, user)
+@router.get(
+    "/webhooks/erp-sources",
+    response_model=Page[ErpSourcePublic],
+    tags=["webhooks"],
+    summary="The branch's ERP sources, newest first",
+)
+async def list_sources(
+    session: ReadSessionDep, user: Manager, limit: Limit = 50, cursor: Cursor = None
+):
+    items, next_cursor = await webhook_service.list_sources(
+        session, user, limit=limit, cursor=cursor
+    )
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.patch(
