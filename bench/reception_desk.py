@@ -126,6 +126,7 @@ async def seed(url: str, count: int) -> tuple[list[dict[str, str]], list[str]]:
                     "model_year": 2022,
                     "country": "China",
                     "created_at": created,
+                    "owner_initial": name[:1],
                 }
             )
             suffixes += [

@@ -222,3 +222,47 @@ async def test_customer_edits_and_owner_changes_reach_nats(
     assert change["data"]["previous_customer_id"] == seller["id"]
     assert change["data"]["customer_id"] == buyer["id"]
     assert change["data"]["reason"] == "二手车过户"
+
+
+async def _names_found(client: httpx.AsyncClient, name: str) -> list[str]:
+    found, cursor = [], None
+    while True:
+        params = {"name": name, "limit": "2", **({"cursor": cursor} if cursor else {})}
+        r = await client.get("/search", headers=ADVISOR, params=params)
+        assert r.status_code == 200, r.text
+        found += [hit["vehicle_id"] for hit in r.json()["items"]]
+        if not (cursor := r.json()["next_cursor"]):
+            return found
+
+
+@pytest.mark.asyncio
+@pytest.mark.store
+async def test_the_surname_search_follows_name_edits_and_owner_changes(
+    reception: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+):
+    from services.reception import desk
+
+    wang, wang_car = await register(reception, "", name="王芳")
+    li, li_car = await register(reception, "", name="李雷")
+    _, zhang_car = await register(reception, "", name="张伟")
+    assert await _names_found(reception, "王") == [wang_car["id"]]
+    # 李雷 becomes 王雷: his car is found under 王, newest first, and no longer under 李
+    url = f"/customers/{li['id']}"
+    etag = (await reception.get(url, headers=ADVISOR)).headers["ETag"]
+    r = await reception.patch(url, headers={**ADVISOR, "If-Match": etag}, json={"name": "王雷"})
+    assert r.status_code == 200, r.text
+    assert await _names_found(reception, "王") == [li_car["id"], wang_car["id"]]
+    assert await _names_found(reception, "李") == []
+    # 张伟's car passes to 王芳: found under 王, no longer under 张
+    r = await reception.post(
+        f"/vehicles/{zhang_car['id']}/owner", headers=ADVISOR, json={"customer_id": wang["id"]}
+    )
+    assert r.status_code == 201, r.text
+    expected = [zhang_car["id"], li_car["id"], wang_car["id"]]
+    assert await _names_found(reception, "王") == expected
+    assert await _names_found(reception, "张") == []
+    # a longer prefix gives the same pages whether it is read from the name index or
+    # walked within the surname's vehicles
+    rare = await _names_found(reception, "王芳")
+    monkeypatch.setattr(desk, "COMMON_PREFIX", 1)
+    assert await _names_found(reception, "王芳") == rare == [zhang_car["id"], wang_car["id"]]

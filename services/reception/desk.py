@@ -113,6 +113,7 @@ async def change_owner(
         changed_by=by.id,
     )
     vehicle.customer_id = customer.id
+    vehicle.owner_initial = customer.name[:1]
     session.add(vehicle)
     session.add(change)
     add_event(
@@ -232,10 +233,14 @@ async def _fewer_than_common(session: AsyncSession, matching: Any) -> bool:
 
 
 async def _name_condition(session: AsyncSession, branch: str, prefix: str) -> Any:
-    """A prefix as a range on (branch, name): exact in byte order, which SQLite uses and
-    the column's "C" collation gives on PostgreSQL; LIKE would not use the index on SQLite.
-    A common prefix is written so that no index serves it: the planner then walks the
-    vehicles newest first and stops when the page is full."""
+    """A surname alone is an equality on the vehicle's `owner_initial`: its index
+    `(branch, owner_initial, created_at, id)` gives the matches newest first, so a page
+    reads its own rows and no more. A longer prefix is a range on (branch, name): exact in
+    byte order, which SQLite uses and the column's "C" collation gives on PostgreSQL (LIKE
+    would not use the index on SQLite). When that range is common, the vehicles of the
+    surname are walked newest first instead, checking the rest of the name."""
+    if len(prefix) == 1:
+        return col(Vehicle.owner_initial) == prefix
     in_range = and_(
         col(Customer.branch) == branch,
         col(Customer.name) >= prefix,
@@ -243,7 +248,10 @@ async def _name_condition(session: AsyncSession, branch: str, prefix: str) -> An
     )
     if await _fewer_than_common(session, select(Customer.id).where(in_range)):
         return in_range
-    return func.substr(Customer.name, 1, len(prefix)) == prefix
+    return and_(
+        col(Vehicle.owner_initial) == prefix[:1],
+        func.substr(Customer.name, 1, len(prefix)) == prefix,
+    )
 
 
 def _like_escape(text: str) -> str:

@@ -245,6 +245,7 @@ class Vehicle(Base, VehicleBase, table=True):
         Index("ix_vehicle_branch_vin_last6", "branch", "vin_last6"),
         Index("ix_vehicle_branch_plate", "branch", "plate"),
         Index("ix_vehicle_branch_created", "branch", "created_at", "id"),
+        Index("ix_vehicle_branch_owner_initial", "branch", "owner_initial", "created_at", "id"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -257,6 +258,9 @@ class Vehicle(Base, VehicleBase, table=True):
     model_year: int | None = None
     country: str | None = Field(default=None, sa_type=String(60))
     created_at: datetime = _timestamp()
+    # The first character of the owner's name (the surname): a surname alone at the desk is
+    # an equality on this, read newest first straight from its index.
+    owner_initial: str | None = Field(default=None, sa_type=String(1))
 
 
 class PlateSuffix(Base, table=True):

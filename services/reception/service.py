@@ -2,7 +2,7 @@
 
 import uuid
 
-from sqlalchemy import or_
+from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -111,6 +111,12 @@ async def update_customer(
     if len(set(numbers)) != len(numbers):
         raise InvalidInput("other_mobiles", "each number once, the main mobile not again")
     before = {n for n in [customer.mobile, *customer.other_mobiles] if n}
+    if "name" in changes and changes["name"][:1] != customer.name[:1]:
+        await session.exec(
+            update(Vehicle)
+            .where(col(Vehicle.customer_id) == customer.id)
+            .values(owner_initial=changes["name"][:1])
+        )
     for name, value in changes.items():
         setattr(customer, name, value)
     customer.updated_at = utcnow()
@@ -156,7 +162,7 @@ async def register_vehicle(session: AsyncSession, data: VehicleCreate, by: User)
         decoded = vins.decode(data.vin)
     except vins.InvalidVin as exc:
         raise InvalidInput("vin", str(exc)) from exc
-    await get_customer(session, data.customer_id, by)
+    owner = await get_customer(session, data.customer_id, by)
     existing = await session.exec(
         select(Vehicle.id).where(Vehicle.branch == by.branch, Vehicle.vin == decoded.vin)
     )
@@ -171,6 +177,7 @@ async def register_vehicle(session: AsyncSession, data: VehicleCreate, by: User)
             "make": decoded.manufacturer,
             "model_year": decoded.model_year,
             "country": decoded.country,
+            "owner_initial": owner.name[:1],
         },
     )
     session.add(vehicle)
