@@ -37,6 +37,8 @@ async def wo(database_url: str, nats_server: NatsServer) -> AsyncIterator[Workor
         nats_url=nats_server.url,
         board_poll_interval=0.05,
         board_heartbeat_seconds=0.3,
+        # Projections here are driven by hand on constructed timelines.
+        promise_recheck_delay=3600,
     )
     app = create_app(settings)
     async with (

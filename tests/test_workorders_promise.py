@@ -15,7 +15,8 @@ from services.workorders.config import Settings
 from services.workorders.main import create_app
 from services.workorders.promise import PlannedJob, project, remaining_time
 from shared.auth import Role, User
-from tests.harness import NatsServer, auth
+from shared.events import utcnow
+from tests.harness import NatsServer, auth, eventually, token
 from tests.test_bad_input import assert_problem
 from tests.test_workorders_api import Workorders, approved, labour
 
@@ -62,8 +63,12 @@ def test_remaining_time_never_below_a_quarter_hour():
 
 @pytest_asyncio.fixture
 async def wo(database_url: str, nats_server: NatsServer) -> AsyncIterator[Workorders]:
+    # Projections driven by hand on constructed timelines: no pass of the service's own.
     settings = Settings(
-        database_url=database_url, nats_url=nats_server.url, promise_check_interval=3600
+        database_url=database_url,
+        nats_url=nats_server.url,
+        promise_check_interval=3600,
+        promise_recheck_delay=3600,
     )
     app = create_app(settings)
     async with (
@@ -135,3 +140,85 @@ async def test_the_promise_body_is_checked(wo: Workorders):
     async with wo.db.reader() as session:
         stored = await service.get_repair_order(session, uuid.UUID(order["id"]), ADVISOR)
         assert len(stored.promises) == 1
+
+
+@pytest.mark.asyncio
+async def test_the_board_flag_follows_dispatch_clocking_and_parts_without_the_timer(
+    database_url: str, nats_server: NatsServer
+):
+    """The timer is an hour away: every flip below comes from the change itself."""
+    settings = Settings(
+        database_url=database_url,
+        nats_url=nats_server.url,
+        promise_check_interval=3600,
+        promise_recheck_delay=0.05,
+    )
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client,
+    ):
+        wo = Workorders(client, app.state.runtime.db, nats_server.url)
+        now = utcnow()
+        # Engine work, 3 h, promised late; a brake job, 1 h, promised in 3 h.
+        engine = await wo.consent(
+            approved(lines=[labour("ENG-1", "3", "900")], promised_at=now + 10 * H)
+        )
+        brakes = await wo.consent(
+            approved(lines=[labour("BRK-1", "1", "300")], promised_at=now + 3 * H)
+        )
+        engine_job, brake_job = engine["jobs"][0]["id"], brakes["jobs"][0]["id"]
+
+        async def dispatch(job_id: str, technician: str, start: datetime) -> None:
+            job = await wo.job(job_id)
+            r = await client.put(
+                f"/jobs/{job_id}/assignment",
+                headers={**auth("foreman"), "If-Match": job["etag"]},
+                json={
+                    "technician_id": technician,
+                    "bay": "B1",
+                    "planned_start_at": start.isoformat(),
+                },
+            )
+            assert r.status_code == 200, r.text
+
+        async def brake_card_is(at_risk: bool) -> None:
+            async def probe() -> dict | None:
+                r = await client.get("/board/cards", headers=auth("screen"))
+                [card] = [c for c in r.json()["cards"] if c["id"] == brakes["id"]]
+                projected = card["projected_finish_at"] is not None
+                return card if projected and card["at_risk"] is at_risk else None
+
+            await eventually(probe, timeout=10, what=f"the brake job's card at risk={at_risk}")
+
+        await dispatch(engine_job, "tech-wang", now - H)
+        await dispatch(brake_job, "tech-li", now)
+        await brake_card_is(False)  # Li is free: done in 1.5 h with QC
+        # Reassigned behind Wang's 3 h engine job: 4.5 h, past the promise.
+        await dispatch(brake_job, "tech-wang", now)
+        await brake_card_is(True)
+        # Wang finishes the engine job early: the brakes are on time again.
+        wang = {"Authorization": f"Bearer {token('technician', sub='tech-wang')}"}
+        assert (await client.post(f"/jobs/{engine_job}/clock-on", headers=wang)).status_code == 201
+        r = await client.post(
+            f"/jobs/{engine_job}/clock-off", headers=wang, json={"reason": "finished"}
+        )
+        assert r.status_code == 200, r.text
+        await brake_card_is(False)
+        # A part the brakes need, due in 5 h.
+        r = await client.post(
+            f"/jobs/{brake_job}/parts",
+            headers=auth("foreman"),
+            json={"part_number": "BP-1", "quantity": "1"},
+        )
+        assert r.status_code == 201, r.text
+        r = await client.post(
+            f"/parts/{r.json()['id']}/transitions",
+            headers=auth("foreman"),
+            json={"to": "ordered", "eta_at": (now + 5 * H).isoformat()},
+        )
+        assert r.status_code == 200, r.text
+        await brake_card_is(True)
+        # The advisor got one warning per promise broken; the timer never ran.
+        warnings = await wo.events("workorders.repair_order.at_risk.v1")
+        assert [w["repair_order_id"] for w in warnings] == [brakes["id"]]

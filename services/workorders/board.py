@@ -28,7 +28,7 @@ from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Protocol, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -61,6 +61,7 @@ BOARD_LOCK_KEY = 0x57_4F_42_44  # "WOBD"
 BOARD_CHANNEL = "workorders_board"
 _TOUCHED = "board_touched"
 _WRITTEN = "board_written"
+_INPUTS = "projection_inputs"
 READER_ROLES = frozenset(
     {
         Role.advisor,
@@ -80,7 +81,7 @@ READER_ROLES = frozenset(
 def _touched_key(session: Session, obj: object) -> tuple[str, uuid.UUID] | None:
     if isinstance(obj, RepairOrder):
         return obj.branch, obj.id
-    if isinstance(obj, Job):
+    if isinstance(obj, Job | PartLine):  # a parts line's ETA shows on the card
         return obj.branch, obj.repair_order_id
     if isinstance(obj, PromiseCheck):
         # The timer rewrites every projection each minute; only the flag shows on a card.
@@ -93,8 +94,19 @@ def _touched_key(session: Session, obj: object) -> tuple[str, uuid.UUID] | None:
 
 
 def mark_changed(session: AsyncSession | Session, branch: str, order_id: uuid.UUID) -> None:
-    """For a change made with Core statements, which the flush hook cannot see."""
+    """For a change made with Core statements, which the flush hook cannot see (it also
+    counts as a change to what the branch's promise projection is made of)."""
     session.info.setdefault(_TOUCHED, set()).add((branch, order_id))
+    session.info.setdefault(_INPUTS, set()).add(branch)
+
+
+class ProjectionWatch(Protocol):
+    def inputs_changed(self, branches: set[str]) -> None: ...
+
+
+# Told after each commit that changed an order, a job or a parts line, with its branches:
+# the promise projection of those branches is out of date (see promise.promise_timer).
+PROJECTION_WATCHES: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 @event.listens_for(Session, "before_flush")
@@ -103,6 +115,8 @@ def _collect_touched(session: Session, _context: Any, _instances: Any) -> None:
         key = _touched_key(session, obj)
         if key is not None:
             session.info.setdefault(_TOUCHED, set()).add(key)
+            if not isinstance(obj, PromiseCheck):  # the projection's own result is no input
+                session.info.setdefault(_INPUTS, set()).add(key[0])
 
 
 @event.listens_for(Session, "before_commit")
@@ -134,6 +148,10 @@ def _wake_feeds(session: Session) -> None:
     if session.info.pop(_WRITTEN, None):
         for hub in list(_HUBS):
             hub.wake()
+    branches: set[str] | None = session.info.pop(_INPUTS, None)
+    if branches:
+        for watch in list(PROJECTION_WATCHES):
+            cast(ProjectionWatch, watch).inputs_changed(branches)
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -144,6 +162,7 @@ def _forget(session: Session, previous: Any) -> None:
         return
     session.info.pop(_TOUCHED, None)
     session.info.pop(_WRITTEN, None)
+    session.info.pop(_INPUTS, None)
 
 
 # --- cards -----------------------------------------------------------------------------

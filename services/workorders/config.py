@@ -17,6 +17,9 @@ class Settings(ServiceSettings):
     # Promise-time control: how often every open order is projected, how close to the
     # promise counts as at risk, and the time QC and hand-over take after the last job.
     promise_check_interval: float = 60.0
+    # After clocking, dispatch or a parts ETA changed a branch: how long to gather more
+    # changes before projecting that branch's open orders again.
+    promise_recheck_delay: float = 1.0
     at_risk_margin_minutes: int = 30
     finish_buffer_minutes: int = 30
     # Status board: how often a replica looks for changes written by another replica (its

@@ -2,6 +2,7 @@
 advisor while there is still time to call the customer."""
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from decimal import Decimal
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.workorders import board
 from services.workorders.config import Settings
 from services.workorders.models import Job, PromiseCheck, RepairOrder
 from services.workorders.schemas import NewPromise
@@ -29,6 +31,8 @@ from shared.outbox import add_event
 from shared.service import Runtime
 
 log = logging.getLogger(__name__)
+# A projection that moved less than this is not written again by a branch's pass.
+MOVED = timedelta(minutes=1)
 
 FINISHED = frozenset({JobStatus.done, JobStatus.qc_passed, JobStatus.cancelled})
 # Even a job clocked past its flat rate needs some time to finish.
@@ -71,23 +75,33 @@ def project(jobs: list[PlannedJob], now: datetime, buffer: timedelta) -> dict[uu
     return {order_id: at + buffer for order_id, at in finish.items()}
 
 
-async def check_promises(session: AsyncSession, settings: Settings, now: datetime) -> int:
-    """Project every open order of every branch; warn once per promise. Returns how many
-    orders became at risk."""
-    orders = list(
-        (
-            await session.exec(
-                select(RepairOrder).where(
-                    col(RepairOrder.status).in_(list(WORKING)),
-                    col(RepairOrder.promised_at).is_not(None),
-                )
-            )
-        ).all()
+async def check_promises(
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime,
+    branches: set[str] | None = None,
+    *,
+    dry_run: bool = False,
+) -> int:
+    """Project every open order of every branch (or of `branches`); warn once per promise.
+    Returns how many orders became at risk (with `dry_run`: how many projections would be
+    written; nothing is).
+
+    A pass for `branches` (after clocking, dispatch or a parts ETA changed there) writes a
+    projection only where the flag changes or the finish moved by a minute or more, so a
+    busy workshop does not rewrite every order's row each time."""
+    query = select(RepairOrder).where(
+        col(RepairOrder.status).in_(list(WORKING)),
+        col(RepairOrder.promised_at).is_not(None),
     )
+    partial = branches is not None
+    if branches is not None:
+        query = query.where(col(RepairOrder.branch).in_(sorted(branches)))
+    orders = list((await session.exec(query)).all())
     if not orders:
         return 0
     by_id = {o.id: o for o in orders}
-    branches = {o.branch for o in orders}
+    branches = {o.branch for o in orders} if branches is None else branches
     # A technician's queue spans every open order of the branch.
     jobs = list(
         (
@@ -127,10 +141,22 @@ async def check_promises(session: AsyncSession, settings: Settings, now: datetim
             )
         ).all()
     }
-    flagged = 0
+    flagged = due = 0
     for order in orders:
         finish_at = finishes.get(order.id, now + buffer)
+        assert order.promised_at is not None
+        on_time = finish_at <= order.promised_at - margin
         check = checks.get(order.id)
+        if (
+            partial
+            and check is not None
+            and on_time == (check.at_risk_since is None)
+            and abs(check.projected_finish_at - finish_at) < MOVED
+        ):
+            continue  # nothing a screen or the advisor would see
+        due += 1
+        if dry_run:
+            continue
         if check is None:
             check = PromiseCheck(
                 repair_order_id=order.id,
@@ -140,12 +166,14 @@ async def check_promises(session: AsyncSession, settings: Settings, now: datetim
             )
             session.add(check)
         check.projected_finish_at, check.checked_at = finish_at, now
-        assert order.promised_at is not None
-        if finish_at <= order.promised_at - margin:
+        if on_time:
             check.at_risk_since = None
             continue
         if check.at_risk_promised_at == order.promised_at:
-            continue  # the advisor was warned about this promise already
+            # Warned about this promise already: flagged again, not announced again.
+            if check.at_risk_since is None:
+                check.at_risk_since = now
+            continue
         check.at_risk_since = now
         check.at_risk_promised_at = order.promised_at
         add_event(
@@ -167,25 +195,74 @@ async def check_promises(session: AsyncSession, settings: Settings, now: datetim
             subject=order.id,
         )
         flagged += 1
+    if dry_run:
+        return due
     await session.flush()
     return flagged
 
 
+class PromiseWatch:
+    """Branches whose projection inputs changed since the last pass (told by the board's
+    commit hook, from any thread of the process)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.branches: set[str] = set()
+        self.changed = asyncio.Event()
+
+    def inputs_changed(self, branches: set[str]) -> None:
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._add, set(branches))
+
+    def _add(self, branches: set[str]) -> None:
+        self.branches |= branches
+        self.changed.set()
+
+    def take(self) -> set[str]:
+        branches, self.branches = self.branches, set()
+        self.changed.clear()
+        return branches
+
+
 async def promise_timer(runtime: Runtime) -> None:
-    """Background job: project every open order at the configured interval."""
+    """Background job: project every open order at the configured interval, and the open
+    orders of a branch `promise_recheck_delay` seconds after clocking, dispatch, a parts
+    ETA or new work changed it there (changes within that delay are checked together), so
+    the at-risk flag on the board follows the projection rather than the timer."""
     settings = runtime.settings
     assert isinstance(settings, Settings)
+    loop = asyncio.get_running_loop()
+    watch = PromiseWatch(loop)
+    board.PROJECTION_WATCHES.add(watch)
+    next_full = loop.time()
     while True:
+        branches: set[str] | None = None
+        wait = next_full - loop.time()
+        if wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(watch.changed.wait(), wait)
+        if loop.time() >= next_full:
+            watch.take()
+            next_full = loop.time() + settings.promise_check_interval
+        else:
+            await asyncio.sleep(settings.promise_recheck_delay)  # let a burst gather
+            branches = watch.take()
         try:
+            if branches is not None:
+                # Projected without the write lock first: most passes change nothing.
+                async with runtime.db.reader() as session:
+                    if not await check_promises(
+                        session, settings, utcnow(), branches, dry_run=True
+                    ):
+                        continue
             # The order's version counter makes a second replica's concurrent pass fail
             # instead of warning twice.
             async with runtime.db.transaction() as session:
-                await check_promises(session, settings, utcnow())
+                await check_promises(session, settings, utcnow(), branches)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("promise check failed; retrying at the next interval")
-        await asyncio.sleep(settings.promise_check_interval)
 
 
 async def renew_promise(

@@ -56,7 +56,7 @@ async def _nudge(session: AsyncSession, order: OrderState, target: RepairOrderSt
     if order.status == target or not can_move_order(order.status, target):
         return
     table = RepairOrder.__table__  # type: ignore[attr-defined]
-    await session.exec(
+    await (await session.connection()).execute(
         update(table)
         .where(table.c.id == order.id, table.c.status == order.status)
         .values(status=target, version=table.c.version + 1)
@@ -159,7 +159,7 @@ async def _clock_state(
         )
         .where(jb.c.id == job_id)
     )
-    row = (await session.exec(cast(Any, query))).first()
+    row = (await (await session.connection()).execute(query)).first()
     if row is None or row[0] != by.branch:
         raise NotFound(f"job {job_id} not found")
     if row[1] != by.id:
@@ -186,7 +186,7 @@ async def _move_job(
     """One UPDATE of the job, guarded by the status and technician it was read with; its
     version moves like an ORM update's, so ETags stay right."""
     jb = Job.__table__  # type: ignore[attr-defined]
-    result = await session.exec(
+    result = await (await session.connection()).execute(
         update(jb)
         .where(
             jb.c.id == state.job_id,
@@ -224,7 +224,7 @@ async def clock_on(
     )
     te = TimeEntry.__table__  # type: ignore[attr-defined]
     try:
-        await session.exec(
+        await (await session.connection()).execute(
             insert(te).values(
                 id=entry.id,
                 job_id=entry.job_id,
@@ -249,7 +249,7 @@ async def clock_off(
     assert state.running_started_at is not None
     ended_at = max(now, state.running_started_at)
     te = TimeEntry.__table__  # type: ignore[attr-defined]
-    closed = await session.exec(
+    closed = await (await session.connection()).execute(
         update(te)
         .where(te.c.id == state.running_id, te.c.ended_at.is_(None))
         .values(ended_at=ended_at, stop_reason=body.reason.value)
