@@ -16,9 +16,10 @@ from services.workorders.config import Settings
 from services.workorders.main import create_app
 from services.workorders.schemas import Discount
 from services.workorders.service import apply_discounts
+from shared.auth import issue_dev_token
 from shared.contracts.workorders import InvoiceLine
 from shared.pdf import pdf_text
-from tests.harness import NatsServer, auth
+from tests.harness import JWT_SECRET, NatsServer, auth
 from tests.test_bad_input import assert_problem
 from tests.test_workorders_api import CASHIER, Workorders, labour, part
 from tests.test_workorders_payments import work_to_ready
@@ -243,3 +244,18 @@ async def test_repair_order_and_invoice_pdfs_with_counted_copies(wo: Workorders)
     assert (await wo.order(order["id"]))["invoice_prints"] == 2
     # Printing does not change the order's ETag under the advisor's tablet.
     assert (await wo.order(order["id"]))["etag"] == etag
+
+    # Every print is logged: who, when, which copy; on the order and on its own.
+    qian = issue_dev_token(JWT_SECRET, role="manager", branch="BR01", sub="mgr-qian", name="钱经理")
+    manager = {"Authorization": f"Bearer {qian}"}
+    third = await c.post(prints, headers=manager)
+    assert third.status_code == 201, third.text
+    log = (await wo.order(order["id"]))["invoice_print_log"]
+    assert [(p["printed"], p["is_copy"]) for p in log] == [(1, False), (2, True), (3, True)]
+    assert log[0] == first.json() and log[1] == second.json() and log[2] == third.json()
+    assert (log[2]["printed_by"], log[2]["printed_by_name"]) == ("mgr-qian", "钱经理")
+    assert log[0]["printed_at"] <= log[1]["printed_at"] <= log[2]["printed_at"]
+    listed = await c.get(prints, headers=auth("advisor"))
+    assert listed.status_code == 200 and listed.json() == log
+    assert_problem(await c.get(prints, headers=auth("technician")), 403)
+    assert_problem(await c.get(prints, headers=auth("cashier", "BR02")), 404)

@@ -389,6 +389,31 @@ class PromiseCheck(Base, table=True):
     __mapper_args__ = {"version_id_col": _CHECK_VERSION}
 
 
+class InvoicePrintRecord(Base, table=True):
+    """One print of an order's invoice: who printed it and when (1 is the original)."""
+
+    __tablename__ = "invoice_print"
+
+    repair_order_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("repair_order.id"), primary_key=True)
+    )
+    printed: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    branch: str = Field(sa_type=String(32))
+    printed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    printed_by: str = Field(sa_type=String(64))
+    printed_by_name: str = Field(default="", sa_type=String(200))
+
+
+class InvoicePrint(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    printed: int  # 1 is the original, 2 and on are copies
+    is_copy: bool
+    printed_at: datetime
+    printed_by: str
+    printed_by_name: str = ""
+
+
 class RepairOrderDetail(RepairOrderPublic):
     jobs: list[JobPublic] = []
     part_lines: list[PartLinePublic] = []
@@ -397,6 +422,8 @@ class RepairOrderDetail(RepairOrderPublic):
     # What the ERP confirmed against the invoice, and whether it covers the customer's due.
     erp_paid: Decimal = Decimal("0")
     paid: bool = False
+    # Every recorded print of the invoice, the original first.
+    invoice_print_log: list[InvoicePrint] = []
 
 
 class BoardChange(Base, table=True):

@@ -12,6 +12,7 @@ from services.workorders.config import Settings
 from services.workorders.models import (
     ErpPaymentPublic,
     ExtraWorkPublic,
+    InvoicePrint,
     JobPublic,
     PartLinePublic,
     RepairOrderDetail,
@@ -23,7 +24,6 @@ from services.workorders.schemas import (
     ClockOff,
     ExtraWorkCreate,
     Handover,
-    InvoicePrint,
     JobAssignment,
     NewPromise,
     OrderTransition,
@@ -289,7 +289,11 @@ async def assign_job(
     summary="Clock on your job (one job at a time)",
 )
 async def clock_on(
-    job_id: uuid.UUID, session: SessionDep, user: Technician, idempotency: IdempotencyDep
+    # Who and which key first: the write session (SQLite's writer lock) is taken last.
+    job_id: uuid.UUID,
+    user: Technician,
+    idempotency: IdempotencyDep,
+    session: SessionDep,
 ):
     return await idempotency(session).run(
         lambda: workshop.clock_on(session, job_id, user, utcnow()), TimeEntryPublic
@@ -305,9 +309,9 @@ async def clock_on(
 async def clock_off(
     job_id: uuid.UUID,
     body: ClockOff,
-    session: SessionDep,
     user: Technician,
     idempotency: IdempotencyDep,
+    session: SessionDep,
 ):
     return await idempotency(session).run(
         lambda: workshop.clock_off(session, job_id, body, user, utcnow()),
@@ -497,13 +501,20 @@ async def print_invoice(
     user: Cashier,
     idempotency: IdempotencyDep,
 ):
-    async def work() -> InvoicePrint:
-        printed = await service.record_invoice_print(session, order_id, user)
-        return InvoicePrint(
-            printed=printed, is_copy=printed > 1, printed_at=utcnow(), printed_by=user.id
-        )
+    return await idempotency(session).run(
+        lambda: service.record_invoice_print(session, order_id, user, utcnow()), InvoicePrint
+    )
 
-    return await idempotency(session).run(work, InvoicePrint)
+
+@router.get(
+    "/repair-orders/{order_id}/invoice/prints",
+    response_model=list[InvoicePrint],
+    tags=["documents"],
+    summary="Who printed the invoice when, the original first",
+)
+async def invoice_prints(order_id: uuid.UUID, session: ReadSessionDep, user: MoneyReader):
+    order = await service.get_repair_order(session, order_id, user)
+    return await service.invoice_print_log(session, order.id)
 
 
 @router.get(

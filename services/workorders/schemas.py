@@ -204,13 +204,6 @@ class Settlement(BaseModel):
     discounts: list[Discount] = Field(default_factory=list, max_length=50)
 
 
-class InvoicePrint(BaseModel):
-    printed: int  # 1 is the original, 2 and on are copies
-    is_copy: bool
-    printed_at: datetime
-    printed_by: str
-
-
 class Handover(BaseModel):
     model_config = ConfigDict(
         extra="forbid",

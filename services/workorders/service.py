@@ -17,6 +17,8 @@ from services.workorders.models import (
     ExtraWork,
     ExtraWorkPublic,
     ExtraWorkStatus,
+    InvoicePrint,
+    InvoicePrintRecord,
     Job,
     JobPublic,
     PartLine,
@@ -464,6 +466,8 @@ async def order_detail(session: AsyncSession, order: RepairOrder) -> RepairOrder
 
         detail.erp_paid = confirmed_total(order, await payments_of(session, order.id))
         detail.paid = order.paid_at is not None
+        if order.invoice_prints:
+            detail.invoice_print_log = await invoice_print_log(session, order.id)
     return detail
 
 
@@ -959,10 +963,13 @@ async def move_part_line(
 # --- invoice prints ------------------------------------------------------------------
 
 
-async def record_invoice_print(session: AsyncSession, order_id: uuid.UUID, by: User) -> int:
-    """Count one more print of the invoice; returns its number (1 is the original).
+async def record_invoice_print(
+    session: AsyncSession, order_id: uuid.UUID, by: User, now: datetime
+) -> InvoicePrint:
+    """Count one more print of the invoice and log who printed it when; returns the print
+    (number 1 is the original).
 
-    A counter updated in place: printing does not change the order's ETag under the
+    The count is updated in place: printing does not change the order's ETag under the
     tablets' feet, and two prints at once get different numbers."""
     order = await get_repair_order(session, order_id, by)
     if order.invoice is None:
@@ -976,4 +983,35 @@ async def record_invoice_print(session: AsyncSession, order_id: uuid.UUID, by: U
     )
     printed = int(result.scalar_one())
     await session.refresh(order)
-    return printed
+    record = InvoicePrintRecord(
+        repair_order_id=order.id,
+        printed=printed,
+        branch=order.branch,
+        printed_at=now,
+        printed_by=by.id,
+        printed_by_name=by.name,
+    )
+    session.add(record)
+    await session.flush()
+    return invoice_print_public(record)
+
+
+def invoice_print_public(record: InvoicePrintRecord) -> InvoicePrint:
+    return InvoicePrint(
+        printed=record.printed,
+        is_copy=record.printed > 1,
+        printed_at=record.printed_at,
+        printed_by=record.printed_by,
+        printed_by_name=record.printed_by_name,
+    )
+
+
+async def invoice_print_log(session: AsyncSession, order_id: uuid.UUID) -> list[InvoicePrint]:
+    records = (
+        await session.exec(
+            select(InvoicePrintRecord)
+            .where(InvoicePrintRecord.repair_order_id == order_id)
+            .order_by(col(InvoicePrintRecord.printed))
+        )
+    ).all()
+    return [invoice_print_public(r) for r in records]
