@@ -45,6 +45,13 @@ bench: install
 	$(BIN)/python -m bench.intake_load
 	$(BIN)/python -m bench.idle_memory
 	$(BIN)/python -m bench.followup_worklist
+	$(BIN)/python -m bench.reception_desk
+	$(BIN)/python -m bench.workorders_board
+	$(BIN)/python -m bench.records_archive
+	$(BIN)/python -m bench.records_library
+	$(BIN)/python -m bench.records_files
+	$(BIN)/python -m bench.records_reports
+	$(BIN)/python -m bench.records_webhooks
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
