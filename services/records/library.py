@@ -513,10 +513,12 @@ async def search(
             if len(rows) == limit:
                 break
     else:
+        # PostgreSQL ranks every match: the weights for D, C (text), B (tags), A (title)
+        # make a title hit outrank any number of mentions in the text. (Bounding the
+        # candidates as on SQLite was slower here: GIN keeps no weights, so the title tier
+        # and the newest-first cut both read every matching row.)
         tsquery = func.plainto_tsquery(literal_column("'simple'::regconfig"), " ".join(words))
         vector = col(LibraryDocument.search_vector)
-        # Weights for D, C (text), B (tags), A (title): a title hit outranks any
-        # number of mentions in the text.
         weights: Any = literal_column("'{0.0, 0.02, 0.2, 1.0}'::float4[]")
         rank = func.ts_rank(weights, vector, tsquery).cast(Float)
         ranked = (
