@@ -5,20 +5,22 @@ the API shows on the screen within a second."""
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import nats
 import pytest
+import pytest_asyncio
 from nats.js.errors import NotFoundError
 
 from shared.events import encode
 from tests.harness import Stack, auth, backend, eventually, postgres_available, token
 from tests.test_workorders_api import approved, labour
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 CHROMIUM = "/usr/bin/chromium"
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -34,36 +36,45 @@ def _require_chromium() -> None:
         pytest.skip(f"{CHROMIUM} not installed")
 
 
+def _start(root: Path, env: dict[str, str] | None = None) -> Stack:
+    return Stack(root, services=("workorders",), extra_env=env).start()
+
+
 @pytest.fixture(scope="module")
-def board_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Stack]]:
+    """Two workorders processes, started side by side: one as shipped, one whose streams
+    end every half second (600 s in production), where the page must resume by itself."""
     _require_chromium()
     if backend() == "postgres" and not postgres_available():
         if IN_CI:
             pytest.fail("PostgreSQL at 127.0.0.1:5432 is unreachable (CI requires it)")
         pytest.skip("PostgreSQL not reachable")
-    running = Stack(Path(tmp_path_factory.mktemp("board")), services=("workorders",)).start()
-    yield running
-    running.stop()
+    restarting_env = {
+        "WORKORDERS_BOARD_STREAM_MAX_SECONDS": "0.5",
+        "WORKORDERS_BOARD_HEARTBEAT_SECONDS": "0.25",
+    }
+    with ThreadPoolExecutor(2) as pool:
+        shipped = pool.submit(_start, tmp_path_factory.mktemp("board"))
+        restarting = pool.submit(_start, tmp_path_factory.mktemp("board-restarts"), restarting_env)
+        started = [f.result() for f in (shipped, restarting)]
+    try:
+        yield started[0], started[1]
+    finally:
+        for stack in started:
+            stack.stop()
 
 
-@pytest.fixture(scope="module")
-def restarting_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Streams end every 2 s here (600 s in production): the page must resume by itself."""
-    _require_chromium()
-    if backend() == "postgres" and not postgres_available():
-        if IN_CI:
-            pytest.fail("PostgreSQL at 127.0.0.1:5432 is unreachable (CI requires it)")
-        pytest.skip("PostgreSQL not reachable")
-    running = Stack(
-        Path(tmp_path_factory.mktemp("board-restarts")),
-        services=("workorders",),
-        extra_env={
-            "WORKORDERS_BOARD_STREAM_MAX_SECONDS": "2",
-            "WORKORDERS_BOARD_HEARTBEAT_SECONDS": "1",
-        },
-    ).start()
-    yield running
-    running.stop()
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser(stacks: tuple[Stack, Stack]) -> AsyncIterator[Any]:
+    """One headless Chromium for the module; each test opens its own pages."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
 
 
 async def _open_order(stack: Stack, client: httpx.AsyncClient) -> dict[str, Any]:
@@ -99,20 +110,17 @@ async def _open_order(stack: Stack, client: httpx.AsyncClient) -> dict[str, Any]
 
 
 async def test_the_board_renders_and_shows_a_status_change_within_a_second(
-    board_stack: Stack,
+    stacks: tuple[Stack, Stack], browser: Any
 ) -> None:
-    from playwright.async_api import async_playwright
-
-    base = board_stack.url("workorders")
-    async with (
-        httpx.AsyncClient(base_url=base, timeout=10) as client,
-        async_playwright() as pw,
-    ):
-        order = await _open_order(board_stack, client)
+    stack = stacks[0]
+    base = stack.url("workorders")
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        order = await _open_order(stack, client)
         row = f'tr[data-order="{order["id"]}"]'
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        context = await browser.new_context()
         try:
-            page = await browser.new_page(viewport={"width": 1920, "height": 1080})
+            page = await context.new_page()
+            await page.set_viewport_size({"width": 1920, "height": 1080})
             await page.goto(f"{base}/board?access_token={SCREEN_TOKEN}")
             await page.wait_for_selector(f'{row}[data-status="open"]', timeout=5000)
             assert await page.inner_text("h1") == "车间看板"
@@ -142,7 +150,8 @@ async def test_the_board_renders_and_shows_a_status_change_within_a_second(
             assert "维修中" in await page.inner_text(row)
 
             # The lounge in English: masked plate, no names.
-            lounge = await browser.new_page(viewport={"width": 1920, "height": 1080})
+            lounge = await context.new_page()
+            await lounge.set_viewport_size({"width": 1920, "height": 1080})
             await lounge.goto(f"{base}/board/lounge?access_token={SCREEN_TOKEN}&lang=en")
             await lounge.wait_for_selector(f'{row}[data-status="in_progress"]', timeout=5000)
             text = await lounge.inner_text(row)
@@ -159,25 +168,23 @@ async def test_the_board_renders_and_shows_a_status_change_within_a_second(
             if os.environ.get("WORKSHOP_BOARD_SCREENSHOT"):
                 await page.screenshot(path=os.environ["WORKSHOP_BOARD_SCREENSHOT"])
         finally:
-            await browser.close()
+            await context.close()
 
 
-async def test_the_board_keeps_updating_across_stream_restarts(restarting_stack: Stack) -> None:
+async def test_the_board_keeps_updating_across_stream_restarts(
+    stacks: tuple[Stack, Stack], browser: Any
+) -> None:
     """A stream that ends (a server's limit, a proxy, a network blip) is resumed by the
     browser with Last-Event-ID; every change still reaches the page, with no reload."""
-    from playwright.async_api import async_playwright
-
-    base = restarting_stack.url("workorders")
-    async with (
-        httpx.AsyncClient(base_url=base, timeout=10) as client,
-        async_playwright() as pw,
-    ):
-        order = await _open_order(restarting_stack, client)
+    stack = stacks[1]
+    base = stack.url("workorders")
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        order = await _open_order(stack, client)
         row = f'tr[data-order="{order["id"]}"]'
         job = order["jobs"][0]
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        context = await browser.new_context()
         try:
-            page = await browser.new_page()
+            page = await context.new_page()
             await page.goto(f"{base}/board?access_token={SCREEN_TOKEN}")
             await page.wait_for_selector(f'{row}[data-status="open"]', timeout=5000)
             await page.evaluate("window.loaded = true")
@@ -207,4 +214,4 @@ async def test_the_board_keeps_updating_across_stream_restarts(restarting_stack:
                 await page.wait_for_selector(f'{row}[data-status="{status}"]', timeout=5000)
             assert await page.evaluate("window.loaded") is True  # never reloaded
         finally:
-            await browser.close()
+            await context.close()
