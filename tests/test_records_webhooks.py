@@ -1244,3 +1244,28 @@ async def test_a_bad_secrets_key_is_refused() -> None:
     with pytest.raises(SecretsKeyError):
         unseal(sealed, None)
     assert unseal("whsec_plain", b"k" * 32) == "whsec_plain"
+
+
+async def test_the_default_schedule_spans_about_three_days() -> None:
+    from services.records.webhook_worker import Policy
+
+    policy = Policy.of(Settings())
+    days = sum(policy.schedule) / 86400
+    assert 2.5 <= days <= 3.5 and len(policy.schedule) + 1 == 10
+    for n, base in enumerate(policy.schedule, start=1):
+        delay = policy.retry_delay(n)
+        assert delay is not None and base * 0.8 <= delay <= base * 1.2
+    assert policy.retry_delay(len(policy.schedule) + 1) is None
+
+
+async def test_retry_after_in_seconds_or_as_a_date() -> None:
+    from email.utils import format_datetime
+
+    from services.records.webhook_worker import parse_retry_after
+
+    now = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+    assert parse_retry_after("120", now) == 120.0
+    assert parse_retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == 90
+    assert parse_retry_after(format_datetime(now - timedelta(seconds=90), usegmt=True), now) == 0
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after(None, now) is None
