@@ -10,11 +10,9 @@ repeat). The HTTP calls hold no transaction.
 import asyncio
 import contextlib
 import email.utils
-import importlib.util
 import logging
 import random
 import ssl
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -388,21 +386,12 @@ async def _disable(
     )
 
 
-def _mark_sniffio_absent() -> None:
-    """httpcore tries `import sniffio` on every request; where it is not installed that
-    failed import searches the whole path each time (about 0.15 ms a request). Marking it
-    absent once makes the failure immediate; an installed sniffio is left alone."""
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-
 class Clients:
     """One small connection pool per endpoint: at most `per_endpoint` connections to one
     ERP at a time, and httpcore's pool bookkeeping stays cheap (it scans every connection
     of the pool on each request)."""
 
     def __init__(self, policy: Policy):
-        _mark_sniffio_absent()
         self.policy = policy
         self._clients: dict[uuid.UUID, httpx.AsyncClient] = {}
         # https targets are verified against the system's CAs, or a dealer's own CA.
