@@ -189,6 +189,11 @@ async def test_customer_edits_and_owner_changes_reach_nats(
             409,
         )
 
+        r = await reception.post(
+            f"/customers/{buyer['id']}/mobiles", headers=ADVISOR, json={"mobile": "13600000000"}
+        )
+        assert r.status_code == 200, r.text
+
         async def both_arrived() -> bool:
             return len(updated) >= 1 and len(owner_changed) >= 1
 
@@ -209,7 +214,8 @@ async def test_customer_edits_and_owner_changes_reach_nats(
 
         await eventually(sentinel, what="the last customer edit")
 
-    assert len(updated) == 2 and len(owner_changed) == 1, (updated, owner_changed)
+    assert len(updated) == 3 and len(owner_changed) == 1, (updated, owner_changed)
+    assert updated[1]["data"]["mobiles"] == ["13800000000", "13700000000", "13600000000"]
     first = updated[0]
     assert first["subject"] == buyer["id"]
     assert first["data"]["customer"]["language"] == "en"

@@ -3,7 +3,7 @@ reference (at once, or later by its background job when records was unreachable)
 file shown again is kept again. Reception and a real records app in one process."""
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from sqlmodel import select
 from services.reception import file_releases
 from services.reception.models import FileRelease
 from tests.flow import open_intake, register
-from tests.harness import NatsServer, auth, eventually
+from tests.harness import NatsServer, Stack, auth, eventually
 from tests.test_reception_files import ReceptionWithRecords, png, upload
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.store]
@@ -172,3 +172,66 @@ async def test_a_photo_shown_again_keeps_its_reference(apps: Apps):
     assert done in (0, 1)  # the background job may have taken it first
     assert await apps.pending() == []
     assert await apps.owners(dent) == [("reception.intake_photo", intake)]
+
+
+# --- real processes: records down while a photo is removed, then back -----------------
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    stack = Stack(
+        tmp_path,
+        services=("reception", "records"),
+        extra_env={
+            "RECORDS_FILE_GC_GRACE_SECONDS": "2",
+            "RECORDS_FILE_GC_INTERVAL_SECONDS": "0.5",
+            "RECORDS_FILES_DIR": str(tmp_path / "files"),
+            "RECEPTION_FILE_RELEASE_INTERVAL_SECONDS": "0.2",
+        },
+    ).start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.mark.e2e
+async def test_a_photo_removed_while_records_is_down_is_released_and_collected_later(
+    stack: Stack,
+):
+    reception, records = stack.url("reception"), stack.url("records")
+    async with httpx.AsyncClient(timeout=15) as client:
+        _, vehicle = await register(client, reception)
+        intake = await open_intake(client, reception, vehicle["id"])
+        files = {}
+        for name in ("dent", "scratch"):
+            r = await client.post(
+                f"{records}/files",
+                headers=ADVISOR,
+                files={"file": (f"{name}.png", png(f"{name}-{uuid.uuid4()}"))},
+            )
+            assert r.status_code == 201, r.text
+            files[name] = r.json()["id"]
+        url = f"{reception}/intakes/{intake['id']}"
+
+        async def walkaround(body: dict[str, Any]) -> httpx.Response:
+            etag = (await client.get(url, headers=ADVISOR)).headers["ETag"]
+            return await client.patch(url, headers={**ADVISOR, "If-Match": etag}, json=body)
+
+        marks = [mark(files["dent"]), mark(files["scratch"], "roof")]
+        assert (await walkaround({"damage_marks": marks})).status_code == 200
+
+        stack.services["records"].stop()
+        r = await walkaround({"damage_marks": [mark(files["scratch"], "roof")]})
+        assert r.status_code == 200, r.text
+        stack.services["records"].start()
+
+        async def dent_collected() -> bool:
+            gone = await client.get(f"{records}/files/{files['dent']}", headers=ADVISOR)
+            return gone.status_code == 404
+
+        await eventually(dent_collected, timeout=40, what="the released photo collected")
+        kept = await client.get(f"{records}/files/{files['scratch']}/references", headers=ADVISOR)
+        assert [(x["owner"], x["owner_id"]) for x in kept.json()] == [
+            ("reception.intake_photo", intake["id"])
+        ]

@@ -50,3 +50,36 @@ async def test_numbers_and_plates_from_before_0007_are_indexed(database_url: str
         assert [row[0] for row in kinds] == ["private"]
     finally:
         await db.dispose()
+
+
+async def test_vehicles_from_before_0011_carry_their_owners_initial(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        await upgrade(db, SPEC.migrations, "0010")
+        as_id = (lambda u: u) if not db.is_sqlite else (lambda u: u.hex)
+        owners = {uuid.uuid4(): "王芳", uuid.uuid4(): "Li Lei"}
+        async with db.engine.begin() as conn:
+            for i, (cid, name) in enumerate(owners.items()):
+                await conn.execute(
+                    text(
+                        "INSERT INTO customer (id, branch, name, preferred_channel, language, "
+                        "contact_consent, created_at) VALUES (:id, 'BR01', :name, 'phone', "
+                        "'zh-CN', true, CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": as_id(cid), "name": name},
+                )
+                await conn.execute(
+                    text(
+                        "INSERT INTO vehicle (id, branch, customer_id, vin, created_at) "
+                        "VALUES (:id, 'BR01', :c, :vin, CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": as_id(uuid.uuid4()), "c": as_id(cid), "vin": f"LSVAU2180N218329{i}"},
+                )
+        await upgrade(db, SPEC.migrations)
+        async with db.engine.connect() as conn:
+            initials = (
+                await conn.execute(text("SELECT owner_initial FROM vehicle ORDER BY owner_initial"))
+            ).all()
+        assert sorted(row[0] for row in initials) == sorted(["王", "L"])
+    finally:
+        await db.dispose()

@@ -17,7 +17,13 @@ from services.reception.models import (
     Vehicle,
 )
 from shared.auth import User
-from shared.contracts import VehicleOwnerChanged, VehicleSnapshot
+from shared.contracts import (
+    CustomerSnapshot,
+    CustomerUpdated,
+    VehicleOwnerChanged,
+    VehicleSnapshot,
+)
+from shared.events import utcnow
 from shared.outbox import add_event
 from shared.pagination import after, page
 from shared.problems import Conflict, InvalidInput, NotFound
@@ -169,7 +175,26 @@ async def add_mobile(
         customer.other_mobiles = [*customer.other_mobiles, number]
     session.add(customer)
     session.add(CustomerPhone(customer_id=customer.id, number=number, branch=customer.branch))
+    customer.updated_at = utcnow()
     await session.flush()
+    add_event(
+        session,
+        CustomerUpdated(
+            branch=customer.branch,
+            customer=CustomerSnapshot(
+                id=customer.id,
+                name=customer.name,
+                mobile=customer.mobile,
+                preferred_channel=customer.preferred_channel,
+                language=customer.language,
+                contact_consent=customer.contact_consent,
+            ),
+            mobiles=[n for n in [customer.mobile, *customer.other_mobiles] if n],
+            updated_by=by.id,
+            updated_at=customer.updated_at,
+        ),
+        subject=customer.id,
+    )
     return customer
 
 

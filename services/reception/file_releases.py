@@ -31,8 +31,8 @@ from shared.service import runtime
 
 log = logging.getLogger(__name__)
 
-# Backoff between attempts of one release: 2, 4, 8 … seconds, at most five minutes.
-MAX_BACKOFF_SECONDS = 300
+# Backoff between attempts of one release: the job's interval × 2, 4, 8 …, at most an hour.
+MAX_BACKOFF_SECONDS = 3600
 
 
 def intake_uses(intake: Intake) -> set[tuple[uuid.UUID, str]]:
@@ -161,7 +161,7 @@ async def release_due(
             except httpx.HTTPError as exc:
                 error = f"records did not answer ({type(exc).__name__})"
             if error is not None:
-                await _postpone(db, row, error)
+                await _postpone(db, row, error, settings.file_release_interval_seconds)
                 continue
             released += 1
             if await _done(db, row):
@@ -170,13 +170,13 @@ async def release_due(
     return released
 
 
-async def _postpone(db: Database, row: Due, error: str) -> None:
+async def _postpone(db: Database, row: Due, error: str, interval: float) -> None:
     async with db.transaction() as session:
         current = await session.get(FileRelease, (row.file_id, row.owner, row.owner_id))
         if current is None:
             return
         current.attempts += 1
-        delay = min(2**current.attempts, MAX_BACKOFF_SECONDS)
+        delay = min(interval * 2**current.attempts, MAX_BACKOFF_SECONDS)
         current.next_attempt_at = utcnow() + timedelta(seconds=delay)
         current.last_error = error[:300]
         session.add(current)
