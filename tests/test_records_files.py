@@ -420,3 +420,34 @@ async def test_an_upload_streams_without_holding_the_file_in_memory(
                 "sha256"
             ]
         )
+
+
+async def test_an_upload_interrupted_after_several_parts_leaves_nothing(
+    database_url: str, nats_server: NatsServer, tmp_path: Path, storage_settings: dict[str, Any]
+):
+    """On S3 two parts are already sent (one may still be on its way) when the client goes:
+    the multipart upload is aborted."""
+    async with RecordsClient(
+        database_url,
+        nats_server,
+        tmp_path / "files",
+        max_upload_bytes=16 * 1024 * 1024,
+        **storage_settings,
+        s3_part_bytes=5 * 1024 * 1024,
+    ) as client:
+
+        async def body() -> AsyncIterator[bytes]:
+            yield PDF[:16] + b"\x00" * (1024 * 1024 - 16)
+            for _ in range(10):
+                yield b"\x00" * (1024 * 1024)
+            raise ConnectionResetError("the tablet lost Wi-Fi")
+
+        with pytest.raises(ConnectionResetError):
+            await client.post(
+                "/files",
+                headers={**auth("records_clerk"), "content-type": "application/pdf"},
+                content=body(),
+            )
+        assert await file_rows(client) == 0
+        assert await stored_blobs(client) == []
+        assert staged_leftovers(client) == []

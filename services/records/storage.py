@@ -6,6 +6,7 @@ under its hash: on the local disk a staged file renamed into place, on S3 a mult
 upload to a temporary key copied to the hash's key.
 """
 
+import asyncio
 import contextlib
 import functools
 import os
@@ -176,10 +177,15 @@ class LocalDiskStorage:
         return await anyio.to_thread.run_sync(scan)
 
 
+# Parts of one upload on their way at once: the next part is received while the last one
+# is sent, so a slow link to the store does not stall the client.
+PARTS_IN_FLIGHT = 2
+
+
 class _S3Staged:
     """A multipart upload to a temporary key. Each part is gathered in a small local
-    spool file, not in memory, and sent from a worker thread when it is full, so an
-    upload's memory stays flat whatever the file's size."""
+    spool file, not in memory, and sent from a worker thread while the next part is
+    received, so an upload's memory stays flat whatever the file's size."""
 
     def __init__(self, storage: "S3Storage", key: str):
         self.storage, self.key = storage, key
@@ -188,6 +194,8 @@ class _S3Staged:
         self.size = 0
         self._spool: Any = tempfile.TemporaryFile()  # noqa: SIM115 -- closed in discard
         self._spooled = 0
+        self._next_part = 1
+        self._in_flight: list[asyncio.Task[None]] = []
         self.done = False
 
     async def write(self, data: bytes) -> None:
@@ -199,29 +207,42 @@ class _S3Staged:
 
     async def _send_part(self) -> None:
         client, bucket = self.storage.client, self.storage.bucket
-        spool = self._spool
+        if self.upload_id is None:
+            started = await anyio.to_thread.run_sync(
+                functools.partial(client.create_multipart_upload, Bucket=bucket, Key=self.key)
+            )
+            self.upload_id = started["UploadId"]
+        upload_id, spool, length = self.upload_id, self._spool, self._spooled
+        number = self._next_part
+        self._next_part += 1
+        self._spool, self._spooled = tempfile.TemporaryFile(), 0  # noqa: SIM115
 
         def send() -> None:
-            if self.upload_id is None:
-                self.upload_id = client.create_multipart_upload(Bucket=bucket, Key=self.key)[
-                    "UploadId"
-                ]
-            spool.seek(0)
-            number = len(self.parts) + 1
-            answer = client.upload_part(
-                Bucket=bucket,
-                Key=self.key,
-                UploadId=self.upload_id,
-                PartNumber=number,
-                Body=spool,
-                ContentLength=self._spooled,
-            )
-            self.parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-            spool.seek(0)
-            spool.truncate()
+            try:
+                spool.seek(0)
+                answer = client.upload_part(
+                    Bucket=bucket,
+                    Key=self.key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=spool,
+                    ContentLength=length,
+                )
+                self.parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+            finally:
+                spool.close()
 
-        await anyio.to_thread.run_sync(send)
-        self._spooled = 0
+        self._in_flight.append(asyncio.create_task(anyio.to_thread.run_sync(send)))
+        while len(self._in_flight) >= PARTS_IN_FLIGHT:
+            await self._in_flight.pop(0)
+
+    async def _settle(self) -> None:
+        """Wait for every part on its way; the first failure is raised."""
+        pending, self._in_flight = self._in_flight, []
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def finish(self, final_key: str) -> str:
         """Send what is left; a file smaller than one part goes straight to `final_key`
@@ -239,13 +260,15 @@ class _S3Staged:
             return final_key
         if spooled:
             await self._send_part()
+        await self._settle()
+        parts = sorted(self.parts, key=lambda part: part["PartNumber"])
 
         def complete() -> None:
             client.complete_multipart_upload(
                 Bucket=bucket,
                 Key=self.key,
                 UploadId=self.upload_id,
-                MultipartUpload={"Parts": self.parts},
+                MultipartUpload={"Parts": parts},
             )
 
         await anyio.to_thread.run_sync(complete)
@@ -253,6 +276,8 @@ class _S3Staged:
         return self.key
 
     async def discard(self) -> None:
+        with contextlib.suppress(BaseException):
+            await self._settle()
         with contextlib.suppress(Exception):
             self._spool.close()
         if self.upload_id is not None and not self.done:
