@@ -377,6 +377,9 @@ async def test_shuffled_and_repeated_events_give_the_same_archive(db: Database) 
     ]
     qc = [e["summary"]["passed"] for e in entries if e["kind"] == "job.qc_recorded"]
     assert qc == [False, True]
+    # The first visit's intake and estimates joined its repair order, whatever came first.
+    first_visit = [e["kind"] for e in entries if e["repair_order_id"] == str(story.orders[0])]
+    assert first_visit.count("estimate.approved") == 2 and "intake.opened" in first_visit
     payment = by_kind["payment.confirmed"]
     assert payment["repair_order_id"] == str(story.orders[0])  # found through the invoice
     assert payment["summary"]["amount"] == "678"

@@ -85,6 +85,7 @@ async def archive_intake(event: IntakeOpened, session: AsyncSession) -> None:
         reference_id=event.intake_id,
         vehicle_id=event.vehicle.id,
         customer_id=event.customer.id,
+        repair_order_id=await _order_of_intake(session, event.branch, event.intake_id),
         summary={
             "odometer_km": event.odometer_km,
             "concerns": event.concerns,
@@ -118,6 +119,36 @@ async def archive_repair_order(event: RepairOrderOpened, session: AsyncSession) 
         repair_order_id=event.repair_order_id,
         summary={"number": event.number, "status": event.status, "intake_id": str(event.intake_id)},
     )
+    # The intake and the estimates that came before the order belong to this visit.
+    await service.link_entries(
+        session,
+        event.branch,
+        (
+            (col(TimelineEntry.reference_id) == event.intake_id)
+            | (
+                (col(TimelineEntry.kind) == "estimate.approved")
+                & (TimelineEntry.summary["intake_id"].as_string() == str(event.intake_id))
+            )
+        )
+        & col(TimelineEntry.repair_order_id).is_(None),
+        vehicle_id=event.vehicle_id,
+        customer_id=event.customer_id,
+        repair_order_id=event.repair_order_id,
+    )
+
+
+async def _order_of_intake(
+    session: AsyncSession, branch: str, intake_id: uuid.UUID
+) -> uuid.UUID | None:
+    """The repair order opened from the intake, if it has been archived."""
+    found = await session.exec(
+        select(TimelineEntry.repair_order_id).where(
+            TimelineEntry.branch == branch,
+            TimelineEntry.kind == "repair_order.opened",
+            TimelineEntry.summary["intake_id"].as_string() == str(intake_id),
+        )
+    )
+    return found.first()
 
 
 def _line(line: EstimateLine) -> dict[str, Any]:
@@ -151,7 +182,8 @@ async def archive_estimate(event: EstimateApproved, session: AsyncSession) -> No
         reference_id=event.estimate_id,
         vehicle_id=event.vehicle_id,
         customer_id=event.customer_id,
-        repair_order_id=event.repair_order_id,
+        repair_order_id=event.repair_order_id
+        or await _order_of_intake(session, event.branch, event.intake_id),
         summary={
             "revision": event.revision,
             "intake_id": str(event.intake_id),
