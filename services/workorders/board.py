@@ -3,14 +3,17 @@ change log (`board_change`) and Server-Sent Events that resume from Last-Event-I
 
 How a change reaches a screen:
 
-1. Any transaction of this service that changes a repair order, one of its jobs or its
-   at-risk flag gets one `board_change` row per touched order, written by a session hook
-   just before commit (so no use case can forget it). On PostgreSQL the writer first takes
-   a transaction advisory lock, so ids become visible in id order: a reader that has seen
-   id N never later finds a smaller id appear (SQLite has one writer anyway).
-2. One feed per process (`BoardHub`) reads new rows after its cursor, woken at once by a
-   local commit and polling every `board_poll_interval` for other replicas' commits, and
-   hands each branch's changed cards (read once) to every connected screen of that branch.
+1. Any transaction of this service that changes a repair order, one of its jobs or parts
+   lines or its at-risk flag gets one `board_change` row per touched order, written by a
+   session hook just before commit (so no use case can forget it; Core statements mark
+   the order with `mark_changed`). On PostgreSQL the writer first takes its branch's
+   transaction advisory lock, so a branch's ids become visible in id order: a reader that
+   has seen id N of a branch never later finds a smaller id of it appear (SQLite has one
+   writer anyway). Branches do not wait for each other.
+2. One feed per process (`BoardHub`) reads, per branch with screens, the rows after that
+   branch's cursor, woken at once by a local commit or another replica's NOTIFY and
+   polling every `board_poll_interval`, and hands each branch's changed cards (read once)
+   to every connected screen of that branch.
 3. A screen's stream starts with a snapshot, or with the cards changed after its
    Last-Event-ID; when that id is older than what is still kept it gets a snapshot.
 """
@@ -24,6 +27,7 @@ import json
 import logging
 import uuid
 import weakref
+import zlib
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,8 +60,9 @@ OPEN_STATUSES = [
     for s in RepairOrderStatus
     if s not in (RepairOrderStatus.delivered, RepairOrderStatus.cancelled)
 ]
-# Any constant works: one lock for every board writer of the database.
-BOARD_LOCK_KEY = 0x57_4F_42_44  # "WOBD"
+# The first half of the board's advisory locks on PostgreSQL (any constant works); the
+# second half is the branch's: writers of one branch take turns, branches do not wait.
+BOARD_LOCK_CLASS = 0x574F4244  # "WOBD"
 BOARD_CHANNEL = "workorders_board"
 _TOUCHED = "board_touched"
 _WRITTEN = "board_written"
@@ -91,6 +96,11 @@ def _touched_key(session: Session, obj: object) -> tuple[str, uuid.UUID] | None:
             return None
         return obj.branch, obj.repair_order_id
     return None
+
+
+def branch_lock_key(branch: str) -> int:
+    """A stable 32-bit key per branch (two branches sharing one only take turns)."""
+    return int.from_bytes(zlib.crc32(branch.encode()).to_bytes(4, "big"), "big", signed=True)
 
 
 def mark_changed(session: AsyncSession | Session, branch: str, order_id: uuid.UUID) -> None:
@@ -128,10 +138,14 @@ def _write_board_changes(session: Session) -> None:
     if not touched:
         return
     if session.get_bind().dialect.name == "postgresql":
-        # Held to the commit: ids are committed in the order they are taken.
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": BOARD_LOCK_KEY})
-        # Delivered at commit to every replica's feed (several in one commit fold into one).
-        session.execute(text(f"NOTIFY {BOARD_CHANNEL}"))
+        # Held to the commit: a branch's ids are committed in the order they are taken.
+        # The notification is delivered at commit to every replica's feed (several in one
+        # commit fold into one). One round trip per branch, branches in a fixed order.
+        for branch in sorted({branch for branch, _ in touched}):
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(:cls, :key), pg_notify(:channel, '')"),
+                {"cls": BOARD_LOCK_CLASS, "key": branch_lock_key(branch), "channel": BOARD_CHANNEL},
+            )
     now = utcnow()
     session.execute(
         insert(BoardChange.__table__),  # type: ignore[attr-defined]
@@ -276,14 +290,19 @@ def sort_cards(cards: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 async def snapshot(session: AsyncSession, branch: str) -> tuple[int, list[dict[str, Any]]]:
     """The board as it is now, and the change id it is at least as new as."""
-    last = await last_change_id(session)
+    last = await last_change_id(session, branch)
     cards = await load_cards(session, branch)
     return last, sort_cards(c for c in cards.values() if c is not None)
 
 
-async def last_change_id(session: AsyncSession) -> int:
+async def last_change_id(session: AsyncSession, branch: str | None = None) -> int:
+    """The newest change (of the branch). Within a branch ids become visible in order, so
+    no change of it with a smaller id can still appear."""
     bc = BoardChange.__table__  # type: ignore[attr-defined]
-    value = (await session.exec(select(func.max(bc.c.id)))).one()
+    query = select(func.max(bc.c.id))
+    if branch is not None:
+        query = query.where(bc.c.branch == branch)
+    value = (await session.exec(query)).one()
     return int(value or 0)
 
 
@@ -307,38 +326,45 @@ class BoardHub:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
         self.settings = cast(Settings, runtime.settings)
-        self.cursor: int | None = None
+        # Per branch with screens: the last change handed to them. Branches commit their
+        # changes independently, so one cursor for all could skip a change of one branch
+        # committed after a later id of another.
+        self.cursors: dict[str, int] = {}
         self.screens: dict[str, set[Screen]] = {}
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Set once the cursor is known: a screen joining before would miss what lies
-        # between its catch-up read and the cursor.
         self.started = asyncio.Event()
 
     def wake(self) -> None:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._wake.set)
 
-    def join(self, branch: str) -> Screen:
+    async def join(self, branch: str) -> Screen:
+        """Call before the screen's catch-up read: the branch's cursor is then no newer
+        than what the catch-up covers, so nothing falls in between."""
+        if branch not in self.cursors:
+            async with self.runtime.db.reader() as session:
+                newest = await last_change_id(session, branch)
+            # Whichever screen of the branch set it first: read before either catch-up.
+            self.cursors.setdefault(branch, newest)
         screen = Screen(branch)
         self.screens.setdefault(branch, set()).add(screen)
         return screen
 
     def leave(self, screen: Screen) -> None:
-        self.screens.get(screen.branch, set()).discard(screen)
+        screens = self.screens.get(screen.branch)
+        if screens is None:
+            return
+        screens.discard(screen)
+        if not screens:  # a later screen starts from its own read
+            del self.screens[screen.branch]
+            self.cursors.pop(screen.branch, None)
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         _HUBS.add(self)
         last_trim = 0.0
         try:
-            while self.cursor is None:
-                try:
-                    async with self.runtime.db.reader() as session:
-                        self.cursor = await last_change_id(session)
-                except Exception:
-                    log.exception("status board feed cannot read its start; retrying")
-                    await asyncio.sleep(1)
             self.started.set()
             listener = (
                 asyncio.create_task(self._listen(), name="board-listen")
@@ -362,7 +388,10 @@ class BoardHub:
                 await asyncio.wait_for(self._wake.wait(), self.settings.board_poll_interval)
             self._wake.clear()
             try:
-                await self.pump()
+                if await self.pump():
+                    # A change goes out at once; under load, what commits within the
+                    # next moment goes out together (one write per screen, not one each).
+                    await asyncio.sleep(self.settings.board_batch_interval)
                 if self._loop.time() - last_trim > 600:
                     last_trim = self._loop.time()
                     await self.trim()
@@ -396,49 +425,55 @@ class BoardHub:
                 log.warning("status board listener down (%s); polling meanwhile", exc)
             await asyncio.sleep(5)
 
-    async def pump(self) -> None:
-        """Hand every change after the cursor to the screens of its branch."""
+    async def pump(self) -> bool:
+        """Hand every change after its branch's cursor to the screens of that branch;
+        True when there was any."""
+        handed = False
+        for branch in list(self.cursors):
+            while (found := await self._pump_branch(branch)) is not None:
+                handed = True
+                if not found:
+                    break
+        return handed
+
+    async def _pump_branch(self, branch: str) -> bool | None:
+        """One batch of the branch's changes: None when there was none, True when there
+        may be more."""
         bc = BoardChange.__table__  # type: ignore[attr-defined]
-        while True:
-            if self.cursor is None:
-                return
-            async with self.runtime.db.reader() as session:
-                rows: list[Any] = list(
-                    await session.exec(
-                        select(bc.c.id, bc.c.branch, bc.c.repair_order_id)
-                        .where(bc.c.id > self.cursor)
-                        .order_by(bc.c.id)
-                        .limit(500)
-                    )
+        cursor = self.cursors.get(branch)
+        if cursor is None:
+            return None
+        async with self.runtime.db.reader() as session:
+            rows: list[Any] = list(
+                await session.exec(
+                    select(bc.c.id, bc.c.repair_order_id)
+                    .where(bc.c.branch == branch, bc.c.id > cursor)
+                    .order_by(bc.c.id)
+                    .limit(500)
                 )
-                if not rows:
-                    return
-                self.cursor = int(rows[-1].id)
-                by_branch: dict[str, dict[uuid.UUID, int]] = {}
-                for change_id, branch, order_id in rows:
-                    by_branch.setdefault(branch, {})[order_id] = int(change_id)
-                for branch, changed in by_branch.items():
-                    screens = self.screens.get(branch)
-                    if not screens:
-                        continue
-                    cards = await load_cards(session, branch, changed)
-                    batch: Batch = []
-                    for order_id, change_id in sorted(changed.items(), key=lambda kv: kv[1]):
-                        event: Event = (
-                            "card",
-                            {"id": str(order_id), "card": cards.get(order_id)},
-                            change_id,
-                        )
-                        batch.append((change_id, _shape(event, False), _shape(event, True)))
-                    for screen in list(screens):
-                        try:
-                            screen.queue.put_nowait(batch)
-                        except asyncio.QueueFull:
-                            # A screen that cannot keep up reconnects and resumes.
-                            screen.overflowed = True
-                            self.leave(screen)
-            if len(rows) < 500:
-                return
+            )
+            if not rows:
+                return None
+            changed: dict[uuid.UUID, int] = {}
+            for change_id, order_id in rows:
+                changed[order_id] = int(change_id)
+            screens = self.screens.get(branch)
+            if branch not in self.cursors or not screens:
+                return None  # the last screen left meanwhile
+            self.cursors[branch] = int(rows[-1].id)
+            cards = await load_cards(session, branch, changed)
+        batch: Batch = []
+        for order_id, change_id in sorted(changed.items(), key=lambda kv: kv[1]):
+            event: Event = ("card", {"id": str(order_id), "card": cards.get(order_id)}, change_id)
+            batch.append((change_id, _shape(event, False), _shape(event, True)))
+        for screen in list(screens):
+            try:
+                screen.queue.put_nowait(batch)
+            except asyncio.QueueFull:
+                # A screen that cannot keep up reconnects and resumes.
+                screen.overflowed = True
+                self.leave(screen)
+        return len(rows) == 500
 
     async def trim(self) -> None:
         """Drop changes older than the retention, never the newest (it keeps ids rising)."""
@@ -531,7 +566,7 @@ async def event_stream(
     hub = hub_for(runtime)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(hub.started.wait(), 10)
-    screen = hub.join(branch)  # before the catch-up read: nothing falls in between
+    screen = await hub.join(branch)  # before the catch-up read: nothing falls in between
     try:
         yield b"retry: 500\n\n"  # a screen back within half a second of a drop
         async with runtime.db.reader() as session:

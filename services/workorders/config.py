@@ -27,6 +27,9 @@ class Settings(ServiceSettings):
     # stream is alive, how long one stream lasts before the screen reconnects (resuming
     # with Last-Event-ID), and how long board changes are kept for resuming.
     board_poll_interval: float = 0.25
+    # After handing changes to the screens, the feed waits this long before the next
+    # read, so changes committing in a burst reach each screen in one write.
+    board_batch_interval: float = 0.02
     board_heartbeat_seconds: float = 15.0
     board_stream_max_seconds: float = 600.0
     board_retention_hours: float = 24.0

@@ -8,7 +8,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any, cast
 
+from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -90,26 +92,45 @@ async def check_promises(
     A pass for `branches` (after clocking, dispatch or a parts ETA changed there) writes a
     projection only where the flag changes or the finish moved by a minute or more, so a
     busy workshop does not rewrite every order's row each time."""
-    query = select(RepairOrder).where(
-        col(RepairOrder.status).in_(list(WORKING)),
-        col(RepairOrder.promised_at).is_not(None),
-    )
+    # Columns, not entities: a branch is projected again a second after any clocking.
+    ro = RepairOrder.__table__  # type: ignore[attr-defined]
+    query = core_select(
+        ro.c.id,
+        ro.c.branch,
+        ro.c.promised_at,
+        ro.c.number,
+        ro.c.advisor,
+        ro.c.customer_id,
+        ro.c.plate,
+    ).where(ro.c.status.in_(list(WORKING)), ro.c.promised_at.is_not(None))
     partial = branches is not None
     if branches is not None:
-        query = query.where(col(RepairOrder.branch).in_(sorted(branches)))
-    orders = list((await session.exec(query)).all())
+        query = query.where(ro.c.branch.in_(sorted(branches)))
+    orders: list[Any] = list((await session.exec(cast(Any, query))).all())
     if not orders:
         return 0
     by_id = {o.id: o for o in orders}
     branches = {o.branch for o in orders} if branches is None else branches
     # A technician's queue spans every open order of the branch.
-    jobs = list(
+    jb = Job.__table__  # type: ignore[attr-defined]
+    jobs: list[Any] = list(
         (
             await session.exec(
-                select(Job).where(
-                    col(Job.branch).in_(branches),
-                    col(Job.repair_order_id).in_(list(by_id)),
-                    col(Job.status).notin_(list(FINISHED)),
+                cast(
+                    Any,
+                    core_select(
+                        jb.c.id,
+                        jb.c.repair_order_id,
+                        jb.c.branch,
+                        jb.c.technician_id,
+                        jb.c.planned_start_at,
+                        jb.c.created_at,
+                        jb.c.line,
+                    ).where(
+                        jb.c.branch.in_(sorted(branches)),
+                        jb.c.repair_order_id.in_(list(by_id)),
+                        jb.c.status.notin_(list(FINISHED)),
+                    ),
                 )
             )
         ).all()
@@ -121,7 +142,10 @@ async def check_promises(
             job_id=j.id,
             order_id=j.repair_order_id,
             technician_id=f"{j.branch}/{j.technician_id}" if j.technician_id else None,
-            remaining=remaining_time(j.flat_rate_hours, seconds.get(j.id, 0.0)),
+            remaining=remaining_time(
+                Decimal(str((j.line or {}).get("flat_rate_hours", "0"))),
+                seconds.get(j.id, 0.0),
+            ),
             queued_at=j.planned_start_at or j.created_at,
             parts_eta_at=etas.get(j.id),
         )

@@ -365,15 +365,15 @@ async def actual_seconds(
 ) -> dict[uuid.UUID, float]:
     if not job_ids:
         return {}
-    entries = (
-        await session.exec(select(TimeEntry).where(col(TimeEntry.job_id).in_(job_ids)))
-    ).all()
+    te = TimeEntry.__table__  # type: ignore[attr-defined]
+    # Three columns, not the entries: the promise check reads every open job's.
+    entries = await session.exec(
+        select(te.c.job_id, te.c.started_at, te.c.ended_at).where(te.c.job_id.in_(job_ids))
+    )
     result: dict[uuid.UUID, float] = {}
-    for entry in entries:
-        end = entry.ended_at or now
-        result[entry.job_id] = result.get(entry.job_id, 0.0) + max(
-            0.0, (end - entry.started_at).total_seconds()
-        )
+    for job_id, started_at, ended_at in entries:
+        end = ended_at or now
+        result[job_id] = result.get(job_id, 0.0) + max(0.0, (end - started_at).total_seconds())
     return result
 
 
