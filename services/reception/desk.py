@@ -25,7 +25,7 @@ from shared.contracts import (
 )
 from shared.events import utcnow
 from shared.outbox import add_event
-from shared.pagination import after, page
+from shared.pagination import after, decode_cursor, page
 from shared.problems import Conflict, InvalidInput, NotFound
 
 
@@ -316,6 +316,10 @@ async def search(
         )
     if name:
         query = query.where(await _name_condition(session, by.branch, name.strip()))
+    if cursor:
+        # Implied by the cursor condition, but written as a plain bound so that PostgreSQL
+        # starts the walk at the cursor instead of filtering the newer rows away.
+        query = query.where(col(Vehicle.created_at) <= decode_cursor(cursor)[0])
     query = (
         query.where(after(Vehicle.created_at, Vehicle.id, cursor))
         .order_by(col(Vehicle.created_at).desc(), col(Vehicle.id).desc())
