@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import text, update
 
+from services.workorders import service
 from services.workorders.board import event_stream, hub_for, mask_plate
 from services.workorders.config import Settings
 from services.workorders.main import create_app
@@ -61,8 +62,10 @@ def runtime_of(wo: Workorders) -> Runtime:
 class Stream:
     """One screen's stream, read event by event with a deadline."""
 
-    def __init__(self, runtime: Runtime, after: int | None, lounge: bool = False):
-        self.gen = event_stream(runtime, "BR01", after, lounge)
+    def __init__(
+        self, runtime: Runtime, after: int | None, lounge: bool = False, branch: str = "BR01"
+    ):
+        self.gen = event_stream(runtime, branch, after, lounge)
         self.buffer = ""
         self.last_id: int | None = after
 
@@ -180,6 +183,61 @@ async def test_a_change_reaches_a_connected_screen_and_a_reconnect_misses_nothin
     name, _, _ = await resumed.next()
     assert name == "ping"
     await resumed.close()
+
+
+@pytest.mark.asyncio
+async def test_branches_do_not_wait_for_each_others_board_changes(
+    wo: Workorders, database_url: str
+):
+    """PostgreSQL orders each branch's changes with the branch's own lock: while one
+    branch's writer holds it, another branch commits and its screens update, and the
+    held-up change still reaches its own screens afterwards (no cursor skipped it)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("one writer at a time on SQLite: nothing to order")
+    from services.workorders.board import BOARD_LOCK_CLASS, branch_lock_key, mark_changed
+
+    runtime = runtime_of(wo)
+    here, waiting = await wo.consent(approved()), await wo.consent(approved())
+    async with wo.db.transaction() as session:
+        opened = await service.apply_consent(session, approved(branch="BR02"))
+        assert opened is not None
+        there = {"id": str(opened.id)}
+    screen_here = Stream(runtime, after=None)
+    screen_there = Stream(runtime, after=None, branch="BR02")
+    assert (await screen_here.next())[0] == "snapshot"
+    assert (await screen_there.next())[0] == "snapshot"
+
+    async def change(branch: str, order: dict[str, Any]) -> None:
+        async with wo.db.transaction() as session:
+            mark_changed(session, branch, uuid.UUID(order["id"]))
+
+    async with wo.db.engine.connect() as holder:  # a BR01 writer that has its id, uncommitted
+        await holder.execute(
+            text("SELECT pg_advisory_xact_lock(:cls, :key)"),
+            {"cls": BOARD_LOCK_CLASS, "key": branch_lock_key("BR01")},
+        )
+        await holder.execute(
+            text(
+                "INSERT INTO board_change (branch, repair_order_id, changed_at) "
+                "VALUES ('BR01', :order, now())"
+            ),
+            {"order": uuid.UUID(waiting["id"])},
+        )
+        held_up = asyncio.create_task(change("BR01", here))
+        await asyncio.wait_for(change("BR02", there), 5)
+        _, data, there_id = await screen_there.until(lambda e: e[0] == "card")
+        assert data["id"] == there["id"]
+        assert not held_up.done()  # BR01 waits for BR01's writer only
+        await holder.commit()
+    await asyncio.wait_for(held_up, 5)
+    # The writer's change has the smaller id but committed later: still delivered.
+    _, _, waiting_id = await screen_here.until(
+        lambda e: e[0] == "card" and e[1]["id"] == waiting["id"]
+    )
+    assert waiting_id is not None and there_id is not None and waiting_id < there_id
+    await screen_here.until(lambda e: e[0] == "card" and e[1]["id"] == here["id"])
+    await screen_here.close()
+    await screen_there.close()
 
 
 @pytest.mark.asyncio
