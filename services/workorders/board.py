@@ -388,9 +388,10 @@ class BoardHub:
                 await asyncio.wait_for(self._wake.wait(), self.settings.board_poll_interval)
             self._wake.clear()
             try:
-                if await self.pump():
-                    # A change goes out at once; under load, what commits within the
-                    # next moment goes out together (one write per screen, not one each).
+                if await self.pump() > 1:
+                    # Changes piled up while the last ones went out: a burst. What commits
+                    # within the next moment then goes out together (one write per screen,
+                    # not one per change); a lone change still goes out at once.
                     await asyncio.sleep(self.settings.board_batch_interval)
                 if self._loop.time() - last_trim > 600:
                     last_trim = self._loop.time()
@@ -425,24 +426,25 @@ class BoardHub:
                 log.warning("status board listener down (%s); polling meanwhile", exc)
             await asyncio.sleep(5)
 
-    async def pump(self) -> bool:
+    async def pump(self) -> int:
         """Hand every change after its branch's cursor to the screens of that branch;
-        True when there was any."""
-        handed = False
+        returns how many were handed out."""
+        handed = 0
         for branch in list(self.cursors):
-            while (found := await self._pump_branch(branch)) is not None:
-                handed = True
-                if not found:
+            while True:
+                count, more = await self._pump_branch(branch)
+                handed += count
+                if not more:
                     break
         return handed
 
-    async def _pump_branch(self, branch: str) -> bool | None:
-        """One batch of the branch's changes: None when there was none, True when there
+    async def _pump_branch(self, branch: str) -> tuple[int, bool]:
+        """One batch of the branch's changes: how many were handed out, and whether there
         may be more."""
         bc = BoardChange.__table__  # type: ignore[attr-defined]
         cursor = self.cursors.get(branch)
         if cursor is None:
-            return None
+            return 0, False
         async with self.runtime.db.reader() as session:
             rows: list[Any] = list(
                 await session.exec(
@@ -453,13 +455,13 @@ class BoardHub:
                 )
             )
             if not rows:
-                return None
+                return 0, False
             changed: dict[uuid.UUID, int] = {}
             for change_id, order_id in rows:
                 changed[order_id] = int(change_id)
             screens = self.screens.get(branch)
             if branch not in self.cursors or not screens:
-                return None  # the last screen left meanwhile
+                return 0, False  # the last screen left meanwhile
             self.cursors[branch] = int(rows[-1].id)
             cards = await load_cards(session, branch, changed)
         batch: Batch = []
@@ -473,7 +475,7 @@ class BoardHub:
                 # A screen that cannot keep up reconnects and resumes.
                 screen.overflowed = True
                 self.leave(screen)
-        return len(rows) == 500
+        return len(rows), len(rows) == 500
 
     async def trim(self) -> None:
         """Drop changes older than the retention, never the newest (it keeps ids rising)."""

@@ -19,7 +19,7 @@ class Settings(ServiceSettings):
     promise_check_interval: float = 60.0
     # After clocking, dispatch or a parts ETA changed a branch: how long to gather more
     # changes before projecting that branch's open orders again.
-    promise_recheck_delay: float = 1.0
+    promise_recheck_delay: float = 2.0
     at_risk_margin_minutes: int = 30
     finish_buffer_minutes: int = 30
     # Status board: how often a replica looks for changes written by another replica (its
@@ -27,8 +27,9 @@ class Settings(ServiceSettings):
     # stream is alive, how long one stream lasts before the screen reconnects (resuming
     # with Last-Event-ID), and how long board changes are kept for resuming.
     board_poll_interval: float = 0.25
-    # After handing changes to the screens, the feed waits this long before the next
-    # read, so changes committing in a burst reach each screen in one write.
+    # After handing several changes at once to the screens (a burst), the feed waits
+    # this long before its next read, so the rest of the burst reaches each screen in one
+    # write; a lone change goes out at once.
     board_batch_interval: float = 0.02
     board_heartbeat_seconds: float = 15.0
     board_stream_max_seconds: float = 600.0
