@@ -341,9 +341,11 @@ async def test_a_blob_without_a_row_is_collected_after_the_grace(records):
         assert isinstance(storage, S3Storage)
         storage.client.put_object(Bucket=storage.bucket, Key=storage.key(orphan), Body=b"x")
         # A multipart upload a crash left unfinished.
-        storage.client.create_multipart_upload(Bucket=storage.bucket, Key=f"{storage.prefix}tmp/x")
+        key = f"{storage.prefix}tmp/{int(time.time())}-left-by-a-crash"
+        storage.client.create_multipart_upload(Bucket=storage.bucket, Key=key)
     await files.collect_unreferenced(rt.db, storage, grace=timedelta(hours=1))
     assert await storage.exists(orphan)
+    assert len(staged_leftovers(records)) == (0 if isinstance(storage, LocalDiskStorage) else 1)
     age_blobs(records, 7200)
     await files.collect_unreferenced(rt.db, storage, grace=timedelta(hours=1))
     assert not await storage.exists(orphan)

@@ -356,7 +356,9 @@ class S3Storage:
             raise
 
     async def stage(self) -> _S3Staged:
-        return _S3Staged(self, f"{self.prefix}tmp/{uuid.uuid4().hex}")
+        # The key carries when the upload began, by this service's clock: what the
+        # collector goes by (stores differ in what they report as `Initiated`).
+        return _S3Staged(self, f"{self.prefix}tmp/{int(self.clock())}-{uuid.uuid4().hex}")
 
     async def place(self, staged: StagedUpload, sha256: str) -> None:
         assert isinstance(staged, _S3Staged)
@@ -400,6 +402,10 @@ class S3Storage:
     def _age(self, modified: datetime) -> float:
         return self.clock() - modified.timestamp()
 
+    def _staged_age(self, key: str, initiated: datetime) -> float:
+        began = key.rsplit("/", 1)[-1].split("-", 1)[0]
+        return self.clock() - int(began) if began.isdigit() else self._age(initiated)
+
     async def delete_if_idle(self, sha256: str, *, idle_seconds: float) -> bool:
         key = self.key(sha256)
         head = await self._head(key)
@@ -424,7 +430,7 @@ class S3Storage:
         tmp = f"{self.prefix}tmp/"
         uploads = await self._call("list_multipart_uploads", Prefix=tmp)
         for upload in uploads.get("Uploads", []):
-            if self._age(upload["Initiated"]) >= idle_seconds:
+            if self._staged_age(upload["Key"], upload["Initiated"]) >= idle_seconds:
                 # Already finished or aborted by someone else is as good.
                 with contextlib.suppress(self.client.exceptions.NoSuchUpload):
                     await self._call(
