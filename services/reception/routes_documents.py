@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from services.reception import documents, stored_files
+from services.reception import stored_files
 from services.reception.models import Language
 from services.reception.routes import Reader
 from shared.service import ReadSessionDep
@@ -40,6 +40,8 @@ def _pdf(data: bytes, name: str) -> Response:
 async def intake_sheet(
     intake_id: uuid.UUID, request: Request, session: ReadSessionDep, user: Reader, lang: Lang = None
 ) -> Response:
+    from services.reception import documents  # the PDF libraries load on first use
+
     parts = await documents.intake_parts(session, intake_id, user)
     images = await stored_files.fetch_for_print(request, documents.intake_files(parts[0]))
     data = await documents.intake_pdf(
@@ -63,6 +65,8 @@ async def estimate_sheet(
     lang: Lang = None,
     revision: Annotated[int | None, Query(ge=1, le=10_000)] = None,
 ) -> Response:
+    from services.reception import documents  # the PDF libraries load on first use
+
     data = await documents.estimate_pdf(
         session,
         estimate_id,

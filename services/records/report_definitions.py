@@ -322,3 +322,13 @@ CHINESE: dict[str, tuple[str, str]] = {
         "已取消的预约；尚未关闭的预约",
     ),
 }
+
+
+# What each report format is served as (the formats are laid out by report_output).
+MEDIA_TYPES = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+    "html": "text/html; charset=utf-8",
+}

@@ -19,7 +19,12 @@ from reportlab.lib import colors
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, KeepTogether, Spacer
 
-from services.records.report_definitions import BY_ID, DEFINITIONS, PERIOD_RULE, PERIOD_RULE_ZH
+from services.records.report_definitions import (
+    BY_ID,
+    DEFINITIONS,
+    PERIOD_RULE,
+    PERIOD_RULE_ZH,
+)
 from services.records.report_kpis import KpiValue, Report
 from shared import pdf
 
@@ -36,13 +41,6 @@ DIMENSION_LABEL = {
     "assurance": ("保证性", "Assurance"),
     "empathy": ("移情性", "Empathy"),
     "tangibles": ("有形性", "Tangibles"),
-}
-MEDIA_TYPES = {
-    "json": "application/json",
-    "csv": "text/csv; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "pdf": "application/pdf",
-    "html": "text/html; charset=utf-8",
 }
 
 

@@ -11,12 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.records import report_kpis, report_output
+from services.records import report_kpis
 from services.records.config import Settings
 from services.records.report_definitions import (
     BY_ID,
     DEFINITIONS,
     DEFINITIONS_VERSION,
+    MEDIA_TYPES,
     PERIOD_RULE,
     PERIOD_RULE_ZH,
 )
@@ -159,7 +160,7 @@ def _filename(report: report_kpis.Report, fmt: str) -> str:
 @router.get(
     "/reports/kpis.{fmt}",
     summary="The same report as CSV, XLSX, PDF with charts, or the HTML report page",
-    responses={200: {"content": {t: {} for t in report_output.MEDIA_TYPES.values()}}},
+    responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}},
 )
 async def kpis_file(
     fmt: Literal["csv", "xlsx", "pdf", "html"],
@@ -171,6 +172,9 @@ async def kpis_file(
 ) -> Response:
     report = await _report(session, user, settings, q)
     query = {k: v for k, v in request.query_params.items()}
+    # Imported on first use: the layout libraries are kept out of an idle service's memory.
+    from services.records import report_output
+
     # Laying out a PDF or workbook takes a CPU-bound moment: off the event loop.
     content = await asyncio.to_thread(
         report_output.render, report, fmt, dealer=settings.report_dealer_name, query=query
@@ -178,7 +182,7 @@ async def kpis_file(
     headers = {}
     if fmt != "html":
         headers["Content-Disposition"] = f'attachment; filename="{_filename(report, fmt)}"'
-    return Response(content, media_type=report_output.MEDIA_TYPES[fmt], headers=headers)
+    return Response(content, media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
 @router.get(
@@ -402,7 +406,7 @@ async def get_run(run_id: uuid.UUID, session: ReadSessionDep, user: Reader) -> A
 @router.get(
     "/reports/runs/{run_id}/files/{fmt}",
     summary="Download a generated report (pdf, xlsx, csv, json)",
-    responses={200: {"content": {t: {} for t in report_output.MEDIA_TYPES.values()}}},
+    responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}},
 )
 async def download_run_file(
     run_id: uuid.UUID,

@@ -21,8 +21,9 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from services.records import report_kpis, report_output
+from services.records import report_kpis
 from services.records.config import Settings
+from services.records.report_definitions import MEDIA_TYPES
 from services.records.report_models import ReportRun, ReportRunFile, ReportSchedule
 from shared.db import Database
 
@@ -171,6 +172,8 @@ async def _generate(
             report = await report_kpis.compute(
                 session, settings, branch=schedule.branch, period=period, lang=schedule.language
             )
+        from services.records import report_output  # layout libraries on first use
+
         files = {}
         for fmt in FORMATS:
             files[fmt] = await asyncio.to_thread(
@@ -194,7 +197,7 @@ async def _generate(
                     ReportRunFile(
                         run_id=run_id,
                         format=fmt,
-                        media_type=report_output.MEDIA_TYPES[fmt],
+                        media_type=MEDIA_TYPES[fmt],
                         size=len(content),
                         content=content,
                     )

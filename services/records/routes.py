@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 
-from services.records import files, history_pdf, service
+from services.records import files, service
 from services.records.models import (
     CustomerErasure,
     CustomerTimeline,
@@ -75,6 +75,8 @@ async def vehicle_history_pdf(
     user: Reader,
     lang: PdfLang = "zh-CN",
 ) -> Response:
+    from services.records import history_pdf  # the PDF libraries load on first use
+
     card, entries = await service.vehicle_history(session, vehicle_id, user)
     settings = request.app.state.settings
     # Laying out a long history takes a while: off the event loop.
