@@ -50,7 +50,12 @@ from shared.contracts.followup import (
     VisitClosed,
     VisitExpired,
 )
-from shared.contracts.reception import AppointmentBooked, AppointmentClosed
+from shared.contracts.reception import (
+    AppointmentBooked,
+    AppointmentClosed,
+    CustomerUpdated,
+    VehicleOwnerChanged,
+)
 from shared.contracts.records import PaymentConfirmed
 from shared.contracts.workorders import (
     InvoiceLine,
@@ -300,8 +305,12 @@ async def archive_of(db: Database) -> dict[str, Any]:
                 )
             )
         ).all()
-        customers = (await session.exec(select(ArchivedCustomer))).all()
-        vehicles = (await session.exec(select(ArchivedVehicle))).all()
+        customers = (
+            await session.exec(select(ArchivedCustomer).order_by(col(ArchivedCustomer.customer_id)))
+        ).all()
+        vehicles = (
+            await session.exec(select(ArchivedVehicle).order_by(col(ArchivedVehicle.vehicle_id)))
+        ).all()
         return {
             "entries": [e.model_dump(mode="json") for e in entries],
             "customers": [c.model_dump(mode="json") for c in customers],
@@ -408,6 +417,49 @@ async def test_an_older_event_never_overwrites_newer_details(db: Database) -> No
     archive = await archive_of(db)
     assert archive["vehicles"][0]["plate"] == "沪B99999"
     assert archive["customers"][0]["mobile"] == "13700137000"
+
+
+async def test_owner_changes_and_customer_edits_in_any_order(db: Database) -> None:
+    """The vehicle's card follows its newest owner and the customer's card the newest edit,
+    whatever order (and however often) the events arrive in."""
+    story = Story()
+    buyer = uuid.uuid4()
+    first = story.customer("王芳", "13800138000")
+    edited = story.customer("王芳", "13900139000")
+    events = with_envelopes(
+        [
+            CustomerRegistered(branch=story.branch, customer=first, registered_at=T0),
+            CustomerRegistered(branch=story.branch, registered_at=T0,
+                               customer=CustomerSnapshot(id=buyer, name="李雷", mobile="136")),
+            VehicleRegistered(branch=story.branch, customer_id=story.customer_id,
+                              vehicle=story.vehicle("沪A12345"), registered_at=T0),
+            VehicleOwnerChanged(branch=story.branch, vehicle=story.vehicle("沪A12345"),
+                                previous_customer_id=story.customer_id, customer_id=buyer,
+                                reason="sold", changed_by="advisor-1",
+                                changed_at=T0 + timedelta(days=30)),
+            CustomerUpdated(branch=story.branch, customer=edited, mobiles=["13900139000"],
+                            updated_by="advisor-1", updated_at=T0 + timedelta(days=40)),
+        ],
+        story,
+    )  # fmt: skip
+    await feed(db, events)
+    expected = await archive_of(db)
+    assert expected["vehicles"][0]["customer_id"] == str(buyer)
+    mobiles = {c["customer_id"]: c["mobile"] for c in expected["customers"]}
+    assert mobiles[str(story.customer_id)] == "13900139000"
+    kinds = Counter(e["kind"] for e in expected["entries"])
+    assert kinds["vehicle.owner_changed"] == 1 and kinds["customer.updated"] == 1
+    change = next(e for e in expected["entries"] if e["kind"] == "vehicle.owner_changed")
+    assert change["customer_id"] == str(buyer)
+    assert change["summary"]["previous_customer_id"] == str(story.customer_id)
+
+    rng = random.Random(7)
+    for attempt in range(3):
+        await forget(db)
+        stream = [*events, *events]
+        rng.shuffle(stream)
+        await feed(db, stream)
+        assert await archive_of(db) == expected, f"attempt {attempt}"
 
 
 # --- over the API ------------------------------------------------------------------------

@@ -28,7 +28,12 @@ from shared.contracts.followup import (
     VisitClosed,
     VisitExpired,
 )
-from shared.contracts.reception import AppointmentBooked, AppointmentClosed
+from shared.contracts.reception import (
+    AppointmentBooked,
+    AppointmentClosed,
+    CustomerUpdated,
+    VehicleOwnerChanged,
+)
 from shared.contracts.records import PaymentConfirmed
 from shared.contracts.workorders import JobClocked, QcRecorded, RepairOrderSettled
 
@@ -67,6 +72,48 @@ async def archive_vehicle(event: VehicleRegistered, session: AsyncSession) -> No
         vehicle_id=event.vehicle.id,
         customer_id=event.customer_id,
         summary={"vin": event.vehicle.vin, "plate": event.vehicle.plate},
+    )
+
+
+@subscriber(CustomerUpdated, durable="records__archive_customer_update")
+async def archive_customer_update(event: CustomerUpdated, session: AsyncSession) -> None:
+    await service.remember_customer(session, event.branch, event.customer, as_of=event.updated_at)
+    await service.append(
+        session,
+        event,
+        kind="customer.updated",
+        branch=event.branch,
+        occurred_at=event.updated_at,
+        reference_id=event.customer.id,
+        customer_id=event.customer.id,
+        summary={"by": event.updated_by},
+    )
+
+
+@subscriber(VehicleOwnerChanged, durable="records__archive_owner_change")
+async def archive_owner_change(event: VehicleOwnerChanged, session: AsyncSession) -> None:
+    """The vehicle's file gets the change, under the new owner; the entry names the earlier
+    owner too."""
+    await service.remember_vehicle(
+        session, event.branch, event.vehicle, event.customer_id, as_of=event.changed_at
+    )
+    summary = {
+        "vin": event.vehicle.vin,
+        "plate": event.vehicle.plate,
+        "previous_customer_id": str(event.previous_customer_id),
+        "customer_id": str(event.customer_id),
+        "reason": event.reason,
+    }
+    await service.append(
+        session,
+        event,
+        kind="vehicle.owner_changed",
+        branch=event.branch,
+        occurred_at=event.changed_at,
+        reference_id=event.vehicle.id,
+        vehicle_id=event.vehicle.id,
+        customer_id=event.customer_id,
+        summary=summary,
     )
 
 
