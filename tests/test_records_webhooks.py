@@ -34,7 +34,14 @@ from services.records.webhook_models import (
     WebhookEndpoint,
 )
 from services.records.webhook_targets import why_not_public
-from shared.contracts import InvoiceLine, RepairOrderSettled
+from shared.contracts import (
+    CustomerSnapshot,
+    CustomerUpdated,
+    InvoiceLine,
+    RepairOrderSettled,
+    VehicleOwnerChanged,
+    VehicleSnapshot,
+)
 from shared.db import Database
 from shared.events import decode, utcnow
 from tests.harness import NatsServer, auth, eventually
@@ -727,6 +734,45 @@ async def test_a_settled_invoice_becomes_invoice_and_parts_messages_once(
     assert (
         by_path["/invoices"]["headers"]["webhook-id"] != by_path["/parts"]["headers"]["webhook-id"]
     )
+
+
+async def test_master_data_changes_reach_the_erp(
+    records: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """A customer's edit and a vehicle's new owner go to endpoints that asked for them."""
+    hook = await register(
+        records, receiver.url("/master"), ("customer.updated", "vehicle.owner_changed")
+    )
+    customer_id, buyer, vehicle_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    at = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
+    updated = CustomerUpdated(
+        branch="BR01",
+        customer=CustomerSnapshot(id=customer_id, name="王芳", mobile="13900139000"),
+        mobiles=["13900139000", "13800138000"],
+        updated_by="advisor-1",
+        updated_at=at,
+    )
+    changed = VehicleOwnerChanged(
+        branch="BR01",
+        vehicle=VehicleSnapshot(id=vehicle_id, vin="LSVAU2180N2183294", plate="沪A12345"),
+        previous_customer_id=customer_id,
+        customer_id=buyer,
+        reason="sold",
+        changed_by="advisor-1",
+        changed_at=at,
+    )
+    updated._envelope = updated.to_envelope(subject=str(customer_id))
+    changed._envelope = changed.to_envelope(subject=str(vehicle_id))
+    for _ in range(2):  # a repeat queues nothing more
+        async with db_of(records).transaction() as session:
+            await webhook_handlers.queue_customer_update(updated, session)
+            await webhook_handlers.queue_owner_change(changed, session)
+    await finished(records, hook["id"])
+    bodies = {r["body"]["type"]: r["body"]["data"] for r in receiver.requests}
+    assert len(receiver.requests) == 2
+    assert bodies["customer.updated"]["mobiles"] == ["13900139000", "13800138000"]
+    assert bodies["vehicle.owner_changed"]["customer_id"] == str(buyer)
+    assert bodies["vehicle.owner_changed"]["previous_customer_id"] == str(customer_id)
 
 
 # --- inbound from the ERP ------------------------------------------------------------

@@ -8,7 +8,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.records import webhook_service
 from services.records.handlers import subscriber
 from services.records.webhook_models import ErpInvoice, EventType
-from shared.contracts import CustomerRegistered, RepairOrderSettled, VehicleRegistered
+from shared.contracts import (
+    CustomerRegistered,
+    CustomerUpdated,
+    RepairOrderSettled,
+    VehicleOwnerChanged,
+    VehicleRegistered,
+)
 
 
 def invoice_payload(event: RepairOrderSettled) -> dict[str, Any]:
@@ -114,6 +120,50 @@ async def queue_vehicle(event: VehicleRegistered, session: AsyncSession) -> None
             "model": vehicle.model,
             "model_year": vehicle.model_year,
             "registered_at": event.registered_at.isoformat(),
+        },
+        source_event_id=event.envelope.id,
+    )
+
+
+@subscriber(CustomerUpdated, durable="records__webhook_customer_update")
+async def queue_customer_update(event: CustomerUpdated, session: AsyncSession) -> None:
+    customer = event.customer
+    await webhook_service.enqueue(
+        session,
+        branch=event.branch,
+        event_type=EventType.customer_updated,
+        occurred_at=event.updated_at,
+        data={
+            "customer_id": str(customer.id),
+            "branch": event.branch,
+            "name": customer.name,
+            "mobile": customer.mobile,
+            "mobiles": event.mobiles,
+            "preferred_channel": customer.preferred_channel,
+            "language": customer.language,
+            "contact_consent": customer.contact_consent,
+            "updated_at": event.updated_at.isoformat(),
+        },
+        source_event_id=event.envelope.id,
+    )
+
+
+@subscriber(VehicleOwnerChanged, durable="records__webhook_owner_change")
+async def queue_owner_change(event: VehicleOwnerChanged, session: AsyncSession) -> None:
+    await webhook_service.enqueue(
+        session,
+        branch=event.branch,
+        event_type=EventType.vehicle_owner_changed,
+        occurred_at=event.changed_at,
+        data={
+            "vehicle_id": str(event.vehicle.id),
+            "vin": event.vehicle.vin,
+            "plate": event.vehicle.plate,
+            "branch": event.branch,
+            "previous_customer_id": str(event.previous_customer_id),
+            "customer_id": str(event.customer_id),
+            "reason": event.reason,
+            "changed_at": event.changed_at.isoformat(),
         },
         source_event_id=event.envelope.id,
     )

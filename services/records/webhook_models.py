@@ -32,6 +32,8 @@ class EventType(StrEnum):
     parts_used = "parts.used"
     customer_registered = "customer.registered"
     vehicle_registered = "vehicle.registered"
+    customer_updated = "customer.updated"
+    vehicle_owner_changed = "vehicle.owner_changed"
 
 
 PING = "webhook.ping"
