@@ -276,3 +276,14 @@ def pdf_text(data: bytes) -> str:
 
     reader = PdfReader(io.BytesIO(data))
     return "\n".join(page.extract_text() or "" for page in reader.pages)
+
+
+@cache
+def font_ttf() -> bytes:
+    """The same face as a plain TrueType file, for web pages (status board, report page):
+    a screen or browser without Chinese fonts still shows 车牌 and 维修中."""
+    from fontTools.ttLib import TTCollection
+
+    buffer = io.BytesIO()
+    TTCollection(str(font_path())).fonts[0].save(buffer)
+    return buffer.getvalue()

@@ -81,6 +81,12 @@ async def test_the_report_page_draws_its_charts(records: httpx.AsyncClient, mont
     assert "/reports/kpis/on_time_delivery_rate/items?" in page
     zh = (await download(records, "html", lang="zh-CN")).text
     assert "一次修复率" in zh and 'lang="zh-CN"' in zh
+    # The page brings its own Chinese face (a manager's browser may have none).
+    font_url = re.search(r'src:url\("([^"]+)"\) format\("truetype"\)', zh)
+    assert font_url is not None
+    font = await records.get(font_url.group(1))  # a web font is fetched without a token
+    assert font.status_code == 200 and font.headers["content-type"] == "font/ttf"
+    assert font.content[:4] == b"\x00\x01\x00\x00"  # a TrueType file, not a collection
 
 
 async def test_the_pdf_prints_kpis_charts_and_definitions_in_both_languages(

@@ -506,7 +506,10 @@ def to_html(report: Report, *, query: dict[str, str]) -> bytes:
 <html lang="{"zh-CN" if lang.startswith("zh") else "en"}"><head><meta charset="utf-8">
 <title>{_esc(title(report))}</title>
 <style>
-body{{font-family:system-ui,"PingFang SC","Microsoft YaHei",sans-serif;margin:24px;color:#222}}
+@font-face{{font-family:"ReportSans";src:url("/reports/font.ttf") format("truetype");
+font-display:swap}}
+body{{font-family:system-ui,"PingFang SC","Microsoft YaHei","ReportSans",sans-serif;margin:24px;
+color:#222}}
 table{{border-collapse:collapse;margin:8px 0 20px}} td,th{{border:1px solid #ccc;padding:4px 8px}}
 th{{background:#eee}} .num{{text-align:right}} .def{{font-size:12px;color:#555;max-width:420px}}
 .charts{{display:flex;flex-wrap:wrap;gap:16px}} small{{color:#666}}

@@ -23,6 +23,7 @@ from services.records.report_definitions import (
 )
 from services.records.report_models import ReportRun, ReportRunFile, ReportSchedule
 from services.records.report_schedule import FORMATS, FREQUENCIES
+from shared import pdf
 from shared.auth import Role, User, require
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
@@ -123,6 +124,18 @@ class Definitions(BaseModel):
     period_rule: str
     period_rule_zh: str
     definitions: list[DefinitionPublic]
+
+
+@router.get(
+    "/reports/font.ttf",
+    summary="The report page's font (Chinese and Latin); public, like any web font",
+    response_class=Response,
+)
+async def report_font() -> Response:
+    data = await asyncio.to_thread(pdf.font_ttf)
+    return Response(
+        data, media_type="font/ttf", headers={"Cache-Control": "public, max-age=604800"}
+    )
 
 
 @router.get("/reports/definitions", response_model=Definitions, summary="KPI definitions")
