@@ -31,6 +31,9 @@ class Role(StrEnum):
     admin = "admin"
 
 
+KNOWN_ROLES = frozenset(r.value for r in Role)
+
+
 class User(BaseModel):
     id: str
     name: str
@@ -71,14 +74,13 @@ class Authenticator:
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}") from exc
         roles = claims.get("roles") or claims.get("realm_access", {}).get("roles", [])
-        known = {r.value for r in Role}
         branch = claims.get("branch")
         if not isinstance(branch, str) or not branch:
             raise Unauthorized("token carries no branch")
         return User(
             id=str(claims["sub"]),
             name=str(claims.get("name") or claims.get("preferred_username") or claims["sub"]),
-            roles=frozenset(Role(r) for r in roles if r in known),
+            roles=frozenset(Role(r) for r in roles if r in KNOWN_ROLES),
             branch=branch,
         )
 

@@ -23,7 +23,6 @@ from services.records.report_definitions import (
 )
 from services.records.report_models import ReportRun, ReportRunFile, ReportSchedule
 from services.records.report_schedule import FORMATS, FREQUENCIES
-from shared import pdf
 from shared.auth import Role, User, require
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
@@ -132,6 +131,8 @@ class Definitions(BaseModel):
     response_class=Response,
 )
 async def report_font() -> Response:
+    from shared import pdf  # reportlab loads on first use
+
     data = await asyncio.to_thread(pdf.font_ttf)
     return Response(
         data, media_type="font/ttf", headers={"Cache-Control": "public, max-age=604800"}

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import logging
 import uuid
@@ -31,7 +30,6 @@ import zlib
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Annotated, Any, Protocol, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -656,26 +654,17 @@ def _resume_from(last_event_id: str | None, after: int | None) -> int | None:
     return after
 
 
-@cache
-def board_font() -> bytes:
-    """The CJK face the printed documents use, as a plain TrueType file for the page: a TV
-    browser without Chinese fonts still shows 车牌 and 维修中."""
-    from fontTools.ttLib import TTCollection
-
-    from shared.pdf import font_path
-
-    buffer = io.BytesIO()
-    TTCollection(str(font_path())).fonts[0].save(buffer)
-    return buffer.getvalue()
-
-
 @router.get(
     "/board/font.ttf",
     summary="The board's font (Chinese and Latin), cached by the screen",
     response_class=Response,
 )
 async def board_font_file(user: Viewer) -> Response:
-    data = await asyncio.to_thread(board_font)
+    # The CJK face of the printed documents, as plain TrueType: a TV browser without
+    # Chinese fonts still shows 车牌 and 维修中.
+    from shared import pdf  # reportlab loads on first use
+
+    data = await asyncio.to_thread(pdf.font_ttf)
     return Response(
         data, media_type="font/ttf", headers={"Cache-Control": "private, max-age=604800"}
     )

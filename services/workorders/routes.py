@@ -7,7 +7,7 @@ from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from services.workorders import documents, payments, promise, service, workshop
+from services.workorders import payments, promise, service, workshop
 from services.workorders.config import Settings
 from services.workorders.models import (
     ErpPaymentPublic,
@@ -471,6 +471,8 @@ async def repair_order_document(
 ) -> Response:
     order = await service.get_repair_order(session, order_id, user)
     detail = await service.order_detail(session, order)
+    from services.workorders import documents  # the PDF libraries load on first use
+
     data = await asyncio.to_thread(
         documents.repair_order_pdf,
         detail,
@@ -540,6 +542,8 @@ async def invoice_document(
     if number > order.invoice_prints:
         raise InvalidInput("print", f"only {order.invoice_prints} prints were recorded")
     detail = await service.order_detail(session, order)
+    from services.workorders import documents  # the PDF libraries load on first use
+
     data = await asyncio.to_thread(
         documents.invoice_pdf,
         detail,
