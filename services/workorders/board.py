@@ -210,15 +210,17 @@ async def load_cards(
     that left the board maps to None). Four indexed queries, whatever the history size."""
     ro = RepairOrder.__table__  # type: ignore[attr-defined]
     query = core_select(
-        ro.c.id, ro.c.number, ro.c.plate, ro.c.advisor, ro.c.status, ro.c.promised_at
-    ).where(ro.c.branch == branch)
+        ro.c.id, ro.c.number, ro.c.plate, ro.c.advisor, ro.c.status, ro.c.promised_at, ro.c.branch
+    )
     wanted = None if order_ids is None else list(order_ids)
     if wanted is None:
-        query = query.where(ro.c.status.in_(OPEN_STATUSES))
+        query = query.where(ro.c.branch == branch, ro.c.status.in_(OPEN_STATUSES))
     else:
+        # By primary key only: with the branch in the condition SQLite walked the branch's
+        # index (a million closed orders) instead of looking the ids up.
         query = query.where(ro.c.id.in_(wanted))
     found = (await session.exec(cast(Any, query))).all()
-    rows: list[Any] = [r for r in found if r[4] in OPEN_STATUSES]
+    rows: list[Any] = [r for r in found if r[4] in OPEN_STATUSES and r[6] == branch]
     result: dict[uuid.UUID, dict[str, Any] | None] = dict.fromkeys(wanted or [])
     if not rows:
         return result
