@@ -1,12 +1,17 @@
 """Steps of the reception flow over HTTP, shared by the end-to-end tests."""
 
 import itertools
+import uuid
 from typing import Any
 
 import httpx
+import nats
+from nats.js.errors import NotFoundError
 
 from services.reception.vin import check_digit
-from tests.harness import auth
+from shared.contracts.reception import EstimateApproved
+from shared.events import Contract, encode
+from tests.harness import Stack, auth, eventually
 
 _serial = itertools.count(1)
 
@@ -62,3 +67,61 @@ async def repair_orders_for(
         cursor = body["next_cursor"]
         if not cursor:
             return found
+
+
+# --- workorders steps, from a consent event to a job with its technician ----------------
+
+
+async def publish_event(nats_url: str, event: Contract, subject: str, stream: str) -> None:
+    """Publish `event` as its producer would, once the consumer's side has made the
+    producer's `stream` (a consumer that starts first creates it)."""
+    envelope = event.to_envelope(subject=subject)
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+
+        async def stream_ready() -> bool:
+            try:
+                await js.stream_info(stream)
+            except NotFoundError:
+                return False
+            return True
+
+        await eventually(stream_ready, what=f"{stream} stream created")
+        await js.publish(envelope.type, encode(envelope), headers={"Nats-Msg-Id": envelope.id})
+    finally:
+        await nc.close()
+
+
+async def publish_consent(stack: Stack, event: EstimateApproved) -> None:
+    await publish_event(stack.nats.url, event, str(event.estimate_id), "RECEPTION")
+
+
+async def order_opened(client: httpx.AsyncClient, intake_id: uuid.UUID) -> dict[str, Any]:
+    """The repair order workorders opened for the intake (polled until it is there)."""
+
+    async def opened() -> dict[str, Any] | None:
+        r = await client.get(
+            "/repair-orders", params={"intake_id": str(intake_id)}, headers=auth("foreman")
+        )
+        items = r.json()["items"]
+        return items[0] if items and items[0]["status"] == "open" else None
+
+    return await eventually(opened, what="repair order opened from consent")
+
+
+async def read(client: httpx.AsyncClient, path: str) -> tuple[dict[str, Any], str]:
+    """A resource and its ETag, read as the foreman."""
+    r = await client.get(path, headers=auth("foreman"))
+    assert r.status_code == 200, r.text
+    return r.json(), r.headers["ETag"]
+
+
+async def assign(client: httpx.AsyncClient, job_id: str, technician: str, bay: str = "B1") -> None:
+    _, etag = await read(client, f"/jobs/{job_id}")
+    r = await client.put(
+        f"/jobs/{job_id}/assignment",
+        headers={**auth("foreman"), "If-Match": etag},
+        json={"technician_id": technician, "bay": bay},
+    )
+    assert r.status_code == 200, r.text

@@ -9,13 +9,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
-import nats
 import pytest
-from nats.js.errors import NotFoundError
 
 from shared import pdf
-from shared.contracts.reception import EstimateApproved
-from shared.events import encode
+from tests.flow import assign, order_opened, publish_consent, read
 from tests.harness import Stack, auth, backend, eventually, postgres_available, token
 from tests.test_workorders_api import approved, labour, part
 
@@ -42,61 +39,22 @@ def report_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running.stop()
 
 
-async def publish_consent(stack: Stack, event: EstimateApproved) -> None:
-    envelope = event.to_envelope(subject=str(event.estimate_id))
-    nc = await nats.connect(stack.nats.url)
-    try:
-        js = nc.jetstream()
-
-        async def stream_ready() -> bool:
-            try:
-                await js.stream_info("RECEPTION")
-            except NotFoundError:
-                return False
-            return True
-
-        await eventually(stream_ready, what="reception stream created by workorders")
-        await js.publish(envelope.type, encode(envelope), headers={"Nats-Msg-Id": envelope.id})
-    finally:
-        await nc.close()
-
-
 async def test_a_settled_and_delivered_order_shows_in_the_report(report_stack: Stack) -> None:
     event = approved(lines=[labour("BRK-010", "1.5", "450"), part("BP-1", "380", "BRK-010")])
     await publish_consent(report_stack, event)
 
     async with httpx.AsyncClient(base_url=report_stack.url("workorders"), timeout=10) as c:
-
-        async def opened() -> dict | None:
-            r = await c.get(
-                "/repair-orders", params={"intake_id": str(event.intake_id)}, headers=FOREMAN
-            )
-            items = r.json()["items"]
-            return items[0] if items and items[0]["status"] == "open" else None
-
-        order = await eventually(opened, what="repair order opened from consent")
+        order = await order_opened(c, event.intake_id)
         order_id = order["id"]
-
-        async def read(path: str) -> tuple[dict, str]:
-            r = await c.get(path, headers=FOREMAN)
-            assert r.status_code == 200, r.text
-            return r.json(), r.headers["ETag"]
-
-        detail, _ = await read(f"/repair-orders/{order_id}")
+        detail, _ = await read(c, f"/repair-orders/{order_id}")
         job_id = detail["jobs"][0]["id"]
-        _, etag = await read(f"/jobs/{job_id}")
-        r = await c.put(
-            f"/jobs/{job_id}/assignment",
-            headers={**FOREMAN, "If-Match": etag},
-            json={"technician_id": "tech-report", "bay": "B1"},
-        )
-        assert r.status_code == 200, r.text
+        await assign(c, job_id, "tech-report")
         assert (await c.post(f"/jobs/{job_id}/clock-on", headers=TECH)).status_code == 201
         r = await c.post(f"/jobs/{job_id}/clock-off", headers=TECH, json={})
         assert r.status_code == 200, r.text
 
         async def move(to: str) -> None:
-            _, etag = await read(f"/repair-orders/{order_id}")
+            _, etag = await read(c, f"/repair-orders/{order_id}")
             r = await c.post(
                 f"/repair-orders/{order_id}/transitions",
                 headers={**FOREMAN, "If-Match": etag},
@@ -108,14 +66,14 @@ async def test_a_settled_and_delivered_order_shows_in_the_report(report_stack: S
         r = await c.post(f"/jobs/{job_id}/qc", headers=auth("qc"), json={"passed": True})
         assert r.status_code == 201, r.text
         await move("ready")
-        _, etag = await read(f"/repair-orders/{order_id}")
+        _, etag = await read(c, f"/repair-orders/{order_id}")
         r = await c.post(
             f"/repair-orders/{order_id}/settlement",
             headers={**auth("cashier"), "If-Match": etag},
             json={"payments": [{"method": "card", "amount": "937.90"}]},
         )
         assert r.status_code == 200, r.text
-        _, etag = await read(f"/repair-orders/{order_id}")
+        _, etag = await read(c, f"/repair-orders/{order_id}")
         r = await c.post(
             f"/repair-orders/{order_id}/delivery",
             headers={**auth("advisor"), "If-Match": etag},

@@ -6,11 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
-from nats.js.errors import NotFoundError
 
-from shared.events import encode
+from tests.flow import assign, order_opened, publish_consent, read
 from tests.harness import Stack, auth, backend, eventually, postgres_available, token
 from tests.test_workorders_api import approved, labour, part
 
@@ -35,49 +33,14 @@ def workshop_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 async def test_consent_to_delivery(workshop_stack: Stack) -> None:
     event = approved(lines=[labour("BRK-010", "1.5", "450"), part("BP-1", "380", "BRK-010")])
-    envelope = event.to_envelope(subject=str(event.estimate_id))
-    nc = await nats.connect(workshop_stack.nats.url)
-    try:
-        js = nc.jetstream()
-
-        async def stream_ready() -> bool:
-            try:
-                await js.stream_info("RECEPTION")
-            except NotFoundError:
-                return False
-            return True
-
-        await eventually(stream_ready, what="reception stream created by workorders")
-        await js.publish(envelope.type, encode(envelope), headers={"Nats-Msg-Id": envelope.id})
-    finally:
-        await nc.close()
+    await publish_consent(workshop_stack, event)
 
     async with httpx.AsyncClient(base_url=workshop_stack.url("workorders"), timeout=10) as c:
-
-        async def opened() -> dict | None:
-            r = await c.get(
-                "/repair-orders", params={"intake_id": str(event.intake_id)}, headers=FOREMAN
-            )
-            items = r.json()["items"]
-            return items[0] if items and items[0]["status"] == "open" else None
-
-        order = await eventually(opened, what="repair order opened from consent")
+        order = await order_opened(c, event.intake_id)
         order_id = order["id"]
-
-        async def read(path: str) -> tuple[dict, str]:
-            r = await c.get(path, headers=FOREMAN)
-            assert r.status_code == 200, r.text
-            return r.json(), r.headers["ETag"]
-
-        detail, _ = await read(f"/repair-orders/{order_id}")
+        detail, _ = await read(c, f"/repair-orders/{order_id}")
         job_id = detail["jobs"][0]["id"]
-        _, etag = await read(f"/jobs/{job_id}")
-        r = await c.put(
-            f"/jobs/{job_id}/assignment",
-            headers={**FOREMAN, "If-Match": etag},
-            json={"technician_id": "tech-e2e", "bay": "B1"},
-        )
-        assert r.status_code == 200, r.text
+        await assign(c, job_id, "tech-e2e")
 
         async def work() -> None:
             assert (await c.post(f"/jobs/{job_id}/clock-on", headers=TECH)).status_code == 201
@@ -85,7 +48,7 @@ async def test_consent_to_delivery(workshop_stack: Stack) -> None:
             assert r.status_code == 200, r.text
 
         async def move(to: str) -> None:
-            _, etag = await read(f"/repair-orders/{order_id}")
+            _, etag = await read(c, f"/repair-orders/{order_id}")
             r = await c.post(
                 f"/repair-orders/{order_id}/transitions",
                 headers={**FOREMAN, "If-Match": etag},
@@ -105,14 +68,14 @@ async def test_consent_to_delivery(workshop_stack: Stack) -> None:
         assert r.status_code == 201, r.text
         await move("ready")
 
-        _, etag = await read(f"/repair-orders/{order_id}")
+        _, etag = await read(c, f"/repair-orders/{order_id}")
         r = await c.post(
             f"/repair-orders/{order_id}/settlement",
             headers={**auth("cashier"), "If-Match": etag},
             json={"payments": [{"method": "card", "amount": "937.90"}]},
         )
         assert r.status_code == 200, r.text
-        _, etag = await read(f"/repair-orders/{order_id}")
+        _, etag = await read(c, f"/repair-orders/{order_id}")
         r = await c.post(
             f"/repair-orders/{order_id}/delivery",
             headers={**auth("advisor"), "If-Match": etag},
