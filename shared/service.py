@@ -3,6 +3,7 @@ metrics, problem details and middleware. Nothing connects before the app starts.
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -179,6 +180,26 @@ def _ops_router() -> APIRouter:
     return router
 
 
+# The collector's thresholds once the start-up heap is frozen: young collections every
+# 10,000 new container objects instead of 700, so what a request holds while 30 others run
+# dies young instead of being promoted and walked again by a full collection.
+GC_THRESHOLDS = (10_000, 10, 10)
+_heap_frozen = False
+
+
+def settle_heap() -> None:
+    """Move what start-up built (modules, the app, its routes and models, about 150,000
+    objects) out of the collector's reach, once per process. A full collection walked them
+    all every few seconds under load: 75-95 ms with every request waiting behind it."""
+    global _heap_frozen
+    if _heap_frozen:
+        return
+    _heap_frozen = True
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def create_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -187,6 +208,7 @@ def create_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
         app.state.runtime = rt
         app.state.authenticator = Authenticator(settings)
         await rt.start()
+        settle_heap()
         try:
             yield
         finally:
