@@ -135,8 +135,13 @@ async def check_promises(
             )
         ).all()
     )
+    # SQLite runs inline on the event loop: a pass over a busy branch would hold it for
+    # tens of milliseconds at a stretch, so it lets waiting requests in between its reads.
+    await asyncio.sleep(0)
     seconds = await actual_seconds(session, [j.id for j in jobs], now)
+    await asyncio.sleep(0)
     etas = await parts_eta(session, [j.id for j in jobs])
+    await asyncio.sleep(0)
     planned = [
         PlannedJob(
             job_id=j.id,
@@ -157,6 +162,7 @@ async def check_promises(
     remaining: dict[uuid.UUID, timedelta] = {}
     for p in planned:
         remaining[p.order_id] = remaining.get(p.order_id, timedelta()) + p.remaining
+    await asyncio.sleep(0)
     checks = {
         c.repair_order_id: c
         for c in (
