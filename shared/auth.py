@@ -4,6 +4,7 @@ JWKS URL (Keycloak or any OIDC provider) in production."""
 import asyncio
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from typing import Annotated, Any
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from shared.problems import Forbidden, Unauthorized
 from shared.settings import ServiceSettings
@@ -35,6 +36,8 @@ KNOWN_ROLES = frozenset(r.value for r in Role)
 
 
 class User(BaseModel):
+    model_config = ConfigDict(frozen=True)  # one verified token's user serves many requests
+
     id: str
     name: str
     roles: frozenset[Role]
@@ -44,9 +47,17 @@ class User(BaseModel):
         return bool(self.roles.intersection(roles))
 
 
+# Verified tokens by their exact text: a tablet sends the same token with every request,
+# and checking its signature again cost as much as the rest of authentication. An entry
+# is used only until the token's `exp` and the newest this many are kept.
+VERIFIED_TOKENS = 1024
+
+
 class Authenticator:
-    def __init__(self, settings: ServiceSettings):
+    def __init__(self, settings: ServiceSettings, clock: Callable[[], float] = time.time):
         self.settings = settings
+        self.clock = clock
+        self._verified: OrderedDict[str, tuple[float, User]] = OrderedDict()
         self._jwks = (
             jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True)
             if settings.jwt_jwks_url
@@ -61,6 +72,23 @@ class Authenticator:
         return signing_key.key
 
     async def authenticate(self, token: str) -> User:
+        now = self.clock()
+        verified = self._verified.get(token)
+        if verified is not None:
+            expires, user = verified
+            if now < expires:
+                self._verified.move_to_end(token)
+                return user
+            del self._verified[token]
+        user, expires = await self._verify(token)
+        if expires <= now:
+            raise Unauthorized("invalid token: Signature has expired")
+        self._verified[token] = (expires, user)
+        if len(self._verified) > VERIFIED_TOKENS:
+            self._verified.popitem(last=False)
+        return user
+
+    async def _verify(self, token: str) -> tuple[User, float]:
         try:
             key = await self._key(token)
             claims = jwt.decode(
@@ -77,12 +105,13 @@ class Authenticator:
         branch = claims.get("branch")
         if not isinstance(branch, str) or not branch:
             raise Unauthorized("token carries no branch")
-        return User(
+        user = User(
             id=str(claims["sub"]),
             name=str(claims.get("name") or claims.get("preferred_username") or claims["sub"]),
             roles=frozenset(Role(r) for r in roles if r in KNOWN_ROLES),
             branch=branch,
         )
+        return user, float(claims["exp"])
 
 
 _bearer = HTTPBearer(auto_error=False)

@@ -1,5 +1,6 @@
 """Unit tests of the rules: VINs, cursors, tokens, event contracts."""
 
+import time
 import uuid
 from datetime import UTC, date, datetime
 
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 
 from services.reception import vin as vins
 from shared import contracts
-from shared.auth import Authenticator, Role, issue_dev_token
+from shared.auth import VERIFIED_TOKENS, Authenticator, Role, issue_dev_token
 from shared.events import CONTRACTS, Contract, decode, encode
 from shared.pagination import decode_cursor, encode_cursor
 from shared.problems import InvalidInput, Unauthorized
@@ -186,3 +187,29 @@ def test_if_match_accepts_the_current_etag_only() -> None:
 def test_a_contract_field_may_not_hide_the_contract_attributes() -> None:
     with pytest.raises(TypeError, match="source"), pytest.warns(UserWarning, match="shadows"):
         type("Shadowing", (Contract,), {"__annotations__": {"source": str}})
+
+
+@pytest.mark.asyncio
+async def test_a_verified_token_is_refused_once_it_expires() -> None:
+    settings = ServiceSettings()
+    now = [time.time()]
+    authenticator = Authenticator(settings, clock=lambda: now[0])
+    token = issue_dev_token(settings.jwt_secret, role="technician", sub="tech-li", ttl=60)
+    first = await authenticator.authenticate(token)
+    assert await authenticator.authenticate(token) == first
+    now[0] += 61
+    with pytest.raises(Unauthorized, match="expired"):
+        await authenticator.authenticate(token)
+    with pytest.raises(Unauthorized, match="expired"):  # and stays refused
+        await authenticator.authenticate(token)
+
+
+@pytest.mark.asyncio
+async def test_verified_tokens_kept_are_bounded() -> None:
+    settings = ServiceSettings()
+    authenticator = Authenticator(settings)
+    for n in range(VERIFIED_TOKENS + 10):
+        await authenticator.authenticate(
+            issue_dev_token(settings.jwt_secret, role="advisor", sub=f"u{n}")
+        )
+    assert len(authenticator._verified) == VERIFIED_TOKENS
