@@ -649,3 +649,20 @@ async def test_concurrent_handlers_on_postgres_still_link_the_visit(pg_url: str)
             assert tuple(linked) == (story.vehicle_id, story.customer_id)
     finally:
         await database.dispose()
+
+
+async def test_a_case_finds_the_car_through_entries_that_found_it_later(db: Database) -> None:
+    """The escalation names only the complaint, the complaint only the customer and the
+    visit, and the visit's car comes last: the car still reaches the escalation."""
+    story = Story()
+    events = with_envelopes(events_of(story), story)
+    escalation, complaint, opened = (
+        next(e for e in events if isinstance(e, kind))
+        for kind in (ComplaintEscalated, ComplaintOpened, RepairOrderOpened)
+    )
+    await feed(db, [escalation, complaint, opened])
+    archive = await archive_of(db)
+    cars = {e["kind"]: e["vehicle_id"] for e in archive["entries"]}
+    assert cars == dict.fromkeys(
+        ["complaint.escalated", "complaint.opened", "repair_order.opened"], str(story.vehicle_id)
+    )

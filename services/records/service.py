@@ -207,11 +207,40 @@ async def append(
                 ),
             )
         )
-        for entry in earlier.all():
-            entry.vehicle_id = entry.vehicle_id or vehicle_id
-            entry.customer_id = entry.customer_id or customer_id
-            if customer_id is not None and await _erased(session, customer_id):
-                entry.summary = strip_personal(entry.summary)
+        # An entry that gains the car here hands it on to the entries of its own case that
+        # name nothing else (a complaint's escalation, through the complaint, through the
+        # visit), so the links do not depend on which of them came first.
+        links = {reference_id: (vehicle_id, customer_id)}
+        filled, seen = list(earlier.all()), {reference_id}
+        while filled:
+            cases: dict[uuid.UUID, tuple[uuid.UUID | None, uuid.UUID | None]] = {}
+            for entry in filled:
+                vehicle, customer = links.get(entry.reference_id, (vehicle_id, customer_id))
+                entry.vehicle_id = entry.vehicle_id or vehicle
+                entry.customer_id = entry.customer_id or customer
+                if entry.customer_id is not None and await _erased(session, entry.customer_id):
+                    entry.summary = strip_personal(entry.summary)
+                if entry.reference_id not in seen:
+                    cases[entry.reference_id] = (entry.vehicle_id, entry.customer_id)
+            if not cases:
+                break
+            seen |= cases.keys()
+            links = cases
+            await session.flush()
+            filled = list(
+                (
+                    await session.exec(
+                        select(TimelineEntry).where(
+                            col(TimelineEntry.reference_id).in_(list(cases)),
+                            TimelineEntry.branch == branch,
+                            or_(
+                                col(TimelineEntry.vehicle_id).is_(None),
+                                col(TimelineEntry.customer_id).is_(None),
+                            ),
+                        )
+                    )
+                ).all()
+            )
     return True
 
 
