@@ -32,10 +32,12 @@ from shared.contracts import (
     ConsentRef,
     CustomerRegistered,
     CustomerSnapshot,
+    DamageMarkRef,
     DeliveredJob,
     EstimateApproved,
     EstimateLine,
     ExtraWorkFound,
+    IntakeInspected,
     IntakeOpened,
     RepairOrderDelivered,
     RepairOrderOpened,
@@ -106,6 +108,26 @@ class Story:
         self.surveyed_visit_id = uuid.uuid4()
         # Photos of the work found (stored files), when the test has uploaded some.
         self.photo_file_ids: list[uuid.UUID] = []
+        # The first intake's walk-around photos and signature (stored files, or just ids).
+        self.intake_photos = [uuid.uuid4(), uuid.uuid4(), uuid.uuid4()]
+        self.signature_file_id = uuid.uuid4()
+
+    def inspected(
+        self,
+        version: int,
+        at: datetime,
+        marks: list[tuple[str, str, uuid.UUID | None]],
+        signed: bool = False,
+    ) -> IntakeInspected:
+        """The first intake's walk-around as reception sends it after a change."""
+        return IntakeInspected(
+            intake_id=self.intakes[0], branch=self.branch, version=version,
+            customer_id=self.customer_id, vehicle_id=self.vehicle_id, vin=VIN,
+            damage_marks=[DamageMarkRef(position=position, kind=kind, photo_file_id=photo)
+                          for position, kind, photo in marks],
+            signature_file_id=self.signature_file_id if signed else None,
+            inspected_by="adv-zhao", inspected_at=at,
+        )  # fmt: skip
 
     def customer(self, name: str, mobile: str) -> CustomerSnapshot:
         return CustomerSnapshot(id=self.customer_id, name=name, mobile=mobile)
@@ -163,6 +185,16 @@ def events_of(story: Story) -> list[Contract]:
                      advisor="adv-zhao", customer=s.customer("王芳", "13900139000"),
                      vehicle=s.vehicle("沪A12345"), odometer_km=42000, concerns=["刹车异响"],
                      appointment_id=s.appointment_id),
+        # The walk-around, saved three times: photos added, one replaced, then signed.
+        s.inspected(2, at + timedelta(minutes=8),
+                    [("rear_bumper_left", "scratch", s.intake_photos[0])]),
+        s.inspected(3, at + timedelta(minutes=10),
+                    [("rear_bumper_left", "scratch", s.intake_photos[1]),
+                     ("door_front_right", "dent", s.intake_photos[2]), ("roof", "chip", None)]),
+        s.inspected(4, at + timedelta(minutes=12),
+                    [("rear_bumper_left", "scratch", s.intake_photos[1]),
+                     ("door_front_right", "dent", s.intake_photos[2]), ("roof", "chip", None)],
+                    signed=True),
         EstimateApproved(estimate_id=s.estimate_id, revision=1, intake_id=s.intakes[0],
                          branch=s.branch, customer_id=s.customer_id, customer_name="王芳",
                          vehicle_id=s.vehicle_id, vin=VIN, plate="沪A12345", advisor="adv-zhao",
@@ -345,6 +377,7 @@ async def test_shuffled_and_repeated_events_give_the_same_archive(db: Database) 
         "appointment.booked": 2,
         "appointment.closed": 1,
         "intake.opened": 2,
+        "intake.inspected": 1,  # three versions, the newest kept
         "estimate.approved": 2,
         "repair_order.opened": 2,
         "extra_work.found": 1,
@@ -361,7 +394,7 @@ async def test_shuffled_and_repeated_events_give_the_same_archive(db: Database) 
         "reminder.sent": 1,
         "comeback.recorded": 1,
     }
-    assert len(entries) == len(events) - 1
+    assert len(entries) == len(events) - 3
     times = [e["occurred_at"] for e in entries]
     assert times == sorted(times)
     # Every entry found its car and customer, whichever ids its event named.
@@ -389,6 +422,17 @@ async def test_shuffled_and_repeated_events_give_the_same_archive(db: Database) 
     # The first visit's intake and estimates joined its repair order, whatever came first.
     first_visit = [e["kind"] for e in entries if e["repair_order_id"] == str(story.orders[0])]
     assert first_visit.count("estimate.approved") == 2 and "intake.opened" in first_visit
+    assert "intake.inspected" in first_visit
+    walkaround = by_kind["intake.inspected"]
+    assert walkaround["reference_id"] == str(story.intakes[0])
+    assert walkaround["summary"]["version"] == 4
+    assert walkaround["summary"]["photos"] == [
+        {"file_id": str(story.intake_photos[1]), "position": "rear_bumper_left", "kind": "scratch"},
+        {"file_id": str(story.intake_photos[2]), "position": "door_front_right", "kind": "dent"},
+    ]
+    assert walkaround["summary"]["photo_count"] == 2
+    assert len(walkaround["summary"]["damage_marks"]) == 3
+    assert walkaround["summary"]["signature_file_id"] == str(story.signature_file_id)
     payment = by_kind["payment.confirmed"]
     assert payment["repair_order_id"] == str(story.orders[0])  # found through the invoice
     assert payment["summary"]["amount"] == "678"
@@ -481,7 +525,7 @@ async def seeded(client: httpx.AsyncClient, branch: str = "BR01") -> Story:
 
 CLERK = auth("records_clerk")
 # Entries of one story's customer: one per event, the ERP's repeated payment once.
-ENTRIES = 26
+ENTRIES = 27
 
 
 async def test_customer_timeline_pages_in_the_order_things_happened(records) -> None:
@@ -617,6 +661,62 @@ async def test_erasure_deletes_the_files_only_the_customer_refers_to(records) ->
         return len(await stored_blobs(records)) == blobs - 3
 
     await eventually(blobs_deleted, what="the erased files' bytes deleted")
+
+
+async def test_the_walk_arounds_photos_are_exported_and_erased_even_when_late(records) -> None:
+    """The export names the intake's photos and signature; a walk-around archived only
+    after the customer's erasure has its files erased too, and counted on the erasure."""
+
+    async def stored(content: bytes, owner: str, owner_id: uuid.UUID) -> uuid.UUID:
+        r = await upload(records, content)
+        assert r.status_code == 201, r.text
+        file_id = r.json()["id"]
+        ref = {"owner": owner, "owner_id": str(owner_id)}
+        r = await records.post(f"/files/{file_id}/references", headers=CLERK, json=ref)
+        assert r.status_code == 201, r.text
+        return uuid.UUID(file_id)
+
+    db = runtime_of(records).db
+    story, late = Story(), Story()
+    late.customer_id, late.vehicle_id = story.customer_id, story.vehicle_id
+    for s in (story, late):
+        s.intake_photos = [
+            await stored(
+                JPEG + s.intakes[0].bytes + bytes([n]), "reception.intake_photo", s.intakes[0]
+            )
+            for n in range(3)
+        ]
+        s.signature_file_id = await stored(PNG + s.intakes[0].bytes, "reception.intake_signature",
+                                           s.intakes[0])  # fmt: skip
+    await feed(db, with_envelopes(events_of(story), story))
+    url = f"/customers/{story.customer_id}/export"
+    files = (await records.get(url, headers=CLERK)).json()["files"]
+    named = {uuid.UUID(f["file_id"]): f for f in files}
+    # The newest walk-around names two of the three photos taken, and the signature.
+    assert set(named) == {*story.intake_photos[1:], story.signature_file_id}
+    assert {(f["named_by"], f["reference_id"], f["stored"]) for f in files} == {
+        ("intake.inspected", str(story.intakes[0]), True)
+    }
+    assert named[story.signature_file_id]["media_type"] == "image/png"
+
+    # The other intake of the customer reaches records only after the erasure.
+    r = await records.post(
+        f"/customers/{story.customer_id}/erasure", headers=CLERK, json={"requested_by": "王芳"}
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["files_erased"] == 4  # the intake's three photos and signature
+    walkaround: list[Contract] = [e for e in events_of(late) if isinstance(e, IntakeInspected)]
+    await feed(db, with_envelopes(walkaround, late))
+    # Every file the late intake refers to, the photo its newest version dropped included.
+    for gone in (*late.intake_photos, late.signature_file_id):
+        assert_problem(await records.get(f"/files/{gone}", headers=CLERK), 404)
+    data = (await records.get(url, headers=CLERK)).json()
+    assert data["erasures"][0]["files_erased"] == 4 + 4
+    assert not any(f["stored"] for f in data["files"])
+    # A stale version arriving later still changes nothing.
+    await feed(db, with_envelopes(walkaround[:1], late))
+    again = (await records.get(url, headers=CLERK)).json()
+    assert again["erasures"] == data["erasures"] and again["timeline"] == data["timeline"]
 
 
 @pytest.mark.postgres

@@ -2,6 +2,7 @@
 data export and the erasure of their personal data on request."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from services.records.models import (
     ArchivedVehicle,
     CustomerErasure,
     ErasureRequest,
+    StoredFile,
     TimelineEntry,
 )
 from shared.auth import User
@@ -244,6 +246,54 @@ async def append(
     return True
 
 
+async def keep_latest(
+    session: AsyncSession,
+    event: Contract,
+    *,
+    entry_key: str,
+    version: int,
+    kind: str,
+    branch: str,
+    occurred_at: datetime,
+    reference_id: uuid.UUID,
+    vehicle_id: uuid.UUID | None = None,
+    customer_id: uuid.UUID | None = None,
+    repair_order_id: uuid.UUID | None = None,
+    summary: dict[str, Any],
+) -> bool:
+    """One entry per `entry_key` holding the highest `version` seen: the producer sends
+    the whole current state each time, so a repeat or an older version that arrives late
+    changes nothing (returns False) and the entry ends as the newest version, whatever the
+    order. The version is kept in the summary."""
+    entry_id = uuid.uuid5(ENTRY_NAMESPACE, entry_key)
+    # Two replicas with two versions of the same thing: the second waits and sees the first.
+    await _serialise(session, entry_id)
+    summary = {**summary, "version": version}
+    entry = (await session.exec(select(TimelineEntry).where(TimelineEntry.id == entry_id))).first()
+    if entry is None:
+        return await append(
+            session,
+            event,
+            kind=kind,
+            branch=branch,
+            occurred_at=occurred_at,
+            reference_id=reference_id,
+            vehicle_id=vehicle_id,
+            customer_id=customer_id,
+            repair_order_id=repair_order_id,
+            summary=summary,
+            entry_key=entry_key,
+        )
+    if int(entry.summary.get("version", 0)) >= version:
+        return False
+    await _serialise(session, entry.customer_id)  # an erasure running now ends first
+    erased = await _erased(session, entry.customer_id)
+    entry.summary = strip_personal(summary) if erased else summary
+    entry.occurred_at = occurred_at
+    entry.repair_order_id = entry.repair_order_id or repair_order_id
+    return True
+
+
 async def link_entries(
     session: AsyncSession,
     branch: str,
@@ -462,6 +512,7 @@ async def export_customer(
     return {
         "customer": card.model_dump(mode="json"),
         "vehicles": [v.model_dump(mode="json") for v in vehicles],
+        "files": await _files_of(session, by.branch, entries),
         "timeline": [
             {
                 **e.model_dump(mode="json", exclude={"event_id", "branch"}),
@@ -473,6 +524,39 @@ async def export_customer(
         "exported_at": utcnow().isoformat(),
         "exported_by": by.id,
     }
+
+
+async def _files_of(
+    session: AsyncSession, branch: str, entries: Sequence[TimelineEntry]
+) -> list[dict[str, Any]]:
+    """The stored files the customer's entries name (intake photos and signature, photos of
+    work found), each once, with the entry that names it and whether records still holds
+    it (an erasure, or reception dropping a photo, deletes the file; the reference stays)."""
+    named: dict[uuid.UUID, TimelineEntry] = {}
+    for entry in entries:
+        for file_id in _file_ids(entry.summary):
+            named.setdefault(file_id, entry)
+    stored = {
+        f.id: f
+        for f in (
+            await session.exec(
+                select(StoredFile).where(
+                    col(StoredFile.id).in_(list(named)), StoredFile.branch == branch
+                )
+            )
+        ).all()
+    }
+    return [
+        {
+            "file_id": str(file_id),
+            "named_by": entry.kind,
+            "reference_id": str(entry.reference_id),
+            "stored": file_id in stored,
+            "media_type": stored[file_id].media_type if file_id in stored else None,
+            "size": stored[file_id].size if file_id in stored else None,
+        }
+        for file_id, entry in named.items()
+    ]
 
 
 async def erase_customer(
@@ -539,6 +623,32 @@ async def erase_customer(
     session.add(erasure)
     await session.flush()
     return erasure, [f.sha256 for f in erased_files]
+
+
+async def erase_late_files(
+    session: AsyncSession,
+    branch: str,
+    customer_id: uuid.UUID,
+    owner_ids: set[str],
+    file_ids: set[uuid.UUID],
+) -> int:
+    """Files an event names that arrived after the customer's erasure (intake photos taken
+    before it, archived after): erased as the erasure would have, and counted on it. Their
+    bytes go with the collector's sweep of blobs no file names."""
+    if not await _erased(session, customer_id):
+        return 0
+    erased = await files.erase_owned_files(session, branch, owner_ids, file_ids)
+    if erased:
+        erasure = (
+            await session.exec(
+                select(CustomerErasure)
+                .where(CustomerErasure.customer_id == customer_id)
+                .order_by(col(CustomerErasure.erased_at).desc())
+            )
+        ).first()
+        if erasure is not None:
+            erasure.files_erased += len(erased)
+    return len(erased)
 
 
 def _file_ids(summary: Any) -> list[uuid.UUID]:
