@@ -55,16 +55,27 @@ async def test_vehicle_history_prints_every_visit_in_chinese_and_english(records
         "预约",
         "（改期）",
         "满意度调查",
+        "环车检查",  # the walk-around, its newest version
+        "损伤 3 处；照片 2 张；客户已签字",
         "第 1 页",
     ):
         assert expected in zh, expected
     assert "王芳" not in zh  # the owner's name is not printed
     visits, full = zh[zh.index("维修记录") : zh.index("全部记录")], zh[zh.index("全部记录") :]
     assert "返修" in visits  # the second visit was a comeback
-    assert full.index("接车") < full.index("开工单") < full.index("质检") < full.index("交车")
+    order = ("接车", "环车检查", "开工单", "质检", "交车")
+    assert [full.index(what) for what in order] == sorted(full.index(what) for what in order)
 
     en = pdf.pdf_text(await history(records, story.vehicle_id, "en"))
-    for expected in ("Vehicle history", "Service visits", "Check-in", "Quality check", "failed"):
+    for expected in (
+        "Vehicle history",
+        "Service visits",
+        "Check-in",
+        "Walk-around",
+        "3 damage marks; 2 photos; signed by the customer",
+        "Quality check",
+        "failed",
+    ):
         assert expected in en, expected
     assert "Page 1 of" in en and "车辆档案" not in en
 

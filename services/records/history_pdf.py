@@ -26,6 +26,7 @@ KIND: dict[str, Label] = {
     "appointment.booked": ("预约", "Appointment booked"),
     "appointment.closed": ("预约结束", "Appointment closed"),
     "intake.opened": ("接车", "Check-in"),
+    "intake.inspected": ("环车检查", "Walk-around"),
     "estimate.approved": ("估价确认", "Estimate approved"),
     "repair_order.opened": ("开工单", "Repair order opened"),
     "extra_work.found": ("增项发现", "Extra work found"),
@@ -107,6 +108,7 @@ class _Printer:
 
     def details(self, kind: str, s: dict[str, Any]) -> str:
         p = self.p
+        marks, photos = len(s.get("damage_marks") or []), s.get("photo_count", 0)
         describe: dict[str, Callable[[], list[str]]] = {
             "vehicle.registered": lambda: [f"VIN {s.get('vin', '')}"],
             "appointment.booked": lambda: [
@@ -118,6 +120,11 @@ class _Printer:
             "intake.opened": lambda: [
                 p("里程 ", "odometer ") + f"{s.get('odometer_km', 0):,} km",
                 p("客户描述：", "concerns: ") + "；".join(s.get("concerns") or []),
+            ],
+            "intake.inspected": lambda: [
+                p(f"损伤 {marks} 处", f"{marks} damage marks"),
+                p(f"照片 {photos} 张", f"{photos} photos"),
+                p("客户已签字", "signed by the customer") if s.get("signature_file_id") else "",
             ],
             "estimate.approved": lambda: [
                 p(f"第 {s.get('revision')} 版", f"revision {s.get('revision')}"),
