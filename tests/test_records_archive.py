@@ -766,3 +766,36 @@ async def test_a_case_finds_the_car_through_entries_that_found_it_later(db: Data
     assert cars == dict.fromkeys(
         ["complaint.escalated", "complaint.opened", "repair_order.opened"], str(story.vehicle_id)
     )
+
+
+@pytest.mark.postgres
+async def test_concurrent_walk_around_versions_on_postgres_keep_the_newest(pg_url: str) -> None:
+    """Replicas handle three versions of one walk-around at the same moment: one entry,
+    the newest version, whichever commits last."""
+    database = Database(pg_url)
+    await upgrade(database, SPEC.migrations)
+    try:
+        for _ in range(10):
+            story = Story()
+            versions = [
+                e for e in with_envelopes(events_of(story), story) if isinstance(e, IntakeInspected)
+            ]
+
+            async def handle(event: Contract) -> None:
+                async with database.transaction() as session:
+                    await ROUTES[event.type].func(event, session)
+
+            await asyncio.gather(*(handle(e) for e in reversed(versions)))
+            async with database.reader() as session:
+                kept = (
+                    await session.exec(
+                        select(TimelineEntry.summary).where(
+                            TimelineEntry.kind == "intake.inspected",
+                            TimelineEntry.reference_id == story.intakes[0],
+                        )
+                    )
+                ).all()
+            assert [summary["version"] for summary in kept] == [4]
+            assert kept[0]["signature_file_id"] == str(story.signature_file_id)
+    finally:
+        await database.dispose()
