@@ -1,18 +1,24 @@
 """The vehicle's history as a PDF in Chinese and English, from the archive built by the
 handlers, on a real database (SQLite, and PostgreSQL in its leg)."""
 
+import io
+import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
+from PIL import Image
+from pypdf import PdfReader
 
 from shared import pdf
 from tests.harness import NatsServer, auth
 from tests.test_bad_input import assert_problem
-from tests.test_records_archive import VIN, seeded
-from tests.test_records_files import RecordsClient
+from tests.test_records_archive import T0, VIN, Story, events_of, feed, seeded, with_envelopes
+from tests.test_records_files import JPEG, RecordsClient, runtime_of, upload
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.store]
 
@@ -95,3 +101,52 @@ async def test_an_erased_customers_plates_stay_off_the_printed_history(records):
     for personal in ("沪A12345", "沪B99999", "王芳"):
         assert personal not in text, personal
     assert VIN in text and "RO-2026-000001" in text
+
+
+def photo(colour: str, size: tuple[int, int], kind: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, kind)
+    return out.getvalue()
+
+
+async def test_the_walk_arounds_photos_are_printed_small(records):
+    """The newest walk-around's photos as thumbnails; a photo records no longer holds, or
+    a file that is no image, is left out (its count stays)."""
+    story = Story()
+    broken = JPEG  # a JPEG header and noise: stored, but no picture
+    for n, content in enumerate(
+        (broken, photo("red", (1600, 1200), "JPEG"), photo("blue", (800, 600), "PNG"))
+    ):
+        r = await upload(records, content, name=f"photo-{n}.jpg")
+        assert r.status_code == 201, r.text
+        story.intake_photos[n] = uuid.UUID(r.json()["id"])
+    await feed(runtime_of(records).db, with_envelopes(events_of(story), story))
+
+    data = await history(records, story.vehicle_id)
+    images = images_in(data)
+    assert len(images) == 2  # the newest version's two photos, not the replaced one
+    assert all(max(i.image.size) <= 160 for i in images)
+    assert len(data) < 200_000
+    assert "照片 2 张" in pdf.pdf_text(data)
+
+    # The broken file named instead: no picture, the count still printed.
+    newer = story.inspected(
+        5,
+        T0 + timedelta(minutes=14),
+        [("rear_bumper_left", "scratch", story.intake_photos[0]),
+         ("door_front_right", "dent", story.intake_photos[2])],
+    )  # fmt: skip
+    await feed(runtime_of(records).db, with_envelopes([newer], story))
+    assert len(images_in(await history(records, story.vehicle_id))) == 1
+
+    # After the customer's erasure the photos are gone from records, and from the paper.
+    r = await records.post(
+        f"/customers/{story.customer_id}/erasure", headers=CLERK, json={"requested_by": "王芳"}
+    )
+    assert r.status_code == 201, r.text
+    data = await history(records, story.vehicle_id)
+    assert images_in(data) == [] and "照片 2 张" in pdf.pdf_text(data)
+
+
+def images_in(data: bytes) -> list[Any]:
+    return [image for page in PdfReader(io.BytesIO(data)).pages for image in page.images]
