@@ -3,6 +3,7 @@ stream equal the ones from the ordered stream; the customer timeline, data expor
 erasure over the API, on a real database (SQLite, and PostgreSQL in its leg)."""
 
 import asyncio
+import itertools
 import random
 import uuid
 from collections import Counter
@@ -461,6 +462,33 @@ async def test_an_older_event_never_overwrites_newer_details(db: Database) -> No
     archive = await archive_of(db)
     assert archive["vehicles"][0]["plate"] == "沪B99999"
     assert archive["customers"][0]["mobile"] == "13700137000"
+
+
+async def test_the_walk_around_keeps_its_newest_version_in_any_order(db: Database) -> None:
+    """Three versions of a walk-around, each order of arrival, each twice, before and after
+    the intake itself: one entry, the newest version, on the car, customer and visit."""
+    story = Story()
+    events = with_envelopes(events_of(story), story)
+    versions = [e for e in events if isinstance(e, IntakeInspected)]
+    intake = next(e for e in events if isinstance(e, IntakeOpened))
+    opened = next(e for e in events if isinstance(e, RepairOrderOpened))
+    expected = None
+    for order in itertools.permutations(versions):
+        await forget(db)
+        await feed(db, [order[0], order[0], *order[1:], intake, order[2], opened, order[1]])
+        archive = await archive_of(db)
+        walkarounds = [e for e in archive["entries"] if e["kind"] == "intake.inspected"]
+        assert len(walkarounds) == 1
+        entry = walkarounds[0]
+        assert entry["summary"]["version"] == 4 and entry["summary"]["photo_count"] == 2
+        assert datetime.fromisoformat(entry["occurred_at"]) == versions[-1].inspected_at
+        assert (entry["vehicle_id"], entry["customer_id"], entry["repair_order_id"]) == (
+            str(story.vehicle_id),
+            str(story.customer_id),
+            str(story.orders[0]),
+        )
+        expected = expected or archive
+        assert archive == expected, order
 
 
 async def test_owner_changes_and_customer_edits_in_any_order(db: Database) -> None:
