@@ -1,13 +1,13 @@
 """The archive: a vehicle's timeline with 200 visits over HTTP from the records process.
 
-The vehicle's history (registrations, then per visit the intake, the approved estimate,
-the repair order, two clock segments and the QC of its job, the invoice, its delivery
-with jobs and the customer's survey: 9 entries a visit) is seeded straight into
-records' database through its own event handlers, not over NATS; then `--n` timed
-requests, one at a time, of the first page (100 entries, the default), a full page of
-200, and the whole history followed through its cursors, with the CPU time the records
-process spent per request; and the printed history (`history.pdf`, every entry) a few
-times, for its cost. Target: p99 ≤ 30 ms for the pages.
+The vehicle's history (registrations, then per visit the intake, its walk-around with
+two photos, the approved estimate, the repair order, two clock segments and the QC of its
+job, the invoice, its delivery with jobs and the customer's survey: 10 entries a visit) is
+seeded straight into records' database through its own event handlers, not over NATS;
+then `--n` timed requests, one at a time, of the first page (100 entries, the default), a
+full page of 200, and the whole history followed through its cursors, with the CPU time
+the records process spent per request; and the printed history (`history.pdf`, every
+entry) a few times, for its cost. Target: p99 ≤ 30 ms for the pages.
 
 `.venv/bin/python -m bench.records_archive [--visits 200] [--n 300]`
 """
@@ -35,9 +35,11 @@ from services.records import handlers
 from shared.contracts import (
     CustomerRegistered,
     CustomerSnapshot,
+    DamageMarkRef,
     DeliveredJob,
     EstimateApproved,
     EstimateLine,
+    IntakeInspected,
     IntakeOpened,
     RepairOrderDelivered,
     RepairOrderOpened,
@@ -94,6 +96,14 @@ def visit(
         IntakeOpened(intake_id=intake_id, branch=BRANCH, opened_at=at, advisor="adv-zhao",
                      customer=customer, vehicle=vehicle, odometer_km=odometer,
                      concerns=["保养"]),
+        IntakeInspected(intake_id=intake_id, branch=BRANCH, version=2,
+                        customer_id=customer.id, vehicle_id=vehicle.id, vin=vehicle.vin,
+                        damage_marks=[DamageMarkRef(position="rear_bumper_left", kind="scratch",
+                                                    photo_file_id=uuid.uuid4()),
+                                      DamageMarkRef(position="roof", kind="chip",
+                                                    photo_file_id=uuid.uuid4())],
+                        signature_file_id=uuid.uuid4(), inspected_by="adv-zhao",
+                        inspected_at=at + timedelta(minutes=5)),
         EstimateApproved(estimate_id=estimate_id, revision=1, intake_id=intake_id,
                          customer_name=customer.name, vehicle_id=vehicle.id, vin=vehicle.vin,
                          plate=vehicle.plate, advisor="adv-zhao", odometer_km=odometer,

@@ -143,14 +143,20 @@ def grid(
     right: Iterable[int] = (),
 ) -> Table:
     """A ruled table; `widths` are fractions of the printable width, `right` the
-    indexes of right-aligned (numeric) columns. The header repeats on every page."""
+    indexes of right-aligned (numeric) columns. The header repeats on every page. A cell
+    is text, or a flowable (or list of them) placed as it is."""
     st = styles()
     right_cols = set(right)
     total = A4[0] - 30 * mm
     body: list[list[Any]] = [[text(h, st.cell) for h in header]]
     for row in rows:
         body.append(
-            [text(v, st.cell_right if i in right_cols else st.cell) for i, v in enumerate(row)]
+            [
+                v
+                if isinstance(v, Flowable | list)
+                else text(v, st.cell_right if i in right_cols else st.cell)
+                for i, v in enumerate(row)
+            ]
         )
     table = Table(body, colWidths=[w * total for w in widths], repeatRows=1)
     table.setStyle(

@@ -11,11 +11,15 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from sqlmodel import col, select
 
 from services.reception.config import Settings as ReceptionSettings
 from services.reception.main import create_app as create_reception
+from services.reception.models import OutboxEvent
 from services.records.config import Settings as RecordsSettings
 from services.records.main import create_app as create_records
+from shared.contracts import IntakeInspected
+from shared.events import decode
 from tests.flow import open_intake, register
 from tests.harness import (
     NatsServer,
@@ -263,3 +267,76 @@ async def test_records_keeps_the_files_an_intake_refers_to_and_collects_the_rest
             f"{url}/complete", headers={**ADVISOR, "If-Match": r.headers["ETag"]}
         )
         assert done.status_code == 200, done.text
+
+
+async def _inspections(reception: httpx.AsyncClient, intake_id: str) -> list[dict[str, Any]]:
+    """The walk-around events reception wrote for the intake, oldest first."""
+    db = reception._transport.app.state.runtime.db  # type: ignore[attr-defined]
+    async with db.reader() as session:
+        rows = await session.exec(
+            select(OutboxEvent.payload)
+            .where(OutboxEvent.subject == IntakeInspected.type)
+            .order_by(col(OutboxEvent.seq))
+        )
+        events = [decode(payload) for payload in rows.all()]
+    return [e.data for e in events if e.subject == intake_id]
+
+
+@pytest.mark.asyncio
+@pytest.mark.store
+async def test_a_changed_walk_around_reaches_the_archive_with_its_photos(
+    apps: tuple[httpx.AsyncClient, httpx.AsyncClient],
+):
+    """Each change of the damage marks, photos or signature sends the whole walk-around
+    with the intake's new version; other changes send nothing. Records, over NATS, keeps
+    the newest on the vehicle's timeline."""
+    reception, records = apps
+    _, vehicle = await register(reception, "")
+    intake = await open_intake(reception, "", vehicle["id"])
+    url = f"/intakes/{intake['id']}"
+    dent, scratch, signature = [await upload(records, png(s)) for s in ("dent", "scratch", "sig")]
+
+    async def walkaround(body: dict[str, Any]) -> dict[str, Any]:
+        etag = (await reception.get(url, headers=ADVISOR)).headers["ETag"]
+        r = await reception.patch(url, headers={**ADVISOR, "If-Match": etag}, json=body)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    await walkaround({"fuel_level_pct": 40})
+    assert await _inspections(reception, intake["id"]) == []
+    marks = [
+        {"position": "door_front_right", "kind": "dent", "photo_file_id": dent},
+        {"position": "roof", "kind": "chip", "note": "旧伤"},
+    ]
+    first = await walkaround({"damage_marks": marks})
+    await walkaround({"damage_marks": marks, "valuables_acknowledged": True})  # same marks
+    marks[1]["photo_file_id"] = scratch
+    last = await walkaround({"damage_marks": marks, "signature_file_id": signature})
+    sent = await _inspections(reception, intake["id"])
+    assert [e["version"] for e in sent] == [first["version"], last["version"]]
+    assert first["version"] < last["version"]
+    newest = sent[-1]
+    assert newest["vehicle_id"] == vehicle["id"] and newest["vin"] == vehicle["vin"]
+    assert newest["customer_id"] == intake["customer_id"]
+    assert newest["signature_file_id"] == signature and newest["inspected_by"]
+    assert [
+        (m["position"], m["kind"], m["note"], m["photo_file_id"]) for m in newest["damage_marks"]
+    ] == [("door_front_right", "dent", "", dent), ("roof", "chip", "旧伤", scratch)]
+
+    async def archived() -> dict[str, Any] | None:
+        r = await records.get(f"/vehicles/{vehicle['id']}/timeline", headers=ADVISOR)
+        if r.status_code == 404:
+            return None
+        entries = {e["kind"]: e for e in r.json()["entries"]}
+        entry = entries.get("intake.inspected")
+        if entry is None or entry["summary"]["version"] != last["version"]:
+            return None
+        return dict(entry)
+
+    entry = await eventually(archived, what="the newest walk-around on the vehicle's timeline")
+    assert entry["reference_id"] == intake["id"]
+    assert entry["summary"]["photos"] == [
+        {"file_id": dent, "position": "door_front_right", "kind": "dent"},
+        {"file_id": scratch, "position": "roof", "kind": "chip"},
+    ]
+    assert entry["summary"]["signature_file_id"] == signature

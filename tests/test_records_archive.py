@@ -3,6 +3,7 @@ stream equal the ones from the ordered stream; the customer timeline, data expor
 erasure over the API, on a real database (SQLite, and PostgreSQL in its leg)."""
 
 import asyncio
+import itertools
 import random
 import uuid
 from collections import Counter
@@ -32,10 +33,12 @@ from shared.contracts import (
     ConsentRef,
     CustomerRegistered,
     CustomerSnapshot,
+    DamageMarkRef,
     DeliveredJob,
     EstimateApproved,
     EstimateLine,
     ExtraWorkFound,
+    IntakeInspected,
     IntakeOpened,
     RepairOrderDelivered,
     RepairOrderOpened,
@@ -106,6 +109,26 @@ class Story:
         self.surveyed_visit_id = uuid.uuid4()
         # Photos of the work found (stored files), when the test has uploaded some.
         self.photo_file_ids: list[uuid.UUID] = []
+        # The first intake's walk-around photos and signature (stored files, or just ids).
+        self.intake_photos = [uuid.uuid4(), uuid.uuid4(), uuid.uuid4()]
+        self.signature_file_id = uuid.uuid4()
+
+    def inspected(
+        self,
+        version: int,
+        at: datetime,
+        marks: list[tuple[str, str, uuid.UUID | None]],
+        signed: bool = False,
+    ) -> IntakeInspected:
+        """The first intake's walk-around as reception sends it after a change."""
+        return IntakeInspected(
+            intake_id=self.intakes[0], branch=self.branch, version=version,
+            customer_id=self.customer_id, vehicle_id=self.vehicle_id, vin=VIN,
+            damage_marks=[DamageMarkRef(position=position, kind=kind, photo_file_id=photo)
+                          for position, kind, photo in marks],
+            signature_file_id=self.signature_file_id if signed else None,
+            inspected_by="adv-zhao", inspected_at=at,
+        )  # fmt: skip
 
     def customer(self, name: str, mobile: str) -> CustomerSnapshot:
         return CustomerSnapshot(id=self.customer_id, name=name, mobile=mobile)
@@ -163,6 +186,16 @@ def events_of(story: Story) -> list[Contract]:
                      advisor="adv-zhao", customer=s.customer("王芳", "13900139000"),
                      vehicle=s.vehicle("沪A12345"), odometer_km=42000, concerns=["刹车异响"],
                      appointment_id=s.appointment_id),
+        # The walk-around, saved three times: photos added, one replaced, then signed.
+        s.inspected(2, at + timedelta(minutes=8),
+                    [("rear_bumper_left", "scratch", s.intake_photos[0])]),
+        s.inspected(3, at + timedelta(minutes=10),
+                    [("rear_bumper_left", "scratch", s.intake_photos[1]),
+                     ("door_front_right", "dent", s.intake_photos[2]), ("roof", "chip", None)]),
+        s.inspected(4, at + timedelta(minutes=12),
+                    [("rear_bumper_left", "scratch", s.intake_photos[1]),
+                     ("door_front_right", "dent", s.intake_photos[2]), ("roof", "chip", None)],
+                    signed=True),
         EstimateApproved(estimate_id=s.estimate_id, revision=1, intake_id=s.intakes[0],
                          branch=s.branch, customer_id=s.customer_id, customer_name="王芳",
                          vehicle_id=s.vehicle_id, vin=VIN, plate="沪A12345", advisor="adv-zhao",
@@ -345,6 +378,7 @@ async def test_shuffled_and_repeated_events_give_the_same_archive(db: Database) 
         "appointment.booked": 2,
         "appointment.closed": 1,
         "intake.opened": 2,
+        "intake.inspected": 1,  # three versions, the newest kept
         "estimate.approved": 2,
         "repair_order.opened": 2,
         "extra_work.found": 1,
@@ -361,7 +395,7 @@ async def test_shuffled_and_repeated_events_give_the_same_archive(db: Database) 
         "reminder.sent": 1,
         "comeback.recorded": 1,
     }
-    assert len(entries) == len(events) - 1
+    assert len(entries) == len(events) - 3
     times = [e["occurred_at"] for e in entries]
     assert times == sorted(times)
     # Every entry found its car and customer, whichever ids its event named.
@@ -389,6 +423,17 @@ async def test_shuffled_and_repeated_events_give_the_same_archive(db: Database) 
     # The first visit's intake and estimates joined its repair order, whatever came first.
     first_visit = [e["kind"] for e in entries if e["repair_order_id"] == str(story.orders[0])]
     assert first_visit.count("estimate.approved") == 2 and "intake.opened" in first_visit
+    assert "intake.inspected" in first_visit
+    walkaround = by_kind["intake.inspected"]
+    assert walkaround["reference_id"] == str(story.intakes[0])
+    assert walkaround["summary"]["version"] == 4
+    assert walkaround["summary"]["photos"] == [
+        {"file_id": str(story.intake_photos[1]), "position": "rear_bumper_left", "kind": "scratch"},
+        {"file_id": str(story.intake_photos[2]), "position": "door_front_right", "kind": "dent"},
+    ]
+    assert walkaround["summary"]["photo_count"] == 2
+    assert len(walkaround["summary"]["damage_marks"]) == 3
+    assert walkaround["summary"]["signature_file_id"] == str(story.signature_file_id)
     payment = by_kind["payment.confirmed"]
     assert payment["repair_order_id"] == str(story.orders[0])  # found through the invoice
     assert payment["summary"]["amount"] == "678"
@@ -417,6 +462,33 @@ async def test_an_older_event_never_overwrites_newer_details(db: Database) -> No
     archive = await archive_of(db)
     assert archive["vehicles"][0]["plate"] == "沪B99999"
     assert archive["customers"][0]["mobile"] == "13700137000"
+
+
+async def test_the_walk_around_keeps_its_newest_version_in_any_order(db: Database) -> None:
+    """Three versions of a walk-around, each order of arrival, each twice, before and after
+    the intake itself: one entry, the newest version, on the car, customer and visit."""
+    story = Story()
+    events = with_envelopes(events_of(story), story)
+    versions = [e for e in events if isinstance(e, IntakeInspected)]
+    intake = next(e for e in events if isinstance(e, IntakeOpened))
+    opened = next(e for e in events if isinstance(e, RepairOrderOpened))
+    expected = None
+    for order in itertools.permutations(versions):
+        await forget(db)
+        await feed(db, [order[0], order[0], *order[1:], intake, order[2], opened, order[1]])
+        archive = await archive_of(db)
+        walkarounds = [e for e in archive["entries"] if e["kind"] == "intake.inspected"]
+        assert len(walkarounds) == 1
+        entry = walkarounds[0]
+        assert entry["summary"]["version"] == 4 and entry["summary"]["photo_count"] == 2
+        assert datetime.fromisoformat(entry["occurred_at"]) == versions[-1].inspected_at
+        assert (entry["vehicle_id"], entry["customer_id"], entry["repair_order_id"]) == (
+            str(story.vehicle_id),
+            str(story.customer_id),
+            str(story.orders[0]),
+        )
+        expected = expected or archive
+        assert archive == expected, order
 
 
 async def test_owner_changes_and_customer_edits_in_any_order(db: Database) -> None:
@@ -481,7 +553,7 @@ async def seeded(client: httpx.AsyncClient, branch: str = "BR01") -> Story:
 
 CLERK = auth("records_clerk")
 # Entries of one story's customer: one per event, the ERP's repeated payment once.
-ENTRIES = 26
+ENTRIES = 27
 
 
 async def test_customer_timeline_pages_in_the_order_things_happened(records) -> None:
@@ -619,6 +691,62 @@ async def test_erasure_deletes_the_files_only_the_customer_refers_to(records) ->
     await eventually(blobs_deleted, what="the erased files' bytes deleted")
 
 
+async def test_the_walk_arounds_photos_are_exported_and_erased_even_when_late(records) -> None:
+    """The export names the intake's photos and signature; a walk-around archived only
+    after the customer's erasure has its files erased too, and counted on the erasure."""
+
+    async def stored(content: bytes, owner: str, owner_id: uuid.UUID) -> uuid.UUID:
+        r = await upload(records, content)
+        assert r.status_code == 201, r.text
+        file_id = r.json()["id"]
+        ref = {"owner": owner, "owner_id": str(owner_id)}
+        r = await records.post(f"/files/{file_id}/references", headers=CLERK, json=ref)
+        assert r.status_code == 201, r.text
+        return uuid.UUID(file_id)
+
+    db = runtime_of(records).db
+    story, late = Story(), Story()
+    late.customer_id, late.vehicle_id = story.customer_id, story.vehicle_id
+    for s in (story, late):
+        s.intake_photos = [
+            await stored(
+                JPEG + s.intakes[0].bytes + bytes([n]), "reception.intake_photo", s.intakes[0]
+            )
+            for n in range(3)
+        ]
+        s.signature_file_id = await stored(PNG + s.intakes[0].bytes, "reception.intake_signature",
+                                           s.intakes[0])  # fmt: skip
+    await feed(db, with_envelopes(events_of(story), story))
+    url = f"/customers/{story.customer_id}/export"
+    files = (await records.get(url, headers=CLERK)).json()["files"]
+    named = {uuid.UUID(f["file_id"]): f for f in files}
+    # The newest walk-around names two of the three photos taken, and the signature.
+    assert set(named) == {*story.intake_photos[1:], story.signature_file_id}
+    assert {(f["named_by"], f["reference_id"], f["stored"]) for f in files} == {
+        ("intake.inspected", str(story.intakes[0]), True)
+    }
+    assert named[story.signature_file_id]["media_type"] == "image/png"
+
+    # The other intake of the customer reaches records only after the erasure.
+    r = await records.post(
+        f"/customers/{story.customer_id}/erasure", headers=CLERK, json={"requested_by": "王芳"}
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["files_erased"] == 4  # the intake's three photos and signature
+    walkaround: list[Contract] = [e for e in events_of(late) if isinstance(e, IntakeInspected)]
+    await feed(db, with_envelopes(walkaround, late))
+    # Every file the late intake refers to, the photo its newest version dropped included.
+    for gone in (*late.intake_photos, late.signature_file_id):
+        assert_problem(await records.get(f"/files/{gone}", headers=CLERK), 404)
+    data = (await records.get(url, headers=CLERK)).json()
+    assert data["erasures"][0]["files_erased"] == 4 + 4
+    assert not any(f["stored"] for f in data["files"])
+    # A stale version arriving later still changes nothing.
+    await feed(db, with_envelopes(walkaround[:1], late))
+    again = (await records.get(url, headers=CLERK)).json()
+    assert again["erasures"] == data["erasures"] and again["timeline"] == data["timeline"]
+
+
 @pytest.mark.postgres
 async def test_concurrent_handlers_on_postgres_still_link_the_visit(pg_url: str) -> None:
     """Two replicas handle the repair order and the extra work found on it at the same
@@ -647,5 +775,55 @@ async def test_concurrent_handlers_on_postgres_still_link_the_visit(pg_url: str)
                     )
                 ).one()
             assert tuple(linked) == (story.vehicle_id, story.customer_id)
+    finally:
+        await database.dispose()
+
+
+async def test_a_case_finds_the_car_through_entries_that_found_it_later(db: Database) -> None:
+    """The escalation names only the complaint, the complaint only the customer and the
+    visit, and the visit's car comes last: the car still reaches the escalation."""
+    story = Story()
+    events = with_envelopes(events_of(story), story)
+    escalation, complaint, opened = (
+        next(e for e in events if isinstance(e, kind))
+        for kind in (ComplaintEscalated, ComplaintOpened, RepairOrderOpened)
+    )
+    await feed(db, [escalation, complaint, opened])
+    archive = await archive_of(db)
+    cars = {e["kind"]: e["vehicle_id"] for e in archive["entries"]}
+    assert cars == dict.fromkeys(
+        ["complaint.escalated", "complaint.opened", "repair_order.opened"], str(story.vehicle_id)
+    )
+
+
+@pytest.mark.postgres
+async def test_concurrent_walk_around_versions_on_postgres_keep_the_newest(pg_url: str) -> None:
+    """Replicas handle three versions of one walk-around at the same moment: one entry,
+    the newest version, whichever commits last."""
+    database = Database(pg_url)
+    await upgrade(database, SPEC.migrations)
+    try:
+        for _ in range(10):
+            story = Story()
+            versions = [
+                e for e in with_envelopes(events_of(story), story) if isinstance(e, IntakeInspected)
+            ]
+
+            async def handle(event: Contract) -> None:
+                async with database.transaction() as session:
+                    await ROUTES[event.type].func(event, session)
+
+            await asyncio.gather(*(handle(e) for e in reversed(versions)))
+            async with database.reader() as session:
+                kept = (
+                    await session.exec(
+                        select(TimelineEntry.summary).where(
+                            TimelineEntry.kind == "intake.inspected",
+                            TimelineEntry.reference_id == story.intakes[0],
+                        )
+                    )
+                ).all()
+            assert [summary["version"] for summary in kept] == [4]
+            assert kept[0]["signature_file_id"] == str(story.signature_file_id)
     finally:
         await database.dispose()

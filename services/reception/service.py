@@ -1,6 +1,7 @@
 """Reception's use cases: change rows and add outbox events; flush, never commit."""
 
 import uuid
+from typing import Any
 
 from sqlalchemy import or_, update
 from sqlmodel import col, select
@@ -29,6 +30,8 @@ from shared.contracts import (
     CustomerRegistered,
     CustomerSnapshot,
     CustomerUpdated,
+    DamageMarkRef,
+    IntakeInspected,
     IntakeOpened,
     VehicleRegistered,
     VehicleSnapshot,
@@ -302,6 +305,7 @@ async def record_walkaround(
 ) -> Intake:
     intake = await _editable_intake(session, intake_id, by, if_match)
     before = file_releases.intake_uses(intake)
+    inspected_before = _inspection(intake)
     fields = data.model_dump(exclude_unset=True, mode="json")
     for name in ("fuel_level_pct", "charge_level_pct", "checklist", "damage_marks", "concerns"):
         if name in fields and fields[name] is not None:
@@ -313,7 +317,40 @@ async def record_walkaround(
     session.add(intake)
     await file_releases.schedule(session, intake, before)
     await session.flush()
+    if _inspection(intake) != inspected_before:
+        # After the flush: the event carries the version this change gave the intake.
+        await _add_inspected(session, intake, by)
     return intake
+
+
+def _inspection(intake: Intake) -> tuple[Any, ...]:
+    """What the archive keeps of the walk-around: the damage marks and the signature."""
+    return (
+        [DamageMarkRef.model_validate(mark) for mark in intake.damage_marks],
+        intake.signature_file_id,
+    )
+
+
+async def _add_inspected(session: AsyncSession, intake: Intake, by: User) -> None:
+    vehicle = await session.get(Vehicle, intake.vehicle_id)
+    assert vehicle is not None  # the foreign key guarantees it
+    marks, signature_file_id = _inspection(intake)
+    add_event(
+        session,
+        IntakeInspected(
+            intake_id=intake.id,
+            branch=intake.branch,
+            version=intake.version,
+            customer_id=intake.customer_id,
+            vehicle_id=intake.vehicle_id,
+            vin=vehicle.vin,
+            damage_marks=marks,
+            signature_file_id=signature_file_id,
+            inspected_by=by.id,
+            inspected_at=utcnow(),
+        ),
+        subject=intake.id,
+    )
 
 
 async def move_intake(

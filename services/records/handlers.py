@@ -16,6 +16,7 @@ from shared.contracts import (
     EstimateApproved,
     EstimateLine,
     ExtraWorkFound,
+    IntakeInspected,
     IntakeOpened,
     RepairOrderDelivered,
     RepairOrderOpened,
@@ -149,6 +150,49 @@ async def archive_intake(event: IntakeOpened, session: AsyncSession) -> None:
             & col(TimelineEntry.vehicle_id).is_(None),
             vehicle_id=event.vehicle.id,
             customer_id=event.customer.id,
+        )
+
+
+@subscriber(IntakeInspected, durable="records__archive_intake_inspected")
+async def archive_intake_inspection(event: IntakeInspected, session: AsyncSession) -> None:
+    """The walk-around's damage marks, photos and signature: one `intake.inspected` entry
+    per intake (beside its `intake.opened`, same `reference_id`), holding the newest
+    version reception sent. Photos that arrive for a customer whose data was already
+    erased are erased too."""
+    marks = [mark.model_dump(mode="json") for mark in event.damage_marks]
+    photos = [
+        {"file_id": str(mark.photo_file_id), "position": mark.position, "kind": mark.kind}
+        for mark in event.damage_marks
+        if mark.photo_file_id is not None
+    ]
+    signature = str(event.signature_file_id) if event.signature_file_id else None
+    changed = await service.keep_latest(
+        session,
+        event,
+        entry_key=f"intake-inspected:{event.branch}:{event.intake_id}",
+        version=event.version,
+        kind="intake.inspected",
+        branch=event.branch,
+        occurred_at=event.inspected_at,
+        reference_id=event.intake_id,
+        vehicle_id=event.vehicle_id,
+        customer_id=event.customer_id,
+        repair_order_id=await _order_of_intake(session, event.branch, event.intake_id),
+        summary={
+            "vin": event.vin,
+            "damage_marks": marks,
+            "photos": photos,
+            "photo_count": len(photos),
+            "signature_file_id": signature,
+            "inspected_by": event.inspected_by,
+        },
+    )
+    if changed:
+        named = {mark.photo_file_id for mark in event.damage_marks if mark.photo_file_id}
+        if event.signature_file_id is not None:
+            named.add(event.signature_file_id)
+        await service.erase_late_files(
+            session, event.branch, event.customer_id, {str(event.intake_id)}, named
         )
 
 

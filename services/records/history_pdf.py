@@ -6,6 +6,7 @@ the owner's name is never printed (the history goes with the car, e.g. to its ne
 """
 
 import contextlib
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,7 +14,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from reportlab.platypus import Flowable, Spacer
+from PIL import Image as PILImage
+from reportlab.lib.units import mm
+from reportlab.platypus import Flowable, Image, Spacer, Table, TableStyle
 
 from services.records.service import ERASED
 from shared import pdf
@@ -26,6 +29,7 @@ KIND: dict[str, Label] = {
     "appointment.booked": ("预约", "Appointment booked"),
     "appointment.closed": ("预约结束", "Appointment closed"),
     "intake.opened": ("接车", "Check-in"),
+    "intake.inspected": ("环车检查", "Walk-around"),
     "estimate.approved": ("估价确认", "Estimate approved"),
     "repair_order.opened": ("开工单", "Repair order opened"),
     "extra_work.found": ("增项发现", "Extra work found"),
@@ -107,6 +111,7 @@ class _Printer:
 
     def details(self, kind: str, s: dict[str, Any]) -> str:
         p = self.p
+        marks, photos = len(s.get("damage_marks") or []), s.get("photo_count", 0)
         describe: dict[str, Callable[[], list[str]]] = {
             "vehicle.registered": lambda: [f"VIN {s.get('vin', '')}"],
             "appointment.booked": lambda: [
@@ -118,6 +123,11 @@ class _Printer:
             "intake.opened": lambda: [
                 p("里程 ", "odometer ") + f"{s.get('odometer_km', 0):,} km",
                 p("客户描述：", "concerns: ") + "；".join(s.get("concerns") or []),
+            ],
+            "intake.inspected": lambda: [
+                p(f"损伤 {marks} 处", f"{marks} damage marks"),
+                p(f"照片 {photos} 张", f"{photos} photos"),
+                p("客户已签字", "signed by the customer") if s.get("signature_file_id") else "",
             ],
             "estimate.approved": lambda: [
                 p(f"第 {s.get('revision')} 版", f"revision {s.get('revision')}"),
@@ -226,14 +236,64 @@ def visits_of(entries: list[Any]) -> dict[Any, Visit]:
     )
 
 
+THUMBNAIL_MM = 22
+THUMBNAIL_PX = 160  # enough for 22 mm at ~185 dpi
+
+
+def thumbnail_jpeg(data: bytes) -> bytes | None:
+    """A small JPEG of a photo for the page, or None when it is not a readable image. JPEGs
+    are decoded at a fraction of their size (draft mode), so a phone photo costs little."""
+    try:
+        with PILImage.open(io.BytesIO(data)) as img:
+            img.draft("RGB", (THUMBNAIL_PX, THUMBNAIL_PX))
+            img.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+            small = img.convert("RGB")
+    except (OSError, ValueError, PILImage.DecompressionBombError):
+        return None
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=70)
+    return out.getvalue()
+
+
+def _image(jpeg: bytes) -> Image:
+    width, height = PILImage.open(io.BytesIO(jpeg)).size
+    scale = THUMBNAIL_MM * mm / max(width, height)
+    return Image(io.BytesIO(jpeg), width=width * scale, height=height * scale)
+
+
+def _with_photos(details: str, summary: dict[str, Any], photos: dict[str, bytes]) -> Any:
+    """The walk-around's details with its photos' thumbnails under them, when printed."""
+    images = [
+        _image(photos[str(photo.get("file_id"))])
+        for photo in summary.get("photos") or []
+        if str(photo.get("file_id")) in photos
+    ]
+    if not images:
+        return details
+    strip = Table([images], colWidths=[(THUMBNAIL_MM + 2) * mm] * len(images), hAlign="LEFT")
+    strip.setStyle(
+        TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 0), ("VALIGN", (0, 0), (-1, -1), "TOP")])
+    )
+    return [pdf.text(details, pdf.styles().cell), strip]
+
+
 def vehicle_history_pdf(
-    card: Any, entries: list[Any], *, lang: str, dealer: str, zone: str, printed_at: datetime
+    card: Any,
+    entries: list[Any],
+    *,
+    lang: str,
+    dealer: str,
+    zone: str,
+    printed_at: datetime,
+    photos: dict[str, bytes] | None = None,
 ) -> bytes:
     """`card`: the ArchivedVehicle (or None when only entries are known); `entries`:
-    TimelineEntry rows, oldest first."""
+    TimelineEntry rows, oldest first; `photos`: thumbnails (`thumbnail_jpeg`) of the
+    walk-around photos to print, by file id (the others are counted only)."""
     st = pdf.styles()
     pr = _Printer(lang, zone)
     p = pr.p
+    photos = photos or {}
     visits = visits_of(entries)
     story: list[Flowable] = [
         pdf.fields(
@@ -293,7 +353,9 @@ def vehicle_history_pdf(
                     pr.when(e.occurred_at),
                     pr.t(KIND, e.kind),
                     visits[e.repair_order_id].number if e.repair_order_id in visits else "",
-                    pr.details(e.kind, e.summary),
+                    _with_photos(pr.details(e.kind, e.summary), e.summary, photos)
+                    if e.kind == "intake.inspected" and photos
+                    else pr.details(e.kind, e.summary),
                 ]
                 for e in entries
             ],

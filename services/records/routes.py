@@ -79,6 +79,9 @@ async def vehicle_history_pdf(
 
     card, entries = await service.vehicle_history(session, vehicle_id, user)
     settings = request.app.state.settings
+    photos = await service.history_photos(
+        session, files.storage_for(settings), user.branch, entries
+    )
     # Laying out a long history takes a while: off the event loop.
     data = await anyio.to_thread.run_sync(
         functools.partial(
@@ -89,6 +92,7 @@ async def vehicle_history_pdf(
             dealer=settings.dealer_name,
             zone=settings.time_zone,
             printed_at=utcnow(),
+            photos=photos,
         )
     )
     name = f"{card.vin if card else vehicle_id}-history.pdf"

@@ -1,10 +1,13 @@
 """Records' use cases: the archive built from every service's events, the customer's
 data export and the erasure of their personal data on request."""
 
+import logging
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import anyio
 import orjson
 from sqlalchemy import Row, Text, func, or_, type_coerce
 from sqlmodel import col, select
@@ -16,8 +19,10 @@ from services.records.models import (
     ArchivedVehicle,
     CustomerErasure,
     ErasureRequest,
+    StoredFile,
     TimelineEntry,
 )
+from services.records.storage import FileStorage
 from shared.auth import User
 from shared.contracts import CustomerSnapshot, VehicleSnapshot
 from shared.events import Contract, utcnow
@@ -26,6 +31,8 @@ from shared.problems import Conflict, NotFound
 
 # An entry's id follows from its source event, so a timeline rebuilt from the same events
 # in another order is the same timeline, ties in time included.
+log = logging.getLogger(__name__)
+
 ENTRY_NAMESPACE = uuid.UUID("6f0b2c1e-3d4a-4e5f-8a9b-0c1d2e3f4a5b")
 # Keys in an entry's summary that identify a person; erasure removes them everywhere.
 PERSONAL_KEYS = frozenset({"name", "customer_name", "mobile", "plate", "consented_by"})
@@ -207,11 +214,88 @@ async def append(
                 ),
             )
         )
-        for entry in earlier.all():
-            entry.vehicle_id = entry.vehicle_id or vehicle_id
-            entry.customer_id = entry.customer_id or customer_id
-            if customer_id is not None and await _erased(session, customer_id):
-                entry.summary = strip_personal(entry.summary)
+        # An entry that gains the car here hands it on to the entries of its own case that
+        # name nothing else (a complaint's escalation, through the complaint, through the
+        # visit), so the links do not depend on which of them came first.
+        links = {reference_id: (vehicle_id, customer_id)}
+        filled, seen = list(earlier.all()), {reference_id}
+        while filled:
+            cases: dict[uuid.UUID, tuple[uuid.UUID | None, uuid.UUID | None]] = {}
+            for entry in filled:
+                vehicle, customer = links.get(entry.reference_id, (vehicle_id, customer_id))
+                entry.vehicle_id = entry.vehicle_id or vehicle
+                entry.customer_id = entry.customer_id or customer
+                if entry.customer_id is not None and await _erased(session, entry.customer_id):
+                    entry.summary = strip_personal(entry.summary)
+                if entry.reference_id not in seen:
+                    cases[entry.reference_id] = (entry.vehicle_id, entry.customer_id)
+            if not cases:
+                break
+            seen |= cases.keys()
+            links = cases
+            await session.flush()
+            filled = list(
+                (
+                    await session.exec(
+                        select(TimelineEntry).where(
+                            col(TimelineEntry.reference_id).in_(list(cases)),
+                            TimelineEntry.branch == branch,
+                            or_(
+                                col(TimelineEntry.vehicle_id).is_(None),
+                                col(TimelineEntry.customer_id).is_(None),
+                            ),
+                        )
+                    )
+                ).all()
+            )
+    return True
+
+
+async def keep_latest(
+    session: AsyncSession,
+    event: Contract,
+    *,
+    entry_key: str,
+    version: int,
+    kind: str,
+    branch: str,
+    occurred_at: datetime,
+    reference_id: uuid.UUID,
+    vehicle_id: uuid.UUID | None = None,
+    customer_id: uuid.UUID | None = None,
+    repair_order_id: uuid.UUID | None = None,
+    summary: dict[str, Any],
+) -> bool:
+    """One entry per `entry_key` holding the highest `version` seen: the producer sends
+    the whole current state each time, so a repeat or an older version that arrives late
+    changes nothing (returns False) and the entry ends as the newest version, whatever the
+    order. The version is kept in the summary."""
+    entry_id = uuid.uuid5(ENTRY_NAMESPACE, entry_key)
+    # Two replicas with two versions of the same thing: the second waits and sees the first.
+    await _serialise(session, entry_id)
+    summary = {**summary, "version": version}
+    entry = (await session.exec(select(TimelineEntry).where(TimelineEntry.id == entry_id))).first()
+    if entry is None:
+        return await append(
+            session,
+            event,
+            kind=kind,
+            branch=branch,
+            occurred_at=occurred_at,
+            reference_id=reference_id,
+            vehicle_id=vehicle_id,
+            customer_id=customer_id,
+            repair_order_id=repair_order_id,
+            summary=summary,
+            entry_key=entry_key,
+        )
+    if int(entry.summary.get("version", 0)) >= version:
+        return False
+    await _serialise(session, entry.customer_id)  # an erasure running now ends first
+    erased = await _erased(session, entry.customer_id)
+    entry.summary = strip_personal(summary) if erased else summary
+    entry.occurred_at = occurred_at
+    entry.repair_order_id = entry.repair_order_id or repair_order_id
     return True
 
 
@@ -299,6 +383,57 @@ async def vehicle_history(
     if card is None and not entries:
         raise NotFound(f"the archive holds nothing for vehicle {vehicle_id}")
     return card, entries
+
+
+# Thumbnails in the printed history: up to 4 photos of each of the newest 3 walk-arounds
+# (the car as it came in lately), of files small enough to read whole. Older walk-arounds
+# print their counts only, so a long history costs no more than a short one: at worst 12
+# photos read and shrunk, about 65 ms of CPU each for a 10 MB JPEG, far less for a
+# typical phone photo.
+THUMBNAILS_PER_INTAKE = 4
+THUMBNAIL_INTAKES = 3
+THUMBNAIL_MAX_BYTES = 12 * 1024 * 1024
+THUMBNAIL_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+
+
+async def history_photos(
+    session: AsyncSession, storage: FileStorage, branch: str, entries: list[TimelineEntry]
+) -> dict[str, bytes]:
+    """Thumbnails (small JPEGs) of the photos the history prints, by file id, made one at
+    a time off the event loop so only the small ones are held; a photo records no longer
+    holds (erased, collected) or that is no readable image is left out."""
+    from services.records.history_pdf import thumbnail_jpeg  # PIL loads on first use
+
+    walkarounds = [e for e in entries if e.kind == "intake.inspected"][-THUMBNAIL_INTAKES:]
+    wanted = [
+        uuid.UUID(photo["file_id"])
+        for entry in walkarounds
+        for photo in (entry.summary.get("photos") or [])[:THUMBNAILS_PER_INTAKE]
+    ]
+    if not wanted:
+        return {}
+    rows = (
+        await session.exec(
+            select(StoredFile).where(
+                col(StoredFile.id).in_(wanted),
+                StoredFile.branch == branch,
+                col(StoredFile.media_type).in_(THUMBNAIL_TYPES),
+                StoredFile.size <= THUMBNAIL_MAX_BYTES,
+                StoredFile.size > 0,
+            )
+        )
+    ).all()
+    thumbnails = {}
+    for row in rows:
+        try:
+            data = b"".join([c async for c in storage.read(row.sha256, 0, row.size - 1)])
+        except Exception as exc:  # the blob went meanwhile, or the store is away: no picture
+            log.warning("history photo %s not read: %s", row.id, type(exc).__name__)
+            continue
+        small = await anyio.to_thread.run_sync(thumbnail_jpeg, data)
+        if small is not None:
+            thumbnails[str(row.id)] = small
+    return thumbnails
 
 
 async def find_vehicles(session: AsyncSession, by: User, vin: str) -> list[ArchivedVehicle]:
@@ -433,6 +568,7 @@ async def export_customer(
     return {
         "customer": card.model_dump(mode="json"),
         "vehicles": [v.model_dump(mode="json") for v in vehicles],
+        "files": await _files_of(session, by.branch, entries),
         "timeline": [
             {
                 **e.model_dump(mode="json", exclude={"event_id", "branch"}),
@@ -444,6 +580,39 @@ async def export_customer(
         "exported_at": utcnow().isoformat(),
         "exported_by": by.id,
     }
+
+
+async def _files_of(
+    session: AsyncSession, branch: str, entries: Sequence[TimelineEntry]
+) -> list[dict[str, Any]]:
+    """The stored files the customer's entries name (intake photos and signature, photos of
+    work found), each once, with the entry that names it and whether records still holds
+    it (an erasure, or reception dropping a photo, deletes the file; the reference stays)."""
+    named: dict[uuid.UUID, TimelineEntry] = {}
+    for entry in entries:
+        for file_id in _file_ids(entry.summary):
+            named.setdefault(file_id, entry)
+    stored = {
+        f.id: f
+        for f in (
+            await session.exec(
+                select(StoredFile).where(
+                    col(StoredFile.id).in_(list(named)), StoredFile.branch == branch
+                )
+            )
+        ).all()
+    }
+    return [
+        {
+            "file_id": str(file_id),
+            "named_by": entry.kind,
+            "reference_id": str(entry.reference_id),
+            "stored": file_id in stored,
+            "media_type": stored[file_id].media_type if file_id in stored else None,
+            "size": stored[file_id].size if file_id in stored else None,
+        }
+        for file_id, entry in named.items()
+    ]
 
 
 async def erase_customer(
@@ -510,6 +679,32 @@ async def erase_customer(
     session.add(erasure)
     await session.flush()
     return erasure, [f.sha256 for f in erased_files]
+
+
+async def erase_late_files(
+    session: AsyncSession,
+    branch: str,
+    customer_id: uuid.UUID,
+    owner_ids: set[str],
+    file_ids: set[uuid.UUID],
+) -> int:
+    """Files an event names that arrived after the customer's erasure (intake photos taken
+    before it, archived after): erased as the erasure would have, and counted on it. Their
+    bytes go with the collector's sweep of blobs no file names."""
+    if not await _erased(session, customer_id):
+        return 0
+    erased = await files.erase_owned_files(session, branch, owner_ids, file_ids)
+    if erased:
+        erasure = (
+            await session.exec(
+                select(CustomerErasure)
+                .where(CustomerErasure.customer_id == customer_id)
+                .order_by(col(CustomerErasure.erased_at).desc())
+            )
+        ).first()
+        if erasure is not None:
+            erasure.files_erased += len(erased)
+    return len(erased)
 
 
 def _file_ids(summary: Any) -> list[uuid.UUID]:

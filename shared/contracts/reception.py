@@ -41,6 +41,35 @@ class IntakeOpened(Contract):
     appointment_id: uuid.UUID | None = None
 
 
+class DamageMarkRef(BaseModel):
+    """A damage mark of the walk-around: where, what, and its photo (a file in records)."""
+
+    position: str
+    kind: str  # scratch, dent, crack, chip, other
+    note: str = ""
+    photo_file_id: uuid.UUID | None = None
+
+
+class IntakeInspected(Contract):
+    """The walk-around (环车检查) as it stands after a change to its damage marks, photos or
+    signature: the whole current state, not the difference. `version` is the intake's
+    version after the change and only grows, so a consumer keeps the highest it has seen
+    and ignores repeats and stragglers, whatever order they arrive in."""
+
+    type = "reception.intake.inspected.v1"
+
+    intake_id: uuid.UUID
+    branch: str
+    version: int
+    customer_id: uuid.UUID
+    vehicle_id: uuid.UUID
+    vin: str
+    damage_marks: list[DamageMarkRef] = []
+    signature_file_id: uuid.UUID | None = None
+    inspected_by: str
+    inspected_at: datetime
+
+
 class ConsentRef(BaseModel):
     """Who consented, how and when: the ledger entry behind an approved or declined line."""
 
