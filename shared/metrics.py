@@ -20,3 +20,8 @@ EVENTS_HANDLED = Counter(
     "events_handled_total", "Incoming events by consumer and outcome", ["consumer", "outcome"]
 )
 NATS_CONNECTED = Gauge("nats_connected", "1 while the NATS connection is up")
+EVENT_LOOP_LAG = Histogram(
+    "event_loop_lag_seconds",
+    "How late the event loop ran a timer: what every request waited behind other work",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)

@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared import metrics
 from shared.aio import settle
 from shared.auth import Authenticator, Role, require
 from shared.consumers import ConsumerRunner, Subscribers
@@ -56,6 +57,21 @@ class ServiceSpec:
     version: str = "0.1.0"
 
 
+LAG_PROBE_INTERVAL = 0.25
+
+
+async def loop_lag_probe(runtime: "Runtime") -> None:
+    """Background job: how late the event loop wakes a timer, four times a second
+    (`event_loop_lag_seconds`). A long synchronous stretch (a full garbage collection, a
+    big SQLite read inline, a PDF rendered on the loop) shows up here as every request's
+    wait."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + LAG_PROBE_INTERVAL
+        await asyncio.sleep(LAG_PROBE_INTERVAL)
+        metrics.EVENT_LOOP_LAG.observe(max(0.0, loop.time() - due))
+
+
 class Runtime:
     """The running parts of a service, kept on app.state.runtime."""
 
@@ -78,7 +94,7 @@ class Runtime:
         for step in self.spec.startup:
             await step(self)
         self._starting = asyncio.create_task(self._start_messaging(), name="messaging-start")
-        for job in [housekeeping_job, *self.spec.background]:
+        for job in [housekeeping_job, loop_lag_probe, *self.spec.background]:
             self._background.append(asyncio.create_task(job(self), name=job.__name__))
 
     async def _start_messaging(self) -> None:
