@@ -32,6 +32,8 @@ class Role(StrEnum):
 
 
 KNOWN_ROLES = frozenset(r.value for r in Role)
+# A registered status-board screen's token (workorders): no JWT, it opens only the board.
+SCREEN_TOKEN_PREFIX = "scr_"
 
 
 class User(BaseModel):
@@ -61,6 +63,8 @@ class Authenticator:
         return signing_key.key
 
     async def authenticate(self, token: str) -> User:
+        if token.startswith(SCREEN_TOKEN_PREFIX):
+            raise Unauthorized("a registered screen's token opens only the status board")
         try:
             key = await self._key(token)
             claims = jwt.decode(
