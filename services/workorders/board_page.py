@@ -29,6 +29,7 @@ LABELS: dict[str, dict[str, str]] = {
         "ready": "已完工",
         "settled": "待交车",
         "page": "页",
+        "withdrawn": "此屏幕的访问权限已被撤销",
     },
     "en": {
         "title": "Workshop board",
@@ -53,6 +54,7 @@ LABELS: dict[str, dict[str, str]] = {
         "ready": "Finished",
         "settled": "Ready for pickup",
         "page": "page",
+        "withdrawn": "This screen's access was withdrawn",
     },
 }
 
@@ -89,6 +91,10 @@ tr .flag { display: inline-block; margin-left: 0.8vw; padding: 0 0.6vw; font-siz
 .s-ready, .s-settled { background: #37d67a; }
 #empty { text-align: center; color: #888; margin-top: 10vh; }
 footer { padding: 0.4vw 2vw; font-size: 1.5vw; color: #888; text-align: right; }
+#withdrawn { position: fixed; inset: 0; display: flex; align-items: center;
+  justify-content: center; text-align: center; padding: 5vw; background: #000;
+  color: #ffd400; font-size: 4.5vw; font-weight: 600; z-index: 10; }
+#withdrawn[hidden] { display: none; }
 """
 
 _SCRIPT = r"""
@@ -173,6 +179,14 @@ _SCRIPT = r"""
       .then((face) => { document.fonts.add(face); render(); })
       .catch(() => {});
   }
+  let withdrawn = false;
+  function withdraw() {
+    // Revoked: show no cars any more, say why, and stay (no reconnect, no reload).
+    withdrawn = true;
+    cards.clear();
+    render();
+    document.getElementById("withdrawn").hidden = false;
+  }
   function connect() {
     const params = new URLSearchParams(location.search);
     params.delete("lang");
@@ -184,6 +198,7 @@ _SCRIPT = r"""
       statusEl.classList.remove("offline");
     };
     es.onerror = () => {
+      if (withdrawn) return;
       statusEl.textContent = L.offline;
       statusEl.classList.add("offline");
       // A refused stream (expired token, server gone for long) is not retried by the
@@ -199,6 +214,10 @@ _SCRIPT = r"""
       const d = JSON.parse(e.data);
       if (d.card) cards.set(d.id, d.card); else cards.delete(d.id);
       render();
+    });
+    es.addEventListener("revoked", () => {
+      es.close();  // else the browser reconnects
+      withdraw();
     });
     es.addEventListener("ping", () => {
       statusEl.textContent = L.live;
@@ -260,8 +279,27 @@ def render_page(
 <div id="empty" hidden>{labels["empty"]}</div>
 </main>
 <footer><span id="page"></span></footer>
+<div id="withdrawn" hidden>{labels["withdrawn"]}</div>
 <script type="application/json" id="board-data">{payload}</script>
 <script>{_SCRIPT}</script>
+</body>
+</html>
+"""
+
+
+def render_withdrawn(lang: str) -> str:
+    """What a revoked screen shows when it loads its page again (after a reload)."""
+    labels = LABELS.get(lang, LABELS["zh-CN"])
+    return f"""<!doctype html>
+<html lang="{lang}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{labels["withdrawn"]}</title>
+<style>{_STYLE}</style>
+</head>
+<body>
+<div id="withdrawn">{labels["withdrawn"]}</div>
 </body>
 </html>
 """
