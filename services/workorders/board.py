@@ -834,7 +834,7 @@ async def _page(request: Request, user: User | None, lang: str, lounge: bool) ->
 
     if user is None:
         return HTMLResponse(
-            render_withdrawn(lang),
+            await asyncio.to_thread(render_withdrawn, lang),
             status_code=401,
             headers={"Cache-Control": "no-store", "WWW-Authenticate": "Bearer"},
         )

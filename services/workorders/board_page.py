@@ -2,6 +2,9 @@
 English, live over Server-Sent Events. One self-contained page (no external files), so
 a screen needs nothing but the service."""
 
+import base64
+import functools
+import io
 import json
 from typing import Any
 
@@ -192,6 +195,7 @@ _SCRIPT = r"""
     params.delete("lang");
     params.set("after", String(cfg.lastId));
     const es = new EventSource(cfg.eventsPath + "?" + params.toString());
+    window.boardStream = es;
     es.onopen = () => {
       window.boardConnections = (window.boardConnections || 0) + 1;
       statusEl.textContent = L.live;
@@ -287,16 +291,38 @@ def render_page(
 """
 
 
+@functools.cache
+def _withdrawn_font() -> str:
+    """The board's face cut down to the glyphs of the withdrawn message (a few KB, as a
+    data URL): a revoked screen may not load /board/font.ttf, and a TV without Chinese
+    fonts would show empty boxes."""
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    from shared import pdf
+
+    font = TTFont(io.BytesIO(pdf.font_ttf()))
+    options = subset.Options()
+    options.drop_tables += ["FFTM"]  # FontForge's timestamps: nothing to show
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(text="".join(labels["withdrawn"] for labels in LABELS.values()))
+    subsetter.subset(font)
+    buffer = io.BytesIO()
+    font.save(buffer)
+    return "data:font/ttf;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 def render_withdrawn(lang: str) -> str:
     """What a revoked screen shows when it loads its page again (after a reload)."""
     labels = LABELS.get(lang, LABELS["zh-CN"])
+    face = f'@font-face {{ font-family: "BoardSans"; src: url({_withdrawn_font()}); }}'
     return f"""<!doctype html>
 <html lang="{lang}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{labels["withdrawn"]}</title>
-<style>{_STYLE}</style>
+<style>{face}{_STYLE}</style>
 </head>
 <body>
 <div id="withdrawn">{labels["withdrawn"]}</div>
