@@ -613,10 +613,12 @@ async def event_stream(
     screen = await hub.join(branch, registered)  # before the catch-up: nothing falls between
     try:
         yield b"retry: 500\n\n"  # a screen back within half a second of a drop
-        if registered is not None and not await registered_screens.still_valid(
-            runtime, registered, touch=True
-        ):
-            screen.withdrawn = True  # revoked between the check at the door and here
+        if registered is not None:
+            try:
+                if not await registered_screens.still_valid(runtime, registered, touch=True):
+                    screen.withdrawn = True  # revoked between the check at the door and here
+            except Exception:  # marked seen later; the door's check has just passed
+                log.warning("could not mark screen %s as seen", registered.id)
         async with runtime.db.reader() as session:
             seen, first = await _catch_up(session, branch, after)
         if first and not screen.withdrawn:
