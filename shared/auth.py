@@ -33,6 +33,8 @@ class Role(StrEnum):
 
 
 KNOWN_ROLES = frozenset(r.value for r in Role)
+# A registered status-board screen's token (workorders): no JWT, it opens only the board.
+SCREEN_TOKEN_PREFIX = "scr_"
 
 
 class User(BaseModel):
@@ -72,6 +74,8 @@ class Authenticator:
         return signing_key.key
 
     async def authenticate(self, token: str) -> User:
+        if token.startswith(SCREEN_TOKEN_PREFIX):
+            raise Unauthorized("a registered screen's token opens only the status board")
         now = self.clock()
         verified = self._verified.get(token)
         if verified is not None:

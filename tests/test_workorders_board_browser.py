@@ -215,3 +215,44 @@ async def test_the_board_keeps_updating_across_stream_restarts(
             assert await page.evaluate("window.loaded") is True  # never reloaded
         finally:
             await context.close()
+
+
+async def test_a_revoked_screen_says_so_and_stops_reconnecting(
+    stacks: tuple[Stack, Stack], browser: Any
+) -> None:
+    """The foreman withdraws a registered TV: its open page shows, full screen and in its
+    language, that its access was withdrawn, shows no cars any more and closes its stream
+    (the browser would otherwise retry it); loaded again it says the same."""
+    stack = stacks[0]
+    base = stack.url("workorders")
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        order = await _open_order(stack, client)
+        row = f'tr[data-order="{order["id"]}"]'
+        r = await client.post(
+            "/board/screens", json={"name": "Workshop TV 3", "variant": "board"}, headers=FOREMAN
+        )
+        assert r.status_code == 201, r.text
+        screen = r.json()
+        context = await browser.new_context()
+        try:
+            page = await context.new_page()
+            await page.set_viewport_size({"width": 1920, "height": 1080})
+            await page.goto(base + screen["url"])
+            await page.wait_for_selector(row, timeout=5000)
+            await page.wait_for_function("window.boardConnections >= 1", timeout=5000)
+            assert await page.is_hidden("#withdrawn")
+
+            r = await client.delete(f"/board/screens/{screen['id']}", headers=FOREMAN)
+            assert r.status_code == 204, r.text
+            await page.wait_for_selector("#withdrawn", state="visible", timeout=5000)
+            assert await page.inner_text("#withdrawn") == "此屏幕的访问权限已被撤销"
+            assert await page.query_selector(row) is None
+            # Closed by the page: EventSource.CLOSED, where a dropped stream is CONNECTING.
+            assert await page.evaluate("window.boardStream.readyState") == 2
+
+            again = await context.new_page()
+            response = await again.goto(base + screen["url"].replace("lang=zh-CN", "lang=en"))
+            assert response is not None and response.status == 401
+            assert await again.inner_text("#withdrawn") == "This screen's access was withdrawn"
+        finally:
+            await context.close()

@@ -42,10 +42,19 @@ from sqlalchemy.orm.attributes import get_history
 from sqlmodel import delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.workorders import screens as registered_screens
 from services.workorders.config import Settings
-from services.workorders.models import BoardChange, Job, PartLine, PromiseCheck, RepairOrder
+from services.workorders.models import (
+    BoardChange,
+    Job,
+    PartLine,
+    PromiseCheck,
+    RepairOrder,
+    ScreenVariant,
+)
+from services.workorders.screens import WITHDRAWN, RegisteredScreen
 from services.workorders.states import JobStatus, PartStatus, RepairOrderStatus
-from shared.auth import Authenticator, Role, User
+from shared.auth import SCREEN_TOKEN_PREFIX, Authenticator, Role, User
 from shared.events import utcnow
 from shared.problems import Forbidden, Unauthorized
 from shared.service import Runtime
@@ -160,6 +169,12 @@ def _wake_feeds(session: Session) -> None:
     if session.info.pop(_WRITTEN, None):
         for hub in list(_HUBS):
             hub.wake()
+    changed: dict[uuid.UUID, str | None] | None = session.info.pop(
+        registered_screens.SCREENS_CHANGED, None
+    )
+    if changed:  # a screen revoked or given a new token here: its old streams end now
+        for hub in list(_HUBS):
+            hub.screens_changed(changed)
     branches: set[str] | None = session.info.pop(_INPUTS, None)
     if branches:
         for watch in list(PROJECTION_WATCHES):
@@ -175,6 +190,7 @@ def _forget(session: Session, previous: Any) -> None:
     session.info.pop(_TOUCHED, None)
     session.info.pop(_WRITTEN, None)
     session.info.pop(_INPUTS, None)
+    session.info.pop(registered_screens.SCREENS_CHANGED, None)
 
 
 # --- cards -----------------------------------------------------------------------------
@@ -315,11 +331,14 @@ Batch = list[tuple[int, bytes, bytes]]
 
 @dataclass(eq=False)
 class Screen:
-    """One connected stream: the branch it shows and the batches waiting for it."""
+    """One connected stream: the branch it shows, the batches waiting for it and, for a
+    registered screen, which one it is (its access may be withdrawn while it runs)."""
 
     branch: str
+    registered: RegisteredScreen | None = None
     queue: asyncio.Queue[Batch] = field(default_factory=lambda: asyncio.Queue(maxsize=512))
     overflowed: bool = False
+    withdrawn: bool = False
 
 
 class BoardHub:
@@ -339,7 +358,7 @@ class BoardHub:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._wake.set)
 
-    async def join(self, branch: str) -> Screen:
+    async def join(self, branch: str, registered: RegisteredScreen | None = None) -> Screen:
         """Call before the screen's catch-up read: the branch's cursor is then no newer
         than what the catch-up covers, so nothing falls in between."""
         if branch not in self.cursors:
@@ -347,9 +366,28 @@ class BoardHub:
                 newest = await last_change_id(session, branch)
             # Whichever screen of the branch set it first: read before either catch-up.
             self.cursors.setdefault(branch, newest)
-        screen = Screen(branch)
+        screen = Screen(branch, registered)
         self.screens.setdefault(branch, set()).add(screen)
         return screen
+
+    def screens_changed(self, changed: dict[uuid.UUID, str | None]) -> None:
+        """Registered screens revoked (None) or given a new token hash: their streams
+        opened with another token end at once (told so with a `revoked` event)."""
+
+        def apply() -> None:
+            for screens in list(self.screens.values()):
+                for screen in list(screens):
+                    registered = screen.registered
+                    if registered is None or registered.id not in changed:
+                        continue
+                    if changed[registered.id] == registered.token_hash:
+                        continue
+                    screen.withdrawn = True
+                    with contextlib.suppress(asyncio.QueueFull):  # busy: it looks soon anyway
+                        screen.queue.put_nowait([])
+
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(apply)
 
     def leave(self, screen: Screen) -> None:
         screens = self.screens.get(screen.branch)
@@ -562,36 +600,64 @@ def _shape(event: Event, lounge: bool) -> bytes:
 
 
 async def event_stream(
-    runtime: Runtime, branch: str, after: int | None, lounge: bool
+    runtime: Runtime,
+    branch: str,
+    after: int | None,
+    lounge: bool,
+    registered: RegisteredScreen | None = None,
 ) -> AsyncGenerator[bytes, None]:
     settings = cast(Settings, runtime.settings)
     hub = hub_for(runtime)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(hub.started.wait(), 10)
-    screen = await hub.join(branch)  # before the catch-up read: nothing falls in between
+    screen = await hub.join(branch, registered)  # before the catch-up: nothing falls between
     try:
         yield b"retry: 500\n\n"  # a screen back within half a second of a drop
+        if registered is not None:
+            try:
+                if not await registered_screens.still_valid(runtime, registered, touch=True):
+                    screen.withdrawn = True  # revoked between the check at the door and here
+            except Exception:  # marked seen later; the door's check has just passed
+                log.warning("could not mark screen %s as seen", registered.id)
         async with runtime.db.reader() as session:
             seen, first = await _catch_up(session, branch, after)
-        if first:
+        if first and not screen.withdrawn:
             yield b"".join(_shape(e, lounge) for e in first)
         loop = asyncio.get_running_loop()
         ends_at = loop.time() + settings.board_stream_max_seconds
-        while loop.time() < ends_at and not screen.overflowed:
+        ping_at = loop.time() + settings.board_heartbeat_seconds
+        # A registered screen's row is read again this often: a revocation made on another
+        # replica ends the stream within it (one made here ends it at once).
+        check_every = settings.board_screen_check_seconds
+        check_at = loop.time() + check_every if registered is not None else float("inf")
+        while loop.time() < ends_at and not screen.overflowed and not screen.withdrawn:
+            if loop.time() >= check_at:
+                assert registered is not None
+                try:
+                    if not await registered_screens.still_valid(runtime, registered, touch=False):
+                        screen.withdrawn = True
+                        break
+                except Exception:  # the database away: the board goes on, checked later
+                    log.warning("could not check screen %s; trying again", registered.id)
+                check_at = loop.time() + check_every
             if screen.queue.empty():
+                wake_at = min(ping_at, check_at, ends_at)
                 try:
                     batch = await asyncio.wait_for(
-                        screen.queue.get(),
-                        max(0.0, min(settings.board_heartbeat_seconds, ends_at - loop.time())),
+                        screen.queue.get(), max(0.0, wake_at - loop.time())
                     )
                 except TimeoutError:
-                    yield _sse("ping", {"at": utcnow().isoformat()})
+                    if loop.time() >= ping_at:
+                        yield _sse("ping", {"at": utcnow().isoformat()})
+                        ping_at = loop.time() + settings.board_heartbeat_seconds
                     continue
             else:  # busy: no timer needed
                 batch = screen.queue.get_nowait()
             # Everything queued meanwhile goes out in the same write.
             while not screen.queue.empty():
                 batch = batch + screen.queue.get_nowait()
+            if screen.withdrawn:
+                break
             fresh = [
                 lounge_event if lounge else board_event
                 for change_id, board_event, lounge_event in batch
@@ -600,6 +666,10 @@ async def event_stream(
             if fresh:
                 seen = max(change_id for change_id, _, _ in batch)
                 yield b"".join(fresh)
+                ping_at = loop.time() + settings.board_heartbeat_seconds
+        if screen.withdrawn:
+            # The page shows that this screen's access was withdrawn and stops reconnecting.
+            yield _sse("revoked", {"detail": WITHDRAWN})
     finally:
         hub.leave(screen)
 
@@ -609,25 +679,30 @@ async def event_stream(
 _bearer = HTTPBearer(auto_error=False)
 
 
-async def board_viewer(
+async def _look(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    access_token: Annotated[
-        str | None,
-        Query(
-            max_length=4096,
-            description="a screen-role token, for browsers that cannot set headers (EventSource)",
-        ),
-    ] = None,
+    credentials: HTTPAuthorizationCredentials | None,
+    access_token: str | None,
+    variant: ScreenVariant | None,
 ) -> User:
     """A bearer header from any reader, or a token in the URL from a screen only: a URL
-    ends up in browser history and proxy logs, so it may carry nothing that writes."""
-    authenticator: Authenticator = request.app.state.authenticator
-    if credentials is not None:
+    ends up in browser history and proxy logs, so it may carry nothing that writes. A
+    registered screen's token (header or URL) opens only its branch's board of its variant
+    (`variant` None: either)."""
+    token = credentials.credentials if credentials is not None else access_token
+    if token and token.startswith(SCREEN_TOKEN_PREFIX):
+        registered = await registered_screens.authenticate(_runtime(request), token)
+        if variant is not None and registered.variant != variant:
+            raise Forbidden(f"this screen is registered for the {registered.variant} board")
+        request.state.screen = registered
+        user = registered.as_user()
+    elif credentials is not None:
+        authenticator: Authenticator = request.app.state.authenticator
         user = await authenticator.authenticate(credentials.credentials)
         if not user.roles & READER_ROLES:
             raise Forbidden("needs a reading role")
     elif access_token:
+        authenticator = request.app.state.authenticator
         user = await authenticator.authenticate(access_token)
         if user.roles != {Role.screen}:
             raise Forbidden("a token in the URL is accepted only for the screen role")
@@ -637,7 +712,36 @@ async def board_viewer(
     return user
 
 
+def _viewer(variant: ScreenVariant | None, page: bool = False) -> Any:
+    """The dependency for a board endpoint of `variant`; for a page (`page`), a revoked
+    screen's own token gives None (the page says the access was withdrawn)."""
+
+    async def viewer(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        access_token: Annotated[
+            str | None,
+            Query(
+                max_length=4096,
+                description="a screen's token, for browsers that cannot set headers (EventSource)",
+            ),
+        ] = None,
+    ) -> User | None:
+        try:
+            return await _look(request, credentials, access_token, variant)
+        except registered_screens.ScreenWithdrawn:
+            if not page:
+                raise
+            return None
+
+    return viewer
+
+
+board_viewer = _viewer(ScreenVariant.board)
 Viewer = Annotated[User, Depends(board_viewer)]
+AnyViewer = Annotated[User, Depends(_viewer(None))]
+PageViewer = Annotated[User | None, Depends(_viewer(ScreenVariant.board, page=True))]
+LoungePageViewer = Annotated[User | None, Depends(_viewer(ScreenVariant.lounge, page=True))]
 Lang = Annotated[str, Query(pattern="^(zh-CN|en)$", description="zh-CN or en")]
 
 
@@ -661,7 +765,7 @@ def _resume_from(last_event_id: str | None, after: int | None) -> int | None:
     summary="The board's font (Chinese and Latin), cached by the screen",
     response_class=Response,
 )
-async def board_font_file(user: Viewer) -> Response:
+async def board_font_file(user: AnyViewer) -> Response:
     # The CJK face of the printed documents, as plain TrueType: a TV browser without
     # Chinese fonts still shows 车牌 and 维修中.
     from shared import pdf  # reportlab loads on first use
@@ -687,15 +791,22 @@ async def board_cards(request: Request, user: Viewer) -> Response:
 
 
 def _events(lounge: bool) -> Any:
+    # A default, not an annotation: annotations here are strings resolved in the module.
+    viewer = Depends(_viewer(ScreenVariant.lounge if lounge else ScreenVariant.board))
+
     async def stream(
         request: Request,
-        user: Viewer,
         after: Annotated[int | None, Query(ge=0, description="resume after this change id")] = None,
         last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+        user: User = viewer,
     ) -> StreamingResponse:
         return StreamingResponse(
             event_stream(
-                _runtime(request), user.branch, _resume_from(last_event_id, after), lounge
+                _runtime(request),
+                user.branch,
+                _resume_from(last_event_id, after),
+                lounge,
+                getattr(request.state, "screen", None),
             ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -720,8 +831,15 @@ router.add_api_route(
 )
 
 
-async def _page(request: Request, user: User, lang: str, lounge: bool) -> HTMLResponse:
-    from services.workorders.board_page import render_page
+async def _page(request: Request, user: User | None, lang: str, lounge: bool) -> HTMLResponse:
+    from services.workorders.board_page import render_page, render_withdrawn
+
+    if user is None:
+        return HTMLResponse(
+            await asyncio.to_thread(render_withdrawn, lang),
+            status_code=401,
+            headers={"Cache-Control": "no-store", "WWW-Authenticate": "Bearer"},
+        )
 
     settings = cast(Settings, _runtime(request).settings)
     async with _runtime(request).db.reader() as session:
@@ -741,7 +859,7 @@ async def _page(request: Request, user: User, lang: str, lounge: bool) -> HTMLRe
 
 
 @router.get("/board", response_class=HTMLResponse, summary="The workshop's status board (TV page)")
-async def board_page(request: Request, user: Viewer, lang: Lang = "zh-CN") -> HTMLResponse:
+async def board_page(request: Request, user: PageViewer, lang: Lang = "zh-CN") -> HTMLResponse:
     return await _page(request, user, lang, lounge=False)
 
 
@@ -750,5 +868,7 @@ async def board_page(request: Request, user: Viewer, lang: Lang = "zh-CN") -> HT
     response_class=HTMLResponse,
     summary="The customer-lounge board: masked plates, no names",
 )
-async def lounge_page(request: Request, user: Viewer, lang: Lang = "zh-CN") -> HTMLResponse:
+async def lounge_page(
+    request: Request, user: LoungePageViewer, lang: Lang = "zh-CN"
+) -> HTMLResponse:
     return await _page(request, user, lang, lounge=True)

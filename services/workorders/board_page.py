@@ -2,6 +2,9 @@
 English, live over Server-Sent Events. One self-contained page (no external files), so
 a screen needs nothing but the service."""
 
+import base64
+import functools
+import io
 import json
 from typing import Any
 
@@ -29,6 +32,7 @@ LABELS: dict[str, dict[str, str]] = {
         "ready": "已完工",
         "settled": "待交车",
         "page": "页",
+        "withdrawn": "此屏幕的访问权限已被撤销",
     },
     "en": {
         "title": "Workshop board",
@@ -53,6 +57,7 @@ LABELS: dict[str, dict[str, str]] = {
         "ready": "Finished",
         "settled": "Ready for pickup",
         "page": "page",
+        "withdrawn": "This screen's access was withdrawn",
     },
 }
 
@@ -89,6 +94,10 @@ tr .flag { display: inline-block; margin-left: 0.8vw; padding: 0 0.6vw; font-siz
 .s-ready, .s-settled { background: #37d67a; }
 #empty { text-align: center; color: #888; margin-top: 10vh; }
 footer { padding: 0.4vw 2vw; font-size: 1.5vw; color: #888; text-align: right; }
+#withdrawn { position: fixed; inset: 0; display: flex; align-items: center;
+  justify-content: center; text-align: center; padding: 5vw; background: #000;
+  color: #ffd400; font-size: 4.5vw; font-weight: 600; z-index: 10; }
+#withdrawn[hidden] { display: none; }
 """
 
 _SCRIPT = r"""
@@ -173,17 +182,27 @@ _SCRIPT = r"""
       .then((face) => { document.fonts.add(face); render(); })
       .catch(() => {});
   }
+  let withdrawn = false;
+  function withdraw() {
+    // Revoked: show no cars any more, say why, and stay (no reconnect, no reload).
+    withdrawn = true;
+    cards.clear();
+    render();
+    document.getElementById("withdrawn").hidden = false;
+  }
   function connect() {
     const params = new URLSearchParams(location.search);
     params.delete("lang");
     params.set("after", String(cfg.lastId));
     const es = new EventSource(cfg.eventsPath + "?" + params.toString());
+    window.boardStream = es;
     es.onopen = () => {
       window.boardConnections = (window.boardConnections || 0) + 1;
       statusEl.textContent = L.live;
       statusEl.classList.remove("offline");
     };
     es.onerror = () => {
+      if (withdrawn) return;
       statusEl.textContent = L.offline;
       statusEl.classList.add("offline");
       // A refused stream (expired token, server gone for long) is not retried by the
@@ -199,6 +218,10 @@ _SCRIPT = r"""
       const d = JSON.parse(e.data);
       if (d.card) cards.set(d.id, d.card); else cards.delete(d.id);
       render();
+    });
+    es.addEventListener("revoked", () => {
+      es.close();  // else the browser reconnects
+      withdraw();
     });
     es.addEventListener("ping", () => {
       statusEl.textContent = L.live;
@@ -260,8 +283,49 @@ def render_page(
 <div id="empty" hidden>{labels["empty"]}</div>
 </main>
 <footer><span id="page"></span></footer>
+<div id="withdrawn" hidden>{labels["withdrawn"]}</div>
 <script type="application/json" id="board-data">{payload}</script>
 <script>{_SCRIPT}</script>
+</body>
+</html>
+"""
+
+
+@functools.cache
+def _withdrawn_font() -> str:
+    """The board's face cut down to the glyphs of the withdrawn message (a few KB, as a
+    data URL): a revoked screen may not load /board/font.ttf, and a TV without Chinese
+    fonts would show empty boxes."""
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    from shared import pdf
+
+    font = TTFont(io.BytesIO(pdf.font_ttf()))
+    options = subset.Options()
+    options.drop_tables += ["FFTM"]  # FontForge's timestamps: nothing to show
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(text="".join(labels["withdrawn"] for labels in LABELS.values()))
+    subsetter.subset(font)
+    buffer = io.BytesIO()
+    font.save(buffer)
+    return "data:font/ttf;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def render_withdrawn(lang: str) -> str:
+    """What a revoked screen shows when it loads its page again (after a reload)."""
+    labels = LABELS.get(lang, LABELS["zh-CN"])
+    face = f'@font-face {{ font-family: "BoardSans"; src: url({_withdrawn_font()}); }}'
+    return f"""<!doctype html>
+<html lang="{lang}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{labels["withdrawn"]}</title>
+<style>{face}{_STYLE}</style>
+</head>
+<body>
+<div id="withdrawn">{labels["withdrawn"]}</div>
 </body>
 </html>
 """

@@ -35,6 +35,9 @@ class Settings(ServiceSettings):
     board_heartbeat_seconds: float = 15.0
     board_stream_max_seconds: float = 600.0
     board_retention_hours: float = 24.0
+    # How often an open stream of a registered screen reads its row again, so a screen
+    # revoked through another replica is cut off within this (through this one: at once).
+    board_screen_check_seconds: float = 5.0
     # Settlement discounts above this share of what is discounted need a manager.
     discount_limit_percent: float = 10.0
     # The dealer's name printed at the top of every repair order and invoice.

@@ -448,6 +448,45 @@ class BoardChange(Base, table=True):
     changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
+class ScreenVariant(StrEnum):
+    board = "board"  # the workshop's board: names of advisors and technicians
+    lounge = "lounge"  # the customer lounge: masked plates, no names
+
+
+class ScreenLang(StrEnum):
+    zh_cn = "zh-CN"
+    en = "en"
+
+
+_SCREEN_VERSION = Column("version", Integer, nullable=False)
+
+
+class BoardScreen(Base, table=True):
+    """A TV registered by the foreman to show the status board. Only the SHA-256 of its
+    token's secret is kept; revoking it ends its access at once, without touching the
+    other screens (a revoked screen stays listed)."""
+
+    __tablename__ = "board_screen"
+    __table_args__ = (Index("ix_board_screen_branch_created", "branch", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    branch: str = Field(sa_type=String(32))
+    name: str = Field(sa_type=String(80))
+    variant: ScreenVariant = Field(sa_type=String(16))
+    lang: ScreenLang = Field(sa_type=String(8))
+    token_hash: str = Field(sa_type=String(64))
+    created_by: str = Field(sa_type=String(64))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    revoked_by: str | None = Field(default=None, sa_type=String(64))
+    # Set when a stream of it connects and at most once a minute while one runs (without
+    # a new version: the foreman's If-Match stays valid).
+    last_seen_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    version: int = Field(default=1, sa_column=_SCREEN_VERSION)
+
+    __mapper_args__ = {"version_id_col": _SCREEN_VERSION}
+
+
 class ErpPayment(Base, table=True):
     """A payment the dealer's ERP confirmed; kept even when no order matches it (the
     cashier's list of unmatched payments)."""
