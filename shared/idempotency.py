@@ -8,11 +8,12 @@ refused with 422. Keys are scoped to the user who sent them.
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import JSON, Column, Integer, String
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, select
@@ -83,10 +84,18 @@ class Idempotency:
             ) from exc
         result = await work()
         record.status_code = status_code
-        record.body = response_model.model_validate(result, from_attributes=True).model_dump(
-            mode="json"
+        record.body = _stored_answer(response_model).dump_python(
+            response_model.model_validate(result, from_attributes=True), mode="json"
         )
         return result
+
+
+@cache
+def _stored_answer(response_model: type[BaseModel]) -> TypeAdapter[Any]:
+    """Dumps exactly `response_model`'s fields: an answer that is an instance of a
+    subclass keeps its extra fields through `model_validate`, and a retry must not get (nor
+    the table keep) more than the declared answer."""
+    return TypeAdapter(response_model)
 
 
 async def _idempotency(

@@ -1,9 +1,15 @@
 """Idempotency-Key: a retried POST gets the first answer and changes nothing twice."""
 
+import json
+
 import httpx
 import pytest
+from pydantic import BaseModel
+from sqlmodel import select
 
-from services.reception.models import Intake, OutboxEvent
+from services.reception.models import IdempotencyRecord, Intake, OutboxEvent
+from shared.db import Database
+from shared.idempotency import IDEMPOTENCY_MODEL, Idempotency
 from tests.flow import valid_vin
 from tests.harness import auth
 from tests.test_bad_input import assert_problem, counts, reception  # noqa: F401
@@ -58,3 +64,36 @@ async def test_a_failed_request_is_not_remembered(reception: httpx.AsyncClient):
         422,
         "idempotency-key",
     )
+
+
+class _Answer(BaseModel):
+    id: int
+
+
+class _AnswerWithSecret(_Answer):
+    secret: str
+
+
+@pytest.mark.store
+async def test_the_stored_answer_holds_only_the_declared_fields(database_url: str) -> None:
+    """An answer built as a subclass of the declared model keeps its extra fields through
+    validation; neither the record nor a retry may carry them."""
+    db = Database(database_url, info={IDEMPOTENCY_MODEL: IdempotencyRecord})
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(IdempotencyRecord.__table__.create)  # type: ignore[attr-defined]
+
+        async def work() -> _AnswerWithSecret:
+            return _AnswerWithSecret(id=7, secret="scr_only-in-the-first-answer")
+
+        async with db.transaction() as session:
+            first = await Idempotency(session, "u1", "k-1", "f").run(work, _Answer)
+        assert first.secret  # the first answer is the caller's to shape
+        async with db.transaction() as session:
+            replay = await Idempotency(session, "u1", "k-1", "f").run(work, _Answer)
+        assert json.loads(replay.body) == {"id": 7}
+        async with db.reader() as session:
+            record = (await session.exec(select(IdempotencyRecord))).one()
+            assert record.body == {"id": 7}
+    finally:
+        await db.dispose()

@@ -195,8 +195,8 @@ class ScreenPublic(_ScreenFields):
 
 class ScreenIssued(_ScreenFields):
     """The answer that hands out a token: the only place it is ever shown. Not a
-    ScreenPublic: pydantic would take it as one as it is, token and all, where the
-    idempotency record stores the answer as a ScreenPublic."""
+    ScreenPublic subclass, so nothing that takes it as a ScreenPublic (the idempotency
+    record stores the answer as one) can carry the token along."""
 
     token: str = Field(description="the screen's token; shown only in this answer")
     url: str = Field(description="the page to open on the TV (path and query)")
