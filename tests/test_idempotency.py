@@ -81,7 +81,7 @@ async def test_the_stored_answer_holds_only_the_declared_fields(database_url: st
     db = Database(database_url, info={IDEMPOTENCY_MODEL: IdempotencyRecord})
     try:
         async with db.engine.begin() as conn:
-            await conn.run_sync(IdempotencyRecord.__table__.create)  # type: ignore[attr-defined]
+            await conn.run_sync(IdempotencyRecord.__table__.create)
 
         async def work() -> _AnswerWithSecret:
             return _AnswerWithSecret(id=7, secret="scr_only-in-the-first-answer")
