@@ -181,7 +181,7 @@ async def _index_the_old_way(database_url: str, document_id: str) -> None:
 
 @pytest.mark.asyncio
 async def test_documents_indexed_the_old_way_are_reindexed_once(records, database_url):
-    from services.records import library
+    from services.records import library, reindex
 
     old = await add(records, "r1", title="制动系统检修手册", text="coolant pump", language="zh-CN")
     current = await add(records, "r2", title="制动片更换", language="zh-CN")
@@ -196,7 +196,7 @@ async def test_documents_indexed_the_old_way_are_reindexed_once(records, databas
         assert sorted(await found(records, "制动")) == sorted([old["id"], current["id"]])
         assert await found(records, "制动系统") == [old["id"]]
         assert await found(records, "coolant") == [old["id"]]
-        # Nothing stale is left: a second run does nothing.
-        assert await library.reindex_stale(db) == 0
+        # Nothing stale is left: a second run (here the command's) does nothing.
+        assert await reindex.run(database_url, batch=50) == 0
     finally:
         await db.dispose()
