@@ -201,8 +201,15 @@ async def reindex_stale(db: Database, batch: int = REINDEX_BATCH) -> int:
             await index_rows(session, rows, in_thread=True)
         done += len(rows)
         if len(rows) < batch:
-            return done
+            break
         after = rows[-1]["id"]
+    if done and not db.is_sqlite:
+        # The search's plans depend on the vectors' statistics (a newest-first walk for
+        # common words, the GIN matches for rare ones): gather them now rather than when
+        # autovacuum gets to it.
+        async with db.transaction() as session:
+            await (await session.connection()).execute(text("ANALYZE library_document"))
+    return done
 
 
 # After a failure, the start-up re-index tries again this much later (seconds).

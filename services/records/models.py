@@ -308,7 +308,20 @@ class LibraryDocument(Base, table=True):
         Index("ix_library_document_search", "search_vector", postgresql_using="gin"),
         Index("ix_library_document_title_search", "title_vector", postgresql_using="gin"),
         # Newest first: the list without a query, and the newest matches a search ranks.
-        Index("ix_library_document_updated_at", "updated_at"),
+        # On PostgreSQL it carries what the search's title tier reads (the visibility
+        # rules, the category, the title vector), so that tier walks the index alone.
+        Index(
+            "ix_library_document_updated_at",
+            "updated_at",
+            postgresql_include=[
+                "id",
+                "branch",
+                "confidential",
+                "allowed_roles",
+                "category",
+                "title_vector",
+            ],
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -3,7 +3,8 @@
 PostgreSQL keeps a second, small tsvector of the title (A) and tags (B) with its own GIN
 index, so the search's first tier (every word in the title or tags) reads only those, and
 an index on `updated_at`, so the search ranks the newest matches without reading every
-matching row. `search_index_version` says how a document's index entry was written: every
+matching row (on PostgreSQL it includes what the title tier reads, so that tier walks the
+index alone). `search_index_version` says how a document's index entry was written: every
 existing document starts at 0 (stale) and is re-indexed in batches by the records service
 after start-up (or `python -m services.records.reindex`), not inside this migration.
 
@@ -42,7 +43,19 @@ def upgrade() -> None:
             unique=False,
             postgresql_using="gin",
         )
-        batch_op.create_index("ix_library_document_updated_at", ["updated_at"], unique=False)
+        batch_op.create_index(
+            "ix_library_document_updated_at",
+            ["updated_at"],
+            unique=False,
+            postgresql_include=[
+                "id",
+                "branch",
+                "confidential",
+                "allowed_roles",
+                "category",
+                "title_vector",
+            ],
+        )
 
 
 def downgrade() -> None:
