@@ -668,6 +668,9 @@ async def search(
             if len(rows) == limit:
                 break
     else:
+        # The statement is prepared once for every query (asyncpg); a generic plan, made
+        # without knowing the words, would walk the wrong index for common or rare ones.
+        await connection.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
         rows = list((await connection.execute(_pg_ranked(query, words, limit))).all())
     found = {
         d.id: d
