@@ -557,39 +557,31 @@ def _pg_ranked(query: Any, words: list[str], limit: int) -> Any:
     statistics): the newest SEARCH_CANDIDATES // 2 documents whose small title vector
     (title A, tags B) holds every word, ranked by that vector above everything else, and
     the newest SEARCH_CANDIDATES documents holding every word anywhere, ranked by the
-    whole vector. Only those rows are read and ranked, however many documents match; a
-    plain query's GIN match needs no recheck, so no vector is read for the cut. The cut
-    comes after the filters, so it always leaves `limit` hits when there are that many.
+    whole vector. Only those rows are ranked, however many documents match; a walk reads
+    only the rows it passes (the title tier from the covering index alone), and the GIN
+    match of a query without weights needs no recheck. The cut comes after the filters,
+    so it always leaves `limit` hits when there are that many. Each tier is scored inside
+    its cut: a walk scores only the rows it keeps, and a sort sorts numbers, not vectors.
     """
     tsquery = func.plainto_tsquery(literal_column("'simple'::regconfig"), " ".join(words))
     weights: Any = literal_column(_PG_WEIGHTS)
     candidates = max(SEARCH_CANDIDATES, limit)
     updated_at = col(LibraryDocument.updated_at)
 
-    def newest(vector: Any, count: int, name: str) -> Any:
+    def newest(vector: Any, count: int, bonus: float | None = None) -> Any:
+        score: Any = func.ts_rank(weights, vector, tsquery).cast(Float)
+        if bonus is not None:
+            score = score + bonus
         return (
             query.where(vector.op("@@")(tsquery))
-            .with_only_columns(col(LibraryDocument.id), updated_at, vector.label("vector"))
+            .with_only_columns(col(LibraryDocument.id), updated_at, score.label("score"))
             .order_by(updated_at.desc())
             .limit(count)
-            .subquery(name)
         )
 
-    title = newest(col(LibraryDocument.title_vector), candidates // 2, "title_tier")
-    every = newest(col(LibraryDocument.search_vector), candidates, "every_match")
     hits = union_all(
-        select(
-            title.c.id,
-            title.c.updated_at,
-            (func.ts_rank(weights, title.c.vector, tsquery).cast(Float) + TITLE_TIER).label(
-                "score"
-            ),
-        ),
-        select(
-            every.c.id,
-            every.c.updated_at,
-            func.ts_rank(weights, every.c.vector, tsquery).cast(Float).label("score"),
-        ),
+        newest(col(LibraryDocument.title_vector), candidates // 2, TITLE_TIER),
+        newest(col(LibraryDocument.search_vector), candidates),
     ).subquery("hits")
     return (
         select(hits.c.id, func.max(hits.c.score).label("rank"))
