@@ -121,8 +121,8 @@ async def test_text_of_an_uploaded_pdf_is_searchable_and_follows_the_current_ver
 async def test_a_word_in_most_of_the_library_ranks_a_bounded_set_and_misses_no_filtered_hit(
     records, monkeypatch
 ):
-    """With more matches than the search ranks (SQLite), title hits still come first and a
-    narrow filter still finds an old match."""
+    """With more matches than the search ranks, title hits still come first, a narrow
+    filter still finds an old match and a short page takes the newest of equal hits."""
     from services.records import library
 
     monkeypatch.setattr(library, "SEARCH_CANDIDATES", 3)
