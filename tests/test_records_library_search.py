@@ -2,11 +2,15 @@
 query alike, title hits ranked first, and the text of uploaded PDFs searchable, on a real
 database (SQLite FTS5 and, in the PostgreSQL leg, PostgreSQL full text)."""
 
+import uuid
+
 import pytest
 import pytest_asyncio
+from sqlalchemy import text
 
 from services.records import library_text
 from shared import pdf
+from shared.db import Database
 from tests.harness import NatsServer, auth
 from tests.test_records_files import PDF, RecordsClient, upload
 from tests.test_records_library import add
@@ -117,8 +121,8 @@ async def test_text_of_an_uploaded_pdf_is_searchable_and_follows_the_current_ver
 async def test_a_word_in_most_of_the_library_ranks_a_bounded_set_and_misses_no_filtered_hit(
     records, monkeypatch
 ):
-    """With more matches than the search ranks (SQLite), title hits still come first and a
-    narrow filter still finds an old match."""
+    """With more matches than the search ranks, title hits still come first, a narrow
+    filter still finds an old match and a short page takes the newest of equal hits."""
     from services.records import library
 
     monkeypatch.setattr(library, "SEARCH_CANDIDATES", 3)
@@ -132,3 +136,67 @@ async def test_a_word_in_most_of_the_library_ranks_a_bounded_set_and_misses_no_f
         "/library/search", params={"q": "保养", "category": "bulletin"}, headers=TECH
     )
     assert [h["document"]["id"] for h in r.json()] == [old_bulletin["id"]]
+    # Two hits asked for: the title hit, then the newest of the equal text hits.
+    r = await records.get("/library/search", params={"q": "保养", "limit": 2}, headers=TECH)
+    assert [h["document"]["id"] for h in r.json()] == [old_title["id"], newer[-1]["id"]]
+
+
+async def _index_the_old_way(database_url: str, document_id: str) -> None:
+    """Put a document's index entry back as it was before jieba split Chinese (and before
+    PostgreSQL's title vector): each run of Chinese characters one word."""
+    db = Database(database_url)
+    try:
+        async with db.transaction() as session:
+            connection = await session.connection()
+            if db.is_sqlite:
+                key = uuid.UUID(document_id).hex
+                await connection.execute(
+                    text("DELETE FROM library_fts WHERE document_id = :id"), {"id": key}
+                )
+                await connection.execute(
+                    text(
+                        "INSERT INTO library_fts (document_id, title, tags, body) "
+                        "SELECT id, title, '', text FROM library_document WHERE id = :id"
+                    ),
+                    {"id": key},
+                )
+                params: dict = {"id": key}
+            else:
+                await connection.execute(
+                    text(
+                        "UPDATE library_document SET title_vector = NULL, search_vector = "
+                        "setweight(to_tsvector('simple', title), 'A') || "
+                        "setweight(to_tsvector('simple', text), 'C') WHERE id = :id"
+                    ),
+                    {"id": uuid.UUID(document_id)},
+                )
+                params = {"id": uuid.UUID(document_id)}
+            await connection.execute(
+                text("UPDATE library_document SET search_index_version = 0 WHERE id = :id"),
+                params,
+            )
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.asyncio
+async def test_documents_indexed_the_old_way_are_reindexed_once(records, database_url):
+    from services.records import library, reindex
+
+    old = await add(records, "r1", title="制动系统检修手册", text="coolant pump", language="zh-CN")
+    current = await add(records, "r2", title="制动片更换", language="zh-CN")
+    await _index_the_old_way(database_url, old["id"])
+    # Still found by its old entry (a whole word, an English word), not by a word inside.
+    assert await found(records, "制动") == [current["id"]]
+    assert await found(records, "coolant") == [old["id"]]
+
+    db = Database(database_url)
+    try:
+        assert await library.reindex_stale(db, batch=1) == 1
+        assert sorted(await found(records, "制动")) == sorted([old["id"], current["id"]])
+        assert await found(records, "制动系统") == [old["id"]]
+        assert await found(records, "coolant") == [old["id"]]
+        # Nothing stale is left: a second run (here the command's) does nothing.
+        assert await reindex.run(database_url, batch=50) == 0
+    finally:
+        await db.dispose()

@@ -1,12 +1,17 @@
 """The technical library: documents with versions, applicability, op codes and search.
 
-Full text: PostgreSQL keeps a weighted tsvector on the row ('simple' configuration, GIN
-index); SQLite keeps the FTS5 table `library_fts`, a derived index the service
-creates at start-up and rebuilds when it is missing (it is not in the migrations because
-autogenerate would see FTS5's shadow tables as unknown tables). Both index the words of
-`library_text.words` (Chinese split by jieba), and a query is split the same way.
+Full text: PostgreSQL keeps two weighted tsvectors on the row ('simple' configuration,
+GIN indexes): the whole document and the title with the tags alone; SQLite keeps the FTS5
+table `library_fts`, a derived index the service creates at start-up and rebuilds when it
+is missing (it is not in the migrations because autogenerate would see FTS5's shadow
+tables as unknown tables). Both index the words of `library_text.words` (Chinese split by
+jieba), and a query is split the same way. A document indexed an older way
+(`search_index_version` below SEARCH_INDEX_VERSION) is re-indexed by `reindex_stale`, in
+batches after start-up.
 """
 
+import asyncio
+import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +27,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     text,
+    union_all,
 )
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -51,7 +57,13 @@ from shared.problems import Forbidden, InvalidInput, NotFound
 if TYPE_CHECKING:
     from shared.service import Runtime
 
+log = logging.getLogger(__name__)
+
 REFERENCE_OWNER = "records.library_version"
+
+# How documents are indexed now: 1 = words split by jieba, and on PostgreSQL the title
+# vector too. A document with a lower `search_index_version` is re-indexed (reindex_stale).
+SEARCH_INDEX_VERSION = 1
 
 # The words go in already split (library_text.index_text), separated by spaces.
 FTS_DDL = (
@@ -99,11 +111,16 @@ _SQLITE_UNINDEX = text("DELETE FROM library_fts WHERE library_fts MATCH :match")
 _SQLITE_INDEX = text(
     "INSERT INTO library_fts (document_id, title, tags, body) VALUES (:id, :title, :tags, :body)"
 )
+_SQLITE_INDEXED = text("UPDATE library_document SET search_index_version = :version WHERE id = :id")
 _PG_INDEX = text(
     "UPDATE library_document SET search_vector = "
     "setweight(to_tsvector('simple', :title), 'A') || "
     "setweight(to_tsvector('simple', :tags), 'B') || "
-    "setweight(to_tsvector('simple', :body), 'C') WHERE id = :id"
+    "setweight(to_tsvector('simple', :body), 'C'), "
+    "title_vector = "
+    "setweight(to_tsvector('simple', :title), 'A') || "
+    "setweight(to_tsvector('simple', :tags), 'B'), "
+    "search_index_version = :version WHERE id = :id"
 )
 
 
@@ -114,24 +131,104 @@ def _index_params(row: dict[str, Any], *, is_sqlite: bool) -> dict[str, Any]:
         "title": library_text.index_text(row["title"]),
         "tags": library_text.index_text(" ".join(row["tags"])),
         "body": library_text.index_text(row["text"]),
+        "version": SEARCH_INDEX_VERSION,
     }
 
 
-async def index_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Put documents (`id`, `title`, `tags`, `text`) in the full-text index, many at once."""
+async def index_rows(
+    session: AsyncSession, rows: list[dict[str, Any]], *, in_thread: bool = False
+) -> None:
+    """Put documents (`id`, `title`, `tags`, `text`) in the full-text index, many at once,
+    and mark them indexed the current way. `in_thread`: split the words in a worker thread
+    (a large batch would otherwise keep the event loop from answering requests)."""
     if not rows:
         return
     await library_text.ready()
     is_sqlite = _is_sqlite(session)
-    params = [_index_params(row, is_sqlite=is_sqlite) for row in rows]
+
+    def split() -> list[dict[str, Any]]:
+        return [_index_params(row, is_sqlite=is_sqlite) for row in rows]
+
+    params = await asyncio.to_thread(split) if in_thread else split()
     connection = await session.connection()
     if is_sqlite:
         await connection.execute(
             _SQLITE_UNINDEX, [{"match": f'document_id : "{p["id"]}"'} for p in params]
         )
         await connection.execute(_SQLITE_INDEX, params)
+        await connection.execute(
+            _SQLITE_INDEXED, [{"id": p["id"], "version": p["version"]} for p in params]
+        )
     else:
         await connection.execute(_PG_INDEX, params)
+
+
+# Documents re-indexed per transaction by reindex_stale: each is split by jieba again, and
+# a document's text may run to 200,000 characters.
+REINDEX_BATCH = 200
+
+
+async def reindex_stale(db: Database, batch: int = REINDEX_BATCH) -> int:
+    """Re-index, in batches of `batch` (one transaction each), every document indexed an
+    older way than SEARCH_INDEX_VERSION (e.g. before Chinese was split by jieba, or before
+    the title vector); returns how many. Resumable: a batch done stays done, and a second
+    run finds nothing to do. On PostgreSQL a batch's rows are locked while they are
+    re-indexed (an edit waits for it, then indexes its own text) and rows an edit holds
+    are skipped (the edit indexes them)."""
+    done = 0
+    after: uuid.UUID | None = None
+    while True:
+        async with db.transaction() as session:
+            stale = (
+                select(
+                    col(LibraryDocument.id),
+                    col(LibraryDocument.title),
+                    col(LibraryDocument.tags),
+                    col(LibraryDocument.text),
+                )
+                .where(col(LibraryDocument.search_index_version) < SEARCH_INDEX_VERSION)
+                .order_by(col(LibraryDocument.id))
+                .limit(batch)
+            )
+            if after is not None:
+                stale = stale.where(col(LibraryDocument.id) > after)
+            if not db.is_sqlite:
+                stale = stale.with_for_update(skip_locked=True, of=LibraryDocument)
+            rows: list[dict[str, Any]] = [
+                {"id": r[0], "title": r[1], "tags": r[2], "text": r[3]}
+                for r in (await session.exec(stale)).all()
+            ]
+            await index_rows(session, rows, in_thread=True)
+        done += len(rows)
+        if len(rows) < batch:
+            break
+        after = rows[-1]["id"]
+    if done and not db.is_sqlite:
+        # The search's plans depend on the vectors' statistics (a newest-first walk for
+        # common words, the GIN matches for rare ones): gather them now rather than when
+        # autovacuum gets to it.
+        async with db.transaction() as session:
+            await (await session.connection()).execute(text("ANALYZE library_document"))
+    return done
+
+
+# After a failure, the start-up re-index tries again this much later (seconds).
+REINDEX_RETRY = 60.0
+
+
+async def reindex_on_start(runtime: "Runtime") -> None:
+    """Background job: re-index the stale documents once after start-up. Until a document
+    is re-indexed it is found by its old index entry."""
+    while True:
+        try:
+            count = await reindex_stale(runtime.db)
+        except Exception:
+            log.exception("re-indexing the library failed; trying again later")
+            await asyncio.sleep(REINDEX_RETRY)
+            continue
+        if count:
+            log.info("re-indexed %d library documents", count)
+        return
 
 
 async def _index(session: AsyncSession, document: LibraryDocument) -> None:
@@ -437,12 +534,62 @@ async def downloads(
     return list((await session.exec(query)).all())
 
 
-# On SQLite a query ranks at most this many of the newest matching documents, plus half
-# as many of the newest whose title holds every word: a word found in most of the library
-# would otherwise make every search score and sort tens of thousands of rows. When that
-# leaves fewer hits than asked for (a narrow filter), the search runs again over every
-# match.
+# A query ranks at most this many of the newest matching documents, plus half as many of
+# the newest whose title holds every word (on PostgreSQL: title or tags): a word found in
+# most of the library would otherwise make every search score and sort tens of thousands
+# of rows. On SQLite, when that leaves fewer hits than asked for (a narrow filter), the
+# search runs again over every match; PostgreSQL applies the filters before the cut.
 SEARCH_CANDIDATES = 500
+
+# ts_rank's weights for D, C (text), B (tags), A (title): a title hit outranks any number
+# of mentions in the text.
+_PG_WEIGHTS = "'{0.0, 0.02, 0.2, 1.0}'::float4[]"
+# Added to the score of the title tier, so it comes before every other match.
+TITLE_TIER = 1000.0
+
+
+def _pg_ranked(query: Any, words: list[str], limit: int) -> Any:
+    """PostgreSQL: the ids and scores of the best `limit` matches of `query` (the user's
+    visibility and the filters) for `words`, best first, newest first among equals.
+
+    Two newest-first cuts, each read through the `updated_at` index, or through the GIN
+    index and sorted when the words are rare (the planner picks by the vectors'
+    statistics): the newest SEARCH_CANDIDATES // 2 documents whose small title vector
+    (title A, tags B) holds every word, ranked by that vector above everything else, and
+    the newest SEARCH_CANDIDATES documents holding every word anywhere, ranked by the
+    whole vector. Only those rows are ranked, however many documents match; a walk reads
+    only the rows it passes (the title tier from the covering index alone), and the GIN
+    match of a query without weights needs no recheck. The cut comes after the filters,
+    so it always leaves `limit` hits when there are that many. Each tier is scored inside
+    its cut: a walk scores only the rows it keeps, and a sort sorts numbers, not vectors.
+    """
+    tsquery = func.plainto_tsquery(literal_column("'simple'::regconfig"), " ".join(words))
+    weights: Any = literal_column(_PG_WEIGHTS)
+    candidates = max(SEARCH_CANDIDATES, limit)
+    updated_at = col(LibraryDocument.updated_at)
+
+    def newest(vector: Any, count: int, bonus: float | None = None) -> Any:
+        score: Any = func.ts_rank(weights, vector, tsquery).cast(Float)
+        if bonus is not None:
+            score = score + bonus
+        return (
+            query.where(vector.op("@@")(tsquery))
+            .with_only_columns(col(LibraryDocument.id), updated_at, score.label("score"))
+            .order_by(updated_at.desc())
+            .limit(count)
+        )
+
+    hits = union_all(
+        newest(col(LibraryDocument.title_vector), candidates // 2, TITLE_TIER),
+        newest(col(LibraryDocument.search_vector), candidates),
+    ).subquery("hits")
+    return (
+        select(hits.c.id, func.max(hits.c.score).label("rank"))
+        .group_by(hits.c.id, hits.c.updated_at)
+        .order_by(text("rank DESC"), hits.c.updated_at.desc())
+        .limit(limit)
+    )
+
 
 _SQLITE_HITS = (
     "SELECT doc, max(score) AS score FROM ("
@@ -513,20 +660,10 @@ async def search(
             if len(rows) == limit:
                 break
     else:
-        # PostgreSQL ranks every match: the weights for D, C (text), B (tags), A (title)
-        # make a title hit outrank any number of mentions in the text. (Bounding the
-        # candidates as on SQLite was slower here: GIN keeps no weights, so the title tier
-        # and the newest-first cut both read every matching row.)
-        tsquery = func.plainto_tsquery(literal_column("'simple'::regconfig"), " ".join(words))
-        vector = col(LibraryDocument.search_vector)
-        weights: Any = literal_column("'{0.0, 0.02, 0.2, 1.0}'::float4[]")
-        rank = func.ts_rank(weights, vector, tsquery).cast(Float)
-        ranked = (
-            query.where(vector.op("@@")(tsquery))
-            .with_only_columns(col(LibraryDocument.id), rank.label("rank"))
-            .order_by(text("rank DESC"), col(LibraryDocument.updated_at).desc())
-        )
-        rows = list((await connection.execute(ranked.limit(limit))).all())
+        # The statement is prepared once for every query (asyncpg); a generic plan, made
+        # without knowing the words, would walk the wrong index for common or rare ones.
+        await connection.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        rows = list((await connection.execute(_pg_ranked(query, words, limit))).all())
     found = {
         d.id: d
         for d in (

@@ -44,6 +44,8 @@ SPEC = ServiceSpec(
     background=[
         files.file_collector,
         lending.overdue_reminder,
+        # Documents indexed an older way, re-indexed in batches once after start-up.
+        library.reindex_on_start,
         *reporting.BACKGROUND,
         *webhooks.BACKGROUND,
     ],

@@ -306,6 +306,22 @@ class LibraryDocument(Base, table=True):
     __table_args__ = (
         Index("ix_library_document_branch_category", "branch", "category"),
         Index("ix_library_document_search", "search_vector", postgresql_using="gin"),
+        Index("ix_library_document_title_search", "title_vector", postgresql_using="gin"),
+        # Newest first: the list without a query, and the newest matches a search ranks.
+        # On PostgreSQL it carries what the search's title tier reads (the visibility
+        # rules, the category, the title vector), so that tier walks the index alone.
+        Index(
+            "ix_library_document_updated_at",
+            "updated_at",
+            postgresql_include=[
+                "id",
+                "branch",
+                "confidential",
+                "allowed_roles",
+                "category",
+                "title_vector",
+            ],
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -331,6 +347,16 @@ class LibraryDocument(Base, table=True):
     # FTS5 table library_fts instead (see library.py) and leaves this empty.
     search_vector: str | None = Field(
         default=None, sa_column=Column(TSVECTOR().with_variant(Text(), "sqlite"), nullable=True)
+    )
+    # PostgreSQL: the title (A) and tags (B) alone, a small vector with its own GIN index,
+    # for the search's first tier (documents whose title or tags hold every word).
+    title_vector: str | None = Field(
+        default=None, sa_column=Column(TSVECTOR().with_variant(Text(), "sqlite"), nullable=True)
+    )
+    # The way of indexing the document's entry was written with (library.SEARCH_INDEX_VERSION);
+    # an older one is re-indexed in batches after start-up (library.reindex_stale).
+    search_index_version: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
     )
     version: int = Field(default=1, sa_column=_DOCUMENT_VERSION)
 
