@@ -75,6 +75,7 @@ def document(rng: random.Random, n: int, now: datetime) -> dict[str, Any]:
     branch = None if kind < 0.2 else ("BR02" if kind < 0.3 else BRANCH)
     confidential = rng.random() < 0.03
     when = now - timedelta(minutes=n)
+    make = rng.choice(MAKES)
     return {
         "id": uuid.uuid4(),
         "branch": branch,
@@ -84,7 +85,8 @@ def document(rng: random.Random, n: int, now: datetime) -> dict[str, Any]:
         "language": "zh-CN" if chinese else "en",
         "tags": sorted(set(words(rng, 3))),
         "op_codes": [],
-        "applies_to": [],
+        "applies_to": [{"make": make}],
+        "makes": [make.lower()],
         # About 50 words, and a fault code or two: the rare terms of a real library.
         "text": ("，" if chinese else " ").join(
             [*words(rng, 50), *(f"P{rng.randint(0, 4000):04d}" for _ in range(2))]
@@ -107,7 +109,7 @@ async def seed(database_url: str, count: int, batch: int = 2000) -> None:
         for start in range(0, count, batch):
             rows = [document(rng, n, now) for n in range(start, min(start + batch, count))]
             makes = [
-                {"id": uuid.uuid4(), "document_id": row["id"], "make": rng.choice(MAKES).lower()}
+                {"id": uuid.uuid4(), "document_id": row["id"], "make": row["makes"][0]}
                 for row in rows
             ]
             async with db.transaction() as session:

@@ -163,6 +163,17 @@ async def test_documents_for_a_vehicle_and_for_op_codes(records):
         (await _id(records, "Toyota manual")),
     }
     assert await found("/library/for-op-codes", op_code="BR-010", make="Volkswagen") == {golf["id"]}
+    # The document now applies to another make: the make filter follows the edit.
+    r = await records.patch(
+        f"/library/documents/{all_vw['id']}",
+        headers={**CLERK, "If-Match": all_vw["etag"]},
+        json={"applies_to": [{"make": "Skoda"}]},
+    )
+    assert r.status_code == 200, r.text
+    assert await found("/library/for-vehicle", make="Volkswagen", model="Polo") == set()
+    assert await found("/library/for-vehicle", make="skoda") == {all_vw["id"]}
+    assert await found("/library/search", q="paint", make="Skoda") == {all_vw["id"]}
+    assert await found("/library/search", q="paint", make="Volkswagen") == set()
     assert_problem(await records.get("/library/for-vehicle", headers=TECH), 422, "make")
     assert_problem(await records.get("/library/for-op-codes", headers=TECH), 422, "op_code")
     assert_problem(

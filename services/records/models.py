@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, StringConstraints
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, String, Text, text
-from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -320,6 +320,7 @@ class LibraryDocument(Base, table=True):
                 "allowed_roles",
                 "category",
                 "title_vector",
+                "makes",
             ],
         ),
     )
@@ -335,6 +336,15 @@ class LibraryDocument(Base, table=True):
     op_codes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     applies_to: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    # The makes `applies_to` names, lowercased (kept with library_applicability): on
+    # PostgreSQL a search for one make checks the row itself (`makes @> '["toyota"]'`)
+    # before it looks up the rules, instead of one index probe per row its walk passes.
+    makes: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(
+            JSON().with_variant(JSONB(), "postgresql"), nullable=False, server_default="[]"
+        ),
     )
     text: str = Field(default="", sa_type=Text)
     confidential: bool = False
