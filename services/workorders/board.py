@@ -35,7 +35,7 @@ from typing import Annotated, Any, Protocol, cast
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import event, func, insert, text
+from sqlalchemy import bindparam, event, func, insert, text
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import get_history
@@ -58,6 +58,7 @@ from shared.auth import SCREEN_TOKEN_PREFIX, Authenticator, Role, User
 from shared.events import utcnow
 from shared.problems import Forbidden, Unauthorized
 from shared.service import Runtime
+from shared.types import UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,21 @@ def _collect_touched(session: Session, _context: Any, _instances: Any) -> None:
                 session.info.setdefault(_INPUTS, set()).add(key[0])
 
 
+# PostgreSQL, one round trip per branch: take the branch's turn (held to the commit, so
+# the branch's ids are committed in the order they are taken), announce the change to
+# every replica's feed at commit (several in one commit fold into one; the payload says
+# which process wrote it, so its own feed, woken directly, ignores it), then the rows.
+# The rows come out of a join with the lock's row, so no id is drawn before the turn.
+_PG_TURN_AND_CHANGES = text(
+    "WITH turn AS (SELECT pg_advisory_xact_lock(:cls, :key), pg_notify(:channel, :origin)) "
+    "INSERT INTO board_change (branch, repair_order_id, changed_at) "
+    "SELECT CAST(:branch AS VARCHAR), o.id, :changed_at "
+    "FROM turn, unnest(CAST(:orders AS UUID[])) AS o(id)"
+).bindparams(bindparam("changed_at", type_=UTCDateTime()))
+# Who wrote a NOTIFY: this process's feeds are woken by its own commits directly.
+PROCESS_ORIGIN = uuid.uuid4().hex
+
+
 @event.listens_for(Session, "before_commit")
 def _write_board_changes(session: Session) -> None:
     if not (session.info.get(_TOUCHED) or session.new or session.dirty):
@@ -144,23 +160,32 @@ def _write_board_changes(session: Session) -> None:
     touched: set[tuple[str, uuid.UUID]] | None = session.info.pop(_TOUCHED, None)
     if not touched:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        # Held to the commit: a branch's ids are committed in the order they are taken.
-        # The notification is delivered at commit to every replica's feed (several in one
-        # commit fold into one). One round trip per branch, branches in a fixed order.
-        for branch in sorted({branch for branch, _ in touched}):
-            session.execute(
-                text("SELECT pg_advisory_xact_lock(:cls, :key), pg_notify(:channel, '')"),
-                {"cls": BOARD_LOCK_CLASS, "key": branch_lock_key(branch), "channel": BOARD_CHANNEL},
-            )
     now = utcnow()
-    session.execute(
-        insert(BoardChange.__table__),  # type: ignore[attr-defined]
-        [
-            {"branch": branch, "repair_order_id": order_id, "changed_at": now}
-            for branch, order_id in sorted(touched, key=lambda k: (k[0], str(k[1])))
-        ],
-    )
+    if session.get_bind().dialect.name == "postgresql":
+        by_branch: dict[str, list[uuid.UUID]] = {}
+        for branch, order_id in touched:
+            by_branch.setdefault(branch, []).append(order_id)
+        for branch in sorted(by_branch):  # branches in a fixed order: no deadlock
+            session.execute(
+                _PG_TURN_AND_CHANGES,
+                {
+                    "cls": BOARD_LOCK_CLASS,
+                    "key": branch_lock_key(branch),
+                    "channel": BOARD_CHANNEL,
+                    "origin": PROCESS_ORIGIN,
+                    "branch": branch,
+                    "orders": by_branch[branch],
+                    "changed_at": now,
+                },
+            )
+    else:
+        session.execute(
+            insert(BoardChange.__table__),  # type: ignore[attr-defined]
+            [
+                {"branch": branch, "repair_order_id": order_id, "changed_at": now}
+                for branch, order_id in touched
+            ],
+        )
     session.info[_WRITTEN] = True
 
 
@@ -453,7 +478,7 @@ class BoardHub:
                 try:
                     closed = asyncio.Event()
                     conn.add_termination_listener(lambda *_, done=closed: done.set())
-                    await conn.add_listener(BOARD_CHANNEL, lambda *_: self.wake())
+                    await conn.add_listener(BOARD_CHANNEL, self._notified)
                     await closed.wait()
                 finally:
                     with contextlib.suppress(Exception):
@@ -463,6 +488,10 @@ class BoardHub:
             except Exception as exc:
                 log.warning("status board listener down (%s); polling meanwhile", exc)
             await asyncio.sleep(5)
+
+    def _notified(self, _conn: Any, _pid: int, _channel: str, origin: str) -> None:
+        if origin != PROCESS_ORIGIN:  # another replica's commit
+            self.wake()
 
     async def pump(self) -> int:
         """Hand every change after its branch's cursor to the screens of that branch;

@@ -4,11 +4,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from sqlalchemy import insert, null, update
+from sqlalchemy import bindparam, insert, null, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import and_, col, or_, select
@@ -51,15 +52,25 @@ class OrderState:
     branch: str
 
 
+_RO = RepairOrder.__table__  # type: ignore[attr-defined]
+_JOB = Job.__table__  # type: ignore[attr-defined]
+_TE = TimeEntry.__table__  # type: ignore[attr-defined]
+
+# Clocking's statements are built once: building a statement and its cache key on every
+# request cost a fifth of a clocking's CPU.
+_NUDGE = (
+    update(_RO)
+    .where(_RO.c.id == bindparam("order_id"), _RO.c.status == bindparam("from_status"))
+    .values(status=bindparam("to_status"), version=_RO.c.version + 1)
+)
+
+
 async def _nudge(session: AsyncSession, order: OrderState, target: RepairOrderStatus) -> None:
     """`nudge_order` for an order not loaded: the same conditional UPDATE."""
     if order.status == target or not can_move_order(order.status, target):
         return
-    table = RepairOrder.__table__  # type: ignore[attr-defined]
     await (await session.connection()).execute(
-        update(table)
-        .where(table.c.id == order.id, table.c.status == order.status)
-        .values(status=target, version=table.c.version + 1)
+        _NUDGE, {"order_id": order.id, "from_status": order.status, "to_status": target}
     )
 
 
@@ -131,35 +142,42 @@ class ClockState:
         return Decimal(str((self.line or {}).get("flat_rate_hours", "0")))
 
 
+@cache
+def _clock_state_query(with_line: bool) -> Any:
+    return (
+        core_select(
+            _JOB.c.branch,
+            _JOB.c.technician_id,
+            _JOB.c.status,
+            _JOB.c.repair_order_id,
+            _JOB.c.op_code,
+            _JOB.c.line if with_line else null(),
+            _RO.c.status,
+            _RO.c.number,
+            _TE.c.id,
+            _TE.c.job_id,
+            _TE.c.started_at,
+        )
+        .select_from(
+            _JOB.join(_RO, _RO.c.id == _JOB.c.repair_order_id).outerjoin(
+                _TE,
+                and_(_TE.c.technician_id == bindparam("technician_id"), _TE.c.ended_at.is_(None)),
+            )
+        )
+        .where(_JOB.c.id == bindparam("job_id"))
+    )
+
+
 async def _clock_state(
     session: AsyncSession, job_id: uuid.UUID, by: User, *, with_line: bool = False
 ) -> ClockState:
     """The job (404 outside the caller's branch), checked to be the caller's own (403)."""
-    jb = Job.__table__  # type: ignore[attr-defined]
-    ro = RepairOrder.__table__  # type: ignore[attr-defined]
-    te = TimeEntry.__table__  # type: ignore[attr-defined]
-    query = (
-        core_select(
-            jb.c.branch,
-            jb.c.technician_id,
-            jb.c.status,
-            jb.c.repair_order_id,
-            jb.c.op_code,
-            jb.c.line if with_line else null(),
-            ro.c.status,
-            ro.c.number,
-            te.c.id,
-            te.c.job_id,
-            te.c.started_at,
+    query = _clock_state_query(with_line)
+    row = (
+        await (await session.connection()).execute(
+            query, {"job_id": job_id, "technician_id": by.id}
         )
-        .select_from(
-            jb.join(ro, ro.c.id == jb.c.repair_order_id).outerjoin(
-                te, and_(te.c.technician_id == by.id, te.c.ended_at.is_(None))
-            )
-        )
-        .where(jb.c.id == job_id)
-    )
-    row = (await (await session.connection()).execute(query)).first()
+    ).first()
     if row is None or row[0] != by.branch:
         raise NotFound(f"job {job_id} not found")
     if row[1] != by.id:
@@ -180,23 +198,48 @@ async def _clock_state(
     )
 
 
+@cache
+def _move_job_statement(columns: tuple[str, ...]) -> Any:
+    return (
+        update(_JOB)
+        .where(
+            _JOB.c.id == bindparam("job_id"),
+            _JOB.c.status == bindparam("from_status"),
+            _JOB.c.technician_id == bindparam("technician"),
+        )
+        .values(
+            status=bindparam("to_status"),
+            version=_JOB.c.version + 1,
+            **{column: bindparam(f"new_{column}") for column in columns},
+        )
+    )
+
+
 async def _move_job(
     session: AsyncSession, state: ClockState, target: JobStatus, **values: Any
 ) -> None:
     """One UPDATE of the job, guarded by the status and technician it was read with; its
     version moves like an ORM update's, so ETags stay right."""
-    jb = Job.__table__  # type: ignore[attr-defined]
     result = await (await session.connection()).execute(
-        update(jb)
-        .where(
-            jb.c.id == state.job_id,
-            jb.c.status == state.status,
-            jb.c.technician_id == state.technician_id,
-        )
-        .values(status=move_job(state.status, target), version=jb.c.version + 1, **values)
+        _move_job_statement(tuple(sorted(values))),
+        {
+            "job_id": state.job_id,
+            "from_status": state.status,
+            "technician": state.technician_id,
+            "to_status": move_job(state.status, target),
+            **{f"new_{column}": value for column, value in values.items()},
+        },
     )
     if cast(Any, result).rowcount != 1:
         raise Conflict("the job changed meanwhile; try again")
+
+
+_START_CLOCK = insert(_TE)
+_STOP_CLOCK = (
+    update(_TE)
+    .where(_TE.c.id == bindparam("entry_id"), _TE.c.ended_at.is_(None))
+    .values(ended_at=bindparam("new_ended_at"), stop_reason=bindparam("new_stop_reason"))
+)
 
 
 async def clock_on(
@@ -222,16 +265,16 @@ async def clock_on(
     entry = TimeEntryPublic(
         id=uuid.uuid4(), job_id=state.job_id, technician_id=by.id, started_at=now
     )
-    te = TimeEntry.__table__  # type: ignore[attr-defined]
     try:
         await (await session.connection()).execute(
-            insert(te).values(
-                id=entry.id,
-                job_id=entry.job_id,
-                branch=state.branch,
-                technician_id=by.id,
-                started_at=now,
-            )
+            _START_CLOCK,
+            {
+                "id": entry.id,
+                "job_id": entry.job_id,
+                "branch": state.branch,
+                "technician_id": by.id,
+                "started_at": now,
+            },
         )
     except IntegrityError as exc:  # the same technician clocked on elsewhere a moment ago;
         # the request's transaction is rolled back at the boundary.
@@ -248,11 +291,13 @@ async def clock_off(
         raise Conflict("you are not clocked on this job")
     assert state.running_started_at is not None
     ended_at = max(now, state.running_started_at)
-    te = TimeEntry.__table__  # type: ignore[attr-defined]
     closed = await (await session.connection()).execute(
-        update(te)
-        .where(te.c.id == state.running_id, te.c.ended_at.is_(None))
-        .values(ended_at=ended_at, stop_reason=body.reason.value)
+        _STOP_CLOCK,
+        {
+            "entry_id": state.running_id,
+            "new_ended_at": ended_at,
+            "new_stop_reason": body.reason.value,
+        },
     )
     if cast(Any, closed).rowcount != 1:
         raise Conflict("you are not clocked on this job")
