@@ -116,6 +116,8 @@ class Database:
         echo: bool = False,
         info: dict[str, Any] | None = None,
         ping_after_idle: float = PING_AFTER_IDLE,
+        pool_size: int = 20,
+        max_overflow: int = 20,
     ):
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
@@ -127,8 +129,8 @@ class Database:
             kwargs["async_creator"] = _inline_sqlite_creator(database or ":memory:")
             kwargs["pool_size"] = 8
         else:
-            kwargs["pool_size"] = 10
-            kwargs["max_overflow"] = 10
+            kwargs["pool_size"] = pool_size
+            kwargs["max_overflow"] = max_overflow
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

@@ -80,6 +80,8 @@ class Runtime:
         self.db = Database(
             settings.database_url,
             echo=settings.echo_sql,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
             info={OUTBOX_MODEL: spec.outbox_model, IDEMPOTENCY_MODEL: spec.idempotency_model},
         )
         self.messaging = Messaging(settings)
