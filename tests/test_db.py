@@ -13,8 +13,8 @@ pytestmark = [pytest.mark.asyncio]
 
 
 async def _backend_pid(db: Database) -> int:
-    async with db.reader() as session:
-        return int((await session.exec(text("SELECT pg_backend_pid()"))).scalar_one())
+    async with db.engine.connect() as conn:
+        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
 
 
 async def _terminate(pid: int) -> None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import bindparam, insert, null, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import and_, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -65,11 +66,11 @@ _NUDGE = (
 )
 
 
-async def _nudge(session: AsyncSession, order: OrderState, target: RepairOrderStatus) -> None:
+async def _nudge(conn: AsyncConnection, order: OrderState, target: RepairOrderStatus) -> None:
     """`nudge_order` for an order not loaded: the same conditional UPDATE."""
     if order.status == target or not can_move_order(order.status, target):
         return
-    await (await session.connection()).execute(
+    await conn.execute(
         _NUDGE, {"order_id": order.id, "from_status": order.status, "to_status": target}
     )
 
@@ -169,15 +170,11 @@ def _clock_state_query(with_line: bool) -> Any:
 
 
 async def _clock_state(
-    session: AsyncSession, job_id: uuid.UUID, by: User, *, with_line: bool = False
+    conn: AsyncConnection, job_id: uuid.UUID, by: User, *, with_line: bool = False
 ) -> ClockState:
     """The job (404 outside the caller's branch), checked to be the caller's own (403)."""
     query = _clock_state_query(with_line)
-    row = (
-        await (await session.connection()).execute(
-            query, {"job_id": job_id, "technician_id": by.id}
-        )
-    ).first()
+    row = (await conn.execute(query, {"job_id": job_id, "technician_id": by.id})).first()
     if row is None or row[0] != by.branch:
         raise NotFound(f"job {job_id} not found")
     if row[1] != by.id:
@@ -216,11 +213,11 @@ def _move_job_statement(columns: tuple[str, ...]) -> Any:
 
 
 async def _move_job(
-    session: AsyncSession, state: ClockState, target: JobStatus, **values: Any
+    conn: AsyncConnection, state: ClockState, target: JobStatus, **values: Any
 ) -> None:
     """One UPDATE of the job, guarded by the status and technician it was read with; its
     version moves like an ORM update's, so ETags stay right."""
-    result = await (await session.connection()).execute(
+    result = await conn.execute(
         _move_job_statement(tuple(sorted(values))),
         {
             "job_id": state.job_id,
@@ -245,7 +242,8 @@ _STOP_CLOCK = (
 async def clock_on(
     session: AsyncSession, job_id: uuid.UUID, by: User, now: datetime
 ) -> TimeEntryPublic:
-    state = await _clock_state(session, job_id, by)
+    conn = await session.connection()  # one hand-off to the session, not one per statement
+    state = await _clock_state(conn, job_id, by)
     if state.running_id is not None:
         if state.running_job_id == state.job_id:
             raise Conflict("you are already clocked on this job")
@@ -259,14 +257,14 @@ async def clock_on(
         )
     if state.order_status not in WORKING:
         raise Conflict(f"the repair order is {state.order_status}; no work on it")
-    await _move_job(session, state, JobStatus.in_progress, pause_reason=None)
+    await _move_job(conn, state, JobStatus.in_progress, pause_reason=None)
     order = OrderState(state.order_id, state.order_status, state.number, state.branch)
-    await _nudge(session, order, RepairOrderStatus.in_progress)
+    await _nudge(conn, order, RepairOrderStatus.in_progress)
     entry = TimeEntryPublic(
         id=uuid.uuid4(), job_id=state.job_id, technician_id=by.id, started_at=now
     )
     try:
-        await (await session.connection()).execute(
+        await conn.execute(
             _START_CLOCK,
             {
                 "id": entry.id,
@@ -286,12 +284,13 @@ async def clock_on(
 async def clock_off(
     session: AsyncSession, job_id: uuid.UUID, body: ClockOff, by: User, now: datetime
 ) -> TimeEntryPublic:
-    state = await _clock_state(session, job_id, by, with_line=True)
+    conn = await session.connection()
+    state = await _clock_state(conn, job_id, by, with_line=True)
     if state.running_id is None or state.running_job_id != state.job_id:
         raise Conflict("you are not clocked on this job")
     assert state.running_started_at is not None
     ended_at = max(now, state.running_started_at)
-    closed = await (await session.connection()).execute(
+    closed = await conn.execute(
         _STOP_CLOCK,
         {
             "entry_id": state.running_id,
@@ -303,11 +302,11 @@ async def clock_off(
         raise Conflict("you are not clocked on this job")
     order = OrderState(state.order_id, state.order_status, state.number, state.branch)
     if body.reason == StopReason.finished:
-        await _move_job(session, state, JobStatus.done, done_at=ended_at)
+        await _move_job(conn, state, JobStatus.done, done_at=ended_at)
     else:
-        await _move_job(session, state, JobStatus.paused, pause_reason=body.reason.value)
+        await _move_job(conn, state, JobStatus.paused, pause_reason=body.reason.value)
         if body.reason == StopReason.waiting_parts:
-            await _nudge(session, order, RepairOrderStatus.waiting_parts)
+            await _nudge(conn, order, RepairOrderStatus.waiting_parts)
     # One closed clock segment: records and reports sum these per technician and day.
     add_event(
         session,
