@@ -116,8 +116,8 @@ class Database:
         echo: bool = False,
         info: dict[str, Any] | None = None,
         ping_after_idle: float = PING_AFTER_IDLE,
-        pool_size: int = 20,
-        max_overflow: int = 20,
+        pool_size: int = 40,
+        max_overflow: int = 10,
     ):
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
