@@ -303,3 +303,51 @@ async def test_housekeeping_deletes_only_old_sent_rows(database_url):
         left = (await session.exec(select(Outbox.sent_at))).all()
         assert sorted(left, key=lambda t: t is None) == [recent, None]
     await db.dispose()
+
+
+async def test_events_of_one_transaction_are_written_and_handed_over_in_order(database_url):
+    """One INSERT at commit writes a transaction's events: their seqs follow the order
+    they were added, and the relay is handed exactly those rows."""
+    db = Database(database_url, info={OUTBOX_MODEL: Outbox})
+    handed: list[list] = []
+    db.on_events_committed(handed.append)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        pings = [uuid.uuid4() for _ in range(5)]
+        async with db.transaction() as session:
+            event_ids = [
+                add_event(session, PingSent(ping_id=ping, note=str(n)), subject=ping)
+                for n, ping in enumerate(pings)
+            ]
+        async with db.reader() as session:
+            rows = (
+                await session.exec(select(Outbox.seq, Outbox.event_id).order_by(Outbox.seq))
+            ).all()
+        assert [event_id for _, event_id in rows] == event_ids
+        assert [(r.seq, r.event_id) for r in handed[0]] == [tuple(row) for row in rows]
+        assert len(handed) == 1
+    finally:
+        await db.dispose()
+
+
+async def test_a_rolled_back_transaction_writes_no_event(database_url):
+    db = Database(database_url, info={OUTBOX_MODEL: Outbox})
+    handed: list[list] = []
+    db.on_events_committed(handed.append)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as session:
+                add_event(session, PingSent(ping_id=uuid.uuid4()), subject="x")
+                raise RuntimeError("the use case failed")
+        ping = uuid.uuid4()
+        async with db.transaction() as session:
+            add_event(session, PingSent(ping_id=ping), subject=ping)
+        async with db.reader() as session:
+            payloads = (await session.exec(select(Outbox.payload))).all()
+        assert [Envelope.model_validate_json(p).data["ping_id"] for p in payloads] == [str(ping)]
+        assert [len(rows) for rows in handed] == [1]
+    finally:
+        await db.dispose()
