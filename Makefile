@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python -m bench.followup_worklist
 	$(BIN)/python -m bench.reception_desk
 	$(BIN)/python -m bench.workorders_board
+	$(BIN)/python -m bench.clocking_instructions
 	$(BIN)/python -m bench.records_archive
 	$(BIN)/python -m bench.records_library
 	$(BIN)/python -m bench.records_files
