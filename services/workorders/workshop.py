@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
@@ -36,6 +36,7 @@ from services.workorders.states import (
 from shared.auth import Role, User
 from shared.concurrency import check_if_match
 from shared.contracts.workorders import JobClocked
+from shared.driver import DriverStatement
 from shared.outbox import add_event
 from shared.problems import Conflict, Forbidden, NotFound
 
@@ -59,7 +60,7 @@ _TE = TimeEntry.__table__  # type: ignore[attr-defined]
 
 # Clocking's statements are built once: building a statement and its cache key on every
 # request cost a fifth of a clocking's CPU.
-_NUDGE = (
+_NUDGE = DriverStatement(
     update(_RO)
     .where(_RO.c.id == bindparam("order_id"), _RO.c.status == bindparam("from_status"))
     .values(status=bindparam("to_status"), version=_RO.c.version + 1)
@@ -70,8 +71,8 @@ async def _nudge(conn: AsyncConnection, order: OrderState, target: RepairOrderSt
     """`nudge_order` for an order not loaded: the same conditional UPDATE."""
     if order.status == target or not can_move_order(order.status, target):
         return
-    await conn.execute(
-        _NUDGE, {"order_id": order.id, "from_status": order.status, "to_status": target}
+    await _NUDGE.execute(
+        conn, {"order_id": order.id, "from_status": order.status, "to_status": target}
     )
 
 
@@ -196,8 +197,8 @@ async def _clock_state(
 
 
 @cache
-def _move_job_statement(columns: tuple[str, ...]) -> Any:
-    return (
+def _move_job_statement(columns: tuple[str, ...]) -> DriverStatement:
+    return DriverStatement(
         update(_JOB)
         .where(
             _JOB.c.id == bindparam("job_id"),
@@ -217,8 +218,8 @@ async def _move_job(
 ) -> None:
     """One UPDATE of the job, guarded by the status and technician it was read with; its
     version moves like an ORM update's, so ETags stay right."""
-    result = await conn.execute(
-        _move_job_statement(tuple(sorted(values))),
+    moved = await _move_job_statement(tuple(sorted(values))).execute(
+        conn,
         {
             "job_id": state.job_id,
             "from_status": state.status,
@@ -227,12 +228,12 @@ async def _move_job(
             **{f"new_{column}": value for column, value in values.items()},
         },
     )
-    if cast(Any, result).rowcount != 1:
+    if moved != 1:
         raise Conflict("the job changed meanwhile; try again")
 
 
-_START_CLOCK = insert(_TE)
-_STOP_CLOCK = (
+_START_CLOCK = DriverStatement(insert(_TE))
+_STOP_CLOCK = DriverStatement(
     update(_TE)
     .where(_TE.c.id == bindparam("entry_id"), _TE.c.ended_at.is_(None))
     .values(ended_at=bindparam("new_ended_at"), stop_reason=bindparam("new_stop_reason"))
@@ -264,8 +265,8 @@ async def clock_on(
         id=uuid.uuid4(), job_id=state.job_id, technician_id=by.id, started_at=now
     )
     try:
-        await conn.execute(
-            _START_CLOCK,
+        await _START_CLOCK.execute(
+            conn,
             {
                 "id": entry.id,
                 "job_id": entry.job_id,
@@ -290,15 +291,15 @@ async def clock_off(
         raise Conflict("you are not clocked on this job")
     assert state.running_started_at is not None
     ended_at = max(now, state.running_started_at)
-    closed = await conn.execute(
-        _STOP_CLOCK,
+    closed = await _STOP_CLOCK.execute(
+        conn,
         {
             "entry_id": state.running_id,
             "new_ended_at": ended_at,
             "new_stop_reason": body.reason.value,
         },
     )
-    if cast(Any, closed).rowcount != 1:
+    if closed != 1:
         raise Conflict("you are not clocked on this job")
     order = OrderState(state.order_id, state.order_status, state.number, state.branch)
     if body.reason == StopReason.finished:

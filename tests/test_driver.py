@@ -1,0 +1,161 @@
+"""Statements run straight on asyncpg inside the session's transaction (SQLAlchemy on
+SQLite): the same rows, counts, errors and rollback as through SQLAlchemy."""
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    bindparam,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from shared.db import Database
+from shared.driver import DriverStatement
+from shared.types import UTCDateTime
+from tests.harness import PG_ADMIN_URL
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.store]
+
+metadata = MetaData()
+card = Table(
+    "card",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("seen_at", UTCDateTime(), nullable=True),
+)
+
+ADD = DriverStatement(insert(card))
+MOVE = DriverStatement(
+    update(card)
+    .where(card.c.id == bindparam("card_id"), card.c.status == bindparam("from_status"))
+    .values(status=bindparam("to_status"), version=card.c.version + 1)
+)
+
+
+@pytest_asyncio.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    async with database.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield database
+    await database.dispose()
+
+
+def _through_sqlalchemy(db: Database) -> list[str]:
+    """The statements SQLAlchemy itself sends from now on."""
+    seen: list[str] = []
+    event.listen(
+        db.engine.sync_engine,
+        "before_cursor_execute",
+        lambda _conn, _cursor, statement, *_: seen.append(statement),
+    )
+    return seen
+
+
+async def _row(db: Database, card_id: uuid.UUID) -> tuple[str, int, datetime | None] | None:
+    async with db.engine.connect() as conn:
+        query = select(card.c.status, card.c.version, card.c.seen_at).where(card.c.id == card_id)
+        row = (await conn.execute(query)).first()
+        return None if row is None else (row[0], row[1], row[2])
+
+
+async def test_a_statement_changes_rows_in_the_sessions_transaction(db: Database) -> None:
+    card_id = uuid.uuid4()
+    seen_at = datetime(2026, 11, 29, 17, 30, tzinfo=timezone(timedelta(hours=8)))
+    sent = _through_sqlalchemy(db)
+    async with db.transaction() as session:
+        conn = await session.connection()
+        await conn.execute(select(card.c.id))  # the transaction has begun
+        assert (
+            await ADD.execute(
+                conn, {"id": card_id, "status": "open", "version": 1, "seen_at": seen_at}
+            )
+            == 1
+        )
+        moved = {"card_id": card_id, "from_status": "open", "to_status": "done"}
+        assert await MOVE.execute(conn, moved) == 1
+        assert await MOVE.execute(conn, moved) == 0  # no longer open: nothing changed
+        # The session sees its own transaction's rows.
+        assert (await conn.execute(select(card.c.version))).scalar_one() == 2
+    # Stored as the same instant, in UTC; the version moved once.
+    assert await _row(db, card_id) == ("done", 2, seen_at.astimezone(UTC))
+    on_the_driver = db.engine.dialect.driver == "asyncpg"
+    assert any(s.startswith("INSERT INTO card") for s in sent) is not on_the_driver
+    assert any(s.startswith("UPDATE card") for s in sent) is not on_the_driver
+
+
+async def test_its_changes_roll_back_with_the_transaction(db: Database) -> None:
+    card_id = uuid.uuid4()
+    async with db.transaction() as session:
+        await ADD.execute(
+            await session.connection(), {"id": card_id, "status": "open", "version": 1}
+        )
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as session:
+            conn = await session.connection()
+            await conn.execute(select(card.c.id))
+            moved = {"card_id": card_id, "from_status": "open", "to_status": "done"}
+            assert await MOVE.execute(conn, moved) == 1
+            raise RuntimeError("the request failed after the update")
+    assert await _row(db, card_id) == ("open", 1, None)
+
+
+async def test_a_constraint_violation_is_sqlalchemys_integrity_error(db: Database) -> None:
+    card_id = uuid.uuid4()
+    async with db.transaction() as session:
+        await ADD.execute(
+            await session.connection(), {"id": card_id, "status": "open", "version": 1}
+        )
+    with pytest.raises(IntegrityError):
+        async with db.transaction() as session:
+            conn = await session.connection()
+            await conn.execute(select(card.c.id))
+            await ADD.execute(conn, {"id": card_id, "status": "twice", "version": 1})
+    assert await _row(db, card_id) == ("open", 1, None)
+    # The connection went back to the pool in order: the next transaction works.
+    async with db.transaction() as session:
+        conn = await session.connection()
+        await conn.execute(select(card.c.id))
+        assert await ADD.execute(conn, {"id": uuid.uuid4(), "status": "open", "version": 1})
+
+
+async def test_a_connection_lost_mid_transaction_fails_once_and_is_replaced(
+    pg_url: str,
+) -> None:
+    db = Database(pg_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        with pytest.raises(DBAPIError):
+            async with db.transaction() as session:
+                conn = await session.connection()
+                await conn.execute(select(card.c.id))
+                admin = await asyncpg.connect(PG_ADMIN_URL)
+                pid = conn.sync_connection.connection.driver_connection.get_server_pid()  # type: ignore[union-attr]
+                await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+                await admin.close()
+                await ADD.execute(conn, {"id": uuid.uuid4(), "status": "open", "version": 1})
+        card_id = uuid.uuid4()
+        async with db.transaction() as session:
+            conn = await session.connection()
+            await conn.execute(select(card.c.id))
+            assert await ADD.execute(conn, {"id": card_id, "status": "open", "version": 1})
+        assert await _row(db, card_id) == ("open", 1, None)
+    finally:
+        await db.dispose()
