@@ -1,15 +1,19 @@
 """Idempotency-Key: a retried POST gets the first answer and changes nothing twice."""
 
+import importlib
 import json
+from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlmodel import select
 
 from services.reception.models import IdempotencyRecord, Intake, OutboxEvent
+from shared.auth import current_user
 from shared.db import Database
-from shared.idempotency import IDEMPOTENCY_MODEL, Idempotency
+from shared.idempotency import IDEMPOTENCY_MODEL, Idempotency, _idempotency
 from tests.flow import valid_vin
 from tests.harness import auth
 from tests.test_bad_input import assert_problem, counts, reception  # noqa: F401
@@ -97,3 +101,28 @@ async def test_the_stored_answer_holds_only_the_declared_fields(database_url: st
             assert record.body == {"id": 7}
     finally:
         await db.dispose()
+
+
+def _calls(dependant: Any) -> set[Any]:
+    found: set[Any] = set()
+    for dependency in dependant.dependencies:
+        found |= {dependency.call, *_calls(dependency)}
+    return found
+
+
+@pytest.mark.parametrize("service", ["reception", "workorders", "followup", "records"])
+async def test_every_route_taking_a_key_authenticates_its_caller(service: str) -> None:
+    """Keys are scoped to the caller, whom the route's role dependency authenticates."""
+    app = importlib.import_module(f"services.{service}.main").create_app()
+    keyed = [
+        route
+        for route in app.routes
+        if isinstance(route, APIRoute) and _idempotency in _calls(route.dependant)
+    ]
+    assert keyed, "no route takes an Idempotency-Key"
+    unauthenticated = [
+        f"{sorted(route.methods or ())} {route.path}"
+        for route in keyed
+        if current_user not in _calls(route.dependant)
+    ]
+    assert unauthenticated == []
