@@ -12,9 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import Executable
+from sqlalchemy.util import await_
 
 
 @dataclass(frozen=True)
@@ -33,11 +35,10 @@ class DriverStatement:
         # Per set of parameter names (an INSERT's columns follow them).
         self._compiled: dict[frozenset[str], _Compiled] = {}
 
-    def _compile(self, conn: AsyncConnection, keys: frozenset[str]) -> _Compiled:
+    def _compile(self, dialect: Dialect, keys: frozenset[str]) -> _Compiled:
         compiled = self._compiled.get(keys)
         if compiled is not None:
             return compiled
-        dialect = conn.dialect
         done = self.statement.compile(dialect=dialect, column_keys=sorted(keys))  # type: ignore[attr-defined]
         names = tuple(done.positiontup or ())
         binds = {name: done.binds[name] for name in names}
@@ -55,33 +56,63 @@ class DriverStatement:
         return compiled
 
     @staticmethod
-    def _driver(conn: AsyncConnection) -> Any:
+    def _driver(conn: Connection) -> Any:
         """asyncpg's connection when the session's transaction is open on it, else None."""
-        if conn.dialect.driver != "asyncpg":
+        if conn.dialect.driver != "asyncpg" or conn.invalidated or not conn.in_transaction():
             return None
-        sync = conn.sync_connection
-        if sync is None or sync.invalidated or not sync.in_transaction():
-            return None
-        driver = sync.connection.driver_connection
+        driver = conn.connection.driver_connection
         return driver if driver is not None and driver.is_in_transaction() else None
 
-    async def execute(self, conn: AsyncConnection, params: dict[str, Any]) -> int:
-        """Runs the statement; returns the number of rows it changed."""
-        driver = self._driver(conn)
-        if driver is None:
-            result: Any = await conn.execute(self.statement, params)
-            return int(result.rowcount)
-        compiled = self._compile(conn, frozenset(params))
+    def _values(self, compiled: _Compiled, params: dict[str, Any]) -> list[Any]:
         values = []
         for name, process in zip(compiled.names, compiled.processors, strict=True):
             value = params[name] if name in params else compiled.defaults[name]
             values.append(process(value) if process is not None else value)
+        return values
+
+    async def execute(self, conn: AsyncConnection, params: dict[str, Any]) -> int:
+        """Runs the statement; returns the number of rows it changed."""
+        driver = self._driver(conn.sync_connection) if conn.sync_connection else None
+        if driver is None:
+            result: Any = await conn.execute(self.statement, params)
+            return int(result.rowcount)
+        compiled = self._compile(conn.dialect, frozenset(params))
         try:
-            status: str = await driver.execute(compiled.sql, *values)
+            status: str = await driver.execute(compiled.sql, *self._values(compiled, params))
         except Exception as exc:
             raise _translated(exc, compiled.sql, params) from exc
-        # "UPDATE 1", "INSERT 0 1", "DELETE 3": the count is the last word.
-        return int(status.rsplit(" ", 1)[-1])
+        return _count(status)
+
+    def execute_in_greenlet(self, conn: Connection, params: dict[str, Any]) -> int:
+        """`execute` from the synchronous code SQLAlchemy runs for an async session, such
+        as a session's commit hook."""
+        driver = self._driver(conn)
+        if driver is None:
+            result: Any = conn.execute(self.statement, params)
+            return int(result.rowcount)
+        compiled = self._compile(conn.dialect, frozenset(params))
+        try:
+            status: str = await_(driver.execute(compiled.sql, *self._values(compiled, params)))
+        except Exception as exc:
+            raise _translated(exc, compiled.sql, params) from exc
+        return _count(status)
+
+    def first_column_in_greenlet(self, conn: Connection, params: dict[str, Any]) -> list[Any]:
+        """The first column of the rows the statement returns (say, INSERT … RETURNING)."""
+        driver = self._driver(conn)
+        if driver is None:
+            return list(conn.execute(self.statement, params).scalars().all())
+        compiled = self._compile(conn.dialect, frozenset(params))
+        try:
+            rows = await_(driver.fetch(compiled.sql, *self._values(compiled, params)))
+        except Exception as exc:
+            raise _translated(exc, compiled.sql, params) from exc
+        return [row[0] for row in rows]
+
+
+def _count(status: str) -> int:
+    # "UPDATE 1", "INSERT 0 1", "DELETE 3": the count is the last word.
+    return int(status.rsplit(" ", 1)[-1])
 
 
 def _translated(exc: Exception, sql: str, params: dict[str, Any]) -> Exception:

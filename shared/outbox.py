@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -17,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared import metrics
 from shared.aio import settle
 from shared.db import EVENTS_ADDED, Database
+from shared.driver import DriverStatement
 from shared.events import Contract, encode, utcnow
 from shared.messaging import Messaging
 from shared.types import UTCDateTime
@@ -101,12 +103,12 @@ def _write_outbox(session: Session) -> None:
     pending: list[dict[str, Any]] | None = session.info.pop(_PENDING, None)
     if not pending:
         return
-    seqs = (
-        session.connection()
-        .execute(_insert_returning_seq(session.info[OUTBOX_MODEL].__table__), pending)
-        .scalars()
-        .all()
-    )
+    statement = _insert_returning_seq(session.info[OUTBOX_MODEL].__table__)
+    seqs: Sequence[int]
+    if len(pending) == 1:  # the usual case: one row, straight on the driver where it can
+        seqs = statement.first_column_in_greenlet(session.connection(), pending[0])
+    else:
+        seqs = session.connection().execute(statement.statement, pending).scalars().all()
     session.info.setdefault(EVENTS_ADDED, []).extend(
         OutboxRow(seq, row["event_id"], row["subject"], row["payload"])
         for seq, row in zip(seqs, pending, strict=True)
@@ -114,8 +116,8 @@ def _write_outbox(session: Session) -> None:
 
 
 @cache
-def _insert_returning_seq(table: Any) -> Any:
-    return insert(table).returning(table.c.seq, sort_by_parameter_order=True)
+def _insert_returning_seq(table: Any) -> DriverStatement:
+    return DriverStatement(insert(table).returning(table.c.seq, sort_by_parameter_order=True))
 
 
 @event.listens_for(Session, "after_soft_rollback")

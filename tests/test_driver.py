@@ -4,6 +4,7 @@ SQLite): the same rows, counts, errors and rollback as through SQLAlchemy."""
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import asyncpg
 import pytest
@@ -22,6 +23,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
 
 from shared.db import Database
 from shared.driver import DriverStatement
@@ -159,3 +161,28 @@ async def test_a_connection_lost_mid_transaction_fails_once_and_is_replaced(
         assert await _row(db, card_id) == ("open", 1, None)
     finally:
         await db.dispose()
+
+
+ADD_RETURNING = DriverStatement(insert(card).returning(card.c.version))
+
+
+async def test_synchronous_code_of_the_session_runs_statements_the_same_way(
+    db: Database,
+) -> None:
+    """What a commit hook does: the statements from the session's synchronous side."""
+    card_id = uuid.uuid4()
+    async with db.transaction() as session:
+        await (await session.connection()).execute(select(card.c.id))
+
+        def in_the_session(sync_session: Session) -> tuple[list[Any], int]:
+            conn = sync_session.connection()
+            versions = ADD_RETURNING.first_column_in_greenlet(
+                conn, {"id": card_id, "status": "open", "version": 7}
+            )
+            moved = MOVE.execute_in_greenlet(
+                conn, {"card_id": card_id, "from_status": "open", "to_status": "done"}
+            )
+            return versions, moved
+
+        assert await session.run_sync(in_the_session) == ([7], 1)
+    assert await _row(db, card_id) == ("done", 8, None)

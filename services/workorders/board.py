@@ -55,6 +55,7 @@ from services.workorders.models import (
 from services.workorders.screens import WITHDRAWN, RegisteredScreen
 from services.workorders.states import JobStatus, PartStatus, RepairOrderStatus
 from shared.auth import SCREEN_TOKEN_PREFIX, Authenticator, Role, User
+from shared.driver import DriverStatement
 from shared.events import utcnow
 from shared.problems import Forbidden, Unauthorized
 from shared.service import Runtime
@@ -142,12 +143,14 @@ def _collect_touched(session: Session, _context: Any, _instances: Any) -> None:
 # every replica's feed at commit (several in one commit fold into one; the payload says
 # which process wrote it, so its own feed, woken directly, ignores it), then the rows.
 # The rows come out of a join with the lock's row, so no id is drawn before the turn.
-_PG_TURN_AND_CHANGES = text(
-    "WITH turn AS (SELECT pg_advisory_xact_lock(:cls, :key), pg_notify(:channel, :origin)) "
-    "INSERT INTO board_change (branch, repair_order_id, changed_at) "
-    "SELECT CAST(:branch AS VARCHAR), o.id, :changed_at "
-    "FROM turn, unnest(CAST(:orders AS UUID[])) AS o(id)"
-).bindparams(bindparam("changed_at", type_=UTCDateTime()))
+_PG_TURN_AND_CHANGES = DriverStatement(
+    text(
+        "WITH turn AS (SELECT pg_advisory_xact_lock(:cls, :key), pg_notify(:channel, :origin)) "
+        "INSERT INTO board_change (branch, repair_order_id, changed_at) "
+        "SELECT CAST(:branch AS VARCHAR), o.id, :changed_at "
+        "FROM turn, unnest(CAST(:orders AS UUID[])) AS o(id)"
+    ).bindparams(bindparam("changed_at", type_=UTCDateTime()))
+)
 # Who wrote a NOTIFY: this process's feeds are woken by its own commits directly.
 PROCESS_ORIGIN = uuid.uuid4().hex
 
@@ -165,9 +168,10 @@ def _write_board_changes(session: Session) -> None:
         by_branch: dict[str, list[uuid.UUID]] = {}
         for branch, order_id in touched:
             by_branch.setdefault(branch, []).append(order_id)
+        conn = session.connection()
         for branch in sorted(by_branch):  # branches in a fixed order: no deadlock
-            session.execute(
-                _PG_TURN_AND_CHANGES,
+            _PG_TURN_AND_CHANGES.execute_in_greenlet(
+                conn,
                 {
                     "cls": BOARD_LOCK_CLASS,
                     "key": branch_lock_key(branch),
