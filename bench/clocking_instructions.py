@@ -11,8 +11,15 @@ while the technicians clock on and off `--rounds` times each, all at once. Print
 instructions per clocking (clock-on or clock-off) and, from a native run of the same
 rounds, CPU ms per clocking.
 
+Then the whole request: the workorders service as a real process under callgrind, counted
+while the same technicians clock on and off over HTTP `--http-rounds` times each (uvicorn,
+middleware, routing, dependencies, the use case, the commit and the outbox relay's publish
+to a real nats-server). No status-board screens are connected: how many changes one push
+to the screens carries depends on the request rate, which callgrind slows fifty-fold;
+`bench/workorders_board.py` measures that part natively.
+
     WORKSHOP_TEST_BACKEND=postgres .venv/bin/python -m bench.clocking_instructions \\
-        [--rounds 20] [--technicians 4]
+        [--rounds 20] [--technicians 4] [--http-rounds 10]
 
 Needs valgrind (Debian's package) for the count; without it (or with `--no-callgrind`) it
 prints the CPU time only.
@@ -32,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import table
+from bench.loadgen import Connection, build_request
 from bench.workorders_board import seed
 from services.workorders import workshop
 from services.workorders.main import SPEC
@@ -42,7 +50,8 @@ from shared.events import utcnow
 from shared.idempotency import IDEMPOTENCY_MODEL
 from shared.migrations import upgrade
 from shared.outbox import OUTBOX_MODEL
-from tests.harness import backend, create_pg_database, drop_pg_database
+from tests.harness import backend, create_pg_database, drop_pg_database, token
+from tools.processes import NatsServer, ServiceProcess
 
 
 def _database(url: str) -> Database:
@@ -147,6 +156,80 @@ def count_instructions(url: str, jobs: Path, rounds: int) -> int:
     raise RuntimeError("callgrind wrote no totals")
 
 
+async def _clock_over_http(port: int, mine: list[dict[str, Any]], rounds: int) -> None:
+    async def technician(job: dict[str, Any]) -> None:
+        conn = Connection("127.0.0.1", port)
+        headers = {"Authorization": f"Bearer {token('technician', 'BR01', sub=job['technician'])}"}
+        on = build_request("POST", f"/jobs/{job['job_id']}/clock-on", "127.0.0.1", port, headers)
+        off = build_request(
+            "POST",
+            f"/jobs/{job['job_id']}/clock-off",
+            "127.0.0.1",
+            port,
+            headers,
+            b'{"reason":"break"}',
+        )
+        try:
+            for _ in range(rounds):
+                for raw, expected in ((on, 201), (off, 200)):
+                    status, body = await conn.request(raw)
+                    if status != expected:
+                        raise RuntimeError(f"unexpected {status}: {body[:300]!r}")
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(technician(job) for job in mine))
+
+
+def count_request_instructions(url: str, mine: list[dict[str, Any]], rounds: int) -> int:
+    """The whole workorders process under callgrind, counting while the technicians clock
+    on and off over HTTP: uvicorn, middleware, routing, dependencies, the use case, the
+    commit and what the commit sets off (the outbox relay publishing to NATS). Timers that
+    run by the wall clock are set far apart: under callgrind the process runs some fifty
+    times slower, and a promise re-check every two seconds would be counted fifty times
+    more often than in real use."""
+    with tempfile.TemporaryDirectory(prefix="clocking-http-") as tmp:
+        out = Path(tmp) / "callgrind.out"
+        nats = NatsServer(Path(tmp) / "nats").start()
+        service = ServiceProcess(
+            "workorders",
+            {
+                "WORKORDERS_DATABASE_URL": url,
+                "WORKORDERS_NATS_URL": nats.url,
+                "WORKORDERS_LOG_LEVEL": "INFO",
+                "WORKORDERS_PROMISE_CHECK_INTERVAL": "3600",
+                "WORKORDERS_PROMISE_RECHECK_DELAY": "3600",
+                "WORKORDERS_RELAY_POLL_INTERVAL": "3600",
+                "PYTHONHASHSEED": "0",
+            },
+            Path(tmp) / "logs",
+            wrapper=(
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={out}",
+            ),
+        )
+        try:
+            service.start(wait=False)
+            service.wait_healthy(timeout=300)
+            assert service.proc is not None
+            asyncio.run(_clock_over_http(service.port, mine, 3))  # warm up
+            control = ["callgrind_control", "-i"]
+            subprocess.run([*control, "on", str(service.proc.pid)], check=True, capture_output=True)
+            asyncio.run(_clock_over_http(service.port, mine, rounds))
+            subprocess.run(
+                [*control, "off", str(service.proc.pid)], check=True, capture_output=True
+            )
+        finally:
+            service.stop()
+            nats.stop()
+        for line in out.read_text().splitlines():
+            if line.startswith("totals:"):
+                return int(line.split()[1])
+    raise RuntimeError("callgrind wrote no totals")
+
+
 def main(args: argparse.Namespace) -> None:
     if args.child:
         url, jobs, rounds, handshake = args.child
@@ -172,6 +255,14 @@ def main(args: argparse.Namespace) -> None:
             if callgrind:
                 total = count_instructions(url, jobs, args.rounds)
                 rows.insert(0, ["instructions per clocking", f"{total // clockings:,}"])
+                over_http = 2 * args.http_rounds * args.technicians
+                total = count_request_instructions(url, mine, args.http_rounds)
+                rows.append(
+                    [
+                        "instructions per clocking request, whole process (HTTP on)",
+                        f"{total // over_http:,}",
+                    ]
+                )
         finally:
             if backend() == "postgres":
                 asyncio.run(drop_pg_database(url))
@@ -186,6 +277,7 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--technicians", type=int, default=4)
+    parser.add_argument("--http-rounds", type=int, default=10)
     parser.add_argument("--no-callgrind", action="store_true")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     return parser.parse_args()

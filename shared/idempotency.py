@@ -102,8 +102,9 @@ async def _idempotency(
     idempotency_key: Annotated[str | None, Header(max_length=200, min_length=1)] = None,
 ) -> Callable[[AsyncSession], Idempotency]:
     # Keys are per user: the route's role dependency has authenticated the caller by the
-    # time the endpoint runs (a test holds every keyed route to that). Taking `CurrentUser`
-    # here as well, and hashing the body of a request without a key, cost 4% of a clock-on.
+    # time the endpoint runs (a test holds every keyed route to that). Depending on the
+    # current user here as well, and hashing the body of a request without a key, cost 4%
+    # of a clock-on.
     if idempotency_key is None:
         return lambda session: Idempotency(session, "", None, "")
     body = await request.body()

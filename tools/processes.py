@@ -86,8 +86,16 @@ class NatsServer:
 class ServiceProcess:
     """One service as a real uvicorn process; SIGKILL and restart keep its database."""
 
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path, port: int | None = None):
-        self.name, self.env, self.log_dir = name, env, log_dir
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        log_dir: Path,
+        port: int | None = None,
+        wrapper: tuple[str, ...] = (),
+    ):
+        """`wrapper` goes before the command, e.g. a profiler's command line."""
+        self.name, self.env, self.log_dir, self.wrapper = name, env, log_dir, wrapper
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -103,6 +111,7 @@ class ServiceProcess:
         env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
         self.proc = subprocess.Popen(
             [
+                *self.wrapper,
                 sys.executable,
                 "-m",
                 "uvicorn",
