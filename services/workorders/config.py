@@ -18,8 +18,11 @@ class Settings(ServiceSettings):
     # promise counts as at risk, and the time QC and hand-over take after the last job.
     promise_check_interval: float = 60.0
     # After clocking, dispatch or a parts ETA changed a branch: how long to gather more
-    # changes before projecting that branch's open orders again.
-    promise_recheck_delay: float = 2.0
+    # changes before projecting that branch's open orders again. A pass over 200 open
+    # orders holds the event loop for about 11 ms; every 2 s under 32 clocking
+    # technicians that added 11 ms to their p99. Projections move by the minute, so 5 s
+    # loses nothing an advisor or a screen would see.
+    promise_recheck_delay: float = 5.0
     at_risk_margin_minutes: int = 30
     finish_buffer_minutes: int = 30
     # Status board: how often a replica looks for changes written by another replica (its

@@ -5,10 +5,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
@@ -41,9 +40,9 @@ FINISHED = frozenset({JobStatus.done, JobStatus.qc_passed, JobStatus.cancelled})
 MIN_REMAINING = timedelta(minutes=15)
 
 
-@dataclass(frozen=True)
-class PlannedJob:
-    """What the projection needs to know about one unfinished job."""
+class PlannedJob(NamedTuple):
+    """What the projection needs to know about one unfinished job (a tuple: a branch's
+    pass makes hundreds of them every few seconds)."""
 
     job_id: uuid.UUID
     order_id: uuid.UUID
@@ -53,8 +52,8 @@ class PlannedJob:
     parts_eta_at: datetime | None = None
 
 
-def remaining_time(flat_rate_hours: Decimal, clocked_seconds: float) -> timedelta:
-    left = timedelta(hours=float(flat_rate_hours)) - timedelta(seconds=clocked_seconds)
+def remaining_time(flat_rate_hours: Decimal | float, clocked_seconds: float) -> timedelta:
+    left = timedelta(seconds=float(flat_rate_hours) * 3600 - clocked_seconds)
     return max(left, MIN_REMAINING)
 
 
@@ -92,8 +91,13 @@ async def check_promises(
     A pass for `branches` (after clocking, dispatch or a parts ETA changed there) writes a
     projection only where the flag changes or the finish moved by a minute or more, so a
     busy workshop does not rewrite every order's row each time."""
-    # Columns, not entities: a branch is projected again a second after any clocking.
+    # Columns, not entities: a branch is projected again seconds after any clocking,
+    # and each pass holds the event loop while it runs.
     ro = RepairOrder.__table__  # type: ignore[attr-defined]
+    is_open = [ro.c.status.in_(list(WORKING)), ro.c.promised_at.is_not(None)]
+    partial = branches is not None
+    if branches is not None:
+        is_open.append(ro.c.branch.in_(sorted(branches)))
     query = core_select(
         ro.c.id,
         ro.c.branch,
@@ -102,10 +106,7 @@ async def check_promises(
         ro.c.advisor,
         ro.c.customer_id,
         ro.c.plate,
-    ).where(ro.c.status.in_(list(WORKING)), ro.c.promised_at.is_not(None))
-    partial = branches is not None
-    if branches is not None:
-        query = query.where(ro.c.branch.in_(sorted(branches)))
+    ).where(*is_open)
     orders: list[Any] = list((await session.exec(cast(Any, query))).all())
     if not orders:
         return 0
@@ -113,6 +114,11 @@ async def check_promises(
     branches = {o.branch for o in orders} if branches is None else branches
     # A technician's queue spans every open order of the branch.
     jb = Job.__table__  # type: ignore[attr-defined]
+    unfinished = [
+        jb.c.branch.in_(sorted(branches)),
+        jb.c.repair_order_id.in_(list(by_id)),
+        jb.c.status.notin_(list(FINISHED)),
+    ]
     jobs: list[Any] = list(
         (
             await session.exec(
@@ -125,12 +131,9 @@ async def check_promises(
                         jb.c.technician_id,
                         jb.c.planned_start_at,
                         jb.c.created_at,
-                        jb.c.line,
-                    ).where(
-                        jb.c.branch.in_(sorted(branches)),
-                        jb.c.repair_order_id.in_(list(by_id)),
-                        jb.c.status.notin_(list(FINISHED)),
-                    ),
+                        # One number of the line, not the whole JSON document.
+                        jb.c.line["flat_rate_hours"].as_float().label("flat_rate_hours"),
+                    ).where(*unfinished),
                 )
             )
         ).all()
@@ -147,10 +150,7 @@ async def check_promises(
             job_id=j.id,
             order_id=j.repair_order_id,
             technician_id=f"{j.branch}/{j.technician_id}" if j.technician_id else None,
-            remaining=remaining_time(
-                Decimal(str((j.line or {}).get("flat_rate_hours", "0"))),
-                seconds.get(j.id, 0.0),
-            ),
+            remaining=remaining_time(j.flat_rate_hours or 0.0, seconds.get(j.id, 0.0)),
             queued_at=j.planned_start_at or j.created_at,
             parts_eta_at=etas.get(j.id),
         )
@@ -163,30 +163,50 @@ async def check_promises(
     for p in planned:
         remaining[p.order_id] = remaining.get(p.order_id, timedelta()) + p.remaining
     await asyncio.sleep(0)
-    checks = {
-        c.repair_order_id: c
-        for c in (
-            await session.exec(
-                select(PromiseCheck).where(col(PromiseCheck.repair_order_id).in_(list(by_id)))
+    pc = PromiseCheck.__table__  # type: ignore[attr-defined]
+    known = {
+        row.repair_order_id: row
+        for row in await session.exec(
+            cast(
+                Any,
+                core_select(
+                    pc.c.repair_order_id, pc.c.at_risk_since, pc.c.projected_finish_at
+                ).where(pc.c.repair_order_id.in_(list(by_id))),
             )
-        ).all()
+        )
     }
-    flagged = due = 0
+    due: list[tuple[Any, datetime, bool]] = []  # (order, projected finish, on time)
     for order in orders:
         finish_at = finishes.get(order.id, now + buffer)
         assert order.promised_at is not None
         on_time = finish_at <= order.promised_at - margin
-        check = checks.get(order.id)
+        last = known.get(order.id)
         if (
             partial
-            and check is not None
-            and on_time == (check.at_risk_since is None)
-            and abs(check.projected_finish_at - finish_at) < MOVED
+            and last is not None
+            and on_time == (last.at_risk_since is None)
+            and abs(last.projected_finish_at - finish_at) < MOVED
         ):
             continue  # nothing a screen or the advisor would see
-        due += 1
-        if dry_run:
-            continue
+        due.append((order, finish_at, on_time))
+    if dry_run:
+        return len(due)
+    if not due:
+        return 0
+    # Entities only for what is written.
+    checks = {
+        c.repair_order_id: c
+        for c in (
+            await session.exec(
+                select(PromiseCheck).where(
+                    col(PromiseCheck.repair_order_id).in_([o.id for o, _, _ in due])
+                )
+            )
+        ).all()
+    }
+    flagged = 0
+    for order, finish_at, on_time in due:
+        check = checks.get(order.id)
         if check is None:
             check = PromiseCheck(
                 repair_order_id=order.id,
@@ -225,8 +245,6 @@ async def check_promises(
             subject=order.id,
         )
         flagged += 1
-    if dry_run:
-        return due
     await session.flush()
     return flagged
 
