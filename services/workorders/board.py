@@ -353,9 +353,27 @@ async def last_change_id(session: AsyncSession, branch: str | None = None) -> in
 
 # --- one feed per process ----------------------------------------------------------------
 
-# (change id, the event for the workshop board, the event for the lounge), encoded once
-# per change for every screen.
-Batch = list[tuple[int, bytes, bytes]]
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One pump's changes for a branch's screens, encoded once for all of them: per
+    change (change id, the workshop board's event, the lounge's event), and each variant's
+    events already joined, which is what a screen that is keeping up writes."""
+
+    changes: list[tuple[int, bytes, bytes]]
+    board: bytes = b""
+    lounge: bytes = b""
+
+    @classmethod
+    def of(cls, changes: list[tuple[int, bytes, bytes]]) -> Batch:
+        return cls(
+            changes,
+            b"".join(board for _, board, _ in changes),
+            b"".join(lounge for _, _, lounge in changes),
+        )
+
+
+NOTHING = Batch([])  # wakes a screen to look at its state (its access withdrawn)
 
 
 @dataclass(eq=False)
@@ -413,7 +431,7 @@ class BoardHub:
                         continue
                     screen.withdrawn = True
                     with contextlib.suppress(asyncio.QueueFull):  # busy: it looks soon anyway
-                        screen.queue.put_nowait([])
+                        screen.queue.put_nowait(NOTHING)
 
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(apply)
@@ -535,10 +553,11 @@ class BoardHub:
                 return 0, False  # the last screen left meanwhile
             self.cursors[branch] = int(rows[-1].id)
             cards = await load_cards(session, branch, changed)
-        batch: Batch = []
+        changes: list[tuple[int, bytes, bytes]] = []
         for order_id, change_id in sorted(changed.items(), key=lambda kv: kv[1]):
             event: Event = ("card", {"id": str(order_id), "card": cards.get(order_id)}, change_id)
-            batch.append((change_id, _shape(event, False), _shape(event, True)))
+            changes.append((change_id, _shape(event, False), _shape(event, True)))
+        batch = Batch.of(changes)
         for screen in list(screens):
             try:
                 screen.queue.put_nowait(batch)
@@ -676,9 +695,9 @@ async def event_stream(
             if screen.queue.empty():
                 wake_at = min(ping_at, check_at, ends_at)
                 try:
-                    batch = await asyncio.wait_for(
-                        screen.queue.get(), max(0.0, wake_at - loop.time())
-                    )
+                    # A timeout scope, not wait_for: no task per wake-up of each screen.
+                    async with asyncio.timeout_at(wake_at):
+                        batch = await screen.queue.get()
                 except TimeoutError:
                     if loop.time() >= ping_at:
                         yield _sse("ping", {"at": utcnow().isoformat()})
@@ -687,18 +706,25 @@ async def event_stream(
             else:  # busy: no timer needed
                 batch = screen.queue.get_nowait()
             # Everything queued meanwhile goes out in the same write.
+            batches = [batch]
             while not screen.queue.empty():
-                batch = batch + screen.queue.get_nowait()
+                batches.append(screen.queue.get_nowait())
             if screen.withdrawn:
                 break
-            fresh = [
-                lounge_event if lounge else board_event
-                for change_id, board_event, lounge_event in batch
-                if change_id > seen
-            ]
-            if fresh:
-                seen = max(change_id for change_id, _, _ in batch)
-                yield b"".join(fresh)
+            changes = [change for batch in batches for change in batch.changes]
+            if not changes:
+                continue
+            if len(batches) == 1 and changes[0][0] > seen:
+                chunk = batch.lounge if lounge else batch.board  # the usual case: all new
+            else:
+                chunk = b"".join(
+                    lounge_event if lounge else board_event
+                    for change_id, board_event, lounge_event in changes
+                    if change_id > seen
+                )
+            seen = max(seen, max(change_id for change_id, _, _ in changes))
+            if chunk:
+                yield chunk
                 ping_at = loop.time() + settings.board_heartbeat_seconds
         if screen.withdrawn:
             # The page shows that this screen's access was withdrawn and stops reconnecting.
