@@ -166,6 +166,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def python_speed() -> float:
+    """Seconds this machine takes for ten million Python additions: printed beside a
+    result, it tells a slow phase of the machine from a slow build (this 2-core machine's
+    speed has moved by half within an hour)."""
+    started = time.perf_counter()
+    total = 0
+    for number in range(10_000_000):
+        total += number
+    return time.perf_counter() - started
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used, from /proc/<pid>/stat."""
     stat = Path(f"/proc/{pid}/stat").read_text()

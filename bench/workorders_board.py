@@ -40,6 +40,7 @@ from bench.common import (
     env_option,
     percentile,
     pid_of,
+    python_speed,
     running_stack,
     table,
     wait_ready,
@@ -411,7 +412,8 @@ async def measure(stack: Stack, args: argparse.Namespace) -> None:
     )
     print(
         f"\n{total / spent:.0f} requests/s, {errors} unexpected answers; "
-        f"workorders CPU {cpu / spent * 100:.0f}%"
+        f"workorders CPU {cpu / spent * 100:.0f}%, {cpu / total * 1000:.2f} ms a request; "
+        f"ten million Python additions took {python_speed():.2f} s"
     )
     for screen in screens:
         if screen.task:
