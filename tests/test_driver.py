@@ -23,6 +23,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
 from shared.db import Database
@@ -77,13 +78,29 @@ async def _row(db: Database, card_id: uuid.UUID) -> tuple[str, int, datetime | N
         return None if row is None else (row[0], row[1], row[2])
 
 
+async def _begun(session: AsyncSession) -> AsyncConnection:
+    """The session's connection with its transaction begun on the server, as clocking's
+    state read leaves it."""
+    conn = await session.connection()
+    await conn.execute(select(card.c.id))
+    return conn
+
+
+async def _open_card(db: Database) -> uuid.UUID:
+    card_id = uuid.uuid4()
+    async with db.transaction() as session:
+        await ADD.execute(
+            await session.connection(), {"id": card_id, "status": "open", "version": 1}
+        )
+    return card_id
+
+
 async def test_a_statement_changes_rows_in_the_sessions_transaction(db: Database) -> None:
     card_id = uuid.uuid4()
     seen_at = datetime(2026, 11, 29, 17, 30, tzinfo=timezone(timedelta(hours=8)))
     sent = _through_sqlalchemy(db)
     async with db.transaction() as session:
-        conn = await session.connection()
-        await conn.execute(select(card.c.id))  # the transaction has begun
+        conn = await _begun(session)
         assert (
             await ADD.execute(
                 conn, {"id": card_id, "status": "open", "version": 1, "seen_at": seen_at}
@@ -103,15 +120,10 @@ async def test_a_statement_changes_rows_in_the_sessions_transaction(db: Database
 
 
 async def test_its_changes_roll_back_with_the_transaction(db: Database) -> None:
-    card_id = uuid.uuid4()
-    async with db.transaction() as session:
-        await ADD.execute(
-            await session.connection(), {"id": card_id, "status": "open", "version": 1}
-        )
+    card_id = await _open_card(db)
     with pytest.raises(RuntimeError):
         async with db.transaction() as session:
-            conn = await session.connection()
-            await conn.execute(select(card.c.id))
+            conn = await _begun(session)
             moved = {"card_id": card_id, "from_status": "open", "to_status": "done"}
             assert await MOVE.execute(conn, moved) == 1
             raise RuntimeError("the request failed after the update")
@@ -119,21 +131,15 @@ async def test_its_changes_roll_back_with_the_transaction(db: Database) -> None:
 
 
 async def test_a_constraint_violation_is_sqlalchemys_integrity_error(db: Database) -> None:
-    card_id = uuid.uuid4()
-    async with db.transaction() as session:
-        await ADD.execute(
-            await session.connection(), {"id": card_id, "status": "open", "version": 1}
-        )
+    card_id = await _open_card(db)
     with pytest.raises(IntegrityError):
         async with db.transaction() as session:
-            conn = await session.connection()
-            await conn.execute(select(card.c.id))
+            conn = await _begun(session)
             await ADD.execute(conn, {"id": card_id, "status": "twice", "version": 1})
     assert await _row(db, card_id) == ("open", 1, None)
     # The connection went back to the pool in order: the next transaction works.
     async with db.transaction() as session:
-        conn = await session.connection()
-        await conn.execute(select(card.c.id))
+        conn = await _begun(session)
         assert await ADD.execute(conn, {"id": uuid.uuid4(), "status": "open", "version": 1})
 
 
@@ -146,8 +152,7 @@ async def test_a_connection_lost_mid_transaction_fails_once_and_is_replaced(
             await conn.run_sync(metadata.create_all)
         with pytest.raises(DBAPIError):
             async with db.transaction() as session:
-                conn = await session.connection()
-                await conn.execute(select(card.c.id))
+                conn = await _begun(session)
                 admin = await asyncpg.connect(PG_ADMIN_URL)
                 pid = conn.sync_connection.connection.driver_connection.get_server_pid()  # type: ignore[union-attr]
                 await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
@@ -155,8 +160,7 @@ async def test_a_connection_lost_mid_transaction_fails_once_and_is_replaced(
                 await ADD.execute(conn, {"id": uuid.uuid4(), "status": "open", "version": 1})
         card_id = uuid.uuid4()
         async with db.transaction() as session:
-            conn = await session.connection()
-            await conn.execute(select(card.c.id))
+            conn = await _begun(session)
             assert await ADD.execute(conn, {"id": card_id, "status": "open", "version": 1})
         assert await _row(db, card_id) == ("open", 1, None)
     finally:
@@ -172,7 +176,7 @@ async def test_synchronous_code_of_the_session_runs_statements_the_same_way(
     """What a commit hook does: the statements from the session's synchronous side."""
     card_id = uuid.uuid4()
     async with db.transaction() as session:
-        await (await session.connection()).execute(select(card.c.id))
+        await _begun(session)
 
         def in_the_session(sync_session: Session) -> tuple[list[Any], int]:
             conn = sync_session.connection()
