@@ -13,14 +13,20 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import text, update
 
-from services.workorders import service
-from services.workorders.board import event_stream, hub_for, mask_plate
+from services.workorders import board, service
+from services.workorders.board import (
+    BOARD_LOCK_CLASS,
+    event_stream,
+    hub_for,
+    mark_changed,
+    mask_plate,
+)
 from services.workorders.config import Settings
 from services.workorders.main import create_app
-from services.workorders.models import BoardChange, RepairOrder
+from services.workorders.models import BoardChange, BoardPending, RepairOrder
 from shared.events import utcnow
 from shared.service import Runtime
-from tests.harness import NatsServer, auth, token
+from tests.harness import NatsServer, auth, eventually, token
 from tests.test_bad_input import assert_problem
 from tests.test_workorders_api import PROMISED, TECH_LI, Workorders, approved, labour
 
@@ -108,6 +114,7 @@ async def clock_on_first_job(wo: Workorders, order: dict[str, Any]) -> None:
 async def test_cards_show_open_cars_with_their_people_stage_and_promise(wo: Workorders):
     order = await wo.consent(approved(lines=[labour("BRK-010", "1.5", "450")]))
     await clock_on_first_job(wo, order)
+    await in_log(wo)
     r = await wo.client.get("/board/cards", headers=auth("screen"))
     assert r.status_code == 200, r.text
     [card] = [c for c in r.json()["cards"] if c["id"] == order["id"]]
@@ -133,6 +140,7 @@ SCREEN = auth("screen")
 async def test_every_change_is_logged_in_commit_order(wo: Workorders):
     order = await wo.consent(approved())
     await clock_on_first_job(wo, order)
+    await in_log(wo)
     rows = await sql(wo, "SELECT id, repair_order_id FROM board_change")
     ids = [r[0] for r in rows]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
@@ -185,17 +193,25 @@ async def test_a_change_reaches_a_connected_screen_and_a_reconnect_misses_nothin
     await resumed.close()
 
 
-@pytest.mark.asyncio
-async def test_branches_do_not_wait_for_each_others_board_changes(
-    wo: Workorders, database_url: str
-):
-    """PostgreSQL orders each branch's changes with the branch's own lock: while one
-    branch's writer holds it, another branch commits and its screens update, and the
-    held-up change still reaches its own screens afterwards (no cursor skipped it)."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("one writer at a time on SQLite: nothing to order")
-    from services.workorders.board import BOARD_LOCK_CLASS, branch_lock_key, mark_changed
+async def in_log(wo: Workorders) -> None:
+    """Every committed change in the log now: on PostgreSQL the feed moves writers'
+    pending changes there shortly after their commits; here that move runs at once."""
+    if not wo.db.is_sqlite:
+        await hub_for(runtime_of(wo)).move_pending()
 
+
+async def change(wo: Workorders, branch: str, order: dict[str, Any]) -> None:
+    async with wo.db.transaction() as session:
+        mark_changed(session, branch, uuid.UUID(order["id"]))
+
+
+@pytest.mark.asyncio
+async def test_board_writers_do_not_wait_for_each_other(wo: Workorders, database_url: str):
+    """PostgreSQL: while one writer's change is written and not yet committed, others of
+    its branch and of another branch commit, and their cards reach the screens. The
+    held-up change, committed last, still reaches its screens afterwards."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("one writer at a time on SQLite: nothing to wait for")
     runtime = runtime_of(wo)
     here, waiting = await wo.consent(approved()), await wo.consent(approved())
     async with wo.db.transaction() as session:
@@ -207,37 +223,69 @@ async def test_branches_do_not_wait_for_each_others_board_changes(
     assert (await screen_here.next())[0] == "snapshot"
     assert (await screen_there.next())[0] == "snapshot"
 
-    async def change(branch: str, order: dict[str, Any]) -> None:
-        async with wo.db.transaction() as session:
-            mark_changed(session, branch, uuid.UUID(order["id"]))
-
-    async with wo.db.engine.connect() as holder:  # a BR01 writer that has its id, uncommitted
-        await holder.execute(
-            text("SELECT pg_advisory_xact_lock(:cls, :key)"),
-            {"cls": BOARD_LOCK_CLASS, "key": branch_lock_key("BR01")},
-        )
-        await holder.execute(
-            text(
-                "INSERT INTO board_change (branch, repair_order_id, changed_at) "
-                "VALUES ('BR01', :order, now())"
-            ),
-            {"order": uuid.UUID(waiting["id"])},
-        )
-        held_up = asyncio.create_task(change("BR01", here))
-        await asyncio.wait_for(change("BR02", there), 5)
-        _, data, there_id = await screen_there.until(lambda e: e[0] == "card")
+    async with wo.db.transaction() as holder:  # a BR01 writer, its change written
+        mark_changed(holder, "BR01", uuid.UUID(waiting["id"]))
+        await holder.run_sync(board._write_board_changes)  # what runs just before commit
+        await asyncio.wait_for(change(wo, "BR01", here), 5)
+        await asyncio.wait_for(change(wo, "BR02", there), 5)
+        _, data, here_id = await screen_here.until(lambda e: e[0] == "card")
+        assert data["id"] == here["id"]
+        _, data, _ = await screen_there.until(lambda e: e[0] == "card")
         assert data["id"] == there["id"]
-        assert not held_up.done()  # BR01 waits for BR01's writer only
-        await holder.commit()
-    await asyncio.wait_for(held_up, 5)
-    # The writer's change has the smaller id but committed later: still delivered.
     _, _, waiting_id = await screen_here.until(
         lambda e: e[0] == "card" and e[1]["id"] == waiting["id"]
     )
-    assert waiting_id is not None and there_id is not None and waiting_id < there_id
-    await screen_here.until(lambda e: e[0] == "card" and e[1]["id"] == here["id"])
+    assert waiting_id is not None and here_id is not None and waiting_id > here_id
     await screen_here.close()
     await screen_there.close()
+
+
+@pytest.mark.asyncio
+async def test_a_change_moved_into_the_log_out_of_order_is_not_skipped(
+    wo: Workorders, database_url: str
+):
+    """PostgreSQL: another replica's feed is moving a change into the log and has drawn
+    its id, not yet committed. This feed's move of a later change waits for it, so the
+    smaller id is never passed by a screen's cursor."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("one writer at a time on SQLite: nothing to order")
+    runtime = runtime_of(wo)
+    here, moving = await wo.consent(approved()), await wo.consent(approved())
+    screen = Stream(runtime, after=None)
+    assert (await screen.next())[0] == "snapshot"
+    async with wo.db.engine.connect() as mover:
+        await mover.execute(
+            text("SELECT pg_advisory_xact_lock(:cls, 0)"), {"cls": BOARD_LOCK_CLASS}
+        )
+        [(moving_id,)] = (
+            await mover.execute(
+                text(
+                    "INSERT INTO board_change (branch, repair_order_id, changed_at) "
+                    "VALUES ('BR01', :order, now()) RETURNING id"
+                ),
+                {"order": uuid.UUID(moving["id"])},
+            )
+        ).all()
+        await asyncio.wait_for(change(wo, "BR01", here), 5)  # the writer does not wait
+        first = asyncio.create_task(screen.until(lambda e: e[0] == "card", timeout=10))
+
+        async def feed_waits_or_delivered() -> bool:
+            if first.done():
+                return True
+            [(waiting,)] = await sql(
+                wo,
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            return bool(waiting)
+
+        await eventually(feed_waits_or_delivered, timeout=5, what="this feed's move")
+        await mover.commit()
+    _, _, first_id = await first
+    assert first_id == moving_id
+    _, data, here_id = await screen.until(lambda e: e[0] == "card")
+    assert data["id"] == here["id"] and here_id is not None and here_id > moving_id
+    await screen.close()
 
 
 @pytest.mark.asyncio
@@ -253,8 +301,10 @@ async def test_changes_written_by_another_replica_arrive_by_polling(wo: Workorde
             .where(RepairOrder.__table__.c.id == uuid.UUID(order["id"]))  # type: ignore[attr-defined]
             .values(status="cancelled")
         )
+        # What that replica's writer appends (on PostgreSQL: for this feed to move).
+        log: Any = BoardChange if wo.db.is_sqlite else BoardPending
         await conn.execute(
-            BoardChange.__table__.insert().values(  # type: ignore[attr-defined]
+            log.__table__.insert().values(
                 branch="BR01", repair_order_id=uuid.UUID(order["id"]), changed_at=utcnow()
             )
         )
@@ -268,6 +318,7 @@ async def test_a_screen_behind_the_trimmed_log_starts_over_with_a_snapshot(wo: W
     runtime = runtime_of(wo)
     order = await wo.consent(approved())
     await clock_on_first_job(wo, order)
+    await in_log(wo)
     async with wo.db.transaction() as session:
         await session.exec(update(BoardChange).values(changed_at=utcnow() - timedelta(days=3)))
     await hub_for(runtime).trim()
@@ -352,6 +403,7 @@ async def test_the_timer_rewriting_projections_adds_no_board_changes(wo: Workord
     settings = Settings(at_risk_margin_minutes=0, finish_buffer_minutes=0)
 
     async def count() -> int:
+        await in_log(wo)
         [(n,)] = await sql(wo, "SELECT count(*) FROM board_change")
         return int(n)
 

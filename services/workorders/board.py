@@ -4,14 +4,17 @@ change log (`board_change`) and Server-Sent Events that resume from Last-Event-I
 How a change reaches a screen:
 
 1. Any transaction of this service that changes a repair order, one of its jobs or parts
-   lines or its at-risk flag gets one `board_change` row per touched order, written by a
-   session hook just before commit (so no use case can forget it; Core statements mark
-   the order with `mark_changed`). On PostgreSQL the writer first takes its branch's
-   transaction advisory lock, so a branch's ids become visible in id order: a reader that
-   has seen id N of a branch never later finds a smaller id of it appear (SQLite has one
-   writer anyway). Branches do not wait for each other.
+   lines or its at-risk flag gets one change row per touched order, written by a session
+   hook just before commit (so no use case can forget it; Core statements mark the order
+   with `mark_changed`). The log's ids must become visible in id order: a reader that
+   has seen id N never later finds a smaller id appear. SQLite has one writer, so its
+   writers append to `board_change` directly. On PostgreSQL writers commit side by side,
+   so they append to `board_pending` and wait for nobody; each feed first moves what is
+   pending into `board_change` under the board's advisory lock, held to its commit, so
+   the movers' ids commit in order. A move announces itself to the other replicas'
+   feeds (NOTIFY).
 2. One feed per process (`BoardHub`) reads, per branch with screens, the rows after that
-   branch's cursor, woken at once by a local commit or another replica's NOTIFY and
+   branch's cursor, woken at once by a local commit or another replica's move and
    polling every `board_poll_interval`, and hands each branch's changed cards (read once)
    to every connected screen of that branch.
 3. A screen's stream starts with a snapshot, or with the cards changed after its
@@ -26,7 +29,6 @@ import json
 import logging
 import uuid
 import weakref
-import zlib
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -69,8 +71,8 @@ OPEN_STATUSES = [
     for s in RepairOrderStatus
     if s not in (RepairOrderStatus.delivered, RepairOrderStatus.cancelled)
 ]
-# The first half of the board's advisory locks on PostgreSQL (any constant works); the
-# second half is the branch's: writers of one branch take turns, branches do not wait.
+# The board's advisory lock on PostgreSQL (any constant works): the feeds' movers of
+# pending changes take turns with it; writers never take it.
 BOARD_LOCK_CLASS = 0x574F4244  # "WOBD"
 BOARD_CHANNEL = "workorders_board"
 _TOUCHED = "board_touched"
@@ -107,11 +109,6 @@ def _touched_key(session: Session, obj: object) -> tuple[str, uuid.UUID] | None:
     return None
 
 
-def branch_lock_key(branch: str) -> int:
-    """A stable 32-bit key per branch (two branches sharing one only take turns)."""
-    return int.from_bytes(zlib.crc32(branch.encode()).to_bytes(4, "big"), "big", signed=True)
-
-
 def mark_changed(session: AsyncSession | Session, branch: str, order_id: uuid.UUID) -> None:
     """For a change made with Core statements, which the flush hook cannot see (it also
     counts as a change to what the branch's promise projection is made of)."""
@@ -138,20 +135,30 @@ def _collect_touched(session: Session, _context: Any, _instances: Any) -> None:
                 session.info.setdefault(_INPUTS, set()).add(key[0])
 
 
-# PostgreSQL, one round trip per branch: take the branch's turn (held to the commit, so
-# the branch's ids are committed in the order they are taken), announce the change to
-# every replica's feed at commit (several in one commit fold into one; the payload says
-# which process wrote it, so its own feed, woken directly, ignores it), then the rows.
-# The rows come out of a join with the lock's row, so no id is drawn before the turn.
-_PG_TURN_AND_CHANGES = DriverStatement(
+# PostgreSQL: a writer commits its changes as pending rows, one round trip for all its
+# branches, without waiting for any other writer; the feed's mover gives them their ids.
+_PG_PENDING = DriverStatement(
     text(
-        "WITH turn AS (SELECT pg_advisory_xact_lock(:cls, :key), pg_notify(:channel, :origin)) "
-        "INSERT INTO board_change (branch, repair_order_id, changed_at) "
-        "SELECT CAST(:branch AS VARCHAR), o.id, :changed_at "
-        "FROM turn, unnest(CAST(:orders AS UUID[])) AS o(id)"
+        "INSERT INTO board_pending (branch, repair_order_id, changed_at) "
+        "SELECT c.branch, c.id, :changed_at "
+        "FROM unnest(CAST(:branches AS VARCHAR[]), CAST(:orders AS UUID[])) AS c(branch, id)"
     ).bindparams(bindparam("changed_at", type_=UTCDateTime()))
 )
-# Who wrote a NOTIFY: this process's feeds are woken by its own commits directly.
+# The feed's mover, one round trip: take the board's turn (held to the commit, so movers
+# commit one after another and the log's ids become visible in id order), then move what
+# is pending into the log, oldest first. Its snapshot predates the turn: a row the
+# previous mover moved meanwhile is skipped by the DELETE, which is READ COMMITTED's rule
+# for a row deleted by a committed transaction, and no id is drawn before the turn (the
+# rows come out of a join with the turn's row).
+_PG_MOVE = text(
+    "WITH turn AS (SELECT pg_advisory_xact_lock(:cls, 0)), "
+    "moved AS (DELETE FROM board_pending p USING turn "
+    "RETURNING p.id, p.branch, p.repair_order_id, p.changed_at) "
+    "INSERT INTO board_change (branch, repair_order_id, changed_at) "
+    "SELECT branch, repair_order_id, changed_at FROM moved ORDER BY id"
+)
+_PG_ANNOUNCE = text("SELECT pg_notify(:channel, :origin)")
+# Who wrote a NOTIFY: this process's feed has just moved the rows and needs no wake-up.
 PROCESS_ORIGIN = uuid.uuid4().hex
 
 
@@ -165,23 +172,15 @@ def _write_board_changes(session: Session) -> None:
         return
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":
-        by_branch: dict[str, list[uuid.UUID]] = {}
-        for branch, order_id in touched:
-            by_branch.setdefault(branch, []).append(order_id)
-        conn = session.connection()
-        for branch in sorted(by_branch):  # branches in a fixed order: no deadlock
-            _PG_TURN_AND_CHANGES.execute_in_greenlet(
-                conn,
-                {
-                    "cls": BOARD_LOCK_CLASS,
-                    "key": branch_lock_key(branch),
-                    "channel": BOARD_CHANNEL,
-                    "origin": PROCESS_ORIGIN,
-                    "branch": branch,
-                    "orders": by_branch[branch],
-                    "changed_at": now,
-                },
-            )
+        ordered = sorted(touched)
+        _PG_PENDING.execute_in_greenlet(
+            session.connection(),
+            {
+                "branches": [branch for branch, _ in ordered],
+                "orders": [order_id for _, order_id in ordered],
+                "changed_at": now,
+            },
+        )
     else:
         session.execute(
             insert(BoardChange.__table__),  # type: ignore[attr-defined]
@@ -341,8 +340,8 @@ async def snapshot(session: AsyncSession, branch: str) -> tuple[int, list[dict[s
 
 
 async def last_change_id(session: AsyncSession, branch: str | None = None) -> int:
-    """The newest change (of the branch). Within a branch ids become visible in order, so
-    no change of it with a smaller id can still appear."""
+    """The newest change (of the branch). Ids become visible in order, so no change with
+    a smaller id can still appear."""
     bc = BoardChange.__table__  # type: ignore[attr-defined]
     query = select(func.max(bc.c.id))
     if branch is not None:
@@ -392,9 +391,8 @@ class BoardHub:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
         self.settings = cast(Settings, runtime.settings)
-        # Per branch with screens: the last change handed to them. Branches commit their
-        # changes independently, so one cursor for all could skip a change of one branch
-        # committed after a later id of another.
+        # Per branch with screens: the last change handed to them (a read takes only its
+        # branch's rows, through the branch's index).
         self.cursors: dict[str, int] = {}
         self.screens: dict[str, set[Screen]] = {}
         self._wake = asyncio.Event()
@@ -488,8 +486,9 @@ class BoardHub:
                 await asyncio.sleep(1)
 
     async def _listen(self) -> None:
-        """PostgreSQL: wake at another replica's commit (NOTIFY), not at the next poll.
-        Polling stays the fallback while this connection is down."""
+        """PostgreSQL: wake when another replica's feed moves changes into the log
+        (NOTIFY), not at the next poll. Polling stays the fallback while this connection
+        is down."""
         import asyncpg
 
         url = self.runtime.db.url.set(drivername="postgresql")
@@ -515,9 +514,22 @@ class BoardHub:
         if origin != PROCESS_ORIGIN:  # another replica's commit
             self.wake()
 
+    async def move_pending(self) -> int:
+        """PostgreSQL: give the changes writers have committed since the last move their
+        place in the log, and wake the other replicas' feeds; returns how many moved."""
+        async with self.runtime.db.engine.begin() as conn:
+            moved = (await conn.execute(_PG_MOVE, {"cls": BOARD_LOCK_CLASS})).rowcount
+            if moved:
+                await conn.execute(
+                    _PG_ANNOUNCE, {"channel": BOARD_CHANNEL, "origin": PROCESS_ORIGIN}
+                )
+        return int(moved or 0)
+
     async def pump(self) -> int:
         """Hand every change after its branch's cursor to the screens of that branch;
         returns how many were handed out."""
+        if not self.runtime.db.is_sqlite:
+            await self.move_pending()  # whether or not this replica has screens
         handed = 0
         for branch in list(self.cursors):
             while True:

@@ -448,6 +448,25 @@ class BoardChange(Base, table=True):
     changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
+class BoardPending(Base, table=True):
+    """PostgreSQL: a change of a card as its writer committed it, not yet in the board's
+    log. Writers commit these side by side; the feed moves them into `board_change` one
+    mover at a time, so the log's ids become visible in id order without writers waiting
+    for each other (SQLite, with one writer, writes `board_change` directly)."""
+
+    __tablename__ = "board_pending"
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    branch: str = Field(sa_type=String(32))
+    repair_order_id: uuid.UUID
+    changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
 class ScreenVariant(StrEnum):
     board = "board"  # the workshop's board: names of advisors and technicians
     lounge = "lounge"  # the customer lounge: masked plates, no names
