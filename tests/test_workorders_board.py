@@ -289,6 +289,39 @@ async def test_a_change_moved_into_the_log_out_of_order_is_not_skipped(
 
 
 @pytest.mark.asyncio
+async def test_many_writers_at_once_reach_every_screen_in_id_order(wo: Workorders):
+    """Sixty transactions of two branches commit at once while a second feed moves
+    changes too (as another replica's would): each branch's screen gets every change of
+    its branch exactly once, in rising ids."""
+    runtime = runtime_of(wo)
+    screens = {branch: Stream(runtime, after=None, branch=branch) for branch in ("BR01", "BR02")}
+    for screen in screens.values():
+        assert (await screen.next())[0] == "snapshot"
+    written = {branch: {str(uuid.uuid4()) for _ in range(30)} for branch in screens}
+    writers = asyncio.gather(
+        *(change(wo, branch, {"id": order}) for branch in written for order in written[branch])
+    )
+
+    async def other_feed() -> None:
+        while not writers.done():
+            await in_log(wo)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(writers, other_feed())
+    for branch, screen in screens.items():
+        seen: list[tuple[int, str]] = []
+        while len(seen) < len(written[branch]):
+            name, data, event_id = await screen.next()
+            if name == "card":
+                assert event_id is not None
+                seen.append((event_id, data["id"]))
+        assert sorted(order for _, order in seen) == sorted(written[branch])
+        ids = [event_id for event_id, _ in seen]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        await screen.close()
+
+
+@pytest.mark.asyncio
 async def test_changes_written_by_another_replica_arrive_by_polling(wo: Workorders):
     """Another replica's commit does not wake this process: the feed finds it by polling."""
     runtime = runtime_of(wo)
