@@ -144,20 +144,23 @@ _PG_PENDING = DriverStatement(
         "FROM unnest(CAST(:branches AS VARCHAR[]), CAST(:orders AS UUID[])) AS c(branch, id)"
     ).bindparams(bindparam("changed_at", type_=UTCDateTime()))
 )
-# The feed's mover, one round trip: take the board's turn (held to the commit, so movers
-# commit one after another and the log's ids become visible in id order), then move what
-# is pending into the log, oldest first. Its snapshot predates the turn: a row the
-# previous mover moved meanwhile is skipped by the DELETE, which is READ COMMITTED's rule
-# for a row deleted by a committed transaction, and no id is drawn before the turn (the
-# rows come out of a join with the turn's row).
+# The feed's mover, one statement run as its own transaction (autocommit: one round trip,
+# no BEGIN or COMMIT): take the board's turn (held to the commit, so movers commit one
+# after another and the log's ids become visible in id order), move what is pending into
+# the log, oldest first, and announce it to the other replicas' feeds if anything moved.
+# Its snapshot predates the turn: a row the previous mover moved meanwhile is skipped by
+# the DELETE, which is READ COMMITTED's rule for a row deleted by a committed
+# transaction, and no id is drawn before the turn (the rows come out of a join with the
+# turn's row).
 _PG_MOVE = text(
     "WITH turn AS (SELECT pg_advisory_xact_lock(:cls, 0)), "
     "moved AS (DELETE FROM board_pending p USING turn "
-    "RETURNING p.id, p.branch, p.repair_order_id, p.changed_at) "
-    "INSERT INTO board_change (branch, repair_order_id, changed_at) "
-    "SELECT branch, repair_order_id, changed_at FROM moved ORDER BY id"
+    "RETURNING p.id, p.branch, p.repair_order_id, p.changed_at), "
+    "logged AS (INSERT INTO board_change (branch, repair_order_id, changed_at) "
+    "SELECT branch, repair_order_id, changed_at FROM moved ORDER BY id RETURNING 1) "
+    "SELECT n, CASE WHEN n > 0 THEN pg_notify(:channel, :origin) END "
+    "FROM (SELECT count(*) AS n FROM logged) AS c"
 )
-_PG_ANNOUNCE = text("SELECT pg_notify(:channel, :origin)")
 # Who wrote a NOTIFY: this process's feed has just moved the rows and needs no wake-up.
 PROCESS_ORIGIN = uuid.uuid4().hex
 
@@ -398,6 +401,8 @@ class BoardHub:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.started = asyncio.Event()
+        # The mover's statement is its own transaction: no BEGIN and COMMIT round trips.
+        self._autocommit = runtime.db.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def wake(self) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -517,13 +522,14 @@ class BoardHub:
     async def move_pending(self) -> int:
         """PostgreSQL: give the changes writers have committed since the last move their
         place in the log, and wake the other replicas' feeds; returns how many moved."""
-        async with self.runtime.db.engine.begin() as conn:
-            moved = (await conn.execute(_PG_MOVE, {"cls": BOARD_LOCK_CLASS})).rowcount
-            if moved:
+        async with self._autocommit.connect() as conn:
+            moved, _ = (
                 await conn.execute(
-                    _PG_ANNOUNCE, {"channel": BOARD_CHANNEL, "origin": PROCESS_ORIGIN}
+                    _PG_MOVE,
+                    {"cls": BOARD_LOCK_CLASS, "channel": BOARD_CHANNEL, "origin": PROCESS_ORIGIN},
                 )
-        return int(moved or 0)
+            ).one()
+        return int(moved)
 
     async def pump(self) -> int:
         """Hand every change after its branch's cursor to the screens of that branch;
