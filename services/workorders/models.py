@@ -426,7 +426,19 @@ class RepairOrderDetail(RepairOrderPublic):
     invoice_print_log: list[InvoicePrint] = []
 
 
-class BoardChange(Base, table=True):
+class _BoardRow(Base):
+    """A change of an order's card: which branch and order, and when."""
+
+    # INTEGER PRIMARY KEY on SQLite (the rowid), BIGINT identity on PostgreSQL.
+    id: int | None = Field(
+        default=None, primary_key=True, sa_type=BigInteger().with_variant(Integer, "sqlite")
+    )
+    branch: str = Field(sa_type=String(32))
+    repair_order_id: uuid.UUID
+    changed_at: datetime = Field(sa_type=UTCDateTime(), nullable=False)
+
+
+class BoardChange(_BoardRow, table=True):
     """One change of a card on the status board, in commit order: screens resume from the
     last id they saw (SSE Last-Event-ID). Trimmed by age; the newest row always stays."""
 
@@ -436,35 +448,14 @@ class BoardChange(Base, table=True):
         Index("ix_board_change_changed_at", "changed_at"),
     )
 
-    # INTEGER PRIMARY KEY on SQLite (the rowid), BIGINT identity on PostgreSQL.
-    id: int | None = Field(
-        default=None,
-        sa_column=Column(
-            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-        ),
-    )
-    branch: str = Field(sa_type=String(32))
-    repair_order_id: uuid.UUID
-    changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
-
-class BoardPending(Base, table=True):
+class BoardPending(_BoardRow, table=True):
     """PostgreSQL: a change of a card as its writer committed it, not yet in the board's
     log. Writers commit these side by side; the feed moves them into `board_change` one
     mover at a time, so the log's ids become visible in id order without writers waiting
     for each other (SQLite, with one writer, writes `board_change` directly)."""
 
     __tablename__ = "board_pending"
-
-    id: int | None = Field(
-        default=None,
-        sa_column=Column(
-            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-        ),
-    )
-    branch: str = Field(sa_type=String(32))
-    repair_order_id: uuid.UUID
-    changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class ScreenVariant(StrEnum):
