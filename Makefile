@@ -10,10 +10,13 @@ BRANCH ?= BR01
 
 .PHONY: install run test test-postgres lint format token bench clean
 
+# Dependencies' bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set no
+# import writes it, and every service process (and each test that starts one) would compile
+# FastAPI, SQLAlchemy and pydantic from source again (workorders' import: 9.0 s → 3.4 s).
 $(VENV)/.installed: pyproject.toml uv.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv sync --frozen --inexact --quiet
+	$(BIN)/uv sync --frozen --inexact --quiet --compile-bytecode
 	touch $@
 
 install: $(VENV)/.installed
