@@ -97,9 +97,11 @@ def _stored_answer(response_model: type[BaseModel]) -> TypeAdapter[Any]:
     return TypeAdapter(response_model)
 
 
+IdempotencyKey = Annotated[str | None, Header(max_length=200, min_length=1)]
+
+
 async def _idempotency(
-    request: Request,
-    idempotency_key: Annotated[str | None, Header(max_length=200, min_length=1)] = None,
+    request: Request, idempotency_key: IdempotencyKey = None
 ) -> Callable[[AsyncSession], Idempotency]:
     # Keys are per user: the route's role dependency has authenticated the caller by the
     # time the endpoint runs (a test holds every keyed route to that). Depending on the

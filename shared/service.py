@@ -17,12 +17,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared import metrics
 from shared.aio import settle
-from shared.auth import Authenticator, Role, require
+from shared.auth import Authenticator, BearerCredentials, Role, User, require
 from shared.consumers import ConsumerRunner, Subscribers
 from shared.db import Database
 from shared.housekeeping import housekeeping_job
 from shared.http import BodyLimit, RequestContext
-from shared.idempotency import IDEMPOTENCY_MODEL
+from shared.idempotency import IDEMPOTENCY_MODEL, Idempotency, IdempotencyKey, _idempotency
 from shared.logs import configure_logging
 from shared.messaging import Messaging
 from shared.migrations import upgrade
@@ -164,6 +164,34 @@ async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
 # commit is the client's error response, never a 2xx for a lost write.
 SessionDep = Annotated[AsyncSession, Depends(_write_session, scope="function")]
 ReadSessionDep = Annotated[AsyncSession, Depends(_read_session, scope="function")]
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """A keyed write's caller, its Idempotency-Key and its session, from one dependency."""
+
+    user: User
+    idempotency: Idempotency
+    session: AsyncSession
+
+
+def writer(*roles: Role) -> Callable[..., AsyncIterator[Write]]:
+    """A dependency for a hot write route (`Depends(writer(...), scope="function")`): the
+    role check, the Idempotency-Key and the write session (taken last: SQLite's writer
+    lock) as one dependency instead of three. It commits like `SessionDep`."""
+    check = require(*roles)
+
+    async def write(
+        request: Request,
+        credentials: BearerCredentials,
+        idempotency_key: IdempotencyKey = None,
+    ) -> AsyncIterator[Write]:
+        user = await check(request, credentials)
+        keyed = await _idempotency(request, idempotency_key)
+        async with runtime(request).db.transaction() as session:
+            yield Write(user, keyed(session), session)
+
+    return write
 
 
 def _ops_router() -> APIRouter:

@@ -40,7 +40,7 @@ from shared.events import utcnow
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page
 from shared.problems import Conflict, InvalidInput
-from shared.service import ReadSessionDep, SessionDep
+from shared.service import ReadSessionDep, SessionDep, Write, writer
 
 router = APIRouter()
 
@@ -68,7 +68,8 @@ Reader = Annotated[
 # The advisor cancels or releases an order; the foreman moves it through the workshop.
 OrderMover = Annotated[User, Depends(require(Role.foreman, Role.advisor, Role.manager))]
 Foreman = Annotated[User, Depends(require(Role.foreman, Role.manager))]
-Technician = Annotated[User, Depends(require(Role.technician))]
+# Clocking, the busiest writes: the technician, the key and the session in one dependency.
+TechnicianWrite = Annotated[Write, Depends(writer(Role.technician), scope="function")]
 Finder = Annotated[User, Depends(require(Role.technician, Role.foreman))]
 Inspector = Annotated[User, Depends(require(Role.qc))]
 # A cashier settles; a manager may too (and only a manager grants a large discount).
@@ -288,15 +289,9 @@ async def assign_job(
     tags=["clocking"],
     summary="Clock on your job (one job at a time)",
 )
-async def clock_on(
-    # Who and which key first: the write session (SQLite's writer lock) is taken last.
-    job_id: uuid.UUID,
-    user: Technician,
-    idempotency: IdempotencyDep,
-    session: SessionDep,
-):
-    return await idempotency(session).run(
-        lambda: workshop.clock_on(session, job_id, user, utcnow()), TimeEntryPublic
+async def clock_on(job_id: uuid.UUID, write: TechnicianWrite):
+    return await write.idempotency.run(
+        lambda: workshop.clock_on(write.session, job_id, write.user, utcnow()), TimeEntryPublic
     )
 
 
@@ -306,15 +301,9 @@ async def clock_on(
     tags=["clocking"],
     summary="Clock off your job: finished, or paused with a reason",
 )
-async def clock_off(
-    job_id: uuid.UUID,
-    body: ClockOff,
-    user: Technician,
-    idempotency: IdempotencyDep,
-    session: SessionDep,
-):
-    return await idempotency(session).run(
-        lambda: workshop.clock_off(session, job_id, body, user, utcnow()),
+async def clock_off(job_id: uuid.UUID, body: ClockOff, write: TechnicianWrite):
+    return await write.idempotency.run(
+        lambda: workshop.clock_off(write.session, job_id, body, write.user, utcnow()),
         TimeEntryPublic,
         status_code=200,
     )
