@@ -3,6 +3,7 @@ resume from Last-Event-ID (also across a trim and from another replica's writes)
 lounge variant and who may look."""
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -35,8 +36,8 @@ pytestmark = [pytest.mark.store]
 SCREEN_TOKEN = token("screen")
 
 
-@pytest_asyncio.fixture
-async def wo(database_url: str, nats_server: NatsServer) -> AsyncIterator[Workorders]:
+@contextlib.asynccontextmanager
+async def workorders(database_url: str, nats_server: NatsServer) -> AsyncIterator[Workorders]:
     import httpx
 
     settings = Settings(
@@ -53,6 +54,19 @@ async def wo(database_url: str, nats_server: NatsServer) -> AsyncIterator[Workor
         httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client,
     ):
         yield Workorders(client, app.state.runtime.db, nats_server.url)
+
+
+@pytest_asyncio.fixture
+async def wo(database_url: str, nats_server: NatsServer) -> AsyncIterator[Workorders]:
+    async with workorders(database_url, nats_server) as service:
+        yield service
+
+
+@pytest_asyncio.fixture
+async def wo_pg(pg_url: str, nats_server: NatsServer) -> AsyncIterator[Workorders]:
+    """For what only PostgreSQL does: SQLite has one writer, so there is nothing to order."""
+    async with workorders(pg_url, nats_server) as service:
+        yield service
 
 
 async def sql(wo: Workorders, statement: str) -> list[Any]:
@@ -206,12 +220,11 @@ async def change(wo: Workorders, branch: str, order: dict[str, Any]) -> None:
 
 
 @pytest.mark.asyncio
-async def test_board_writers_do_not_wait_for_each_other(wo: Workorders, database_url: str):
+async def test_board_writers_do_not_wait_for_each_other(wo_pg: Workorders):
     """PostgreSQL: while one writer's change is written and not yet committed, others of
     its branch and of another branch commit, and their cards reach the screens. The
     held-up change, committed last, still reaches its screens afterwards."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("one writer at a time on SQLite: nothing to wait for")
+    wo = wo_pg
     runtime = runtime_of(wo)
     here, waiting = await wo.consent(approved()), await wo.consent(approved())
     async with wo.db.transaction() as session:
@@ -242,13 +255,12 @@ async def test_board_writers_do_not_wait_for_each_other(wo: Workorders, database
 
 @pytest.mark.asyncio
 async def test_a_change_moved_into_the_log_out_of_order_is_not_skipped(
-    wo: Workorders, database_url: str
+    wo_pg: Workorders,
 ):
     """PostgreSQL: another replica's feed is moving a change into the log and has drawn
     its id, not yet committed. This feed's move of a later change waits for it, so the
     smaller id is never passed by a screen's cursor."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("one writer at a time on SQLite: nothing to order")
+    wo = wo_pg
     runtime = runtime_of(wo)
     here, moving = await wo.consent(approved()), await wo.consent(approved())
     screen = Stream(runtime, after=None)
