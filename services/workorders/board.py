@@ -516,7 +516,7 @@ class BoardHub:
             await asyncio.sleep(5)
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, origin: str) -> None:
-        if origin != PROCESS_ORIGIN:  # another replica's commit
+        if origin != PROCESS_ORIGIN:  # another replica's feed moved changes into the log
             self.wake()
 
     async def move_pending(self) -> int:
