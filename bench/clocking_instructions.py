@@ -87,10 +87,10 @@ async def clock(url: str, mine: list[dict[str, Any]], rounds: int, handshake: Pa
     async def technician(i: int, times: int) -> None:
         job_id = uuid.UUID(str(mine[i]["job_id"]))
         for _ in range(times):
-            async with db.transaction() as session:
-                await workshop.clock_on(session, job_id, users[i], utcnow())
-            async with db.transaction() as session:
-                await workshop.clock_off(session, job_id, body, users[i], utcnow())
+            async with db.hot_transaction() as tx:
+                await workshop.clock_on(tx, job_id, users[i], utcnow())
+            async with db.hot_transaction() as tx:
+                await workshop.clock_off(tx, job_id, body, users[i], utcnow())
 
     try:
         await asyncio.gather(*(technician(i, 3) for i in range(len(mine))))

@@ -31,7 +31,6 @@ import time
 import uuid
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlparse
 
 from sqlalchemy import insert, text
 
@@ -39,7 +38,6 @@ from bench.common import (
     cpu_seconds,
     env_option,
     percentile,
-    pid_of,
     python_speed,
     running_stack,
     table,
@@ -50,6 +48,7 @@ from services.workorders.models import Job, RepairOrder
 from shared.db import Database
 from shared.events import utcnow
 from tests.harness import Stack, backend, token
+from tools.processes import ServiceProcess
 
 BRANCH = "BR01"
 
@@ -290,13 +289,13 @@ async def fan_out(
 
 
 async def clocking(
-    host: str, port: int, mine: list[dict[str, Any]], rounds: int
+    host: str, ports: list[int], mine: list[dict[str, Any]], rounds: int
 ) -> tuple[list[float], list[float], int]:
     ons: list[float] = []
     offs: list[float] = []
     errors = 0
 
-    async def technician(job: dict[str, Any]) -> None:
+    async def technician(job: dict[str, Any], port: int) -> None:
         nonlocal errors
         conn = Connection(host, port)
         headers = {"Authorization": f"Bearer {token('technician', BRANCH, sub=job['technician'])}"}
@@ -315,7 +314,7 @@ async def clocking(
                         print(f"unexpected {status}: {body[:300]!r}")
         await conn.close()
 
-    await asyncio.gather(*(technician(job) for job in mine))
+    await asyncio.gather(*(technician(job, ports[n % len(ports)]) for n, job in enumerate(mine)))
     return ons, offs, errors
 
 
@@ -351,28 +350,42 @@ def main(args: argparse.Namespace) -> None:
     # The stack starts outside the event loop (it makes PostgreSQL databases with its own).
     with running_stack(services=("workorders",), extra_env=env) as stack:
         wait_ready(stack)
-        asyncio.run(measure(stack, args))
+        first = stack.services["workorders"]
+        more = [
+            ServiceProcess("workorders", dict(first.env), stack.root / "logs" / f"replica{n}")
+            for n in range(1, args.replicas)
+        ]
+        try:
+            for replica in more:
+                replica.start()
+            asyncio.run(measure(stack, [first, *more], args))
+        finally:
+            for replica in more:
+                replica.stop()
 
 
-async def measure(stack: Stack, args: argparse.Namespace) -> None:
+async def measure(stack: Stack, replicas: list[ServiceProcess], args: argparse.Namespace) -> None:
     mine = await seed(stack.database_urls["workorders"], args.closed, args.open, args.technicians)
-    parsed = urlparse(stack.url("workorders"))
-    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
-    pid = pid_of(stack, "workorders")
+    host, port = "127.0.0.1", replicas[0].port
+    ports = [replica.port for replica in replicas]
+    pids = [replica.proc.pid for replica in replicas if replica.proc]
+
+    def cpu_seconds_all() -> float:
+        return sum(cpu_seconds(pid) for pid in pids)
 
     print(f"\n## First render: {args.open} open orders, {args.closed:,} closed ({backend()})\n")
     render_rows = await first_render(host, port, args.n)
     print(table(["request", "n", "p50 ms", "p90 ms", "p99 ms", "max ms", "size"], render_rows))
 
-    screens = [Screen(host, port) for _ in range(args.screens)]
+    screens = [Screen(host, ports[n % len(ports)]) for n in range(args.screens)]
     for screen in screens:
         screen.task = asyncio.create_task(screen.run())
     await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in screens)), 30)
-    cpu_before = cpu_seconds(pid)
+    cpu_before = cpu_seconds_all()
     started = time.perf_counter()
     from_answer, from_request, missed = await fan_out(host, port, screens, mine, args.updates)
     spent = time.perf_counter() - started
-    cpu = cpu_seconds(pid) - cpu_before
+    cpu = cpu_seconds_all() - cpu_before
     print(f"\n## An update reaching {args.screens} screens ({args.updates} updates)\n")
     print(
         table(
@@ -387,18 +400,18 @@ async def measure(stack: Stack, args: argparse.Namespace) -> None:
 
     waited = await projections_settled(stack.database_urls["workorders"], args.open)
     print(f"\nfirst promise projection of the branch settled after {waited:.1f} s more")
-    warm_ons, warm_offs, warm_errors = await clocking(host, port, mine, args.warmup)
+    warm_ons, warm_offs, warm_errors = await clocking(host, ports, mine, args.warmup)
     if args.warmup:
         warm_p99 = percentile(warm_ons + warm_offs, 99)
         print(
             f"warm-up ({args.warmup} unmeasured round): p99 {warm_p99:.1f} ms, "
             f"{warm_errors} unexpected answers"
         )
-    cpu_before = cpu_seconds(pid)
+    cpu_before = cpu_seconds_all()
     started = time.perf_counter()
-    ons, offs, errors = await clocking(host, port, mine, args.rounds)
+    ons, offs, errors = await clocking(host, ports, mine, args.rounds)
     spent = time.perf_counter() - started
-    cpu = cpu_seconds(pid) - cpu_before
+    cpu = cpu_seconds_all() - cpu_before
     total = len(ons) + len(offs)
     print(
         f"\n## Clocking: {len(mine)} technicians at once, {args.rounds} rounds, "
@@ -432,6 +445,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--env", action="append", help="NAME=VALUE for every service")
     return parser.parse_args()
 

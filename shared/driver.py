@@ -1,20 +1,27 @@
-"""A hot path's statements straight on asyncpg, inside the session's own transaction.
+"""A hot path's statements straight on asyncpg.
 
 SQLAlchemy spends about 150,000 instructions around each statement it runs (compiled-cache
 lookup, execution context, result wrapping, two greenlet hops); asyncpg itself about
 70,000. `DriverStatement` compiles a Core statement once for asyncpg and runs it on the
 connection the session already holds: the same SQL, the same transaction, the same bind
-processing. Where that is not possible (SQLite, or before the session's transaction has
-begun on the server) it runs through SQLAlchemy, so the caller never has to care.
+and result processing. Where that is not possible (SQLite, or before the session's
+transaction has begun on the server) it runs through SQLAlchemy, so the caller never has
+to care.
+
+A whole hot write can skip the session too (`Database.hot_transaction`): a session's begin
+and commit cost more than the statements between them. Its statements run on a
+`Statements`: a `DriverTransaction` on PostgreSQL, whose commit runs the hooks registered
+with `before_commit` and `after_commit` (what a session's commit events do for the outbox
+and the status board), or `SessionStatements` on a session everywhere else.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.util import await_
 
@@ -25,6 +32,7 @@ class _Compiled:
     names: tuple[str, ...]
     processors: tuple[Callable[[Any], Any] | None, ...]
     defaults: dict[str, Any]
+    results: tuple[Callable[[Any], Any] | None, ...]
 
 
 class DriverStatement:
@@ -51,6 +59,10 @@ class DriverStatement:
             defaults={
                 name: bind.effective_value for name, bind in binds.items() if name not in keys
             },
+            results=tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in done._result_columns
+            ),
         )
         self._compiled[keys] = compiled
         return compiled
@@ -76,12 +88,45 @@ class DriverStatement:
         if driver is None:
             result: Any = await conn.execute(self.statement, params)
             return int(result.rowcount)
-        compiled = self._compile(conn.dialect, frozenset(params))
+        return await self.execute_on(driver, conn.dialect, params)
+
+    async def first(self, conn: AsyncConnection, params: dict[str, Any]) -> Sequence[Any] | None:
+        """The first row the statement returns, or None."""
+        driver = self._driver(conn.sync_connection) if conn.sync_connection else None
+        if driver is None:
+            return (await conn.execute(self.statement, params)).first()
+        rows = await self.fetch_on(driver, conn.dialect, params)
+        return rows[0] if rows else None
+
+    async def execute_on(self, driver: Any, dialect: Dialect, params: dict[str, Any]) -> int:
+        """Runs the statement on an asyncpg connection; returns the number of rows changed."""
+        compiled = self._compile(dialect, frozenset(params))
         try:
             status: str = await driver.execute(compiled.sql, *self._values(compiled, params))
         except Exception as exc:
             raise _translated(exc, compiled.sql, params) from exc
         return _count(status)
+
+    async def fetch_on(
+        self, driver: Any, dialect: Dialect, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """The rows the statement returns on an asyncpg connection, each value processed as
+        SQLAlchemy would (JSON decoded, say)."""
+        compiled = self._compile(dialect, frozenset(params))
+        try:
+            rows = await driver.fetch(compiled.sql, *self._values(compiled, params))
+        except Exception as exc:
+            raise _translated(exc, compiled.sql, params) from exc
+        results = compiled.results
+        if not any(results):
+            return [tuple(row) for row in rows]
+        return [
+            tuple(
+                value if process is None or value is None else process(value)
+                for value, process in zip(row, results, strict=True)
+            )
+            for row in rows
+        ]
 
     def execute_in_greenlet(self, conn: Connection, params: dict[str, Any]) -> int:
         """`execute` from the synchronous code SQLAlchemy runs for an async session, such
@@ -124,3 +169,85 @@ def _translated(exc: Exception, sql: str, params: dict[str, Any]) -> Exception:
     if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
         return DBAPIError(sql, params, exc)
     return exc
+
+
+class Statements(Protocol):
+    """Where a hot write runs its statements; `info` holds what its commit writes (the
+    outbox's events, the board's changes), as a session's `info` does."""
+
+    info: dict[str, Any]
+
+    async def execute(self, statement: DriverStatement, params: dict[str, Any]) -> int: ...
+
+    async def first(
+        self, statement: DriverStatement, params: dict[str, Any]
+    ) -> Sequence[Any] | None: ...
+
+    async def first_column(
+        self, statement: DriverStatement, params: dict[str, Any]
+    ) -> list[Any]: ...
+
+
+class SessionStatements:
+    """`Statements` on a session's transaction: SQLite, or whatever else has no driver."""
+
+    def __init__(self, session: AsyncSession):
+        self.session = session
+        self.info = session.info
+        self._conn: AsyncConnection | None = None
+
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None:
+            self._conn = await self.session.connection()
+        return self._conn
+
+    async def execute(self, statement: DriverStatement, params: dict[str, Any]) -> int:
+        return await statement.execute(await self._connection(), params)
+
+    async def first(
+        self, statement: DriverStatement, params: dict[str, Any]
+    ) -> Sequence[Any] | None:
+        return await statement.first(await self._connection(), params)
+
+    async def first_column(self, statement: DriverStatement, params: dict[str, Any]) -> list[Any]:
+        result = await (await self._connection()).execute(statement.statement, params)
+        return list(result.scalars().all())
+
+
+class DriverTransaction:
+    """`Statements` on an asyncpg connection's own transaction (`Database.hot_transaction`)."""
+
+    def __init__(self, driver: Any, dialect: Dialect, info: dict[str, Any]):
+        self.driver, self.dialect, self.info = driver, dialect, info
+
+    async def execute(self, statement: DriverStatement, params: dict[str, Any]) -> int:
+        return await statement.execute_on(self.driver, self.dialect, params)
+
+    async def first(
+        self, statement: DriverStatement, params: dict[str, Any]
+    ) -> Sequence[Any] | None:
+        rows = await statement.fetch_on(self.driver, self.dialect, params)
+        return rows[0] if rows else None
+
+    async def first_column(self, statement: DriverStatement, params: dict[str, Any]) -> list[Any]:
+        return [row[0] for row in await statement.fetch_on(self.driver, self.dialect, params)]
+
+
+BeforeCommit = Callable[[DriverTransaction], Awaitable[None]]
+AfterCommit = Callable[[dict[str, Any]], None]
+BEFORE_COMMIT: list[BeforeCommit] = []
+AFTER_COMMIT: list[AfterCommit] = []
+
+
+def before_commit(hook: BeforeCommit) -> BeforeCommit:
+    """Run `hook(transaction)` last in every `DriverTransaction`, as a session's
+    before_commit event: it writes what the transaction's `info` collected."""
+    BEFORE_COMMIT.append(hook)
+    return hook
+
+
+def after_commit(hook: AfterCommit) -> AfterCommit:
+    """Run `hook(info)` right after every `DriverTransaction` commits, as a session's
+    after_commit event."""
+    AFTER_COMMIT.append(hook)
+    return hook

@@ -14,11 +14,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter
-from sqlalchemy import JSON, Column, Integer, String
+from sqlalchemy import JSON, Column, Integer, String, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.driver import DriverStatement, SessionStatements, Statements
 from shared.events import utcnow
 from shared.problems import Conflict, InvalidInput
 from shared.types import UTCDateTime
@@ -42,13 +43,13 @@ def make_idempotency_model(base: type[SQLModel]) -> Any:
 
 
 class Idempotency:
-    def __init__(self, session: AsyncSession, user_id: str, key: str | None, fingerprint: str):
-        self.session, self.user_id, self.key, self.fingerprint = (
-            session,
-            user_id,
-            key,
-            fingerprint,
+    def __init__(
+        self, session: AsyncSession | Statements, user_id: str, key: str | None, fingerprint: str
+    ):
+        self.statements: Statements = (
+            SessionStatements(session) if isinstance(session, AsyncSession) else session
         )
+        self.user_id, self.key, self.fingerprint = user_id, key, fingerprint
 
     async def run(
         self,
@@ -59,34 +60,53 @@ class Idempotency:
         """Do `work` once per key; a retry gets the stored answer."""
         if self.key is None:
             return await work()
-        model: Any = self.session.info[IDEMPOTENCY_MODEL]
-        stored = (
-            await self.session.exec(
-                select(model).where(model.user_id == self.user_id, model.key == self.key)
-            )
-        ).first()
+        find, claim, answer = _statements(self.statements.info[IDEMPOTENCY_MODEL].__table__)
+        record = {"user_id": self.user_id, "key": self.key}
+        stored = await self.statements.first(find, record)
         if stored is not None:
-            if stored.fingerprint != self.fingerprint:
+            fingerprint, stored_status, stored_body = stored
+            if fingerprint != self.fingerprint:
                 raise InvalidInput("Idempotency-Key", "this key was used with another request body")
             return JSONResponse(
-                stored.body, status_code=stored.status_code, headers={REPLAYED_HEADER: "true"}
+                stored_body, status_code=stored_status, headers={REPLAYED_HEADER: "true"}
             )
-        record = model(
-            user_id=self.user_id, key=self.key, fingerprint=self.fingerprint, created_at=utcnow()
-        )
-        self.session.add(record)
         try:
-            await self.session.flush()
+            await self.statements.execute(
+                claim, {**record, "fingerprint": self.fingerprint, "created_at": utcnow()}
+            )
         except IntegrityError as exc:
             raise Conflict(
                 "a request with this Idempotency-Key is still being processed; retry shortly"
             ) from exc
         result = await work()
-        record.status_code = status_code
-        record.body = _stored_answer(response_model).dump_python(
+        body = _stored_answer(response_model).dump_python(
             response_model.model_validate(result, from_attributes=True), mode="json"
         )
+        await self.statements.execute(
+            answer,
+            {
+                "for_user": self.user_id,
+                "for_key": self.key,
+                "new_status_code": status_code,
+                "new_body": body,
+            },
+        )
         return result
+
+
+@cache
+def _statements(table: Any) -> tuple[DriverStatement, DriverStatement, DriverStatement]:
+    """Find a key's record, claim a key (its primary key refuses a second claim), store the
+    answer."""
+    find = select(table.c.fingerprint, table.c.status_code, table.c.body).where(
+        table.c.user_id == bindparam("user_id"), table.c.key == bindparam("key")
+    )
+    answer = (
+        update(table)
+        .where(table.c.user_id == bindparam("for_user"), table.c.key == bindparam("for_key"))
+        .values(status_code=bindparam("new_status_code"), body=bindparam("new_body"))
+    )
+    return DriverStatement(find), DriverStatement(insert(table)), DriverStatement(answer)
 
 
 @cache
@@ -102,7 +122,7 @@ IdempotencyKey = Annotated[str | None, Header(max_length=200, min_length=1)]
 
 async def _idempotency(
     request: Request, idempotency_key: IdempotencyKey = None
-) -> Callable[[AsyncSession], Idempotency]:
+) -> Callable[[AsyncSession | Statements], Idempotency]:
     # Keys are per user: the route's role dependency has authenticated the caller by the
     # time the endpoint runs (a test holds every keyed route to that). Depending on the
     # current user here as well, and hashing the body of a request without a key, cost 4%
@@ -116,4 +136,6 @@ async def _idempotency(
     return lambda session: Idempotency(session, request.state.user.id, idempotency_key, digest)
 
 
-IdempotencyDep = Annotated[Callable[[AsyncSession], Idempotency], Depends(_idempotency)]
+IdempotencyDep = Annotated[
+    Callable[[AsyncSession | Statements], Idempotency], Depends(_idempotency)
+]

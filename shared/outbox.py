@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared import metrics
 from shared.aio import settle
 from shared.db import EVENTS_ADDED, Database
-from shared.driver import DriverStatement
+from shared.driver import DriverStatement, DriverTransaction, Statements, before_commit
 from shared.events import Contract, encode, utcnow
 from shared.messaging import Messaging
 from shared.types import UTCDateTime
@@ -81,7 +81,9 @@ class OutboxRow:
     payload: bytes
 
 
-def add_event(session: AsyncSession | Session, event: Contract, *, subject: str | uuid.UUID) -> str:
+def add_event(
+    session: AsyncSession | Session | Statements, event: Contract, *, subject: str | uuid.UUID
+) -> str:
     """Write `event` into the outbox in the session's transaction; returns the event id.
 
     The row is inserted just before the commit, with the transaction's other events in one
@@ -109,7 +111,22 @@ def _write_outbox(session: Session) -> None:
         seqs = statement.first_column_in_greenlet(session.connection(), pending[0])
     else:
         seqs = session.connection().execute(statement.statement, pending).scalars().all()
-    session.info.setdefault(EVENTS_ADDED, []).extend(
+    _committing(session.info, seqs, pending)
+
+
+@before_commit
+async def _write_outbox_on_driver(transaction: DriverTransaction) -> None:
+    pending: list[dict[str, Any]] | None = transaction.info.pop(_PENDING, None)
+    if not pending:
+        return
+    statement = _insert_returning_seq(transaction.info[OUTBOX_MODEL].__table__)
+    seqs = [seq for row in pending for seq in await transaction.first_column(statement, row)]
+    _committing(transaction.info, seqs, pending)
+
+
+def _committing(info: dict[str, Any], seqs: Sequence[int], pending: list[dict[str, Any]]) -> None:
+    """The rows just written, for the commit listeners (the relay) once committed."""
+    info.setdefault(EVENTS_ADDED, []).extend(
         OutboxRow(seq, row["event_id"], row["subject"], row["payload"])
         for seq, row in zip(seqs, pending, strict=True)
     )

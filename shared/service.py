@@ -20,6 +20,7 @@ from shared.aio import settle
 from shared.auth import Authenticator, BearerCredentials, Role, User, require
 from shared.consumers import ConsumerRunner, Subscribers
 from shared.db import Database
+from shared.driver import Statements
 from shared.housekeeping import housekeeping_job
 from shared.http import BodyLimit, RequestContext
 from shared.idempotency import IDEMPOTENCY_MODEL, Idempotency, IdempotencyKey, _idempotency
@@ -168,17 +169,18 @@ ReadSessionDep = Annotated[AsyncSession, Depends(_read_session, scope="function"
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """A keyed write's caller, its Idempotency-Key and its session, from one dependency."""
+    """A hot write's caller, its Idempotency-Key and its transaction, from one dependency."""
 
     user: User
     idempotency: Idempotency
-    session: AsyncSession
+    statements: Statements
 
 
 def writer(*roles: Role) -> Callable[..., AsyncIterator[Write]]:
     """A dependency for a hot write route (`Depends(writer(...), scope="function")`): the
-    role check, the Idempotency-Key and the write session (taken last: SQLite's writer
-    lock) as one dependency instead of three. It commits like `SessionDep`."""
+    role check, the Idempotency-Key and the write transaction (`Database.hot_transaction`,
+    taken last: SQLite's writer lock) as one dependency instead of three. It commits like
+    `SessionDep`."""
     check = require(*roles)
 
     async def write(
@@ -188,8 +190,8 @@ def writer(*roles: Role) -> Callable[..., AsyncIterator[Write]]:
     ) -> AsyncIterator[Write]:
         user = await check(request, credentials)
         keyed = await _idempotency(request, idempotency_key)
-        async with runtime(request).db.transaction() as session:
-            yield Write(user, keyed(session), session)
+        async with runtime(request).db.hot_transaction() as statements:
+            yield Write(user, keyed(statements), statements)
 
     return write
 

@@ -59,10 +59,10 @@ async def _jobs(
 
 
 async def _clock(db: Database, job_id: uuid.UUID, on: datetime, off: datetime, reason: str):
-    async with db.transaction() as session:
-        await workshop.clock_on(session, job_id, LI, on)
-    async with db.transaction() as session:
-        await workshop.clock_off(session, job_id, ClockOff(reason=StopReason(reason)), LI, off)
+    async with db.hot_transaction() as tx:
+        await workshop.clock_on(tx, job_id, LI, on)
+    async with db.hot_transaction() as tx:
+        await workshop.clock_off(tx, job_id, ClockOff(reason=StopReason(reason)), LI, off)
 
 
 async def test_efficiency_and_utilisation_for_a_day(db: Database):
@@ -105,18 +105,18 @@ async def test_a_clock_running_over_midnight_counts_on_each_day(db: Database):
 
 async def test_one_open_clock_per_technician(db: Database):
     first, second = await _jobs(db, "1", "1")
-    async with db.transaction() as session:
-        await workshop.clock_on(session, first, LI, MORNING)
+    async with db.hot_transaction() as tx:
+        await workshop.clock_on(tx, first, LI, MORNING)
     with pytest.raises(Conflict):
-        async with db.transaction() as session:
-            await workshop.clock_on(session, second, LI, MORNING + timedelta(minutes=1))
+        async with db.hot_transaction() as tx:
+            await workshop.clock_on(tx, second, LI, MORNING + timedelta(minutes=1))
     with pytest.raises(Conflict):
-        async with db.transaction() as session:
-            await workshop.clock_off(session, second, ClockOff(), LI, MORNING)
+        async with db.hot_transaction() as tx:
+            await workshop.clock_off(tx, second, ClockOff(), LI, MORNING)
     # A clock-off stamped before its clock-on (a tablet's clock behind) counts as zero.
-    async with db.transaction() as session:
+    async with db.hot_transaction() as tx:
         entry = await workshop.clock_off(
-            session, first, ClockOff(), LI, MORNING - timedelta(minutes=5)
+            tx, first, ClockOff(), LI, MORNING - timedelta(minutes=5)
         )
         assert entry.ended_at == entry.started_at
     async with db.reader() as session:
@@ -129,8 +129,8 @@ async def test_two_clock_ons_at_the_same_moment_leave_one_running(db: Database):
 
     async def clock_on(job_id: uuid.UUID) -> bool:
         try:
-            async with db.transaction() as session:
-                await workshop.clock_on(session, job_id, LI, MORNING)
+            async with db.hot_transaction() as tx:
+                await workshop.clock_on(tx, job_id, LI, MORNING)
         except Conflict:
             return False
         return True
@@ -152,8 +152,8 @@ async def test_two_technicians_start_the_same_order_at_once(db: Database):
         version = before.version
 
     async def clock_on(job_id: uuid.UUID, technician: User) -> None:
-        async with db.transaction() as session:
-            await workshop.clock_on(session, job_id, technician, MORNING)
+        async with db.hot_transaction() as tx:
+            await workshop.clock_on(tx, job_id, technician, MORNING)
 
     await asyncio.gather(clock_on(first, LI), clock_on(second, WANG))
     async with db.reader() as session:

@@ -56,8 +56,9 @@ from services.workorders.models import (
 )
 from services.workorders.screens import WITHDRAWN, RegisteredScreen
 from services.workorders.states import JobStatus, PartStatus, RepairOrderStatus
+from shared import driver
 from shared.auth import SCREEN_TOKEN_PREFIX, Authenticator, Role, User
-from shared.driver import DriverStatement
+from shared.driver import DriverStatement, DriverTransaction, Statements
 from shared.events import utcnow
 from shared.problems import Forbidden, Unauthorized
 from shared.service import Runtime
@@ -109,7 +110,9 @@ def _touched_key(session: Session, obj: object) -> tuple[str, uuid.UUID] | None:
     return None
 
 
-def mark_changed(session: AsyncSession | Session, branch: str, order_id: uuid.UUID) -> None:
+def mark_changed(
+    session: AsyncSession | Session | Statements, branch: str, order_id: uuid.UUID
+) -> None:
     """For a change made with Core statements, which the flush hook cannot see (it also
     counts as a change to what the branch's promise projection is made of)."""
     session.info.setdefault(_TOUCHED, set()).add((branch, order_id))
@@ -175,15 +178,7 @@ def _write_board_changes(session: Session) -> None:
         return
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":
-        ordered = sorted(touched)
-        _PG_PENDING.execute_in_greenlet(
-            session.connection(),
-            {
-                "branches": [branch for branch, _ in ordered],
-                "orders": [order_id for _, order_id in ordered],
-                "changed_at": now,
-            },
-        )
+        _PG_PENDING.execute_in_greenlet(session.connection(), _pending(touched, now))
     else:
         session.execute(
             insert(BoardChange.__table__),  # type: ignore[attr-defined]
@@ -195,18 +190,40 @@ def _write_board_changes(session: Session) -> None:
     session.info[_WRITTEN] = True
 
 
+@driver.before_commit
+async def _write_board_changes_on_driver(transaction: DriverTransaction) -> None:
+    # A hot write (`Database.hot_transaction`, PostgreSQL only) changes rows with Core
+    # statements and marks them changed; it has no ORM objects to flush.
+    touched: set[tuple[str, uuid.UUID]] | None = transaction.info.pop(_TOUCHED, None)
+    if touched:
+        await transaction.execute(_PG_PENDING, _pending(touched, utcnow()))
+        transaction.info[_WRITTEN] = True
+
+
+def _pending(touched: set[tuple[str, uuid.UUID]], now: datetime) -> dict[str, Any]:
+    ordered = sorted(touched)
+    return {
+        "branches": [branch for branch, _ in ordered],
+        "orders": [order_id for _, order_id in ordered],
+        "changed_at": now,
+    }
+
+
 @event.listens_for(Session, "after_commit")
 def _wake_feeds(session: Session) -> None:
-    if session.info.pop(_WRITTEN, None):
+    _committed(session.info)
+
+
+@driver.after_commit
+def _committed(info: dict[str, Any]) -> None:
+    if info.pop(_WRITTEN, None):
         for hub in list(_HUBS):
             hub.wake()
-    changed: dict[uuid.UUID, str | None] | None = session.info.pop(
-        registered_screens.SCREENS_CHANGED, None
-    )
+    changed: dict[uuid.UUID, str | None] | None = info.pop(registered_screens.SCREENS_CHANGED, None)
     if changed:  # a screen revoked or given a new token here: its old streams end now
         for hub in list(_HUBS):
             hub.screens_changed(changed)
-    branches: set[str] | None = session.info.pop(_INPUTS, None)
+    branches: set[str] | None = info.pop(_INPUTS, None)
     if branches:
         for watch in list(PROJECTION_WATCHES):
             cast(ProjectionWatch, watch).inputs_changed(branches)

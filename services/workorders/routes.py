@@ -291,7 +291,7 @@ async def assign_job(
 )
 async def clock_on(job_id: uuid.UUID, write: TechnicianWrite):
     return await write.idempotency.run(
-        lambda: workshop.clock_on(write.session, job_id, write.user, utcnow()), TimeEntryPublic
+        lambda: workshop.clock_on(write.statements, job_id, write.user, utcnow()), TimeEntryPublic
     )
 
 
@@ -303,7 +303,7 @@ async def clock_on(job_id: uuid.UUID, write: TechnicianWrite):
 )
 async def clock_off(job_id: uuid.UUID, body: ClockOff, write: TechnicianWrite):
     return await write.idempotency.run(
-        lambda: workshop.clock_off(write.session, job_id, body, write.user, utcnow()),
+        lambda: workshop.clock_off(write.statements, job_id, body, write.user, utcnow()),
         TimeEntryPublic,
         status_code=200,
     )
