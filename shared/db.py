@@ -18,7 +18,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared import metrics
 from shared.driver import (
     AFTER_COMMIT,
-    BEFORE_COMMIT,
     DriverTransaction,
     SessionStatements,
     Statements,
@@ -199,12 +198,11 @@ class Database:
             driver = (await conn.get_raw_connection()).driver_connection
             transaction = DriverTransaction(driver, self.engine.dialect, dict(self._info))
             try:
-                async with driver.transaction():
-                    yield transaction
-                    for write in BEFORE_COMMIT:
-                        await write(transaction)
+                await transaction.begin()
+                yield transaction
+                await transaction.commit()
             except BaseException:
-                if driver.is_closed():  # the server or the network went: not back to the pool
+                if not await transaction.rollback():  # lost: not back into the pool
                     await conn.invalidate()
                 raise
         rows = transaction.info.pop(EVENTS_ADDED, None)

@@ -166,7 +166,10 @@ def _translated(exc: Exception, sql: str, params: dict[str, Any]) -> Exception:
 
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return IntegrityError(sql, params, exc)
-    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+    if isinstance(
+        exc,
+        asyncpg.PostgresError | asyncpg.InterfaceError | asyncpg.InternalClientError | OSError,
+    ):
         return DBAPIError(sql, params, exc)
     return exc
 
@@ -219,6 +222,35 @@ class DriverTransaction:
 
     def __init__(self, driver: Any, dialect: Dialect, info: dict[str, Any]):
         self.driver, self.dialect, self.info = driver, dialect, info
+        self._transaction: Any = None
+
+    async def begin(self) -> None:
+        self._transaction = self.driver.transaction()
+        await self._control("BEGIN", self._transaction.start)
+
+    async def commit(self) -> None:
+        """Writes what the hooks collected (`before_commit`), then commits."""
+        for write in BEFORE_COMMIT:
+            await write(self)
+        await self._control("COMMIT", self._transaction.commit)
+
+    async def rollback(self) -> bool:
+        """Rolls back what is left of the transaction; False when the connection can no
+        longer be trusted (lost, or the rollback itself failed): it must not be reused."""
+        if self.driver.is_closed() or self._transaction is None:
+            return False
+        try:
+            await self._transaction.rollback()
+        except Exception:
+            return False
+        return True
+
+    @staticmethod
+    async def _control(sql: str, call: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await call()
+        except Exception as exc:
+            raise _translated(exc, sql, {}) from exc
 
     async def execute(self, statement: DriverStatement, params: dict[str, Any]) -> int:
         return await statement.execute_on(self.driver, self.dialect, params)

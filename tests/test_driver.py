@@ -190,3 +190,67 @@ async def test_synchronous_code_of_the_session_runs_statements_the_same_way(
 
         assert await session.run_sync(in_the_session) == ([7], 1)
     assert await _row(db, card_id) == ("done", 8, None)
+
+
+SEEN = DriverStatement(
+    select(card.c.id, card.c.status, card.c.seen_at).where(card.c.id == bindparam("card_id"))
+)
+
+
+async def test_a_hot_transaction_runs_its_statements_on_the_driver_and_commits_at_the_end(
+    db: Database,
+) -> None:
+    card_id = uuid.uuid4()
+    seen_at = datetime(2026, 11, 29, 17, 30, tzinfo=timezone(timedelta(hours=8)))
+    sent = _through_sqlalchemy(db)
+    async with db.hot_transaction() as tx:
+        added = {"id": card_id, "status": "open", "version": 1, "seen_at": seen_at}
+        assert await tx.execute(ADD, added) == 1
+        moved = {"card_id": card_id, "from_status": "open", "to_status": "done"}
+        assert await tx.execute(MOVE, moved) == 1
+        # Its own rows, read back the way SQLAlchemy returns them (a UUID, an aware UTC
+        # time).
+        assert await tx.first(SEEN, {"card_id": card_id}) == (
+            card_id,
+            "done",
+            seen_at.astimezone(UTC),
+        )
+        assert await tx.first(SEEN, {"card_id": uuid.uuid4()}) is None
+        assert await _row(db, card_id) is None  # not committed yet
+    assert await _row(db, card_id) == ("done", 2, seen_at.astimezone(UTC))
+    on_the_driver = db.engine.dialect.driver == "asyncpg"
+    assert any(s.startswith(("INSERT INTO card", "UPDATE card")) for s in sent) is not on_the_driver
+
+
+async def test_a_hot_transaction_rolls_back_on_error(db: Database) -> None:
+    card_id = await _open_card(db)
+    with pytest.raises(IntegrityError):
+        async with db.hot_transaction() as tx:
+            moved = {"card_id": card_id, "from_status": "open", "to_status": "done"}
+            assert await tx.execute(MOVE, moved) == 1
+            await tx.execute(ADD, {"id": card_id, "status": "twice", "version": 1})
+    assert await _row(db, card_id) == ("open", 1, None)
+    async with db.hot_transaction() as tx:  # the connection went back to the pool in order
+        assert await tx.execute(ADD, {"id": uuid.uuid4(), "status": "open", "version": 1})
+
+
+async def test_a_connection_lost_in_a_hot_transaction_fails_once_and_is_replaced(
+    pg_url: str,
+) -> None:
+    db = Database(pg_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        with pytest.raises(DBAPIError):
+            async with db.hot_transaction() as tx:
+                admin = await asyncpg.connect(PG_ADMIN_URL)
+                pid = tx.driver.get_server_pid()  # type: ignore[attr-defined]
+                await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+                await admin.close()
+                await tx.execute(ADD, {"id": uuid.uuid4(), "status": "open", "version": 1})
+        card_id = uuid.uuid4()
+        async with db.hot_transaction() as tx:
+            assert await tx.execute(ADD, {"id": card_id, "status": "open", "version": 1})
+        assert await _row(db, card_id) == ("open", 1, None)
+    finally:
+        await db.dispose()

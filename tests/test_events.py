@@ -4,6 +4,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import nats
 import pytest
@@ -305,9 +306,17 @@ async def test_housekeeping_deletes_only_old_sent_rows(database_url):
     await db.dispose()
 
 
-async def test_events_of_one_transaction_are_written_and_handed_over_in_order(database_url):
-    """One INSERT at commit writes a transaction's events: their seqs follow the order
-    they were added, and the relay is handed exactly those rows."""
+def _writing(db: Database, hot: bool) -> Any:
+    """A session's transaction, or a hot write's (straight on asyncpg on PostgreSQL)."""
+    return db.hot_transaction() if hot else db.transaction()
+
+
+@pytest.mark.parametrize("hot", [False, True], ids=["session", "hot"])
+async def test_events_of_one_transaction_are_written_and_handed_over_in_order(
+    database_url, hot: bool
+):
+    """At commit a transaction's events are written with their seqs in the order they were
+    added, and the relay is handed exactly those rows."""
     db = Database(database_url, info={OUTBOX_MODEL: Outbox})
     handed: list[list] = []
     db.on_events_committed(handed.append)
@@ -315,7 +324,7 @@ async def test_events_of_one_transaction_are_written_and_handed_over_in_order(da
         async with db.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
         pings = [uuid.uuid4() for _ in range(5)]
-        async with db.transaction() as session:
+        async with _writing(db, hot) as session:
             event_ids = [
                 add_event(session, PingSent(ping_id=ping, note=str(n)), subject=ping)
                 for n, ping in enumerate(pings)
@@ -331,7 +340,8 @@ async def test_events_of_one_transaction_are_written_and_handed_over_in_order(da
         await db.dispose()
 
 
-async def test_a_rolled_back_transaction_writes_no_event(database_url):
+@pytest.mark.parametrize("hot", [False, True], ids=["session", "hot"])
+async def test_a_rolled_back_transaction_writes_no_event(database_url, hot: bool):
     db = Database(database_url, info={OUTBOX_MODEL: Outbox})
     handed: list[list] = []
     db.on_events_committed(handed.append)
@@ -339,11 +349,11 @@ async def test_a_rolled_back_transaction_writes_no_event(database_url):
         async with db.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
         with pytest.raises(RuntimeError):
-            async with db.transaction() as session:
+            async with _writing(db, hot) as session:
                 add_event(session, PingSent(ping_id=uuid.uuid4()), subject="x")
                 raise RuntimeError("the use case failed")
         ping = uuid.uuid4()
-        async with db.transaction() as session:
+        async with _writing(db, hot) as session:
             add_event(session, PingSent(ping_id=ping), subject=ping)
         async with db.reader() as session:
             payloads = (await session.exec(select(Outbox.payload))).all()
