@@ -686,6 +686,16 @@ def _shape(event: Event, lounge: bool) -> bytes:
     return _sse(name, data, change_id)
 
 
+async def _mark_seen(runtime: Runtime, registered: RegisteredScreen, touched_at: float) -> float:
+    """Marks a screen seen; returns when (the loop's clock), or `touched_at` if it failed."""
+    try:
+        await registered_screens.mark_seen(runtime, registered)
+    except Exception:  # the database away: tried again at the next check
+        log.warning("could not mark screen %s as seen", registered.id)
+        return touched_at
+    return asyncio.get_running_loop().time()
+
+
 async def event_stream(
     runtime: Runtime,
     branch: str,
@@ -702,15 +712,19 @@ async def event_stream(
         yield b"retry: 500\n\n"  # a screen back within half a second of a drop
         if registered is not None:
             try:
-                if not await registered_screens.still_valid(runtime, registered, touch=True):
+                if not await registered_screens.still_valid(runtime, registered):
                     screen.withdrawn = True  # revoked between the check at the door and here
-            except Exception:  # marked seen later; the door's check has just passed
-                log.warning("could not mark screen %s as seen", registered.id)
+            except Exception:  # the door's check has just passed
+                log.warning("could not check screen %s", registered.id)
         async with runtime.db.reader() as session:
             seen, first = await _catch_up(session, branch, after)
         if first and not screen.withdrawn:
             yield b"".join(_shape(e, lounge) for e in first)
         loop = asyncio.get_running_loop()
+        touch_every = registered_screens.TOUCH_EVERY.total_seconds()
+        touched_at = -touch_every  # online once it has its board
+        if registered is not None and not screen.withdrawn:
+            touched_at = await _mark_seen(runtime, registered, touched_at)
         ends_at = loop.time() + settings.board_stream_max_seconds
         ping_at = loop.time() + settings.board_heartbeat_seconds
         # A registered screen's row is read again this often: a revocation made on another
@@ -721,11 +735,13 @@ async def event_stream(
             if loop.time() >= check_at:
                 assert registered is not None
                 try:
-                    if not await registered_screens.still_valid(runtime, registered, touch=False):
+                    if not await registered_screens.still_valid(runtime, registered):
                         screen.withdrawn = True
                         break
                 except Exception:  # the database away: the board goes on, checked later
                     log.warning("could not check screen %s; trying again", registered.id)
+                if loop.time() - touched_at >= touch_every:
+                    touched_at = await _mark_seen(runtime, registered, touched_at)
                 check_at = loop.time() + check_every
             if screen.queue.empty():
                 wake_at = min(ping_at, check_at, ends_at)

@@ -40,7 +40,7 @@ WITHDRAWN = "this screen's access was withdrawn"
 # when revoked}: board.py ends the streams that no longer match, right after the commit.
 SCREENS_CHANGED = "board_screens_changed"
 # A screen counts as online while its stream touched it this recently (streams touch it
-# when they connect and at most once a minute while they run).
+# once they have sent the board and about once a minute while they run).
 TOUCH_EVERY = timedelta(seconds=60)
 ONLINE_WITHIN = timedelta(seconds=90)
 
@@ -125,33 +125,33 @@ async def authenticate(runtime: Runtime, token: str) -> RegisteredScreen:
     return RegisteredScreen(screen_id, branch, name, ScreenVariant(variant), token_hash)
 
 
-async def still_valid(runtime: Runtime, registered: RegisteredScreen, *, touch: bool) -> bool:
+async def still_valid(runtime: Runtime, registered: RegisteredScreen) -> bool:
     """Whether the token a stream was opened with still opens the board (not revoked, not
-    replaced); marks the screen as seen when `touch` or when it was last seen over a
-    minute ago. The version stays: a foreman's If-Match is not spoilt by a TV."""
+    replaced)."""
     async with runtime.db.reader() as session:
         row = (
             await session.exec(
-                select(
-                    BoardScreen.token_hash, BoardScreen.revoked_at, BoardScreen.last_seen_at
-                ).where(BoardScreen.id == registered.id)
-            )
-        ).first()
-    if row is None or row[1] is not None or row[0] != registered.token_hash:
-        return False
-    now = utcnow()
-    if touch or row[2] is None or row[2] < now - TOUCH_EVERY:
-        async with runtime.db.transaction() as session:
-            await session.exec(
-                cast(
-                    Any,
-                    update(BoardScreen)
-                    .where(col(BoardScreen.id) == registered.id)
-                    .values(last_seen_at=now)
-                    .execution_options(synchronize_session=False),
+                select(BoardScreen.token_hash, BoardScreen.revoked_at).where(
+                    BoardScreen.id == registered.id
                 )
             )
-    return True
+        ).first()
+    return row is not None and row[1] is None and row[0] == registered.token_hash
+
+
+async def mark_seen(runtime: Runtime, registered: RegisteredScreen) -> None:
+    """The screen's stream has its board: shown online (for `ONLINE_WITHIN`). The version
+    stays: a foreman's If-Match is not spoilt by a TV."""
+    async with runtime.db.transaction() as session:
+        await session.exec(
+            cast(
+                Any,
+                update(BoardScreen)
+                .where(col(BoardScreen.id) == registered.id)
+                .values(last_seen_at=utcnow())
+                .execution_options(synchronize_session=False),
+            )
+        )
 
 
 # --- schemas -----------------------------------------------------------------------------
