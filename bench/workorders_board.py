@@ -19,8 +19,12 @@ technicians. Then it measures, one after another:
    once opens the service's database connections (on PostgreSQL 30 ms and more each, 32 at
    once), which a running workshop has long had open.
 
+`--replicas N` (PostgreSQL only: SQLite has one writer) starts N workorders processes on
+the same database, as `deploy/` scales them: the screens and the technicians are spread
+over them round-robin; first render and the fan-out's updates go to the first.
+
     .venv/bin/python -m bench.workorders_board [--closed 1000000] [--open 200] [--screens 50]
-        [--updates 100] [--rounds 20] [--warmup 1] [--n 200]
+        [--updates 100] [--rounds 20] [--warmup 1] [--n 200] [--replicas 1]
 """
 
 import argparse
@@ -343,6 +347,8 @@ async def projections_settled(url: str, open_orders: int, timeout: float = 60) -
 
 
 def main(args: argparse.Namespace) -> None:
+    if args.replicas > 1 and backend() != "postgres":
+        raise SystemExit("--replicas needs PostgreSQL (WORKSHOP_TEST_BACKEND=postgres)")
     env = {
         "{SERVICE}_PROMISE_CHECK_INTERVAL": "600",
         **(env_option(args.env) or {}),
@@ -445,7 +451,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--n", type=int, default=200)
-    parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--replicas", type=int, default=1, help="PostgreSQL only")
     parser.add_argument("--env", action="append", help="NAME=VALUE for every service")
     return parser.parse_args()
 
