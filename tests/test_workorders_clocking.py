@@ -115,9 +115,7 @@ async def test_one_open_clock_per_technician(db: Database):
             await workshop.clock_off(tx, second, ClockOff(), LI, MORNING)
     # A clock-off stamped before its clock-on (a tablet's clock behind) counts as zero.
     async with db.hot_transaction() as tx:
-        entry = await workshop.clock_off(
-            tx, first, ClockOff(), LI, MORNING - timedelta(minutes=5)
-        )
+        entry = await workshop.clock_off(tx, first, ClockOff(), LI, MORNING - timedelta(minutes=5))
         assert entry.ended_at == entry.started_at
     async with db.reader() as session:
         rows = await workshop.productivity(session, LI, DAY, ZONE, 8.0, MORNING)
