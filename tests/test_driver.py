@@ -1,8 +1,10 @@
-"""Statements run straight on asyncpg inside the session's transaction (SQLAlchemy on
-SQLite): the same rows, counts, errors and rollback as through SQLAlchemy."""
+"""Statements run straight on asyncpg inside the session's transaction or in a hot
+transaction without a session (SQLAlchemy on SQLite): the same rows, counts, errors and
+rollback as through SQLAlchemy."""
 
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -143,25 +145,44 @@ async def test_a_constraint_violation_is_sqlalchemys_integrity_error(db: Databas
         assert await ADD.execute(conn, {"id": uuid.uuid4(), "status": "open", "version": 1})
 
 
+Run = Callable[[DriverStatement, dict[str, Any]], Awaitable[int]]
+
+
+@contextlib.asynccontextmanager
+async def _writing(db: Database, hot: bool) -> AsyncIterator[tuple[Run, int]]:
+    """A session's transaction begun on the server, or a hot transaction: how to run a
+    statement in it, and its server process."""
+    if hot:
+        async with db.hot_transaction() as tx:
+            yield tx.execute, tx.driver.get_server_pid()  # type: ignore[attr-defined]
+        return
+    async with db.transaction() as session:
+        conn = await _begun(session)
+        driver: Any = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+
+        async def run(statement: DriverStatement, params: dict[str, Any]) -> int:
+            return await statement.execute(conn, params)
+
+        yield run, driver.get_server_pid()
+
+
+@pytest.mark.parametrize("hot", [False, True], ids=["session", "hot"])
 async def test_a_connection_lost_mid_transaction_fails_once_and_is_replaced(
-    pg_url: str,
+    pg_url: str, hot: bool
 ) -> None:
     db = Database(pg_url)
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
         with pytest.raises(DBAPIError):
-            async with db.transaction() as session:
-                conn = await _begun(session)
+            async with _writing(db, hot) as (run, pid):
                 admin = await asyncpg.connect(PG_ADMIN_URL)
-                pid = conn.sync_connection.connection.driver_connection.get_server_pid()  # type: ignore[union-attr]
                 await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
                 await admin.close()
-                await ADD.execute(conn, {"id": uuid.uuid4(), "status": "open", "version": 1})
+                await run(ADD, {"id": uuid.uuid4(), "status": "open", "version": 1})
         card_id = uuid.uuid4()
-        async with db.transaction() as session:
-            conn = await _begun(session)
-            assert await ADD.execute(conn, {"id": card_id, "status": "open", "version": 1})
+        async with _writing(db, hot) as (run, _):
+            assert await run(ADD, {"id": card_id, "status": "open", "version": 1})
         assert await _row(db, card_id) == ("open", 1, None)
     finally:
         await db.dispose()
@@ -232,25 +253,3 @@ async def test_a_hot_transaction_rolls_back_on_error(db: Database) -> None:
     assert await _row(db, card_id) == ("open", 1, None)
     async with db.hot_transaction() as tx:  # the connection went back to the pool in order
         assert await tx.execute(ADD, {"id": uuid.uuid4(), "status": "open", "version": 1})
-
-
-async def test_a_connection_lost_in_a_hot_transaction_fails_once_and_is_replaced(
-    pg_url: str,
-) -> None:
-    db = Database(pg_url)
-    try:
-        async with db.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-        with pytest.raises(DBAPIError):
-            async with db.hot_transaction() as tx:
-                admin = await asyncpg.connect(PG_ADMIN_URL)
-                pid = tx.driver.get_server_pid()  # type: ignore[attr-defined]
-                await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-                await admin.close()
-                await tx.execute(ADD, {"id": uuid.uuid4(), "status": "open", "version": 1})
-        card_id = uuid.uuid4()
-        async with db.hot_transaction() as tx:
-            assert await tx.execute(ADD, {"id": card_id, "status": "open", "version": 1})
-        assert await _row(db, card_id) == ("open", 1, None)
-    finally:
-        await db.dispose()
