@@ -3,7 +3,7 @@ database (an item is never out twice, even when the database is asked directly).
 
 import itertools
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 import pytest_asyncio
@@ -91,18 +91,18 @@ async def test_a_loan_from_request_to_return(records):
     li = person("li")
     loan = await ask(records, item, li)
     assert loan["status"] == "requested" and loan["borrower_name"] == "Li"
-    assert_problem(await act(records, loan, "approve", who=li, due_on=str(date.today())), 403)
+    assert_problem(await act(records, loan, "approve", who=li, due_on=str(lending.today())), 403)
     assert_problem(await act(records, loan, "approve"), 422, "due_on")
     assert_problem(await act(records, loan, "approve", due_on="2000-01-01"), 422, "due_on")
     assert_problem(
         await records.post(
             f"/lending/loans/{loan['id']}/approve",
             headers=CLERK,
-            json={"due_on": str(date.today() + timedelta(days=7))},
+            json={"due_on": str(lending.today() + timedelta(days=7))},
         ),
         428,
     )
-    r = await act(records, loan, "approve", due_on=str(date.today() + timedelta(days=7)))
+    r = await act(records, loan, "approve", due_on=str(lending.today() + timedelta(days=7)))
     assert r.status_code == 200, r.text
     approved = r.json()
     assert_problem(await act(records, loan, "hand-out"), 412)  # stale ETag
@@ -115,7 +115,7 @@ async def test_a_loan_from_request_to_return(records):
     assert (back["status"], back["return_condition"]) == ("returned", "worn")
     # The item can go out again.
     again = await ask(records, item, person("wang"))
-    assert (await act(records, again, "approve", due_on=str(date.today()))).status_code == 200
+    assert (await act(records, again, "approve", due_on=str(lending.today()))).status_code == 200
 
     history = (await records.get(f"/lending/items/{item}/loans", headers=CLERK)).json()
     assert [h["status"] for h in history] == ["approved", "returned"]
@@ -131,7 +131,7 @@ async def test_an_item_is_never_out_twice(records):
     item = await new_item(records)
     first = await ask(records, item, person("li"))
     second = await ask(records, item, person("wang"))
-    due = str(date.today() + timedelta(days=3))
+    due = str(lending.today() + timedelta(days=3))
     assert (await act(records, first, "approve", due_on=due)).status_code == 200
     body = assert_problem(await act(records, second, "approve", due_on=due), 409)
     assert body["loan_id"] == first["id"]
@@ -157,7 +157,7 @@ async def test_borrower_cancels_own_request_and_lost_items(records):
     assert_problem(await act(records, loan, "cancel", who=person("wang")), 404)
     assert (await act(records, loan, "cancel", who=li)).json()["status"] == "cancelled"
     loan = await ask(records, item, li)
-    approved = (await act(records, loan, "approve", due_on=str(date.today()))).json()
+    approved = (await act(records, loan, "approve", due_on=str(lending.today()))).json()
     out = (await act(records, approved, "hand-out")).json()
     lost = (await act(records, out, "report-lost", note="left in a customer's car")).json()
     assert lost["status"] == "lost"
@@ -172,7 +172,7 @@ async def test_overdue_list(records):
     loans = []
     for i, item in enumerate(items):
         loan = await ask(records, item, person(f"p{i}"))
-        loan = (await act(records, loan, "approve", due_on=str(date.today()))).json()
+        loan = (await act(records, loan, "approve", due_on=str(lending.today()))).json()
         loans.append((await act(records, loan, "hand-out")).json())
     # Two of them were due earlier: set as if approved days ago.
     db = runtime_of(records).db
@@ -180,7 +180,7 @@ async def test_overdue_list(records):
         for loan, days in ((loans[0], 2), (loans[1], 5)):
             row = await session.get(Loan, uuid.UUID(loan["id"]))
             assert row is not None
-            row.due_on = date.today() - timedelta(days=days)
+            row.due_on = lending.today() - timedelta(days=days)
     r = await records.get("/lending/overdue", headers=CLERK)
     assert r.status_code == 200
     assert [x["id"] for x in r.json()] == [loans[1]["id"], loans[0]["id"]]
@@ -191,7 +191,7 @@ async def test_overdue_list(records):
             session,
             User(id="c", name="c", roles=frozenset(), branch="BR01"),
             10,
-            on=date.today() + timedelta(days=1),
+            on=lending.today() + timedelta(days=1),
         )
     assert len(later) == 3
     assert utcnow()
@@ -237,7 +237,7 @@ async def test_bad_lending_input(records):
     assert_problem(await act(records, loan, "approve", due_on="tomorrow"), 422, "due_on")
     assert_problem(await act(records, loan, "approve", extra=1), 422, "extra")
     key = {**CLERK, "If-Match": loan["etag"], "Idempotency-Key": "ap-1"}
-    body = {"due_on": str(date.today() + timedelta(days=1))}
+    body = {"due_on": str(lending.today() + timedelta(days=1))}
     first = await records.post(f"/lending/loans/{loan['id']}/approve", headers=key, json=body)
     replay = await records.post(f"/lending/loans/{loan['id']}/approve", headers=key, json=body)
     assert first.status_code == replay.status_code == 200
@@ -274,7 +274,7 @@ async def test_a_restricted_document_is_readable_while_it_is_lent(records):
     content = f"/library/documents/{document['id']}/content"
     assert_problem(await records.get(content, headers=li), 403)
     loan = await ask(records, item, li)
-    approved = (await act(records, loan, "approve", due_on=str(date.today()))).json()
+    approved = (await act(records, loan, "approve", due_on=str(lending.today()))).json()
     assert_problem(await records.get(content, headers=li), 403)  # approved is not out yet
     out = (await act(records, approved, "hand-out")).json()
     assert (await records.get(content, headers=li)).content == PDF
@@ -288,10 +288,10 @@ async def test_a_restricted_document_is_readable_while_it_is_lent(records):
 async def test_overdue_loans_are_reminded_once_a_day(records):
     item = await new_item(records, "Wiring diagrams binder")
     loan = await ask(records, item, person("li"))
-    loan = (await act(records, loan, "approve", due_on=str(date.today()))).json()
+    loan = (await act(records, loan, "approve", due_on=str(lending.today()))).json()
     await act(records, loan, "hand-out")
     db = runtime_of(records).db
-    day = date.today()
+    day = lending.today()
     assert await lending.send_overdue_reminders(db, on=day) == 0  # due today: not late yet
     tomorrow = day + timedelta(days=1)
     assert await lending.send_overdue_reminders(db, on=tomorrow) == 1
