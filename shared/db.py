@@ -18,8 +18,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared import metrics
 from shared.driver import (
     AFTER_COMMIT,
+    AsyncpgTransaction,
     DriverTransaction,
-    SessionStatements,
+    SqliteTransaction,
     Statements,
 )
 
@@ -61,6 +62,13 @@ class InlineSqliteConnection(aiosqlite.Connection):
 
     def __await__(self) -> Any:
         return self._connect().__await__()
+
+    @property
+    def sqlite(self) -> sqlite3.Connection:
+        """The sqlite3 connection itself (`Database.hot_transaction` runs on it)."""
+        if not self._running or self._connection is None:
+            raise ValueError("Connection closed")
+        return self._connection
 
     def stop(self) -> None:
         self._running = False
@@ -185,32 +193,34 @@ class Database:
         """A write transaction for a hot path's `DriverStatement`s, committed when the block
         ends and rolled back on error.
 
-        On PostgreSQL it runs straight on asyncpg, on a connection from the engine's pool:
-        no session, whose begin and commit cost more than the clocking's four statements
-        between them. Its commit runs the hooks a session's commit runs (the outbox's
-        events, the board's changes; `driver.before_commit`), then tells the commit
-        listeners. On SQLite it is a session's `transaction`."""
-        if self.is_sqlite:
-            async with self.transaction() as session:
-                yield SessionStatements(session)
-            return
-        async with self.engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
-            transaction = DriverTransaction(driver, self.engine.dialect, dict(self._info))
-            try:
-                await transaction.begin()
-                yield transaction
-                await transaction.commit()
-            except BaseException:
-                if not await transaction.rollback():  # lost: not back into the pool
-                    await conn.invalidate()
-                raise
-        rows = transaction.info.pop(EVENTS_ADDED, None)
-        for hook in AFTER_COMMIT:
-            hook(transaction.info)
-        if rows:
-            for listener in self._commit_listeners:
-                listener(rows)
+        It runs straight on the driver (asyncpg, or sqlite3 under the writer lock), on a
+        connection from the engine's pool: no session, whose begin and commit cost more
+        than a clocking's four statements between them. Its commit runs the hooks a
+        session's commit runs (the outbox's events, the board's changes;
+        `driver.before_commit`), then tells the commit listeners."""
+        async with self._writer():
+            async with self.engine.connect() as conn:
+                driver: Any = (await conn.get_raw_connection()).driver_connection
+                info = dict(self._info)
+                transaction: DriverTransaction = (
+                    SqliteTransaction(driver.sqlite, self.engine.dialect, info)
+                    if self.is_sqlite
+                    else AsyncpgTransaction(driver, self.engine.dialect, info)
+                )
+                try:
+                    await transaction.begin()
+                    yield transaction
+                    await transaction.commit()
+                except BaseException:
+                    if not await transaction.rollback():  # lost: not back into the pool
+                        await conn.invalidate()
+                    raise
+            rows = transaction.info.pop(EVENTS_ADDED, None)
+            for hook in AFTER_COMMIT:
+                hook(transaction.info)
+            if rows:
+                for listener in self._commit_listeners:
+                    listener(rows)
 
     @contextlib.asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:

@@ -1,20 +1,21 @@
-"""A hot path's statements straight on asyncpg.
+"""A hot path's statements straight on the database driver (asyncpg or sqlite3).
 
 SQLAlchemy spends about 150,000 instructions around each statement it runs (compiled-cache
 lookup, execution context, result wrapping, two greenlet hops); asyncpg itself about
-70,000. `DriverStatement` compiles a Core statement once for asyncpg and runs it on the
-connection the session already holds: the same SQL, the same transaction, the same bind
-and result processing. Where that is not possible (SQLite, or before the session's
-transaction has begun on the server) it runs through SQLAlchemy, so the caller never has
-to care.
+70,000. `DriverStatement` compiles a Core statement once per dialect and runs it on a
+driver connection: the same SQL, the same bind and result processing, the same exceptions.
+Inside a session it runs on the connection the session already holds, in its transaction,
+when that is asyncpg with the transaction begun on the server; otherwise it runs through
+SQLAlchemy, so the caller never has to care.
 
 A whole hot write can skip the session too (`Database.hot_transaction`): a session's begin
 and commit cost more than the statements between them. Its statements run on a
-`Statements`: a `DriverTransaction` on PostgreSQL, whose commit runs the hooks registered
-with `before_commit` and `after_commit` (what a session's commit events do for the outbox
-and the status board), or `SessionStatements` on a session everywhere else.
+`Statements`: a `DriverTransaction` (`AsyncpgTransaction` or `SqliteTransaction`), whose
+commit runs the hooks registered with `before_commit` and `after_commit` (what a session's
+commit events do for the outbox and the status board), or `SessionStatements` on a session.
 """
 
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -36,15 +37,15 @@ class _Compiled:
 
 
 class DriverStatement:
-    """A Core statement run on asyncpg when the session's transaction is open there."""
+    """A Core statement compiled once per dialect and run straight on the driver."""
 
     def __init__(self, statement: Executable):
         self.statement = statement
-        # Per set of parameter names (an INSERT's columns follow them).
-        self._compiled: dict[frozenset[str], _Compiled] = {}
+        # Per dialect and set of parameter names (an INSERT's columns follow them).
+        self._compiled: dict[tuple[str, frozenset[str]], _Compiled] = {}
 
     def _compile(self, dialect: Dialect, keys: frozenset[str]) -> _Compiled:
-        compiled = self._compiled.get(keys)
+        compiled = self._compiled.get((dialect.name, keys))
         if compiled is not None:
             return compiled
         done = self.statement.compile(dialect=dialect, column_keys=sorted(keys))  # type: ignore[attr-defined]
@@ -64,7 +65,7 @@ class DriverStatement:
                 for column in done._result_columns
             ),
         )
-        self._compiled[keys] = compiled
+        self._compiled[(dialect.name, keys)] = compiled
         return compiled
 
     @staticmethod
@@ -117,16 +118,28 @@ class DriverStatement:
             rows = await driver.fetch(compiled.sql, *self._values(compiled, params))
         except Exception as exc:
             raise _translated(exc, compiled.sql, params) from exc
-        results = compiled.results
-        if not any(results):
-            return [tuple(row) for row in rows]
-        return [
-            tuple(
-                value if process is None or value is None else process(value)
-                for value, process in zip(row, results, strict=True)
-            )
-            for row in rows
-        ]
+        return _processed(compiled, rows)
+
+    def execute_sqlite(
+        self, conn: sqlite3.Connection, dialect: Dialect, params: dict[str, Any]
+    ) -> int:
+        """Runs the statement on a sqlite3 connection; returns the number of rows changed."""
+        compiled = self._compile(dialect, frozenset(params))
+        try:
+            return conn.execute(compiled.sql, self._values(compiled, params)).rowcount
+        except sqlite3.Error as exc:
+            raise _translated(exc, compiled.sql, params) from exc
+
+    def fetch_sqlite(
+        self, conn: sqlite3.Connection, dialect: Dialect, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """The rows the statement returns on a sqlite3 connection, processed as `fetch_on`'s."""
+        compiled = self._compile(dialect, frozenset(params))
+        try:
+            rows = conn.execute(compiled.sql, self._values(compiled, params)).fetchall()
+        except sqlite3.Error as exc:
+            raise _translated(exc, compiled.sql, params) from exc
+        return _processed(compiled, rows)
 
     def execute_in_greenlet(self, conn: Connection, params: dict[str, Any]) -> int:
         """`execute` from the synchronous code SQLAlchemy runs for an async session, such
@@ -155,13 +168,28 @@ class DriverStatement:
         return [row[0] for row in rows]
 
 
+def _processed(compiled: _Compiled, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    results = compiled.results
+    if not any(results):
+        return [tuple(row) for row in rows]
+    return [
+        tuple(
+            value if process is None or value is None else process(value)
+            for value, process in zip(row, results, strict=True)
+        )
+        for row in rows
+    ]
+
+
 def _count(status: str) -> int:
     # "UPDATE 1", "INSERT 0 1", "DELETE 3": the count is the last word.
     return int(status.rsplit(" ", 1)[-1])
 
 
 def _translated(exc: Exception, sql: str, params: dict[str, Any]) -> Exception:
-    """SQLAlchemy's exception for an asyncpg one, as if SQLAlchemy had run the statement."""
+    """SQLAlchemy's exception for a driver's, as if SQLAlchemy had run the statement."""
+    if isinstance(exc, sqlite3.Error):  # a DB-API error: SQLAlchemy's class of its name
+        return DBAPIError.instance(sql, params, exc, sqlite3.Error)
     import asyncpg
 
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
@@ -179,6 +207,7 @@ class Statements(Protocol):
     outbox's events, the board's changes), as a session's `info` does."""
 
     info: dict[str, Any]
+    dialect: Dialect
 
     async def execute(self, statement: DriverStatement, params: dict[str, Any]) -> int: ...
 
@@ -197,6 +226,7 @@ class SessionStatements:
     def __init__(self, session: AsyncSession):
         self.session = session
         self.info = session.info
+        self.dialect = session.get_bind().dialect
         self._conn: AsyncConnection | None = None
 
     async def _connection(self) -> AsyncConnection:
@@ -218,25 +248,62 @@ class SessionStatements:
 
 
 class DriverTransaction:
-    """`Statements` on an asyncpg connection's own transaction (`Database.hot_transaction`)."""
+    """`Statements` on a driver connection's own transaction (`Database.hot_transaction`)."""
+
+    def __init__(self, dialect: Dialect, info: dict[str, Any]):
+        self.dialect, self.info = dialect, info
+
+    async def begin(self) -> None:
+        raise NotImplementedError
+
+    async def commit(self) -> None:
+        """Writes what the hooks collected (`before_commit`), then commits."""
+        for write in BEFORE_COMMIT:
+            await write(self)
+        await self._commit()
+
+    async def _commit(self) -> None:
+        raise NotImplementedError
+
+    async def rollback(self) -> bool:
+        """Rolls back what is left of the transaction; False when the connection can no
+        longer be trusted (lost, or the rollback itself failed): it must not be reused."""
+        raise NotImplementedError
+
+    async def execute(self, statement: DriverStatement, params: dict[str, Any]) -> int:
+        raise NotImplementedError
+
+    async def fetch(
+        self, statement: DriverStatement, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    async def first(
+        self, statement: DriverStatement, params: dict[str, Any]
+    ) -> Sequence[Any] | None:
+        rows = await self.fetch(statement, params)
+        return rows[0] if rows else None
+
+    async def first_column(self, statement: DriverStatement, params: dict[str, Any]) -> list[Any]:
+        return [row[0] for row in await self.fetch(statement, params)]
+
+
+class AsyncpgTransaction(DriverTransaction):
+    """A hot transaction on an asyncpg connection (PostgreSQL)."""
 
     def __init__(self, driver: Any, dialect: Dialect, info: dict[str, Any]):
-        self.driver, self.dialect, self.info = driver, dialect, info
+        super().__init__(dialect, info)
+        self.driver = driver
         self._transaction: Any = None
 
     async def begin(self) -> None:
         self._transaction = self.driver.transaction()
         await self._control("BEGIN", self._transaction.start)
 
-    async def commit(self) -> None:
-        """Writes what the hooks collected (`before_commit`), then commits."""
-        for write in BEFORE_COMMIT:
-            await write(self)
+    async def _commit(self) -> None:
         await self._control("COMMIT", self._transaction.commit)
 
     async def rollback(self) -> bool:
-        """Rolls back what is left of the transaction; False when the connection can no
-        longer be trusted (lost, or the rollback itself failed): it must not be reused."""
         if self.driver.is_closed() or self._transaction is None:
             return False
         try:
@@ -255,14 +322,49 @@ class DriverTransaction:
     async def execute(self, statement: DriverStatement, params: dict[str, Any]) -> int:
         return await statement.execute_on(self.driver, self.dialect, params)
 
-    async def first(
+    async def fetch(
         self, statement: DriverStatement, params: dict[str, Any]
-    ) -> Sequence[Any] | None:
-        rows = await statement.fetch_on(self.driver, self.dialect, params)
-        return rows[0] if rows else None
+    ) -> list[tuple[Any, ...]]:
+        return await statement.fetch_on(self.driver, self.dialect, params)
 
-    async def first_column(self, statement: DriverStatement, params: dict[str, Any]) -> list[Any]:
-        return [row[0] for row in await statement.fetch_on(self.driver, self.dialect, params)]
+
+class SqliteTransaction(DriverTransaction):
+    """A hot transaction on a sqlite3 connection, run inline on the event loop as every
+    SQLite call of a service is (`shared.db.InlineSqliteConnection`). The caller holds the
+    process's writer lock; BEGIN IMMEDIATE takes the file's write lock at once, so the
+    reads see what the writes will be checked against."""
+
+    def __init__(self, conn: sqlite3.Connection, dialect: Dialect, info: dict[str, Any]):
+        super().__init__(dialect, info)
+        self.conn = conn
+
+    async def begin(self) -> None:
+        self._control("BEGIN IMMEDIATE")
+
+    async def _commit(self) -> None:
+        self._control("COMMIT")
+
+    async def rollback(self) -> bool:
+        try:
+            if self.conn.in_transaction:
+                self.conn.rollback()
+        except sqlite3.Error:
+            return False
+        return True
+
+    def _control(self, sql: str) -> None:
+        try:
+            self.conn.execute(sql)
+        except sqlite3.Error as exc:
+            raise _translated(exc, sql, {}) from exc
+
+    async def execute(self, statement: DriverStatement, params: dict[str, Any]) -> int:
+        return statement.execute_sqlite(self.conn, self.dialect, params)
+
+    async def fetch(
+        self, statement: DriverStatement, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        return statement.fetch_sqlite(self.conn, self.dialect, params)
 
 
 BeforeCommit = Callable[[DriverTransaction], Awaitable[None]]

@@ -147,6 +147,8 @@ _PG_PENDING = DriverStatement(
         "FROM unnest(CAST(:branches AS VARCHAR[]), CAST(:orders AS UUID[])) AS c(branch, id)"
     ).bindparams(bindparam("changed_at", type_=UTCDateTime()))
 )
+# SQLite: the one writer appends to the log itself.
+_INSERT_CHANGE = DriverStatement(insert(BoardChange.__table__))  # type: ignore[attr-defined]
 # The feed's mover, one statement run as its own transaction (autocommit: one round trip,
 # no BEGIN or COMMIT): take the board's turn (held to the commit, so movers commit one
 # after another and the log's ids become visible in id order), move what is pending into
@@ -192,12 +194,20 @@ def _write_board_changes(session: Session) -> None:
 
 @driver.before_commit
 async def _write_board_changes_on_driver(transaction: DriverTransaction) -> None:
-    # A hot write (`Database.hot_transaction`, PostgreSQL only) changes rows with Core
-    # statements and marks them changed; it has no ORM objects to flush.
+    # A hot write (`Database.hot_transaction`) changes rows with Core statements and marks
+    # them changed; it has no ORM objects to flush.
     touched: set[tuple[str, uuid.UUID]] | None = transaction.info.pop(_TOUCHED, None)
-    if touched:
-        await transaction.execute(_PG_PENDING, _pending(touched, utcnow()))
-        transaction.info[_WRITTEN] = True
+    if not touched:
+        return
+    now = utcnow()
+    if transaction.dialect.name == "postgresql":
+        await transaction.execute(_PG_PENDING, _pending(touched, now))
+    else:
+        for branch, order_id in sorted(touched):
+            await transaction.execute(
+                _INSERT_CHANGE, {"branch": branch, "repair_order_id": order_id, "changed_at": now}
+            )
+    transaction.info[_WRITTEN] = True
 
 
 def _pending(touched: set[tuple[str, uuid.UUID]], now: datetime) -> dict[str, Any]:
