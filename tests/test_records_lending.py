@@ -3,7 +3,8 @@ database (an item is never out twice, even when the database is asked directly).
 
 import itertools
 import uuid
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
@@ -64,6 +65,11 @@ async def records(database_url: str, nats_server: NatsServer, tmp_path):
         yield client
 
 
+def today(client, branch: str = "BR01") -> date:
+    """The branch's date, as the service reckons it."""
+    return lending.today(runtime_of(client).settings, branch)
+
+
 async def new_item(client, title: str = "Golf 8 workshop manual, copy 1") -> str:
     r = await client.post("/lending/items", headers=CLERK, json={"title": title})
     assert r.status_code == 201, r.text
@@ -91,18 +97,18 @@ async def test_a_loan_from_request_to_return(records):
     li = person("li")
     loan = await ask(records, item, li)
     assert loan["status"] == "requested" and loan["borrower_name"] == "Li"
-    assert_problem(await act(records, loan, "approve", who=li, due_on=str(lending.today())), 403)
+    assert_problem(await act(records, loan, "approve", who=li, due_on=str(today(records))), 403)
     assert_problem(await act(records, loan, "approve"), 422, "due_on")
     assert_problem(await act(records, loan, "approve", due_on="2000-01-01"), 422, "due_on")
     assert_problem(
         await records.post(
             f"/lending/loans/{loan['id']}/approve",
             headers=CLERK,
-            json={"due_on": str(lending.today() + timedelta(days=7))},
+            json={"due_on": str(today(records) + timedelta(days=7))},
         ),
         428,
     )
-    r = await act(records, loan, "approve", due_on=str(lending.today() + timedelta(days=7)))
+    r = await act(records, loan, "approve", due_on=str(today(records) + timedelta(days=7)))
     assert r.status_code == 200, r.text
     approved = r.json()
     assert_problem(await act(records, loan, "hand-out"), 412)  # stale ETag
@@ -115,7 +121,7 @@ async def test_a_loan_from_request_to_return(records):
     assert (back["status"], back["return_condition"]) == ("returned", "worn")
     # The item can go out again.
     again = await ask(records, item, person("wang"))
-    assert (await act(records, again, "approve", due_on=str(lending.today()))).status_code == 200
+    assert (await act(records, again, "approve", due_on=str(today(records)))).status_code == 200
 
     history = (await records.get(f"/lending/items/{item}/loans", headers=CLERK)).json()
     assert [h["status"] for h in history] == ["approved", "returned"]
@@ -131,7 +137,7 @@ async def test_an_item_is_never_out_twice(records):
     item = await new_item(records)
     first = await ask(records, item, person("li"))
     second = await ask(records, item, person("wang"))
-    due = str(lending.today() + timedelta(days=3))
+    due = str(today(records) + timedelta(days=3))
     assert (await act(records, first, "approve", due_on=due)).status_code == 200
     body = assert_problem(await act(records, second, "approve", due_on=due), 409)
     assert body["loan_id"] == first["id"]
@@ -157,7 +163,7 @@ async def test_borrower_cancels_own_request_and_lost_items(records):
     assert_problem(await act(records, loan, "cancel", who=person("wang")), 404)
     assert (await act(records, loan, "cancel", who=li)).json()["status"] == "cancelled"
     loan = await ask(records, item, li)
-    approved = (await act(records, loan, "approve", due_on=str(lending.today()))).json()
+    approved = (await act(records, loan, "approve", due_on=str(today(records)))).json()
     out = (await act(records, approved, "hand-out")).json()
     lost = (await act(records, out, "report-lost", note="left in a customer's car")).json()
     assert lost["status"] == "lost"
@@ -172,7 +178,7 @@ async def test_overdue_list(records):
     loans = []
     for i, item in enumerate(items):
         loan = await ask(records, item, person(f"p{i}"))
-        loan = (await act(records, loan, "approve", due_on=str(lending.today()))).json()
+        loan = (await act(records, loan, "approve", due_on=str(today(records)))).json()
         loans.append((await act(records, loan, "hand-out")).json())
     # Two of them were due earlier: set as if approved days ago.
     db = runtime_of(records).db
@@ -180,7 +186,7 @@ async def test_overdue_list(records):
         for loan, days in ((loans[0], 2), (loans[1], 5)):
             row = await session.get(Loan, uuid.UUID(loan["id"]))
             assert row is not None
-            row.due_on = lending.today() - timedelta(days=days)
+            row.due_on = today(records) - timedelta(days=days)
     r = await records.get("/lending/overdue", headers=CLERK)
     assert r.status_code == 200
     assert [x["id"] for x in r.json()] == [loans[1]["id"], loans[0]["id"]]
@@ -189,9 +195,10 @@ async def test_overdue_list(records):
     async with db.reader() as session:
         later = await lending.overdue(
             session,
+            runtime_of(records).settings,
             User(id="c", name="c", roles=frozenset(), branch="BR01"),
             10,
-            on=lending.today() + timedelta(days=1),
+            on=today(records) + timedelta(days=1),
         )
     assert len(later) == 3
     assert utcnow()
@@ -237,7 +244,7 @@ async def test_bad_lending_input(records):
     assert_problem(await act(records, loan, "approve", due_on="tomorrow"), 422, "due_on")
     assert_problem(await act(records, loan, "approve", extra=1), 422, "extra")
     key = {**CLERK, "If-Match": loan["etag"], "Idempotency-Key": "ap-1"}
-    body = {"due_on": str(lending.today() + timedelta(days=1))}
+    body = {"due_on": str(today(records) + timedelta(days=1))}
     first = await records.post(f"/lending/loans/{loan['id']}/approve", headers=key, json=body)
     replay = await records.post(f"/lending/loans/{loan['id']}/approve", headers=key, json=body)
     assert first.status_code == replay.status_code == 200
@@ -274,7 +281,7 @@ async def test_a_restricted_document_is_readable_while_it_is_lent(records):
     content = f"/library/documents/{document['id']}/content"
     assert_problem(await records.get(content, headers=li), 403)
     loan = await ask(records, item, li)
-    approved = (await act(records, loan, "approve", due_on=str(lending.today()))).json()
+    approved = (await act(records, loan, "approve", due_on=str(today(records)))).json()
     assert_problem(await records.get(content, headers=li), 403)  # approved is not out yet
     out = (await act(records, approved, "hand-out")).json()
     assert (await records.get(content, headers=li)).content == PDF
@@ -288,15 +295,17 @@ async def test_a_restricted_document_is_readable_while_it_is_lent(records):
 async def test_overdue_loans_are_reminded_once_a_day(records):
     item = await new_item(records, "Wiring diagrams binder")
     loan = await ask(records, item, person("li"))
-    loan = (await act(records, loan, "approve", due_on=str(lending.today()))).json()
+    loan = (await act(records, loan, "approve", due_on=str(today(records)))).json()
     await act(records, loan, "hand-out")
-    db = runtime_of(records).db
-    day = lending.today()
-    assert await lending.send_overdue_reminders(db, on=day) == 0  # due today: not late yet
+    db, settings = runtime_of(records).db, runtime_of(records).settings
+    day = today(records)
+    assert (
+        await lending.send_overdue_reminders(db, settings, on=day) == 0
+    )  # due today: not late yet
     tomorrow = day + timedelta(days=1)
-    assert await lending.send_overdue_reminders(db, on=tomorrow) == 1
-    assert await lending.send_overdue_reminders(db, on=tomorrow) == 0
-    assert await lending.send_overdue_reminders(db, on=tomorrow + timedelta(days=1)) == 1
+    assert await lending.send_overdue_reminders(db, settings, on=tomorrow) == 1
+    assert await lending.send_overdue_reminders(db, settings, on=tomorrow) == 0
+    assert await lending.send_overdue_reminders(db, settings, on=tomorrow + timedelta(days=1)) == 1
     async with db.reader() as session:
         payloads = (
             await session.exec(
@@ -307,3 +316,72 @@ async def test_overdue_loans_are_reminded_once_a_day(records):
     assert sorted(e.data["days_overdue"] for e in events) == [1, 2]
     assert {e.data["borrower_id"] for e in events} == {"li"}
     assert events[0].data["item_title"] == "Wiring diagrams binder"
+
+
+# UTC+14 and UTC-11: at every moment Kiritimati's date is one or two days after Pago Pago's.
+ZONES = {"BR01": "Pacific/Kiritimati", "BR02": "Pacific/Pago_Pago"}
+
+
+@pytest_asyncio.fixture
+async def zoned_records(database_url: str, nats_server: NatsServer, tmp_path):
+    async with RecordsClient(
+        database_url, nats_server, tmp_path / "files", report_branch_time_zones=ZONES
+    ) as client:
+        yield client
+
+
+async def out_on_loan(client, branch: str, due_on: date) -> dict:
+    """A loan handed out in `branch`, approved due today there, then due `due_on`."""
+    clerk = person(f"clerk-{branch}", "records_clerk", branch)
+    r = await client.post("/lending/items", headers=clerk, json={"title": f"Manual {branch}"})
+    assert r.status_code == 201, r.text
+    loan = await ask(client, r.json()["id"], person(f"tech-{branch}", branch=branch))
+    approved = await act(client, loan, "approve", who=clerk, due_on=str(today(client, branch)))
+    out = (await act(client, approved.json(), "hand-out", who=clerk)).json()
+    async with runtime_of(client).db.transaction() as session:
+        row = await session.get(Loan, uuid.UUID(out["id"]))
+        assert row is not None
+        row.due_on = due_on
+    return out
+
+
+@pytest.mark.asyncio
+async def test_due_dates_are_the_branchs_local_days(zoned_records):
+    records = zoned_records
+    kiritimati = datetime.now(ZoneInfo("Pacific/Kiritimati")).date()
+    pago_pago = datetime.now(ZoneInfo("Pacific/Pago_Pago")).date()
+    shanghai = datetime.now(ZoneInfo("Asia/Shanghai")).date()  # branches without a zone
+    assert today(records, "BR01") == kiritimati and today(records, "BR02") == pago_pago
+    assert today(records, "BR03") == shanghai
+
+    # Pago Pago's today is a day in the past in Kiritimati.
+    for branch, answer in (("BR02", 200), ("BR01", 422)):
+        clerk = person(f"clerk-{branch}", "records_clerk", branch)
+        r = await records.post("/lending/items", headers=clerk, json={"title": "Service manual"})
+        loan = await ask(records, r.json()["id"], person(f"tech-{branch}", branch=branch))
+        r = await act(records, loan, "approve", who=clerk, due_on=str(pago_pago))
+        assert r.status_code == answer, r.text
+        if answer == 422:
+            assert_problem(r, 422, "due_on")
+
+    # Due on Kiritimati's yesterday: overdue in Kiritimati, not yet in Pago Pago.
+    late = await out_on_loan(records, "BR01", kiritimati - timedelta(days=1))
+    not_yet = await out_on_loan(records, "BR02", kiritimati - timedelta(days=1))
+    default = await out_on_loan(records, "BR03", shanghai - timedelta(days=1))
+    for loan, branch, overdue in ((late, "BR01", True), (not_yet, "BR02", False)):
+        clerk = person(f"clerk-{branch}", "records_clerk", branch)
+        shown = (await records.get(f"/lending/loans/{loan['id']}", headers=clerk)).json()
+        assert shown["overdue"] is overdue
+        listed = (await records.get("/lending/overdue", headers=clerk)).json()
+        assert [x["id"] for x in listed] == ([loan["id"]] if overdue else [])
+
+    runtime = runtime_of(records)
+    assert await lending.send_overdue_reminders(runtime.db, runtime.settings) == 2
+    async with runtime.db.reader() as session:
+        payloads = (
+            await session.exec(
+                select(OutboxEvent.payload).where(OutboxEvent.subject == "records.loan.overdue.v1")
+            )
+        ).all()
+    reminded = {decode(payload).data["loan_id"] for payload in payloads}
+    assert reminded == {late["id"], default["id"]}

@@ -1,5 +1,8 @@
 """Records's settings, read from RECORDS_* environment variables."""
 
+from typing import Annotated
+
+from fastapi import Depends, Request
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -13,9 +16,11 @@ class Settings(ServiceSettings):
     service_name: str = "records"
     database_url: str = "sqlite+aiosqlite:///var/records.db"
 
-    # Management reports (report_*.py). Days are local days of the branch's time zone.
+    # A branch's days (reports, loans' due dates) are the local days of its time zone: the
+    # branch's own here, else report_time_zone. See `zone_of`.
     report_time_zone: str = "Asia/Shanghai"
     report_branch_time_zones: dict[str, str] = {}
+    # Management reports (report_*.py).
     # Users whose token names this branch (the group's head office) read every branch.
     report_group_branch: str = "HQ"
     report_major_complaint_target: float = 0.01
@@ -76,3 +81,18 @@ class Settings(ServiceSettings):
     webhook_log_keep_days: float = 30.0
     # Inbound from the ERP: a signed message older or newer than this is refused (s).
     webhook_inbound_tolerance_seconds: float = 300.0
+
+    def zone_of(self, branch: str | None) -> str:
+        """The time zone whose days are `branch`'s (the group's: report_time_zone)."""
+        if branch is None:
+            return self.report_time_zone
+        return self.report_branch_time_zones.get(branch, self.report_time_zone)
+
+
+def _settings(request: Request) -> Settings:
+    settings = request.app.state.settings
+    assert isinstance(settings, Settings)
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]

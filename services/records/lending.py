@@ -3,7 +3,8 @@
 The loan's life is one transition table; every change goes through `transition`. An item
 is held by at most one loan from approval until it comes back: the rule is checked here
 and enforced by the unique partial index `ux_loan_open_item`, so two clerks approving at
-the same moment cannot both succeed.
+the same moment cannot both succeed. Due dates are the branch's local days
+(`Settings.zone_of`): a loan due today is overdue from its branch's midnight.
 """
 
 import asyncio
@@ -14,10 +15,12 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.records.config import Settings
 from services.records.models import (
     LendingItem,
     LendingItemCreate,
@@ -40,8 +43,6 @@ if TYPE_CHECKING:
     from shared.service import Runtime
 
 log = logging.getLogger(__name__)
-
-BRANCH_TZ = ZoneInfo("Asia/Shanghai")
 
 
 class LoanAct(StrEnum):
@@ -75,12 +76,14 @@ def next_status(status: LoanStatus, act: LoanAct) -> LoanStatus:
         raise Conflict(f"a loan that is {status.value} cannot {act.value}") from None
 
 
-def today() -> date:
-    return datetime.now(BRANCH_TZ).date()
+def today(settings: Settings, branch: str) -> date:
+    """The branch's date now."""
+    return datetime.now(ZoneInfo(settings.zone_of(branch))).date()
 
 
-def public(loan: Loan, *, on: date | None = None) -> LoanPublic:
-    overdue = loan.status == S.out and loan.due_on is not None and loan.due_on < (on or today())
+def public(loan: Loan, *, on: date) -> LoanPublic:
+    """The loan as shown, overdue when it is out past its due date on the branch's `on`."""
+    overdue = loan.status == S.out and loan.due_on is not None and loan.due_on < on
     return LoanPublic.model_validate(
         {**loan.model_dump(), "overdue": overdue, "etag": etag(loan.version)}
     )
@@ -104,7 +107,9 @@ async def get_item(session: AsyncSession, item_id: uuid.UUID, by: User) -> Lendi
     return item
 
 
-async def request(session: AsyncSession, item_id: uuid.UUID, purpose: str, by: User) -> LoanPublic:
+async def request(
+    session: AsyncSession, settings: Settings, item_id: uuid.UUID, purpose: str, by: User
+) -> LoanPublic:
     try:
         item = await get_item(session, item_id, by)
     except NotFound as exc:
@@ -122,7 +127,7 @@ async def request(session: AsyncSession, item_id: uuid.UUID, purpose: str, by: U
     )
     session.add(loan)
     await session.flush()
-    return public(loan)
+    return public(loan, on=today(settings, loan.branch))
 
 
 async def get_loan(session: AsyncSession, loan_id: uuid.UUID, by: User) -> Loan:
@@ -136,6 +141,7 @@ async def get_loan(session: AsyncSession, loan_id: uuid.UUID, by: User) -> Loan:
 
 async def transition(
     session: AsyncSession,
+    settings: Settings,
     loan_id: uuid.UUID,
     act: LoanAct,
     body: LoanAction,
@@ -148,13 +154,14 @@ async def transition(
     check_if_match(if_match, loan.version)
     new = next_status(LoanStatus(loan.status), act)
     now = utcnow()
+    day = today(settings, loan.branch)
     item = await session.get(LendingItem, loan.item_id)
     assert item is not None
     if act == A.approve:
         if body.due_on is None:
             raise InvalidInput("due_on", "an approval sets the due date")
-        if body.due_on < today():
-            raise InvalidInput("due_on", "is in the past")
+        if body.due_on < day:
+            raise InvalidInput("due_on", f"is in the past (today is {day} in the branch)")
         if item.lost_at is not None:
             raise Conflict("this item is recorded as lost")
         held = (
@@ -188,17 +195,20 @@ async def transition(
         await session.flush()
     except IntegrityError as exc:
         raise Conflict("the item is already promised or out on another loan") from exc
-    return public(loan)
+    return public(loan, on=day)
 
 
-async def loans_of_item(session: AsyncSession, item_id: uuid.UUID, by: User) -> list[LoanPublic]:
+async def loans_of_item(
+    session: AsyncSession, settings: Settings, item_id: uuid.UUID, by: User
+) -> list[LoanPublic]:
     await get_item(session, item_id, by)
     query = select(Loan).where(Loan.item_id == item_id).order_by(col(Loan.requested_at).desc())
-    return [public(loan) for loan in (await session.exec(query)).all()]
+    day = today(settings, by.branch)
+    return [public(loan, on=day) for loan in (await session.exec(query)).all()]
 
 
 async def loans_of_person(
-    session: AsyncSession, person_id: str, by: User, limit: int
+    session: AsyncSession, settings: Settings, person_id: str, by: User, limit: int
 ) -> list[LoanPublic]:
     if not by.has(*CLERK_ROLES) and person_id != by.id:
         raise Forbidden("you may see only your own loans")
@@ -208,14 +218,15 @@ async def loans_of_person(
         .order_by(col(Loan.requested_at).desc())
         .limit(limit)
     )
-    return [public(loan) for loan in (await session.exec(query)).all()]
+    day = today(settings, by.branch)
+    return [public(loan, on=day) for loan in (await session.exec(query)).all()]
 
 
 async def overdue(
-    session: AsyncSession, by: User, limit: int, *, on: date | None = None
+    session: AsyncSession, settings: Settings, by: User, limit: int, *, on: date | None = None
 ) -> list[LoanPublic]:
     """Loans out past their due date, longest overdue first (the clerk's call list)."""
-    day = on or today()
+    day = on or today(settings, by.branch)
     query = (
         select(Loan)
         .where(Loan.branch == by.branch, Loan.status == S.out, col(Loan.due_on) < day)
@@ -225,17 +236,41 @@ async def overdue(
     return [public(loan, on=day) for loan in (await session.exec(query)).all()]
 
 
+def zones(settings: Settings) -> list[tuple[str, ColumnElement[bool]]]:
+    """Each time zone the branches keep their days in, with the condition that picks the
+    loans of its branches (a branch without a zone of its own is in report_time_zone's)."""
+    own = settings.report_branch_time_zones
+    groups: list[tuple[str, ColumnElement[bool]]] = []
+    for zone in sorted({settings.report_time_zone, *own.values()}):
+        branches: ColumnElement[bool] = col(Loan.branch).in_(
+            sorted(b for b, z in own.items() if z == zone)
+        )
+        if zone == settings.report_time_zone:
+            branches = or_(branches, col(Loan.branch).not_in(sorted(own)))
+        groups.append((zone, branches))
+    return groups
+
+
 async def send_overdue_reminders(
-    db: "Database", *, on: date | None = None, batch: int = 200
+    db: "Database", settings: Settings, *, on: date | None = None, batch: int = 200
 ) -> int:
     """Publish `records.loan.overdue.v1` for each loan out past its due date that had no
-    reminder today; returns how many. Rows are claimed with SKIP LOCKED on PostgreSQL, so
-    replicas share the work and no loan is reminded twice on one day."""
-    day = on or today()
+    reminder on its branch's today (or `on`); returns how many, at most `batch` for each
+    time zone. Rows are claimed with SKIP LOCKED on PostgreSQL, so replicas share the work
+    and no loan is reminded twice on one day."""
+    sent = 0
+    for zone, branches in zones(settings):
+        day = on or datetime.now(ZoneInfo(zone)).date()
+        sent += await _remind(db, day, branches, batch)
+    return sent
+
+
+async def _remind(db: "Database", day: date, branches: ColumnElement[bool], batch: int) -> int:
     async with db.transaction() as session:
         query = (
             select(Loan)
             .where(
+                branches,
                 Loan.status == S.out,
                 col(Loan.due_on) < day,
                 or_(col(Loan.reminded_on).is_(None), col(Loan.reminded_on) < day),
@@ -269,14 +304,15 @@ async def send_overdue_reminders(
 
 async def overdue_reminder(runtime: "Runtime") -> None:
     """Background job: remind of overdue loans every interval."""
-    interval = getattr(runtime.settings, "overdue_check_interval_seconds", 900.0)
+    settings = runtime.settings
+    assert isinstance(settings, Settings)
     while True:
         try:
-            while await send_overdue_reminders(runtime.db) > 0:
+            while await send_overdue_reminders(runtime.db, settings) > 0:
                 pass
         except Exception:
             log.exception("sending overdue reminders failed; trying again later")
-        await asyncio.sleep(interval)
+        await asyncio.sleep(settings.overdue_check_interval_seconds)
 
 
 __all__ = ["TRANSITIONS", "ReturnCondition", "etag"]

@@ -93,12 +93,6 @@ def period_of(
     raise InvalidInput("period", "must be day, week, month or custom")
 
 
-def zone_of(settings: Settings, branch: str | None) -> str:
-    if branch is None:
-        return settings.report_time_zone
-    return settings.report_branch_time_zones.get(branch, settings.report_time_zone)
-
-
 # --- the report ------------------------------------------------------------------------
 
 

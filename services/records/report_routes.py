@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.records import report_kpis
-from services.records.config import Settings
+from services.records.config import Settings, SettingsDep
 from services.records.report_definitions import (
     BY_ID,
     DEFINITIONS,
@@ -33,15 +33,6 @@ router = APIRouter(tags=["reports"])
 
 Reader = Annotated[User, Depends(require(Role.manager, Role.records_clerk))]
 Lang = Literal["zh-CN", "en"]
-
-
-def _settings(request: Request) -> Settings:
-    settings = request.app.state.settings
-    assert isinstance(settings, Settings)
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 def scope_of(user: User, settings: Settings, branch: str | None) -> str | None:
@@ -97,7 +88,7 @@ async def _report(
         on=q.on,
         from_on=q.from_on,
         to_on=q.to_on,
-        zone=report_kpis.zone_of(settings, branch),
+        zone=settings.zone_of(branch),
     )
     return await report_kpis.compute(session, settings, branch=branch, period=period, lang=q.lang)
 
@@ -224,7 +215,7 @@ async def kpi_items(
         on=q.on,
         from_on=q.from_on,
         to_on=q.to_on,
-        zone=report_kpis.zone_of(settings, branch),
+        zone=settings.zone_of(branch),
     )
     return await report_kpis.drill(
         session,

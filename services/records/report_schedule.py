@@ -98,7 +98,7 @@ async def run_due(db: Database, settings: Settings, now: datetime | None = None)
         session.expunge_all()  # plain values from here on, after the read transaction ends
     generated = 0
     for schedule in schedules:
-        zone = report_kpis.zone_of(settings, schedule.branch)
+        zone = settings.zone_of(schedule.branch)
         for period, due_at in reversed(owed(schedule, now, zone, settings.report_makeup_periods)):
             existing = done.get(schedule.id, {}).get(period.from_on)
             run_id = await _claim(db, settings, schedule, period, due_at, existing, now)

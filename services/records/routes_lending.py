@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response, status
 
 from services.records import lending
+from services.records.config import SettingsDep
 from services.records.models import (
     LendingItemCreate,
     LendingItemPublic,
@@ -62,8 +63,10 @@ async def get_item(item_id: uuid.UUID, session: ReadSessionDep, user: Borrower):
     response_model=list[LoanPublic],
     summary="The item's full lending history, newest first",
 )
-async def item_history(item_id: uuid.UUID, session: ReadSessionDep, user: Clerk):
-    return await lending.loans_of_item(session, item_id, user)
+async def item_history(
+    item_id: uuid.UUID, session: ReadSessionDep, settings: SettingsDep, user: Clerk
+):
+    return await lending.loans_of_item(session, settings, item_id, user)
 
 
 @router.post(
@@ -75,12 +78,13 @@ async def item_history(item_id: uuid.UUID, session: ReadSessionDep, user: Clerk)
 async def request_loan(
     body: LoanRequest,
     session: SessionDep,
+    settings: SettingsDep,
     user: Borrower,
     idempotency: IdempotencyDep,
     response: Response,
 ):
     result = await idempotency(session).run(
-        lambda: lending.request(session, body.item_id, body.purpose, user), LoanPublic
+        lambda: lending.request(session, settings, body.item_id, body.purpose, user), LoanPublic
     )
     if isinstance(result, LoanPublic):
         response.headers["ETag"] = result.etag
@@ -88,10 +92,16 @@ async def request_loan(
 
 
 @router.get("/loans/{loan_id}", response_model=LoanPublic)
-async def get_loan(loan_id: uuid.UUID, session: ReadSessionDep, user: Borrower, response: Response):
+async def get_loan(
+    loan_id: uuid.UUID,
+    session: ReadSessionDep,
+    settings: SettingsDep,
+    user: Borrower,
+    response: Response,
+):
     loan = await lending.get_loan(session, loan_id, user)
     response.headers["ETag"] = lending.etag(loan.version)
-    return lending.public(loan)
+    return lending.public(loan, on=lending.today(settings, loan.branch))
 
 
 @router.post(
@@ -104,6 +114,7 @@ async def act_on_loan(
     loan_id: uuid.UUID,
     action: Annotated[lending.LoanAct, Path()],
     session: SessionDep,
+    settings: SettingsDep,
     user: Borrower,
     idempotency: IdempotencyDep,
     response: Response,
@@ -111,7 +122,9 @@ async def act_on_loan(
     if_match: IfMatch = None,
 ):
     result = await idempotency(session).run(
-        lambda: lending.transition(session, loan_id, action, body or LoanAction(), user, if_match),
+        lambda: lending.transition(
+            session, settings, loan_id, action, body or LoanAction(), user, if_match
+        ),
         LoanPublic,
         status_code=200,
     )
@@ -128,10 +141,11 @@ async def act_on_loan(
 async def person_history(
     person_id: Annotated[str, Path(max_length=64)],
     session: ReadSessionDep,
+    settings: SettingsDep,
     user: Borrower,
     limit: Limit = 100,
 ):
-    return await lending.loans_of_person(session, person_id, user, limit)
+    return await lending.loans_of_person(session, settings, person_id, user, limit)
 
 
 @router.get(
@@ -139,5 +153,5 @@ async def person_history(
     response_model=list[LoanPublic],
     summary="Loans past their due date, longest overdue first",
 )
-async def overdue(session: ReadSessionDep, user: Clerk, limit: Limit = 100):
-    return await lending.overdue(session, user, limit)
+async def overdue(session: ReadSessionDep, settings: SettingsDep, user: Clerk, limit: Limit = 100):
+    return await lending.overdue(session, settings, user, limit)
