@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert as sa_insert
 from sqlmodel import col, delete, select
 
 from services.records import handlers
@@ -827,3 +829,99 @@ async def test_concurrent_walk_around_versions_on_postgres_keep_the_newest(pg_ur
             assert kept[0]["signature_file_id"] == str(story.signature_file_id)
     finally:
         await database.dispose()
+
+
+# What a visit's first events do, whose handlers find each other's entries by the intake.
+INTAKE_KINDS = {"reception.intake.opened.v1", "reception.intake.inspected.v1",
+                "reception.estimate.approved.v1", "workorders.repair_order.opened.v1"}  # fmt: skip
+
+
+async def test_a_visits_entries_find_each_other_without_scanning_the_timeline(
+    db: Database,
+) -> None:
+    """Every statement on the timeline while archiving an intake, its walk-around, its
+    estimate and its repair order is served by an index: a scan would read the branch's
+    whole archive for every car that comes in."""
+    story = Story()
+    events = with_envelopes(events_of(story), story)
+    assert {e.type for e in events} >= INTAKE_KINDS
+    sent: list[tuple[str, Any]] = []
+    watching = False
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if (
+            watching
+            and "timeline_entry" in statement
+            and statement.startswith(("SELECT", "UPDATE"))
+        ):
+            # An executemany's statement is explained with its first set of parameters.
+            sent.append((statement, parameters[0] if isinstance(parameters, list) else parameters))
+
+    sa_event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    for e in events:
+        watching = e.type in INTAKE_KINDS
+        await feed(db, [e])
+    sa_event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    assert any("intake_id" in statement for statement, _ in sent)
+
+    async with db.engine.connect() as conn:
+        for statement, parameters in sent:
+            if db.is_sqlite:
+                plan = " / ".join(
+                    row[-1]
+                    for row in await conn.exec_driver_sql(
+                        f"EXPLAIN QUERY PLAN {statement}", parameters
+                    )
+                )
+                assert "SCAN timeline_entry" not in plan, f"{statement}: {plan}"
+            else:  # the planner takes any index that serves the query over a sequential scan
+                driver = (await conn.get_raw_connection()).driver_connection
+                assert driver is not None
+                await driver.execute("SET enable_seqscan = off")
+                rows = await driver.fetch(f"EXPLAIN {statement}", *parameters)
+                await driver.execute("RESET enable_seqscan")
+                plan = " / ".join(row[0] for row in rows)
+                assert "Seq Scan on timeline_entry" not in plan, f"{statement}: {plan}"
+
+
+async def test_entries_archived_before_the_intake_column_get_their_intake(
+    database_url: str,
+) -> None:
+    """Migration 0014 fills `intake_id` of the entries already archived: the intake's own
+    from their reference, the estimate's and the repair order's from their summary."""
+    db = Database(database_url)
+    try:
+        await upgrade(db, SPEC.migrations, "0013")
+        intake, estimate, order, vehicle = (uuid.uuid4() for _ in range(4))
+        rows = {
+            "intake.opened": (intake, None, {}),
+            "intake.inspected": (intake, None, {"version": 2}),
+            "estimate.approved": (estimate, None, {"intake_id": str(intake)}),
+            "repair_order.opened": (order, order, {"intake_id": str(intake), "number": "RO-1"}),
+            "vehicle.registered": (vehicle, None, {"vin": VIN}),
+        }
+        table = TimelineEntry.__table__  # type: ignore[attr-defined]
+        async with db.transaction() as session:
+            for kind, (reference, repair_order, summary) in rows.items():
+                values = {
+                    "id": uuid.uuid4(),
+                    "event_id": str(uuid.uuid4()),
+                    "kind": kind,
+                    "branch": "BR01",
+                    "occurred_at": T0,
+                    "reference_id": reference,
+                    "repair_order_id": repair_order,
+                    "summary": summary,
+                }
+                await session.execute(sa_insert(table).values(values))
+        await upgrade(db, SPEC.migrations)
+        async with db.reader() as session:
+            found = dict(
+                (await session.exec(select(TimelineEntry.kind, TimelineEntry.intake_id))).all()
+            )
+            assert found == {
+                kind: None if kind == "vehicle.registered" else intake for kind in rows
+            }
+            assert await handlers._order_of_intake(session, "BR01", intake) == order
+    finally:
+        await db.dispose()

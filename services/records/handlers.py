@@ -134,6 +134,7 @@ async def archive_intake(event: IntakeOpened, session: AsyncSession) -> None:
         vehicle_id=event.vehicle.id,
         customer_id=event.customer.id,
         repair_order_id=await _order_of_intake(session, event.branch, event.intake_id),
+        intake_id=event.intake_id,
         summary={
             "odometer_km": event.odometer_km,
             "concerns": event.concerns,
@@ -178,6 +179,7 @@ async def archive_intake_inspection(event: IntakeInspected, session: AsyncSessio
         vehicle_id=event.vehicle_id,
         customer_id=event.customer_id,
         repair_order_id=await _order_of_intake(session, event.branch, event.intake_id),
+        intake_id=event.intake_id,
         summary={
             "vin": event.vin,
             "damage_marks": marks,
@@ -208,19 +210,14 @@ async def archive_repair_order(event: RepairOrderOpened, session: AsyncSession) 
         vehicle_id=event.vehicle_id,
         customer_id=event.customer_id,
         repair_order_id=event.repair_order_id,
+        intake_id=event.intake_id,
         summary={"number": event.number, "status": event.status, "intake_id": str(event.intake_id)},
     )
     # The intake and the estimates that came before the order belong to this visit.
     await service.link_entries(
         session,
         event.branch,
-        (
-            (col(TimelineEntry.reference_id) == event.intake_id)
-            | (
-                (col(TimelineEntry.kind) == "estimate.approved")
-                & (TimelineEntry.summary["intake_id"].as_string() == str(event.intake_id))
-            )
-        )
+        (col(TimelineEntry.intake_id) == event.intake_id)
         & col(TimelineEntry.repair_order_id).is_(None),
         vehicle_id=event.vehicle_id,
         customer_id=event.customer_id,
@@ -234,9 +231,9 @@ async def _order_of_intake(
     """The repair order opened from the intake, if it has been archived."""
     found = await session.exec(
         select(TimelineEntry.repair_order_id).where(
-            TimelineEntry.branch == branch,
+            TimelineEntry.intake_id == intake_id,
             TimelineEntry.kind == "repair_order.opened",
-            TimelineEntry.summary["intake_id"].as_string() == str(intake_id),
+            TimelineEntry.branch == branch,
         )
     )
     return found.first()
@@ -275,6 +272,7 @@ async def archive_estimate(event: EstimateApproved, session: AsyncSession) -> No
         customer_id=event.customer_id,
         repair_order_id=event.repair_order_id
         or await _order_of_intake(session, event.branch, event.intake_id),
+        intake_id=event.intake_id,
         summary={
             "revision": event.revision,
             "intake_id": str(event.intake_id),

@@ -98,6 +98,7 @@ class TimelineEntry(Base, TimelineEntryBase, table=True):
         Index("ix_timeline_entry_customer", "customer_id", "occurred_at"),
         Index("ix_timeline_entry_repair_order", "repair_order_id"),
         Index("ix_timeline_entry_reference", "reference_id"),
+        Index("ix_timeline_entry_intake", "intake_id"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -108,6 +109,10 @@ class TimelineEntry(Base, TimelineEntryBase, table=True):
     # The visit the entry belongs to: events that name only the repair order (extra work,
     # an escalation) get the vehicle and customer from the visit's other entries.
     repair_order_id: uuid.UUID | None = None
+    # The intake the entry came from (the walk-around, the estimates, the repair order
+    # opened from it): how the visit's first entries find each other, by index, whatever
+    # order they arrive in.
+    intake_id: uuid.UUID | None = None
 
 
 class TimelineEntryPublic(TimelineEntryBase):

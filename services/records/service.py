@@ -147,6 +147,7 @@ async def append(
     vehicle_id: uuid.UUID | None = None,
     customer_id: uuid.UUID | None = None,
     repair_order_id: uuid.UUID | None = None,
+    intake_id: uuid.UUID | None = None,
     summary: dict[str, Any] | None = None,
     entry_key: str | None = None,
 ) -> bool:
@@ -199,6 +200,7 @@ async def append(
             vehicle_id=vehicle_id,
             customer_id=customer_id,
             repair_order_id=repair_order_id,
+            intake_id=intake_id,
             summary=summary,
         )
     )
@@ -264,6 +266,7 @@ async def keep_latest(
     vehicle_id: uuid.UUID | None = None,
     customer_id: uuid.UUID | None = None,
     repair_order_id: uuid.UUID | None = None,
+    intake_id: uuid.UUID | None = None,
     summary: dict[str, Any],
 ) -> bool:
     """One entry per `entry_key` holding the highest `version` seen: the producer sends
@@ -286,6 +289,7 @@ async def keep_latest(
             vehicle_id=vehicle_id,
             customer_id=customer_id,
             repair_order_id=repair_order_id,
+            intake_id=intake_id,
             summary=summary,
             entry_key=entry_key,
         )
