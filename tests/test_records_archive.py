@@ -831,38 +831,24 @@ async def test_concurrent_walk_around_versions_on_postgres_keep_the_newest(pg_ur
         await database.dispose()
 
 
-# What a visit's first events do, whose handlers find each other's entries by the intake.
-INTAKE_KINDS = {"reception.intake.opened.v1", "reception.intake.inspected.v1",
-                "reception.estimate.approved.v1", "workorders.repair_order.opened.v1"}  # fmt: skip
-
-
-async def test_a_visits_entries_find_each_other_without_scanning_the_timeline(
-    db: Database,
-) -> None:
-    """Every statement on the timeline while archiving an intake, its walk-around, its
-    estimate and its repair order is served by an index: a scan would read the branch's
-    whole archive for every car that comes in."""
+async def test_archiving_a_whole_story_never_scans_the_timeline(db: Database) -> None:
+    """Every statement on the timeline while the handlers archive a customer's whole story
+    (the entries of a visit finding each other by intake, booking and invoice) is served by
+    an index: a scan would read the branch's whole archive for every event."""
     story = Story()
     events = with_envelopes(events_of(story), story)
-    assert {e.type for e in events} >= INTAKE_KINDS
     sent: list[tuple[str, Any]] = []
-    watching = False
 
     def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if (
-            watching
-            and "timeline_entry" in statement
-            and statement.startswith(("SELECT", "UPDATE"))
-        ):
+        if "timeline_entry" in statement and statement.startswith(("SELECT", "UPDATE")):
             # An executemany's statement is explained with its first set of parameters.
             sent.append((statement, parameters[0] if isinstance(parameters, list) else parameters))
 
     sa_event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
-    for e in events:
-        watching = e.type in INTAKE_KINDS
-        await feed(db, [e])
+    await feed(db, events)
     sa_event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
-    assert any("intake_id" in statement for statement, _ in sent)
+    for column in ("intake_id", "appointment_id", "invoice_number"):
+        assert any(f"timeline_entry.{column} =" in statement for statement, _ in sent), column
 
     async with db.engine.connect() as conn:
         for statement, parameters in sent:
@@ -884,20 +870,23 @@ async def test_a_visits_entries_find_each_other_without_scanning_the_timeline(
                 assert "Seq Scan on timeline_entry" not in plan, f"{statement}: {plan}"
 
 
-async def test_entries_archived_before_the_intake_column_get_their_intake(
-    database_url: str,
-) -> None:
-    """Migration 0014 fills `intake_id` of the entries already archived: the intake's own
-    from their reference, the estimate's and the repair order's from their summary."""
+async def test_entries_archived_before_the_link_columns_get_them(database_url: str) -> None:
+    """Migration 0014 fills the link columns of the entries already archived: `intake_id`
+    of the intake's own from their reference and of the estimate's and the repair order's
+    from their summary, `appointment_id` of the intake and `invoice_number` of the
+    settlement and of the ERP's payment from their summary."""
     db = Database(database_url)
     try:
         await upgrade(db, SPEC.migrations, "0013")
-        intake, estimate, order, vehicle = (uuid.uuid4() for _ in range(4))
-        rows = {
-            "intake.opened": (intake, None, {}),
+        intake, estimate, order, vehicle, booking, payment = (uuid.uuid4() for _ in range(6))
+        invoice = "INV-2026-000007"
+        rows = {  # kind: reference, repair order, summary
+            "intake.opened": (intake, None, {"appointment_id": str(booking)}),
             "intake.inspected": (intake, None, {"version": 2}),
             "estimate.approved": (estimate, None, {"intake_id": str(intake)}),
             "repair_order.opened": (order, order, {"intake_id": str(intake), "number": "RO-1"}),
+            "repair_order.settled": (order, order, {"invoice_number": invoice}),
+            "payment.confirmed": (payment, None, {"invoice_number": invoice}),
             "vehicle.registered": (vehicle, None, {"vin": VIN}),
         }
         table = TimelineEntry.__table__  # type: ignore[attr-defined]
@@ -910,18 +899,32 @@ async def test_entries_archived_before_the_intake_column_get_their_intake(
                     "branch": "BR01",
                     "occurred_at": T0,
                     "reference_id": reference,
+                    "vehicle_id": vehicle,
                     "repair_order_id": repair_order,
                     "summary": summary,
                 }
                 await session.execute(sa_insert(table).values(values))
         await upgrade(db, SPEC.migrations)
-        async with db.reader() as session:
-            found = dict(
-                (await session.exec(select(TimelineEntry.kind, TimelineEntry.intake_id))).all()
+        of_intake = {"intake.opened", "intake.inspected", "estimate.approved"}
+        of_intake.add("repair_order.opened")
+        expected = {
+            kind: (
+                intake if kind in of_intake else None,
+                booking if kind == "intake.opened" else None,
+                invoice if kind in ("repair_order.settled", "payment.confirmed") else None,
             )
-            assert found == {
-                kind: None if kind == "vehicle.registered" else intake for kind in rows
-            }
+            for kind in rows
+        }
+        async with db.reader() as session:
+            query = select(
+                TimelineEntry.kind,
+                TimelineEntry.intake_id,
+                TimelineEntry.appointment_id,
+                TimelineEntry.invoice_number,
+            )
+            found = {kind: tuple(links) for kind, *links in (await session.exec(query)).all()}
+            assert found == expected
             assert await handlers._order_of_intake(session, "BR01", intake) == order
+            assert await handlers._intake_of_appointment(session, "BR01", booking) == vehicle
     finally:
         await db.dispose()

@@ -135,6 +135,7 @@ async def archive_intake(event: IntakeOpened, session: AsyncSession) -> None:
         customer_id=event.customer.id,
         repair_order_id=await _order_of_intake(session, event.branch, event.intake_id),
         intake_id=event.intake_id,
+        appointment_id=event.appointment_id,
         summary={
             "odometer_km": event.odometer_km,
             "concerns": event.concerns,
@@ -373,6 +374,7 @@ async def archive_settlement(event: RepairOrderSettled, session: AsyncSession) -
         vehicle_id=event.vehicle_id,
         customer_id=event.customer_id,
         repair_order_id=event.repair_order_id,
+        invoice_number=event.invoice_number,
         summary={
             "number": event.number,
             "invoice_number": event.invoice_number,
@@ -392,9 +394,9 @@ async def archive_settlement(event: RepairOrderSettled, session: AsyncSession) -
     await service.link_entries(
         session,
         event.branch,
-        (col(TimelineEntry.kind) == "payment.confirmed")
-        & col(TimelineEntry.repair_order_id).is_(None)
-        & (TimelineEntry.summary["invoice_number"].as_string() == event.invoice_number),
+        (col(TimelineEntry.invoice_number) == event.invoice_number)
+        & (col(TimelineEntry.kind) == "payment.confirmed")
+        & col(TimelineEntry.repair_order_id).is_(None),
         vehicle_id=event.vehicle_id,
         customer_id=event.customer_id,
         repair_order_id=event.repair_order_id,
@@ -468,9 +470,9 @@ async def _intake_of_appointment(
     """The car of the intake that took up the booking, if it has been archived."""
     found = await session.exec(
         select(TimelineEntry.vehicle_id).where(
-            TimelineEntry.branch == branch,
+            TimelineEntry.appointment_id == appointment_id,
             TimelineEntry.kind == "intake.opened",
-            TimelineEntry.summary["appointment_id"].as_string() == str(appointment_id),
+            TimelineEntry.branch == branch,
         )
     )
     return found.first()
@@ -659,9 +661,9 @@ async def archive_payment(event: PaymentConfirmed, session: AsyncSession) -> Non
         repair_order_id = (
             await session.exec(
                 select(TimelineEntry.repair_order_id).where(
-                    TimelineEntry.branch == event.branch,
+                    TimelineEntry.invoice_number == event.invoice_number,
                     TimelineEntry.kind == "repair_order.settled",
-                    TimelineEntry.summary["invoice_number"].as_string() == event.invoice_number,
+                    TimelineEntry.branch == event.branch,
                 )
             )
         ).first()
@@ -673,6 +675,7 @@ async def archive_payment(event: PaymentConfirmed, session: AsyncSession) -> Non
         occurred_at=event.paid_at,
         reference_id=uuid.uuid5(service.ENTRY_NAMESPACE, f"erp-payment:{event.erp_payment_id}"),
         repair_order_id=repair_order_id,
+        invoice_number=event.invoice_number,
         entry_key=f"erp-payment:{event.branch}:{event.erp_payment_id}",
         summary={
             "erp_payment_id": event.erp_payment_id,

@@ -99,6 +99,8 @@ class TimelineEntry(Base, TimelineEntryBase, table=True):
         Index("ix_timeline_entry_repair_order", "repair_order_id"),
         Index("ix_timeline_entry_reference", "reference_id"),
         Index("ix_timeline_entry_intake", "intake_id"),
+        Index("ix_timeline_entry_appointment", "appointment_id"),
+        Index("ix_timeline_entry_invoice", "invoice_number"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -109,10 +111,13 @@ class TimelineEntry(Base, TimelineEntryBase, table=True):
     # The visit the entry belongs to: events that name only the repair order (extra work,
     # an escalation) get the vehicle and customer from the visit's other entries.
     repair_order_id: uuid.UUID | None = None
-    # The intake the entry came from (the walk-around, the estimates, the repair order
-    # opened from it): how the visit's first entries find each other, by index, whatever
-    # order they arrive in.
+    # What entries of one visit find each other by, whatever order they arrive in, each
+    # with an index: the intake the entry came from (the intake itself, its walk-around,
+    # the estimates, the repair order opened from it), the booking an intake took up, and
+    # the invoice of a settlement and of the ERP's payments for it.
     intake_id: uuid.UUID | None = None
+    appointment_id: uuid.UUID | None = None
+    invoice_number: str | None = Field(default=None, sa_type=String(64))
 
 
 class TimelineEntryPublic(TimelineEntryBase):

@@ -148,6 +148,8 @@ async def append(
     customer_id: uuid.UUID | None = None,
     repair_order_id: uuid.UUID | None = None,
     intake_id: uuid.UUID | None = None,
+    appointment_id: uuid.UUID | None = None,
+    invoice_number: str | None = None,
     summary: dict[str, Any] | None = None,
     entry_key: str | None = None,
 ) -> bool:
@@ -201,6 +203,8 @@ async def append(
             customer_id=customer_id,
             repair_order_id=repair_order_id,
             intake_id=intake_id,
+            appointment_id=appointment_id,
+            invoice_number=invoice_number,
             summary=summary,
         )
     )
