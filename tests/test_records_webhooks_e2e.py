@@ -17,7 +17,7 @@ from shared.events import encode
 from tests.flow import open_intake, register, repair_orders_for
 from tests.harness import Stack, auth, backend, eventually, postgres_available, token
 from tests.test_records_webhooks import Receiver, payment, signed
-from tests.test_workorders_api import approved, labour, part
+from tests.test_workorders_api import approved_now, labour, part
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
@@ -178,7 +178,7 @@ async def test_a_settled_repair_order_reaches_the_erp_as_invoice_and_parts(
             assert r.status_code == 201, r.text
             receiver.secrets = [r.json()["secret"]]
 
-            event = approved(
+            event = approved_now(
                 lines=[labour("BRK-010", "1.5", "450"), part("BP-1", "380", "BRK-010")],
                 branch=branch,
             )

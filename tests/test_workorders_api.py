@@ -41,6 +41,9 @@ CASHIER = auth("cashier")
 SCREEN = auth("screen")
 TECH_LI = {"Authorization": f"Bearer {token('technician', sub='tech-li')}"}
 TECH_WANG = {"Authorization": f"Bearer {token('technician', sub='tech-wang')}"}
+# In-process tests run the promise and dispatch rules with these fixed times and a clock
+# they pass in; tests against real processes, whose clock is the wall clock, use
+# `approved_now`.
 PROMISED = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 APPROVED = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
 
@@ -101,7 +104,7 @@ def approved(
                 decision="approved" if line in lines else "declined",
                 by="王芳",
                 channel="in_person",
-                at=APPROVED,
+                at=extra.get("approved_at", APPROVED),
             )
             for line in [*lines, *declined]
         ],
@@ -109,6 +112,14 @@ def approved(
     }
     fields.update(extra)
     return EstimateApproved(**fields)
+
+
+def approved_now(lines: list[EstimateLine] | None = None, **extra: Any) -> EstimateApproved:
+    """Consent given a minute ago for a car promised in six hours, by the wall clock: what
+    a real process's promise checks, delivery and reports compare with."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    times = {"approved_at": now - timedelta(minutes=1), "promised_at": now + timedelta(hours=6)}
+    return approved(lines=lines, **{**times, **extra})
 
 
 class Workorders:

@@ -18,7 +18,7 @@ from nats.js.errors import NotFoundError
 
 from shared.events import encode
 from tests.harness import Stack, auth, backend, eventually, postgres_available, token
-from tests.test_workorders_api import approved, labour
+from tests.test_workorders_api import approved_now, labour
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -78,7 +78,7 @@ async def browser(stacks: tuple[Stack, Stack]) -> AsyncIterator[Any]:
 
 
 async def _open_order(stack: Stack, client: httpx.AsyncClient) -> dict[str, Any]:
-    event = approved(lines=[labour("BRK-010", "1.5", "450")])
+    event = approved_now(lines=[labour("BRK-010", "1.5", "450")])
     envelope = event.to_envelope(subject=str(event.estimate_id))
     nc = await nats.connect(stack.nats.url)
     try:

@@ -15,7 +15,7 @@ from nats.js.errors import NotFoundError
 
 from shared.events import encode
 from tests.harness import NatsServer, ServiceProcess, auth, eventually, token
-from tests.test_workorders_api import approved, labour
+from tests.test_workorders_api import approved_now, labour
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
@@ -64,7 +64,7 @@ async def events(response: httpx.Response) -> AsyncIterator[tuple[str, Any, int 
 
 
 async def publish_consent(nats_url: str) -> Any:
-    event = approved(lines=[labour("BRK-010", "1.5", "450")])
+    event = approved_now(lines=[labour("BRK-010", "1.5", "450")])
     envelope = event.to_envelope(subject=str(event.estimate_id))
     nc = await nats.connect(nats_url)
     try:

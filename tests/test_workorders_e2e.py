@@ -10,7 +10,7 @@ import pytest
 
 from tests.flow import assign, order_opened, publish_consent, read
 from tests.harness import Stack, auth, backend, eventually, postgres_available, token
-from tests.test_workorders_api import approved, labour, part
+from tests.test_workorders_api import approved_now, labour, part
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
@@ -32,7 +32,7 @@ def workshop_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 async def test_consent_to_delivery(workshop_stack: Stack) -> None:
-    event = approved(lines=[labour("BRK-010", "1.5", "450"), part("BP-1", "380", "BRK-010")])
+    event = approved_now(lines=[labour("BRK-010", "1.5", "450"), part("BP-1", "380", "BRK-010")])
     await publish_consent(workshop_stack, event)
 
     async with httpx.AsyncClient(base_url=workshop_stack.url("workorders"), timeout=10) as c:
