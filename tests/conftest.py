@@ -3,6 +3,7 @@
 import asyncio
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,42 @@ from tests.harness import (
 )
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# The clock leg: WORKSHOP_TEST_NOW=2026-12-31T23:30:00+08:00 moves this process's wall clock
+# to that instant for the whole run (it keeps ticking from there), so a test that holds a
+# fixed date against the real time, or takes "today" in the wrong zone, fails on any day
+# rather than on the day the edge comes round. Real-process tests are left out: their
+# processes keep the real time.
+TEST_NOW = os.environ.get("WORKSHOP_TEST_NOW", "").strip()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not TEST_NOW:
+        return
+    import time_machine
+
+    try:
+        instant = datetime.fromisoformat(TEST_NOW)
+    except ValueError as error:
+        raise pytest.UsageError(f"WORKSHOP_TEST_NOW={TEST_NOW!r}: {error}") from None
+    if instant.tzinfo is None:
+        raise pytest.UsageError("WORKSHOP_TEST_NOW needs an offset, e.g. 2026-12-31T23:30+08:00")
+    traveller = time_machine.travel(instant, tick=True)
+    traveller.start()
+    config.add_cleanup(traveller.stop)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return f"clock moved to {TEST_NOW} (WORKSHOP_TEST_NOW)" if TEST_NOW else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not TEST_NOW:
+        return
+    real_processes = [item for item in items if item.get_closest_marker("e2e")]
+    if real_processes:
+        config.hook.pytest_deselected(items=real_processes)
+        items[:] = [item for item in items if not item.get_closest_marker("e2e")]
 
 
 def _require_postgres() -> None:
