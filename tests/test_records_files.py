@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import pytest_asyncio
@@ -123,11 +124,18 @@ def staged_leftovers(client: httpx.AsyncClient) -> list[str]:
     ]
 
 
-def age_blobs(client: httpx.AsyncClient, seconds: float) -> None:
-    """Make every blob look `seconds` older to the collector (its clock moves forward)."""
+async def age_blobs(client: httpx.AsyncClient, seconds: float) -> None:
+    """Make every blob look `seconds` older to the collector: the store's clock, and the
+    service's own clock that dates staged uploads, move forward."""
     storage = storage_of(client)
-    assert isinstance(storage, LocalDiskStorage | S3Storage)
-    storage.clock = lambda: time.time() + seconds
+    if isinstance(storage, LocalDiskStorage):
+        store_now = await anyio.to_thread.run_sync(storage._now)
+        storage.clock = lambda: store_now + seconds
+    else:
+        assert isinstance(storage, S3Storage)
+        store_now = await storage._store_now()
+        storage.store_clock = lambda: store_now + seconds
+        storage.clock = lambda: time.time() + seconds
 
 
 async def upload(
@@ -309,7 +317,7 @@ async def test_references_keep_files_from_the_collector(records):
     # Within the grace period nothing goes.
     assert await files.collect_unreferenced(rt.db, storage, grace=timedelta(hours=1)) == 0
     later = utcnow() + timedelta(hours=2)
-    age_blobs(records, 7200)
+    await age_blobs(records, 7200)
     removed = await files.collect_unreferenced(rt.db, storage, grace=timedelta(hours=1), now=later)
     assert removed == 2  # the PNG and BR01's copy of the PDF
     assert (await records.get(f"/files/{dropped}", headers=auth("advisor"))).status_code == 404
@@ -346,7 +354,7 @@ async def test_a_blob_without_a_row_is_collected_after_the_grace(records):
     await files.collect_unreferenced(rt.db, storage, grace=timedelta(hours=1))
     assert await storage.exists(orphan)
     assert len(staged_leftovers(records)) == (0 if isinstance(storage, LocalDiskStorage) else 1)
-    age_blobs(records, 7200)
+    await age_blobs(records, 7200)
     await files.collect_unreferenced(rt.db, storage, grace=timedelta(hours=1))
     assert not await storage.exists(orphan)
     assert staged_leftovers(records) == []

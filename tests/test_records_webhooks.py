@@ -1095,6 +1095,8 @@ def make_ca_and_cert(tmp: Path, name: str) -> tuple[Path, Path, Path]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
+    # OpenSSL checks validity by the operating system's clock, which a test that moves
+    # Python's clock does not move: a window of years either side holds for both.
     now = datetime.now(UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Dealer test CA")])
@@ -1104,8 +1106,8 @@ def make_ca_and_cert(tmp: Path, name: str) -> tuple[Path, Path, Path]:
         .issuer_name(ca_name)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
+        .not_valid_before(now - timedelta(days=3 * 366))
+        .not_valid_after(now + timedelta(days=3 * 366))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -1133,8 +1135,8 @@ def make_ca_and_cert(tmp: Path, name: str) -> tuple[Path, Path, Path]:
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
+        .not_valid_before(now - timedelta(days=3 * 366))
+        .not_valid_after(now + timedelta(days=3 * 366))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),

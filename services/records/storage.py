@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -88,12 +89,24 @@ class _LocalStaged:
 class LocalDiskStorage:
     """Blobs under `<root>/blobs/ab/cd/<sha256>`, staged uploads under `<root>/tmp`."""
 
-    def __init__(self, root: Path, clock: Callable[[], float] = time.time):
+    def __init__(self, root: Path, clock: Callable[[], float] | None = None):
         self.root = root
         self.blobs = root / "blobs"
         self.tmp = root / "tmp"
-        # What "now" is when deciding a blob is idle (tests move it forward).
+        # What "now" is when deciding a blob is idle: by default the file system's own
+        # clock, the one that wrote the files' mtimes (a network volume's server may keep
+        # another time than this host); tests may pass one of their own.
         self.clock = clock
+
+    def _now(self) -> float:
+        """Now by the clock that stamps the files (call it from a worker thread)."""
+        if self.clock is not None:
+            return self.clock()
+        self.root.mkdir(parents=True, exist_ok=True)
+        probe = self.root / ".clock"
+        probe.touch()
+        os.utime(probe)
+        return probe.stat().st_mtime
 
     def path(self, sha256: str) -> Path:
         return self.blobs / sha256[:2] / sha256[2:4] / sha256
@@ -142,7 +155,7 @@ class LocalDiskStorage:
 
         def delete() -> bool:
             try:
-                if self.clock() - path.stat().st_mtime < idle_seconds:
+                if self._now() - path.stat().st_mtime < idle_seconds:
                     return False
                 path.unlink()
                 return True
@@ -152,9 +165,8 @@ class LocalDiskStorage:
         return await anyio.to_thread.run_sync(delete)
 
     async def idle_blobs(self, *, idle_seconds: float) -> list[str]:
-        cutoff = self.clock() - idle_seconds
-
         def scan() -> list[str]:
+            cutoff = self._now() - idle_seconds
             if self.tmp.exists():
                 for part in self.tmp.iterdir():
                     with contextlib.suppress(FileNotFoundError):
@@ -298,8 +310,10 @@ class S3Storage:
     (AWS S3, MinIO, Ceph, OSS/COS in S3 mode); staged uploads under `<prefix>tmp/`.
 
     boto3 is synchronous: every call runs in a worker thread, never on the event loop.
-    A blob's `LastModified` is its age for the collector; placing content that is
-    already there copies the object onto itself, which refreshes it.
+    A blob's `LastModified` is its age for the collector, measured against the store's
+    own clock (the `Date` of its answer), so a service whose clock is off does not take
+    fresh blobs for idle ones; placing content that is already there copies the object
+    onto itself, which refreshes it.
     """
 
     def __init__(
@@ -312,7 +326,7 @@ class S3Storage:
         secret_access_key: str | None = None,
         prefix: str = "",
         part_bytes: int = 8 * 1024 * 1024,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ):
         import boto3
         from botocore.config import Config
@@ -320,7 +334,9 @@ class S3Storage:
         self.bucket, self.prefix = bucket, prefix
         # S3 refuses parts under 5 MiB (but the last).
         self.part_bytes = max(part_bytes, 5 * 1024 * 1024)
-        self.clock = clock
+        # Tests may pass a clock; it then stands for the store's clock too.
+        self.store_clock = clock
+        self.clock = clock or time.time
         self.client = boto3.session.Session().client(
             "s3",
             endpoint_url=endpoint_url or None,
@@ -399,17 +415,26 @@ class S3Storage:
         finally:
             body.close()
 
-    def _age(self, modified: datetime) -> float:
-        return self.clock() - modified.timestamp()
+    async def _store_now(self) -> float:
+        """Now by the store's clock, the one that stamps `LastModified`."""
+        if self.store_clock is not None:
+            return self.store_clock()
+        answer = await self._call("head_bucket")
+        stamped = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        return parsedate_to_datetime(stamped).timestamp() if stamped else time.time()
 
-    def _staged_age(self, key: str, initiated: datetime) -> float:
+    def _staged_age(self, key: str, initiated: datetime, store_now: float) -> float:
         began = key.rsplit("/", 1)[-1].split("-", 1)[0]
-        return self.clock() - int(began) if began.isdigit() else self._age(initiated)
+        if began.isdigit():
+            return self.clock() - int(began)
+        return store_now - initiated.timestamp()
 
     async def delete_if_idle(self, sha256: str, *, idle_seconds: float) -> bool:
         key = self.key(sha256)
         head = await self._head(key)
-        if head is None or self._age(head["LastModified"]) < idle_seconds:
+        if head is None:
+            return False
+        if await self._store_now() - head["LastModified"].timestamp() < idle_seconds:
             return False
         await self._call("delete_object", Key=key)
         return True
@@ -428,22 +453,24 @@ class S3Storage:
         # Staged uploads a crash left behind: unfinished multipart uploads and temporary
         # objects that were never copied into place.
         tmp = f"{self.prefix}tmp/"
+        cutoff = await self._store_now() - idle_seconds
         uploads = await self._call("list_multipart_uploads", Prefix=tmp)
         for upload in uploads.get("Uploads", []):
-            if self._staged_age(upload["Key"], upload["Initiated"]) >= idle_seconds:
+            age = self._staged_age(upload["Key"], upload["Initiated"], cutoff + idle_seconds)
+            if age >= idle_seconds:
                 # Already finished or aborted by someone else is as good.
                 with contextlib.suppress(self.client.exceptions.NoSuchUpload):
                     await self._call(
                         "abort_multipart_upload", Key=upload["Key"], UploadId=upload["UploadId"]
                     )
         for item in await self._list(tmp):
-            if self._age(item["LastModified"]) >= idle_seconds:
+            if item["LastModified"].timestamp() <= cutoff:
                 await self._call("delete_object", Key=item["Key"])
         blobs = f"{self.prefix}blobs/"
         return [
             item["Key"][len(blobs) :]
             for item in await self._list(blobs)
-            if self._age(item["LastModified"]) >= idle_seconds
+            if item["LastModified"].timestamp() <= cutoff
         ]
 
     async def blob_names(self) -> list[str]:
