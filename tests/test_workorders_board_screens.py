@@ -102,6 +102,16 @@ def connected(wo: Workorders, screen_id: str) -> Callable[[], Awaitable[bool]]:
     return lambda: joined(wo, screen_id)
 
 
+def has_board(wo: Workorders, screen_id: str) -> Callable[[], Awaitable[bool]]:
+    """Whether the screen's stream has sent its board: it is shown online only after."""
+
+    async def check() -> bool:
+        r = await wo.client.get("/board/screens", headers=FOREMAN)
+        return any(s["id"] == screen_id and s["online"] for s in r.json()["items"])
+
+    return check
+
+
 def open_stream(wo: Workorders, screen: dict[str, Any], lounge: bool = False) -> asyncio.Task:
     """The screen's stream over HTTP; the in-process transport answers once it ends."""
     path = "/board/lounge/events" if lounge else "/board/events"
@@ -270,7 +280,8 @@ async def test_the_open_stream_of_a_revoked_screen_is_told_and_ends(wo: Workorde
     stream = open_stream(wo, screen, lounge=True)
     other_stream = open_stream(wo, other, lounge=True)
     for s in (screen, other):
-        await eventually(connected(wo, s["id"]), timeout=5, what="stream connected")
+        # Joined but not yet sent its board, a withdrawn screen gets none: wait for it.
+        await eventually(has_board(wo, s["id"]), timeout=5, what="stream sent its board")
     started = time.monotonic()
     r = await wo.client.delete(f"/board/screens/{screen['id']}", headers=FOREMAN)
     assert r.status_code == 204, r.text
