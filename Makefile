@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)
 ROLE ?= advisor
 BRANCH ?= BR01
 
-.PHONY: install run test test-postgres lint format token bench clean
+.PHONY: install run test test-postgres test-clock lint format token bench clean
 
 # Dependencies' bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set no
 # import writes it, and every service process (and each test that starts one) would compile
@@ -30,6 +30,18 @@ test: install
 # The PostgreSQL leg: store and end-to-end tests on throwaway databases at 127.0.0.1:5432.
 test-postgres: install
 	WORKSHOP_TEST_BACKEND=postgres $(BIN)/python -m pytest -m "store or e2e"
+
+# The clock legs: the in-process suite (real-process tests keep the real time and are left
+# out) with this process's clock moved to instants that have caught date bugs: 23:30 in
+# Shanghai on the last day of a month and year; 16:05 UTC on a Sunday that ends a month
+# (already Monday the 1st in Shanghai); a year from today. One instant:
+# `make test-clock CLOCK_AT=2027-02-28T23:30:00+08:00`.
+CLOCK_AT ?= 2026-12-31T23:30:00+08:00 2027-01-31T16:05:00+00:00 +366d
+test-clock: install
+	@set -e; for at in $(CLOCK_AT); do \
+		echo "== clock at $$at"; \
+		WORKSHOP_TEST_NOW=$$at $(BIN)/python -m pytest -m "not e2e" -n 2 -q -p no:cacheprovider; \
+	done
 
 lint: install
 	$(BIN)/ruff check .
