@@ -3,7 +3,7 @@
 import asyncio
 import os
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,11 +19,11 @@ from tests.harness import (
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-# The clock leg: WORKSHOP_TEST_NOW=2026-12-31T23:30:00+08:00 moves this process's wall clock
-# to that instant for the whole run (it keeps ticking from there), so a test that holds a
-# fixed date against the real time, or takes "today" in the wrong zone, fails on any day
-# rather than on the day the edge comes round. Real-process tests are left out: their
-# processes keep the real time.
+# The clock legs: WORKSHOP_TEST_NOW=2026-12-31T23:30:00+08:00 (or +366d, days from now)
+# moves this process's wall clock to that instant for the whole run (it keeps ticking from
+# there), so a test that holds a fixed date against the real time, or takes "today" in the
+# wrong zone, fails on any day rather than on the day the edge comes round. Real-process
+# tests are left out: their processes keep the real time.
 TEST_NOW = os.environ.get("WORKSHOP_TEST_NOW", "").strip()
 
 
@@ -33,7 +33,10 @@ def pytest_configure(config: pytest.Config) -> None:
     import time_machine
 
     try:
-        instant = datetime.fromisoformat(TEST_NOW)
+        if TEST_NOW.startswith("+") and TEST_NOW.endswith("d"):  # "+366d": days from now
+            instant = datetime.now(UTC) + timedelta(days=float(TEST_NOW[1:-1]))
+        else:
+            instant = datetime.fromisoformat(TEST_NOW)
     except ValueError as error:
         raise pytest.UsageError(f"WORKSHOP_TEST_NOW={TEST_NOW!r}: {error}") from None
     if instant.tzinfo is None:
