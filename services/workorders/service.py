@@ -618,7 +618,8 @@ async def record_qc(
     now: datetime,
     *,
     if_match: str | None,
-) -> QcInspection:
+) -> tuple[Job, QcInspection]:
+    """The verdict on the job; returns the job too, whose version (its ETag) it moved."""
     job = await get_job(session, job_id, by)
     check_if_match(if_match, job.version, required=False)
     if not body.passed and not (body.reason or "").strip():
@@ -665,7 +666,7 @@ async def record_qc(
         subject=order.id,
     )
     await session.flush()
-    return inspection
+    return job, inspection
 
 
 # --- settlement and delivery ---------------------------------------------------------
