@@ -19,6 +19,9 @@ CENT = Decimal("0.01")
 
 
 def invoice_lines(order: RepairOrder, jobs: list[Job]) -> list[InvoiceLine]:
+    """The lines the customer agreed to, as reception priced them: quantity (a labour
+    line's flat-rate hours), rate, the discount agreed on the estimate, and the net that
+    reception rounded once (quantity x rate - discount, half up to the fen)."""
     lines: list[InvoiceLine] = []
     raw: list[dict[str, Any]] = []
     for job in jobs:
@@ -35,9 +38,11 @@ def invoice_lines(order: RepairOrder, jobs: list[Job]) -> list[InvoiceLine]:
                 description=line.description,
                 op_code=line.op_code,
                 part_number=line.part_number,
-                # A labour line's quantity is its flat-rate hours (the hours sold).
+                # A labour line sells its flat-rate hours at the labour rate.
                 quantity=line.flat_rate_hours if line.kind == "labour" else line.quantity,
-                unit_price=line.unit_price,
+                unit_price=line.labour_rate if line.kind == "labour" else line.unit_price,
+                agreed_discount=line.discount,
+                discount=line.discount,
                 net=line.net,
                 tax_rate=line.tax_rate,
                 pay_type=line.pay_type,
@@ -68,8 +73,9 @@ def _cents(value: Decimal) -> Decimal:
 def apply_discounts(
     lines: list[InvoiceLine], discounts: list[Discount]
 ) -> tuple[list[InvoiceLine], Decimal]:
-    """Take settlement discounts off the lines' net; returns the lines and the largest
-    discount as a percentage of what it applied to (for the manager's limit).
+    """Take settlement discounts off the lines' net (and add them to the line's discount,
+    which already holds the one agreed on the estimate); returns the lines and the largest
+    settlement discount as a percentage of what it applied to (for the manager's limit).
 
     Line discounts come first, each rounded half up to the fen. An order discount then
     applies to the customer-paid lines' net after them: a percentage is rounded half up
@@ -97,7 +103,7 @@ def apply_discounts(
         assert off is not None
         if off > base:
             raise InvalidInput(field, f"the discount {off} exceeds the line's net {base}")
-        line.net, line.discount = base - off, off
+        line.net, line.discount = base - off, line.discount + off
         line.discount_reason = discount.reason
         if base:
             largest = max(largest, off * 100 / base)
