@@ -3,14 +3,19 @@ net, adding up line by line and to the totals, in the order's invoice, the settl
 the ERP books and the printed invoice; and the cashier's preview of it before settling,
 priced by the same code."""
 
+import uuid
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
 
+from services.workorders.config import Settings
+from services.workorders.main import create_app
 from shared.contracts import EstimateLine
 from shared.pdf import pdf_text
-from tests.test_workorders_api import CASHIER, Workorders, labour, part
+from tests.harness import auth
+from tests.test_bad_input import assert_problem
+from tests.test_workorders_api import CASHIER, Workorders, approved, labour, part
 from tests.test_workorders_documents import post_settlement, wo  # noqa: F401 (fixture)
 from tests.test_workorders_payments import work_to_ready
 
@@ -96,3 +101,63 @@ async def test_every_invoice_line_carries_what_the_customer_agreed_to(wo: Workor
     assert "¥300.00" in text and "¥30.00" in text and "¥330.00" in text, text
     assert "¥31.00" in text  # the discounts, agreed and granted
     assert "¥45.3333" in text  # the price per litre as agreed, not rounded to the fen
+
+
+async def test_the_cashier_sees_what_the_customer_owes_before_settling(wo: Workorders):  # noqa: F811
+    brakes, pads, oil, recall = agreed_lines()
+    # Open, with no work done yet: what the customer will owe for what they agreed to.
+    order = await wo.consent(approved(lines=[brakes, pads, oil]))
+    r = await wo.client.get(f"/repair-orders/{order['id']}/invoice-preview", headers=CASHIER)
+    assert r.status_code == 200, r.text
+    early = r.json()
+    assert (early["status"], early["customer_due"]) == ("open", "562.74")  # 498.00 + 64.74
+
+    order = await work_to_ready(wo, [brakes, pads, oil, recall])
+    path = f"/repair-orders/{order['id']}/invoice-preview"
+    r = await wo.client.get(path, headers=CASHIER)
+    assert r.status_code == 200, r.text
+    assert r.headers["ETag"] == order["etag"]
+    preview = r.json()
+    assert_adds_up(preview)
+    assert preview["invoice_number"] == "INV-" + order["number"].removeprefix("RO-")
+    payers = {t["pay_type"]: t for t in preview["totals"]}
+    assert payers["customer"] == {"pay_type": "customer", "net": "498.00", "tax": "64.74",
+                                  "gross": "562.74"}  # fmt: skip
+    assert payers["warranty"]["gross"] == "169.50"  # what the maker owes: 150.00 + 19.50
+    assert (preview["customer_due"], preview["discount_total"]) == ("562.74", "21")
+    labour_line = next(line for line in preview["lines"] if line["line_id"] == str(brakes.line_id))
+    assert (labour_line["quantity"], labour_line["unit_price"], labour_line["net"]) == (
+        "1.2",
+        "300",
+        "340.00",
+    )
+    for role in ("advisor", "foreman", "manager"):
+        assert (await wo.client.get(path, headers=auth(role))).status_code == 200
+    for role in ("technician", "screen", "qc"):
+        assert_problem(await wo.client.get(path, headers=auth(role)), 403)
+    assert_problem(await wo.client.get(path, headers=auth("cashier", "BR02")), 404)
+    assert_problem(
+        await wo.client.get(f"/repair-orders/{uuid.uuid4()}/invoice-preview", headers=CASHIER),
+        404,
+    )
+
+    # Settling with the preview's ETag bills exactly what the preview showed.
+    r = await wo.client.post(
+        f"/repair-orders/{order['id']}/settlement",
+        headers={**CASHIER, "If-Match": r.headers["ETag"]},
+        json={"payments": [{"method": "wechat", "amount": preview["customer_due"]}]},
+    )
+    assert r.status_code == 200, r.text
+    invoice = r.json()["invoice"]
+    billed = {k: invoice[k] for k in ("lines", "totals", "net_total", "tax_total")}
+    assert billed == {k: preview[k] for k in billed}
+    assert_problem(await wo.client.get(path, headers=CASHIER), 409)  # the invoice is on the order
+
+
+async def test_the_preview_is_in_the_openapi_document_with_its_model():
+    document = create_app(Settings()).openapi()
+    operation = document["paths"]["/repair-orders/{order_id}/invoice-preview"]["get"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema["$ref"].endswith("/InvoicePreview")
+    fields = document["components"]["schemas"]["InvoicePreview"]["properties"]
+    assert {"lines", "totals", "tax_total", "customer_due"} <= set(fields)

@@ -1,6 +1,6 @@
 """The invoice of a repair order: its lines as the customer agreed them, discounts given at
-settlement, tax once per pay type, and what each payer owes. Settlement prices an order
-here and nowhere else."""
+settlement, tax once per pay type, and what each payer owes. Settlement and the cashier's
+preview price an order here and nowhere else, so the preview is what settling bills."""
 
 import uuid
 from collections.abc import Sequence
@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
+from pydantic import BaseModel
+
 from services.workorders.models import Job, RepairOrder
 from services.workorders.schemas import Discount
-from services.workorders.states import JobStatus
+from services.workorders.states import JobStatus, RepairOrderStatus
 from shared.contracts import EstimateLine
 from shared.contracts.workorders import InvoiceLine, PayTypeTotal
-from shared.problems import InvalidInput
+from shared.problems import Conflict, InvalidInput
 
 CENT = Decimal("0.01")
 
@@ -176,3 +178,50 @@ def price(order: RepairOrder, jobs: list[Job], discounts: Sequence[Discount] = (
     """The order's invoice as settlement would write it with these discounts."""
     lines, largest = apply_discounts(invoice_lines(order, jobs), list(discounts))
     return PricedInvoice(lines, totals_by_pay_type(lines), largest)
+
+
+# --- the cashier's preview ------------------------------------------------------------
+
+
+class InvoicePreview(BaseModel):
+    """What settlement would bill now, before any discount granted at the desk: the
+    lines, and per payer (customer, warranty, internal) net, tax and gross, the gross being
+    what that payer owes."""
+
+    repair_order_id: uuid.UUID
+    number: str
+    status: RepairOrderStatus
+    invoice_number: str
+    currency: str
+    lines: list[InvoiceLine]
+    totals: list[PayTypeTotal]
+    net_total: Decimal
+    tax_total: Decimal
+    gross_total: Decimal
+    discount_total: Decimal
+    customer_due: Decimal
+
+
+BILLED = (RepairOrderStatus.settled, RepairOrderStatus.delivered)
+
+
+def preview(order: RepairOrder, jobs: list[Job]) -> InvoicePreview:
+    if order.status in BILLED:
+        raise Conflict("the order is settled: its invoice is on the order (`invoice`)")
+    if order.status == RepairOrderStatus.cancelled:
+        raise Conflict("the order is cancelled: there is nothing to bill")
+    priced = price(order, jobs)
+    return InvoicePreview(
+        repair_order_id=order.id,
+        number=order.number,
+        status=order.status,
+        invoice_number=invoice_number(order),
+        currency=order.currency,
+        lines=priced.lines,
+        totals=priced.totals,
+        net_total=priced.net_total,
+        tax_total=priced.tax_total,
+        gross_total=priced.gross_total,
+        discount_total=priced.discount_total,
+        customer_due=priced.customer_due,
+    )
