@@ -258,6 +258,42 @@ def _attach_parts(
     return attached, loose
 
 
+def _extra_work_of(line: EstimateLine, event: EstimateApproved) -> uuid.UUID | None:
+    """The extra work a line answers. Reception names it on every line; an event written
+    before lines named it carried only the extra work's own lines."""
+    if "extra_work_id" in line.model_fields_set:
+        return line.extra_work_id
+    return event.extra_work_id
+
+
+async def _answer_extra_work(
+    session: AsyncSession, order: RepairOrder, event: EstimateApproved
+) -> None:
+    """Each extra work the revision answers: approved, partly approved or declined, by the
+    answers to its own lines (a revision that names it but holds none of them declined it)."""
+    answers: dict[uuid.UUID, list[bool]] = {}
+    if event.extra_work_id is not None:
+        answers[event.extra_work_id] = []
+    for approved, lines in ((True, event.approved_lines), (False, event.declined_lines)):
+        for line in lines:
+            if (extra_id := _extra_work_of(line, event)) is not None:
+                answers.setdefault(extra_id, []).append(approved)
+    for extra_id, approvals in answers.items():
+        extra = await session.get(ExtraWork, extra_id)
+        if extra is None or extra.repair_order_id != order.id:
+            continue
+        status = (
+            ExtraWorkStatus.declined
+            if not any(approvals)
+            else ExtraWorkStatus.approved
+            if all(approvals)
+            else ExtraWorkStatus.partly_approved
+        )
+        # Later revisions carry the same answers again: the first answer's time stays.
+        if status != extra.status or extra.answered_at is None:
+            extra.status, extra.answered_at = status, event.approved_at
+
+
 async def apply_consent(session: AsyncSession, event: EstimateApproved) -> RepairOrder | None:
     """Turn the customer's answer into jobs on the repair order of the intake."""
     order = await _order_for_consent(session, event)
@@ -276,19 +312,8 @@ async def apply_consent(session: AsyncSession, event: EstimateApproved) -> Repai
             order.status,
         )
         return order
-    extra: ExtraWork | None = None
-    if event.extra_work_id is not None:
-        extra = await session.get(ExtraWork, event.extra_work_id)
-        if extra is not None and extra.repair_order_id == order.id:
-            extra.status = (
-                ExtraWorkStatus.declined
-                if not event.approved_lines
-                else ExtraWorkStatus.partly_approved
-                if event.declined_lines
-                else ExtraWorkStatus.approved
-            )
-            extra.answered_at = event.approved_at
-    else:
+    await _answer_extra_work(session, order, event)
+    if event.extra_work_id is None:
         order.estimate_id = event.estimate_id
     order.currency = event.currency
 
@@ -319,7 +344,7 @@ async def apply_consent(session: AsyncSession, event: EstimateApproved) -> Repai
             pay_type=line.pay_type,
             line=_line_json(line),
             parts=[_line_json(p) for p in attached.get(line.line_id, [])],
-            extra_work_id=event.extra_work_id,
+            extra_work_id=_extra_work_of(line, event),
         )
         session.add(job)
         new_jobs[line.line_id] = job
@@ -346,7 +371,10 @@ async def apply_consent(session: AsyncSession, event: EstimateApproved) -> Repai
             job.status = move_job(job.status, JobStatus.cancelled)
 
     record_promise(
-        order, event.promised_at, event.approved_at, "extra_work" if extra else "estimate"
+        order,
+        event.promised_at,
+        event.approved_at,
+        "extra_work" if event.extra_work_id is not None else "estimate",
     )
     if order.status == RepairOrderStatus.draft and (added or event.approved_lines):
         order.status = move_order(order.status, RepairOrderStatus.open)
@@ -560,6 +588,7 @@ async def report_extra_work(
         job = await get_job(session, body.job_id, by)
         if job.repair_order_id != order.id:
             raise InvalidInput("job_id", "the job is not on this repair order")
+    extra_id = uuid.uuid4()
     lines = [
         EstimateLine(
             line_id=uuid.uuid4(),
@@ -570,10 +599,12 @@ async def report_extra_work(
             flat_rate_hours=line.flat_rate_hours,
             part_number=line.part_number,
             quantity=line.quantity,
+            extra_work_id=extra_id,
         )
         for line in body.proposed_lines
     ]
     extra = ExtraWork(
+        id=extra_id,
         repair_order_id=order.id,
         branch=order.branch,
         job_id=body.job_id,
