@@ -676,10 +676,27 @@ async def test_roles_branches_and_bad_input(wo: Workorders):
         content=b'{"findings": ',
     )
     assert_problem(r, 400)
+    # What reception could not put to the customer is refused here, naming what is missing.
+    for line, missing in [
+        ({"kind": "labour", "flat_rate_hours": "1"}, "op_code"),
+        ({"kind": "labour", "op_code": "BRK-020"}, "flat_rate_hours"),
+        ({"kind": "part"}, "part_number"),
+        ({"kind": "fee"}, "description"),
+    ]:
+        r = await c.post(
+            f"/repair-orders/{order_id}/extra-work",
+            headers=TECH_LI,
+            json={"findings": "x", "proposed_lines": [{"kind": "part", "part_number": "P"}, line]},
+        )
+        assert missing in assert_problem(r, 422, "proposed_lines.1")["detail"]
     r = await c.post(
         f"/repair-orders/{order_id}/extra-work",
         headers=TECH_LI,
-        json={"findings": "x", "proposed_lines": [{"kind": "part"}], "job_id": str(uuid.uuid4())},
+        json={
+            "findings": "x",
+            "proposed_lines": [{"kind": "part", "part_number": "P"}],
+            "job_id": str(uuid.uuid4()),
+        },
     )
     assert_problem(r, 404)
     assert await wo.events("workorders.extra_work.found.v1") == []
