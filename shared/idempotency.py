@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import cache
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import JSON, Column, Integer, String, bindparam, insert, select, update
@@ -26,6 +26,9 @@ from shared.types import UTCDateTime
 
 IDEMPOTENCY_MODEL = "idempotency_model"
 REPLAYED_HEADER = "Idempotent-Replayed"
+# An answer that came with an ETag is stored as {_ANSWER: body, _ETAG: tag}, in the body's
+# own column (no service needs a migration for it); no response model has these keys.
+_ANSWER, _ETAG = "__answer__", "__etag__"
 
 
 def make_idempotency_model(base: type[SQLModel]) -> Any:
@@ -56,8 +59,12 @@ class Idempotency:
         work: Callable[[], Awaitable[Any]],
         response_model: type[BaseModel],
         status_code: int = 201,
+        *,
+        response: Response | None = None,
     ) -> Any:
-        """Do `work` once per key; a retry gets the stored answer."""
+        """Do `work` once per key; a retry gets the stored answer. Given the route's
+        `response`, the ETag `work` set on it is kept with the answer and sent with every
+        retry: the tablet that lost the first answer needs it for its next write."""
         if self.key is None:
             return await work()
         find, claim, answer = _statements(self.statements.info[IDEMPOTENCY_MODEL].__table__)
@@ -67,9 +74,10 @@ class Idempotency:
             fingerprint, stored_status, stored_body = stored
             if fingerprint != self.fingerprint:
                 raise InvalidInput("Idempotency-Key", "this key was used with another request body")
-            return JSONResponse(
-                stored_body, status_code=stored_status, headers={REPLAYED_HEADER: "true"}
-            )
+            headers = {REPLAYED_HEADER: "true"}
+            if isinstance(stored_body, dict) and stored_body.keys() == {_ANSWER, _ETAG}:
+                stored_body, headers["ETag"] = stored_body[_ANSWER], stored_body[_ETAG]
+            return JSONResponse(stored_body, status_code=stored_status, headers=headers)
         try:
             await self.statements.execute(
                 claim, {**record, "fingerprint": self.fingerprint, "created_at": utcnow()}
@@ -82,6 +90,9 @@ class Idempotency:
         body = _stored_answer(response_model).dump_python(
             response_model.model_validate(result, from_attributes=True), mode="json"
         )
+        tag = response.headers.get("etag") if response is not None else None
+        if tag is not None:
+            body = {_ANSWER: body, _ETAG: tag}
         await self.statements.execute(
             answer,
             {

@@ -28,6 +28,10 @@ from tests.test_reception_files import ReceptionWithRecords, png, upload
 pytestmark = [pytest.mark.asyncio, pytest.mark.store]
 
 ADVISOR = auth("advisor")
+# What a PUT sends back of a line it keeps.
+LINE_FIELDS = {"line_id", "kind", "description", "op_code", "op_group", "job_kind",
+               "flat_rate_hours", "labour_rate", "part_number", "quantity", "unit_price",
+               "discount", "pay_type"}  # fmt: skip
 PROMISED = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0).isoformat()
 
 LINES = [
@@ -344,9 +348,10 @@ async def test_extra_work_from_the_workshop_becomes_a_revision_for_consent(
     r = await reception.estimate()
     labour, part_line, fee = ids(r)
     r = await reception.consent(r, {labour: "approved", part_line: "declined", fee: "approved"})
-    new_line = uuid.uuid4()
+    disc, disc_part, extra_work_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    # As the workshop reports it: what to do, without a price.
     event = ExtraWorkFound(
-        extra_work_id=uuid.uuid4(),
+        extra_work_id=extra_work_id,
         repair_order_id=uuid.uuid4(),
         repair_order_number="RO-2026-000001",
         intake_id=r.json()["intake_id"],
@@ -355,13 +360,16 @@ async def test_extra_work_from_the_workshop_becomes_a_revision_for_consent(
         findings="后刹车盘磨损 rear discs worn",
         proposed_lines=[
             EstimateLine(
-                line_id=new_line,
+                line_id=disc,
                 kind="labour",
                 op_code="BRK-DISC-R",
                 flat_rate_hours="1.5",
-                labour_rate="380",
                 description="更换后刹车盘",
-            )
+                extra_work_id=extra_work_id,
+            ),
+            EstimateLine(
+                line_id=disc_part, kind="part", part_number="BD-1", extra_work_id=extra_work_id
+            ),
         ],
         found_at=datetime.now(UTC),
     )
@@ -376,17 +384,58 @@ async def test_extra_work_from_the_workshop_becomes_a_revision_for_consent(
     body = current.json()
     assert body["extra_work_id"] == str(event.extra_work_id)
     assert body["status"] == "awaiting_consent"
-    assert ids(current) == [labour, part_line, fee, str(new_line)]
-    assert body["lines"][3]["net"] == "570.00"
-    assert [line["answer"] is not None for line in body["lines"]] == [True, True, True, False]
+    assert ids(current) == [labour, part_line, fee, str(disc), str(disc_part)]
+    assert [line["net"] for line in body["lines"][3:]] == ["0.00", "0.00"]
+    assert [line["extra_work_id"] for line in body["lines"]] == [None] * 3 + [
+        str(extra_work_id)
+    ] * 2
+    assert [line["answer"] is not None for line in body["lines"]] == [True] * 3 + [False] * 2
 
-    done = await reception.consent(current, {str(new_line): "approved"})
+    # Unpriced, it cannot be approved (it would be billed at 0.00), nor sent in a link.
+    refused = await reception.consent(current, {str(disc): "approved"})
+    problem = assert_problem(refused, 409)
+    assert problem["line_id"] == str(disc) and "no price" in problem["detail"]
+    link = await reception.client.post(f"{url}/approval-links", headers=ADVISOR, json={})
+    assert assert_problem(link, 409)["line_id"] == str(disc)
+    assert len(await reception.approvals()) == 1  # only the first revision's
+
+    # The advisor prices the work, every line kept by its id: the revision still answers
+    # the extra work and its repair order, and each line still names it.
+    lines = [
+        {k: v for k, v in line.items() if k in LINE_FIELDS} for line in body["lines"][:3]
+    ] + [
+        {"line_id": str(disc), "kind": "labour", "op_code": "BRK-DISC-R",
+         "description": "更换后刹车盘", "flat_rate_hours": "1.5", "labour_rate": "380"},
+        {"line_id": str(disc_part), "kind": "part", "part_number": "BD-1",
+         "unit_price": "420.00", "discount": "20.00"},
+    ]  # fmt: skip
+    priced = await reception.client.put(
+        url,
+        headers={**ADVISOR, "If-Match": current.headers["ETag"]},
+        json={"promised_at": PROMISED, "lines": lines},
+    )
+    assert priced.status_code == 200, priced.text
+    body = priced.json()
+    assert (body["revision"], body["extra_work_id"], body["repair_order_id"]) == (
+        3,
+        str(extra_work_id),
+        str(event.repair_order_id),
+    )
+    assert [line["net"] for line in body["lines"][3:]] == ["570.00", "400.00"]
+    assert [line["extra_work_id"] for line in body["lines"][3:]] == [str(extra_work_id)] * 2
+    assert [line["answer"] is not None for line in body["lines"]] == [True] * 3 + [False] * 2
+
+    done = await reception.consent(priced, {str(disc): "approved", str(disc_part): "declined"})
     assert done.status_code == 200, done.text
     _, extra = await reception.approvals()
-    assert extra.extra_work_id == event.extra_work_id
+    assert (extra.revision, extra.extra_work_id) == (3, event.extra_work_id)
     assert extra.repair_order_id == event.repair_order_id
-    assert [line.line_id for line in extra.approved_lines] == [new_line]
-    assert extra.declined_lines == [] and len(extra.consents) == 1
+    # Every line of the revision, each naming the extra work it answers (or none).
+    approved = {str(line.line_id): line.extra_work_id for line in extra.approved_lines}
+    declined = {str(line.line_id): line.extra_work_id for line in extra.declined_lines}
+    assert approved == {labour: None, fee: None, str(disc): extra_work_id}
+    assert declined == {part_line: None, str(disc_part): extra_work_id}
+    assert next(line for line in extra.approved_lines if line.line_id == disc).net == 570
 
 
 async def test_the_customer_answers_through_a_link_that_expires_and_can_be_revoked(

@@ -1,5 +1,7 @@
 """Estimate to repair order with real processes: partial consent reaches the workshop as
-exactly the approved lines; extra work found comes back for consent and the order grows."""
+exactly the approved lines; extra work found comes back for consent, is priced by the
+advisor (the customer may not approve it unpriced), keeps its link through the revisions,
+and the order grows by a job of that extra work, billed at the agreed price."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -116,17 +118,59 @@ async def consent_flow(client: httpx.AsyncClient, reception: str, workorders: st
 
     revised = await eventually(extra_revision, what="the extra-work revision")
     (new_line,) = [line for line in revised["lines"] if line["answer"] is None]
+    assert new_line["extra_work_id"] == extra_work_id
+    consent = {
+        "decisions": [{"line_id": new_line["line_id"], "decision": "approved"}],
+        "by": "测试客户",
+        "channel": "phone",
+        "call_note": "同意更换后刹车盘",
+    }
+    # Found in the workshop without a price: the customer cannot approve it at 0.00.
     r = await client.post(
         f"{reception}/estimates/{estimate['id']}/consents",
         headers={**ADVISOR, "If-Match": revised["etag"]},
-        json={
-            "decisions": [{"line_id": new_line["line_id"], "decision": "approved"}],
-            "by": "测试客户",
-            "channel": "phone",
-            "call_note": "同意更换后刹车盘",
-        },
+        json=consent,
+    )
+    assert r.status_code == 409, r.text
+    assert r.json()["line_id"] == new_line["line_id"] and "price" in r.json()["detail"]
+
+    # The advisor prices it, keeping every line by its id: the revision still answers the
+    # extra work, and so does its line.
+    kept = {"line_id", "kind", "description", "op_code", "op_group", "job_kind"}
+    lines = [
+        {k: v for k, v in line.items() if k in kept | {"flat_rate_hours", "labour_rate"}}
+        | ({"labour_rate": "380"} if line["line_id"] == new_line["line_id"] else {})
+        if line["kind"] == "labour"
+        else {k: v for k, v in line.items() if k in kept | {"part_number", "unit_price"}}
+        for line in revised["lines"]
+    ]
+    r = await client.put(
+        f"{reception}/estimates/{estimate['id']}",
+        headers={**ADVISOR, "If-Match": revised["etag"]},
+        json={"promised_at": promised, "lines": lines},
     )
     assert r.status_code == 200, r.text
-    await eventually(
+    priced = r.json()
+    assert priced["extra_work_id"] == extra_work_id
+    assert priced["repair_order_id"] == order["id"]
+    (priced_line,) = [line for line in priced["lines"] if line["answer"] is None]
+    assert (priced_line["line_id"], priced_line["net"]) == (new_line["line_id"], "570.00")
+    assert priced_line["extra_work_id"] == extra_work_id
+    r = await client.post(
+        f"{reception}/estimates/{estimate['id']}/consents",
+        headers={**ADVISOR, "If-Match": r.headers["ETag"]},
+        json=consent,
+    )
+    assert r.status_code == 200, r.text
+    order = await eventually(
         lambda: order_with({brakes, new_line["line_id"]}), what="the repair order to grow"
     )
+    job = next(j for j in order["jobs"] if j["line_id"] == new_line["line_id"])
+    assert job["extra_work_id"] == extra_work_id
+    assert [(e["id"], e["status"]) for e in order["extra_work"]] == [(extra_work_id, "approved")]
+    r = await client.get(
+        f"{workorders}/repair-orders/{order['id']}/invoice-preview", headers=auth("cashier")
+    )
+    assert r.status_code == 200, r.text
+    billed = next(line for line in r.json()["lines"] if line["line_id"] == new_line["line_id"])
+    assert (billed["quantity"], billed["unit_price"], billed["net"]) == ("1.5", "380", "570.00")

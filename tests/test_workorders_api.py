@@ -581,6 +581,67 @@ async def test_declined_extra_work_is_recorded_and_adds_no_job(wo: Workorders):
     assert [d["part_number"] for d in order["declined_lines"]] == ["WB-22"]
 
 
+async def find(wo: Workorders, order: dict[str, Any], finding: str, *lines: dict) -> EstimateLine:
+    r = await wo.client.post(
+        f"/repair-orders/{order['id']}/extra-work",
+        headers=TECH_LI,
+        json={"findings": finding, "proposed_lines": list(lines)},
+    )
+    assert r.status_code == 201, r.text
+    proposed = r.json()["proposed_lines"]
+    assert {line["extra_work_id"] for line in proposed} == {r.json()["id"]}
+    return EstimateLine.model_validate({**proposed[0], "labour_rate": "300", "net": "300"})
+
+
+async def test_each_line_answers_its_own_extra_work_through_later_revisions(wo: Workorders):
+    order = await wo.consent(approved())
+    # Two findings answered together, with a line the advisor added meanwhile.
+    discs = await find(wo, order, "discs scored", {"kind": "labour", "op_code": "BRK-020",
+                                                   "flat_rate_hours": "1"})  # fmt: skip
+    hoses = await find(wo, order, "hoses cracked", {"kind": "labour", "op_code": "BRK-030",
+                                                    "flat_rate_hours": "1"})  # fmt: skip
+    answer = approved(
+        intake_id=uuid.UUID(order["intake_id"]),
+        lines=[discs, labour("WASH-1", "1", "300", extra_work_id=None)],
+        declined=[hoses],
+        repair_order_id=uuid.UUID(order["id"]),
+        extra_work_id=hoses.extra_work_id,
+        revision=3,
+        approved_at=APPROVED + timedelta(hours=1),
+    )
+    order = await wo.consent(answer)
+    extra_of = {j["op_code"]: j["extra_work_id"] for j in order["jobs"]}
+    assert extra_of == {"BRK-010": None, "BRK-020": str(discs.extra_work_id), "WASH-1": None}
+    answered = {e["id"]: (e["status"], e["answered_at"]) for e in order["extra_work"]}
+    assert {k: status for k, (status, _) in answered.items()} == {
+        str(discs.extra_work_id): "approved",
+        str(hoses.extra_work_id): "declined",
+    }
+    assert all(at is not None for _, at in answered.values())
+
+    # A later revision carries the same answers again: nothing moves.
+    later = answer.model_copy(update={"revision": 4, "approved_at": APPROVED + timedelta(hours=2)})
+    order = await wo.consent(later)
+    assert {e["id"]: (e["status"], e["answered_at"]) for e in order["extra_work"]} == answered
+    assert len(order["jobs"]) == 3
+
+    # An event from before lines named their extra work carried only that work's lines.
+    pipes = await find(wo, order, "pipe leaks", {"kind": "labour", "op_code": "BRK-040",
+                                                 "flat_rate_hours": "1"})  # fmt: skip
+    order = await wo.consent(
+        approved(
+            intake_id=uuid.UUID(order["intake_id"]),
+            lines=[EstimateLine.model_validate(pipes.model_dump(exclude={"extra_work_id"}))],
+            repair_order_id=uuid.UUID(order["id"]),
+            extra_work_id=pipes.extra_work_id,
+            approved_at=APPROVED + timedelta(hours=3),
+        )
+    )
+    job = next(j for j in order["jobs"] if j["op_code"] == "BRK-040")
+    assert job["extra_work_id"] == str(pipes.extra_work_id)
+    assert order["extra_work"][2]["status"] == "approved"
+
+
 # --- roles, branches, bad input ---------------------------------------------------------
 
 
@@ -626,10 +687,27 @@ async def test_roles_branches_and_bad_input(wo: Workorders):
         content=b'{"findings": ',
     )
     assert_problem(r, 400)
+    # What reception could not put to the customer is refused here, naming what is missing.
+    for line, missing in [
+        ({"kind": "labour", "flat_rate_hours": "1"}, "op_code"),
+        ({"kind": "labour", "op_code": "BRK-020"}, "flat_rate_hours"),
+        ({"kind": "part"}, "part_number"),
+        ({"kind": "fee"}, "description"),
+    ]:
+        r = await c.post(
+            f"/repair-orders/{order_id}/extra-work",
+            headers=TECH_LI,
+            json={"findings": "x", "proposed_lines": [{"kind": "part", "part_number": "P"}, line]},
+        )
+        assert missing in assert_problem(r, 422, "proposed_lines.1")["detail"]
     r = await c.post(
         f"/repair-orders/{order_id}/extra-work",
         headers=TECH_LI,
-        json={"findings": "x", "proposed_lines": [{"kind": "part"}], "job_id": str(uuid.uuid4())},
+        json={
+            "findings": "x",
+            "proposed_lines": [{"kind": "part", "part_number": "P"}],
+            "job_id": str(uuid.uuid4()),
+        },
     )
     assert_problem(r, 404)
     assert await wo.events("workorders.extra_work.found.v1") == []

@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.workorders.config import Settings
+from services.workorders.invoicing import apply_discounts
 from services.workorders.main import create_app
 from services.workorders.schemas import Discount
-from services.workorders.service import apply_discounts
 from shared.auth import issue_dev_token
 from shared.contracts.workorders import InvoiceLine
 from shared.pdf import pdf_text

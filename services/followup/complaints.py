@@ -297,7 +297,8 @@ async def add_action(
     settings: Settings,
     *,
     if_match: str | None,
-) -> ComplaintEntry:
+) -> tuple[Complaint, ComplaintEntry]:
+    """The action, logged; returns the case too, whose version (its ETag) the action moved."""
     case = await get_case(session, complaint_id, by)
     check_if_match(if_match, case.version, required=False)
     _require_active_editor(case)
@@ -308,7 +309,7 @@ async def add_action(
     entry = ComplaintEntry(complaint_id=case.id, kind="action", by=by.id, note=body.action, at=now)
     session.add(entry)
     await session.flush()
-    return entry
+    return case, entry
 
 
 async def history(session: AsyncSession, complaint_id: uuid.UUID, by: User) -> list[ComplaintEntry]:

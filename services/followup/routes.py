@@ -14,6 +14,7 @@ from services.followup.models import (
     ComebackPublic,
     ComplaintActionCreate,
     ComplaintCreate,
+    ComplaintEntry,
     ComplaintEntryPublic,
     ComplaintPublic,
     ComplaintTransition,
@@ -205,7 +206,7 @@ async def open_complaint(
         set_etag(response, case.version)
         return _public(case, settings)
 
-    return await idempotency(session).run(work, ComplaintPublic)
+    return await idempotency(session).run(work, ComplaintPublic, response=response)
 
 
 @router.get(
@@ -293,7 +294,7 @@ async def transition_complaint(
         set_etag(response, case.version)
         return _public(case, settings)
 
-    return await idempotency(session).run(work, ComplaintPublic, status_code=200)
+    return await idempotency(session).run(work, ComplaintPublic, status_code=200, response=response)
 
 
 @router.post(
@@ -306,18 +307,21 @@ async def transition_complaint(
 async def add_complaint_action(
     complaint_id: uuid.UUID,
     body: ComplaintActionCreate,
+    response: Response,
     session: SessionDep,
     user: Agent,
     settings: SettingsDep,
     idempotency: IdempotencyDep,
     if_match: IfMatch = None,
 ):
-    return await idempotency(session).run(
-        lambda: complaints.add_action(
+    async def work() -> ComplaintEntry:
+        case, entry = await complaints.add_action(
             session, complaint_id, body, user, settings, if_match=if_match
-        ),
-        ComplaintEntryPublic,
-    )
+        )
+        set_etag(response, case.version)
+        return entry
+
+    return await idempotency(session).run(work, ComplaintEntryPublic, response=response)
 
 
 @router.get(

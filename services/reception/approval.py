@@ -53,6 +53,16 @@ async def create_link(
     revision = await estimates.get_revision(session, estimate)
     if revision.approved_at is not None:
         raise Conflict(f"revision {revision.number} is already answered; nothing to approve")
+    lines = revision.revision_lines()
+    answered = estimates.answers_for(lines, await estimates.ledger(session, estimate.id))
+    for line in lines:
+        # The customer could not approve it: the link would only end in an error for them.
+        if line.line_id not in answered and estimates.unpriced_extra_work(line):
+            raise Conflict(
+                f"line {line.line_id} is work found in the workshop and has no price yet: "
+                "price it (revise the estimate) before sending the customer a link",
+                line_id=str(line.line_id),
+            )
     token = secrets.token_urlsafe(32)
     ttl = data.ttl_minutes or settings.approval_link_ttl_minutes
     link = ApprovalLink(

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -85,10 +86,13 @@ def price_lines(
 
 
 def to_contract(line: RevisionLine, tax_rate: Decimal) -> EstimateLine:
-    return EstimateLine(
-        tax_rate=tax_rate,
-        **line.model_dump(exclude={"offer", "extra_work_id"}),
-    )
+    return EstimateLine(tax_rate=tax_rate, **line.model_dump(exclude={"offer"}))
+
+
+def unpriced_extra_work(line: RevisionLine) -> bool:
+    """Work found in the workshop comes without a price; the advisor prices it (PUT) before
+    the customer may approve it, or it would be billed at 0.00."""
+    return line.extra_work_id is not None and pricing.gross(line) == 0
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -254,6 +258,15 @@ def _add_revision(
     return revision
 
 
+def _link(current: EstimateRevision) -> dict[str, Any]:
+    """A revision written while the current one awaits its answers answers the same extra
+    work (pricing the work found is such a revision): the link to the work and its repair
+    order passes on until the customer has answered."""
+    if current.approved_at is not None:
+        return {}
+    return {"extra_work_id": current.extra_work_id, "repair_order_id": current.repair_order_id}
+
+
 def _future(promised_at: datetime) -> datetime:
     if promised_at.tzinfo is None:
         raise InvalidInput("promised_at", "give the time with its offset, e.g. 2026-12-01T09:30Z")
@@ -327,6 +340,7 @@ async def revise(
         note=data.note,
         tax_rate=settings.tax_rate,
         by=by.id,
+        **_link(current),
     )
     await session.flush()
     return await public(session, estimate, revision)
@@ -386,6 +400,7 @@ async def add_canned_job(
         note=f"canned job {job.op_code}",
         tax_rate=Decimal(current.tax_rate),
         by=by.id,
+        **_link(current),
     )
     await session.flush()
     return await public(session, estimate, revision)
@@ -422,6 +437,7 @@ async def reoffer(
         note="declined work offered again",
         tax_rate=Decimal(current.tax_rate),
         by=by.id,
+        **_link(current),
     )
     await session.flush()
     return await public(session, estimate, revision)
@@ -460,6 +476,12 @@ async def record_consent(
             )
         if decision.line_id in answered:
             raise Conflict(f"line {decision.line_id} is already answered in this revision")
+        if decision.decision == Decision.approved and unpriced_extra_work(line):
+            raise Conflict(
+                f"line {line.line_id} is work found in the workshop and has no price yet: "
+                "price it (revise the estimate) before the customer approves it",
+                line_id=str(line.line_id),
+            )
         record = ConsentRecord(
             estimate_id=estimate.id,
             revision=revision.number,
@@ -492,10 +514,10 @@ async def _approve(
 ) -> None:
     revision.approved_at = utcnow()
     session.add(revision)
+    # Every line, each naming the extra work it answers: the workshop adds what it does not
+    # hold yet and tells each extra work its answer, however many revisions it went
+    # through and however many extra works one revision answers.
     lines = revision.revision_lines()
-    if revision.extra_work_id is not None:
-        # The workshop already holds the earlier lines: send only the work it found.
-        lines = [line for line in lines if line.extra_work_id == revision.extra_work_id]
     intake = await session.get(Intake, estimate.intake_id)
     customer = await session.get(Customer, estimate.customer_id)
     vehicle = await session.get(Vehicle, estimate.vehicle_id)
@@ -596,7 +618,7 @@ async def extra_work_found(
     known = {line.line_id for line in kept}
     proposed: list[RevisionLine] = []
     for found in event.proposed_lines:
-        fields = found.model_dump(exclude={"net", "tax_rate"})
+        fields = found.model_dump(exclude={"net", "tax_rate", "extra_work_id"})
         if found.line_id in known:
             fields["line_id"] = uuid.uuid4()
         line = RevisionLine(**fields, extra_work_id=event.extra_work_id)

@@ -7,9 +7,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from services.reception import file_releases, service, stored_files
 from services.reception.models import (
+    Customer,
     CustomerCreate,
     CustomerPublic,
     CustomerUpdate,
+    Intake,
     IntakeCreate,
     IntakePublic,
     IntakeStatus,
@@ -49,11 +51,18 @@ Reader = Annotated[
     summary="Register a customer",
 )
 async def register_customer(
-    body: CustomerCreate, session: SessionDep, user: Advisor, idempotency: IdempotencyDep
+    body: CustomerCreate,
+    session: SessionDep,
+    user: Advisor,
+    idempotency: IdempotencyDep,
+    response: Response,
 ):
-    return await idempotency(session).run(
-        lambda: service.register_customer(session, body, user), CustomerPublic
-    )
+    async def work() -> Customer:
+        customer = await service.register_customer(session, body, user)
+        set_etag(response, customer.version)
+        return customer
+
+    return await idempotency(session).run(work, CustomerPublic, response=response)
 
 
 @router.get(
@@ -133,11 +142,18 @@ async def get_vehicle(vehicle_id: uuid.UUID, session: ReadSessionDep, user: Read
     summary="Open an intake (walk-in or from an appointment)",
 )
 async def open_intake(
-    body: IntakeCreate, session: SessionDep, user: Advisor, idempotency: IdempotencyDep
+    body: IntakeCreate,
+    session: SessionDep,
+    user: Advisor,
+    idempotency: IdempotencyDep,
+    response: Response,
 ):
-    return await idempotency(session).run(
-        lambda: service.open_intake(session, body, user), IntakePublic
-    )
+    async def work() -> Intake:
+        intake = await service.open_intake(session, body, user)
+        set_etag(response, intake.version)
+        return intake
+
+    return await idempotency(session).run(work, IntakePublic, response=response)
 
 
 @router.get("/intakes/{intake_id}", response_model=IntakePublic, tags=["intakes"])

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from services.reception import appointments
 from services.reception.config import Settings
 from services.reception.models import (
+    Appointment,
     AppointmentCreate,
     AppointmentPublic,
     AppointmentReschedule,
@@ -63,10 +64,14 @@ async def book(
     user: Advisor,
     idempotency: IdempotencyDep,
     settings: SettingsDep,
+    response: Response,
 ):
-    return await idempotency(session).run(
-        lambda: appointments.book(session, body, user, settings), AppointmentPublic
-    )
+    async def work() -> Appointment:
+        appointment = await appointments.book(session, body, user, settings)
+        set_etag(response, appointment.version)
+        return appointment
+
+    return await idempotency(session).run(work, AppointmentPublic, response=response)
 
 
 @router.get(

@@ -3,10 +3,11 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from services.reception import desk
 from services.reception.models import (
+    Customer,
     CustomerPublic,
     DeskHit,
     MobileAdd,
@@ -17,6 +18,7 @@ from services.reception.models import (
     VehiclePublic,
 )
 from services.reception.routes import Advisor, Reader
+from shared.concurrency import set_etag
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page
 from shared.service import ReadSessionDep, SessionDep
@@ -126,12 +128,14 @@ async def add_mobile(
     session: SessionDep,
     user: Advisor,
     idempotency: IdempotencyDep,
+    response: Response,
 ):
-    return await idempotency(session).run(
-        lambda: desk.add_mobile(session, customer_id, body.mobile, user),
-        CustomerPublic,
-        status_code=200,
-    )
+    async def work() -> Customer:
+        customer = await desk.add_mobile(session, customer_id, body.mobile, user)
+        set_etag(response, customer.version)
+        return customer
+
+    return await idempotency(session).run(work, CustomerPublic, status_code=200, response=response)
 
 
 @router.get(

@@ -1,7 +1,8 @@
 """Estimates, canned jobs, the consent ledger and the customer approval link over HTTP."""
 
 import uuid
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.responses import HTMLResponse
@@ -83,10 +84,20 @@ async def _keep_consent_signature(estimate_id: uuid.UUID, request: Request, user
 KeepSignature = Annotated[None, Depends(_keep_consent_signature)]
 
 
-def _with_etag(response: Response, result: Any) -> Any:
-    if isinstance(result, EstimatePublic):
-        response.headers["ETag"] = result.etag
+def _with_etag(response: Response, result: EstimatePublic) -> EstimatePublic:
+    response.headers["ETag"] = result.etag
     return result
+
+
+def _answered(
+    response: Response, work: Callable[[], Awaitable[EstimatePublic]]
+) -> Callable[[], Awaitable[EstimatePublic]]:
+    """The work of a keyed write, setting the ETag its answer (and every retry) carries."""
+
+    async def answered() -> EstimatePublic:
+        return _with_etag(response, await work())
+
+    return answered
 
 
 @router.post(
@@ -104,10 +115,11 @@ async def create_estimate(
     settings: SettingsDep,
     response: Response,
 ):
-    result = await idempotency(session).run(
-        lambda: estimates.create(session, body, user, settings), EstimatePublic
+    return await idempotency(session).run(
+        _answered(response, lambda: estimates.create(session, body, user, settings)),
+        EstimatePublic,
+        response=response,
     )
-    return _with_etag(response, result)
 
 
 @router.get(
@@ -188,12 +200,15 @@ async def add_canned_job(
     response: Response,
     if_match: IfMatch = None,
 ):
-    result = await idempotency(session).run(
-        lambda: estimates.add_canned_job(session, estimate_id, body, user, if_match, settings),
+    return await idempotency(session).run(
+        _answered(
+            response,
+            lambda: estimates.add_canned_job(session, estimate_id, body, user, if_match, settings),
+        ),
         EstimatePublic,
         status_code=200,
+        response=response,
     )
-    return _with_etag(response, result)
 
 
 @router.post(
@@ -211,12 +226,14 @@ async def reoffer_lines(
     response: Response,
     if_match: IfMatch = None,
 ):
-    result = await idempotency(session).run(
-        lambda: estimates.reoffer(session, estimate_id, body.line_ids, user, if_match),
+    return await idempotency(session).run(
+        _answered(
+            response, lambda: estimates.reoffer(session, estimate_id, body.line_ids, user, if_match)
+        ),
         EstimatePublic,
         status_code=200,
+        response=response,
     )
-    return _with_etag(response, result)
 
 
 @router.post(
@@ -238,7 +255,7 @@ async def record_consent(
     async def work() -> EstimatePublic:
         estimate = await estimates.get_estimate(session, estimate_id, user)
         check_if_match(if_match, estimate.version)
-        return await estimates.record_consent(
+        result = await estimates.record_consent(
             session,
             estimate,
             body.decisions,
@@ -248,9 +265,9 @@ async def record_consent(
             signature_file_id=body.signature_file_id,
             call_note=body.call_note,
         )
+        return _with_etag(response, result)
 
-    result = await idempotency(session).run(work, EstimatePublic, status_code=200)
-    return _with_etag(response, result)
+    return await idempotency(session).run(work, EstimatePublic, status_code=200, response=response)
 
 
 @router.get(
@@ -316,9 +333,13 @@ async def approval_page(token: Token, _counted: LinkAttempt, session: ReadSessio
     summary="The customer's answers through the link (channel link)",
 )
 async def approve_by_link(
-    token: Token, body: LinkConsentCreate, _counted: LinkAttempt, session: SessionDep
+    token: Token,
+    body: LinkConsentCreate,
+    _counted: LinkAttempt,
+    session: SessionDep,
+    response: Response,
 ):
-    return await approval.consent(session, token, body)
+    return _with_etag(response, await approval.consent(session, token, body))
 
 
 @router.post(

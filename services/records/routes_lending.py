@@ -83,12 +83,12 @@ async def request_loan(
     idempotency: IdempotencyDep,
     response: Response,
 ):
-    result = await idempotency(session).run(
-        lambda: lending.request(session, settings, body.item_id, body.purpose, user), LoanPublic
-    )
-    if isinstance(result, LoanPublic):
-        response.headers["ETag"] = result.etag
-    return result
+    async def work() -> LoanPublic:
+        loan = await lending.request(session, settings, body.item_id, body.purpose, user)
+        response.headers["ETag"] = loan.etag
+        return loan
+
+    return await idempotency(session).run(work, LoanPublic, response=response)
 
 
 @router.get("/loans/{loan_id}", response_model=LoanPublic)
@@ -121,16 +121,14 @@ async def act_on_loan(
     body: LoanAction | None = None,
     if_match: IfMatch = None,
 ):
-    result = await idempotency(session).run(
-        lambda: lending.transition(
+    async def work() -> LoanPublic:
+        loan = await lending.transition(
             session, settings, loan_id, action, body or LoanAction(), user, if_match
-        ),
-        LoanPublic,
-        status_code=200,
-    )
-    if isinstance(result, LoanPublic):
-        response.headers["ETag"] = result.etag
-    return result
+        )
+        response.headers["ETag"] = loan.etag
+        return loan
+
+    return await idempotency(session).run(work, LoanPublic, status_code=200, response=response)
 
 
 @router.get(

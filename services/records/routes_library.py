@@ -73,13 +73,14 @@ async def create_document(
     extracted = (
         None if body.text else await library.file_text(rt.db, rt.settings, body.file_id, user)
     )
+
+    async def work() -> LibraryDocumentPublic:
+        document = await library.create(session, body, user, extracted)
+        response.headers["ETag"] = document.etag
+        return document
+
     async with rt.db.transaction() as session:
-        result = await idempotency(session).run(
-            lambda: library.create(session, body, user, extracted), LibraryDocumentPublic
-        )
-    if isinstance(result, LibraryDocumentPublic):
-        response.headers["ETag"] = result.etag
-    return result
+        return await idempotency(session).run(work, LibraryDocumentPublic, response=response)
 
 
 @router.get("/documents/{document_id}", response_model=LibraryDocumentPublic)
@@ -126,16 +127,16 @@ async def add_version(
 ):
     rt = runtime(request)
     extracted = await library.file_text(rt.db, rt.settings, body.file_id, user)
-    async with rt.db.transaction() as session:
-        result = await idempotency(session).run(
-            lambda: library.add_version(
-                session, document_id, body.file_id, body.note, user, if_match, extracted
-            ),
-            LibraryDocumentPublic,
+
+    async def work() -> LibraryDocumentPublic:
+        document = await library.add_version(
+            session, document_id, body.file_id, body.note, user, if_match, extracted
         )
-    if isinstance(result, LibraryDocumentPublic):
-        response.headers["ETag"] = result.etag
-    return result
+        response.headers["ETag"] = document.etag
+        return document
+
+    async with rt.db.transaction() as session:
+        return await idempotency(session).run(work, LibraryDocumentPublic, response=response)
 
 
 @router.get(

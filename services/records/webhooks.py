@@ -99,15 +99,14 @@ async def create_endpoint(
     user: Manager,
     idempotency: IdempotencyDep,
 ):
-    result = await idempotency(session).run(
-        lambda: webhook_service.create_endpoint(
+    async def work() -> EndpointPublic:
+        endpoint = await webhook_service.create_endpoint(
             session, body, user, allow_private=_allow_private(request)
-        ),
-        EndpointWithSecret,
-    )
-    if isinstance(result, EndpointPublic):
-        response.headers["ETag"] = result.etag
-    return result
+        )
+        response.headers["ETag"] = endpoint.etag
+        return endpoint
+
+    return await idempotency(session).run(work, EndpointWithSecret, response=response)
 
 
 @router.get(
@@ -186,16 +185,17 @@ async def rotate_secret(
     if_match: IfMatch = None,
 ):
     rotation = body or SecretRotation()
-    result = await idempotency(session).run(
-        lambda: webhook_service.rotate_secret(
+
+    async def work() -> EndpointPublic:
+        endpoint = await webhook_service.rotate_secret(
             session, endpoint_id, rotation.overlap_seconds, user, if_match
-        ),
-        EndpointWithSecret,
-        status_code=200,
+        )
+        response.headers["ETag"] = endpoint.etag
+        return endpoint
+
+    return await idempotency(session).run(
+        work, EndpointWithSecret, status_code=200, response=response
     )
-    if isinstance(result, EndpointPublic):
-        response.headers["ETag"] = result.etag
-    return result
 
 
 @router.post(

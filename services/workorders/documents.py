@@ -64,6 +64,15 @@ def _num(value: Any) -> str:
     return f"{Decimal(str(value)).normalize():f}"
 
 
+def _rate(value: Any, symbol: str) -> str:
+    """A unit price as agreed: to the fen, or to the fraction of a fen it was set with (oil
+    at 45.3333 a litre), so that quantity x price on the page gives the line's net."""
+    amount = Decimal(str(value or 0))
+    if amount == amount.quantize(Decimal("0.01")):
+        return pdf.money(amount, symbol)
+    return f"{symbol}{amount.normalize():,f}"
+
+
 def repair_order_pdf(order: RepairOrderDetail, *, lang: str, dealer: str, zone: str) -> bytes:
     st = pdf.styles()
     p = lambda zh, en: pdf.pick(lang, zh, en)  # noqa: E731
@@ -198,7 +207,7 @@ def invoice_pdf(
                     line.get("description") or line.get("op_code") or line.get("part_number"),
                     _t(lang, PAY_TYPE, line.get("pay_type", "customer")),
                     _num(line.get("quantity", "1")),
-                    pdf.money(line.get("unit_price"), symbol),
+                    _rate(line.get("unit_price"), symbol),
                     pdf.money(line.get("discount"), symbol)
                     if Decimal(str(line.get("discount") or 0))
                     else "",

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.workorders import board, handlers, promise, routes, screens
+from services.workorders import board, handlers, promise, routes, routes_invoice, screens
 from services.workorders.config import Settings
 from services.workorders.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.service import ServiceSpec, create_service_app
@@ -16,7 +16,7 @@ SPEC = ServiceSpec(
         "Repair orders from consent to delivery: dispatch, clocking, parts, QC, "
         "settlement, delivery, promise-time control and the live status board."
     ),
-    routers=[routes.router, board.router, screens.router],
+    routers=[routes.router, routes_invoice.router, board.router, screens.router],
     metadata=Base.metadata,
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,

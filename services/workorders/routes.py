@@ -134,7 +134,9 @@ async def renew_promise(
         set_etag(response, order.version)
         return await service.order_detail(session, order)
 
-    return await idempotency(session).run(work, RepairOrderDetail, status_code=200)
+    return await idempotency(session).run(
+        work, RepairOrderDetail, status_code=200, response=response
+    )
 
 
 @router.get(
@@ -172,7 +174,9 @@ async def transition_repair_order(
         set_etag(response, order.version)
         return await service.order_detail(session, order)
 
-    return await idempotency(session).run(work, RepairOrderDetail, status_code=200)
+    return await idempotency(session).run(
+        work, RepairOrderDetail, status_code=200, response=response
+    )
 
 
 @router.post(
@@ -225,7 +229,9 @@ async def settle_repair_order(
         set_etag(response, order.version)
         return await service.order_detail(session, order)
 
-    return await idempotency(session).run(work, RepairOrderDetail, status_code=200)
+    return await idempotency(session).run(
+        work, RepairOrderDetail, status_code=200, response=response
+    )
 
 
 @router.post(
@@ -248,7 +254,9 @@ async def deliver_repair_order(
         set_etag(response, order.version)
         return await service.order_detail(session, order)
 
-    return await idempotency(session).run(work, RepairOrderDetail, status_code=200)
+    return await idempotency(session).run(
+        work, RepairOrderDetail, status_code=200, response=response
+    )
 
 
 @router.get(
@@ -319,18 +327,20 @@ async def clock_off(job_id: uuid.UUID, body: ClockOff, write: TechnicianWrite):
 async def inspect_job(
     job_id: uuid.UUID,
     body: QcVerdict,
+    response: Response,
     session: SessionDep,
     user: Inspector,
     idempotency: IdempotencyDep,
     if_match: IfMatch = None,
 ):
     async def work() -> QcInspectionPublic:
-        inspection = await service.record_qc(
+        job, inspection = await service.record_qc(
             session, job_id, body, user, utcnow(), if_match=if_match
         )
+        set_etag(response, job.version)
         return QcInspectionPublic.model_validate(inspection, from_attributes=True)
 
-    return await idempotency(session).run(work, QcInspectionPublic)
+    return await idempotency(session).run(work, QcInspectionPublic, response=response)
 
 
 @router.post(
@@ -343,15 +353,17 @@ async def inspect_job(
 async def request_part(
     job_id: uuid.UUID,
     body: PartRequest,
+    response: Response,
     session: SessionDep,
     user: Finder,
     idempotency: IdempotencyDep,
 ):
     async def work() -> PartLinePublic:
         part = await service.request_part(session, job_id, body, user, utcnow())
+        set_etag(response, part.version)
         return PartLinePublic.model_validate(part)
 
-    return await idempotency(session).run(work, PartLinePublic)
+    return await idempotency(session).run(work, PartLinePublic, response=response)
 
 
 @router.post(
@@ -376,7 +388,7 @@ async def move_part_line(
         set_etag(response, part.version)
         return PartLinePublic.model_validate(part)
 
-    return await idempotency(session).run(work, PartLinePublic, status_code=200)
+    return await idempotency(session).run(work, PartLinePublic, status_code=200, response=response)
 
 
 @router.get(

@@ -62,6 +62,9 @@ class ClockOff(BaseModel):
 
 
 class ProposedLine(BaseModel):
+    """A line of extra work as the technician proposes it, without a price (the advisor
+    prices it at reception); complete for its kind, as reception needs it to be."""
+
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["labour", "part", "fee"]
@@ -71,6 +74,20 @@ class ProposedLine(BaseModel):
     flat_rate_hours: Decimal = Field(default=Decimal("0"), ge=0, le=100, decimal_places=2)
     part_number: str | None = Field(default=None, max_length=64)
     quantity: Decimal = Field(default=Decimal("1"), gt=0, le=10000, decimal_places=3)
+
+    @model_validator(mode="after")
+    def _complete_for_its_kind(self) -> "ProposedLine":
+        # Reception refuses an incomplete line when it writes the revision for consent: the
+        # finding would never reach the customer, so it is refused here, at the tablet.
+        if self.kind == "labour" and not (self.op_code or "").strip():
+            raise ValueError("op_code: a labour line needs its op code")
+        if self.kind == "labour" and self.flat_rate_hours <= 0:
+            raise ValueError("flat_rate_hours: a labour line needs its hours, above zero")
+        if self.kind == "part" and not (self.part_number or "").strip():
+            raise ValueError("part_number: a parts line needs its part number")
+        if self.kind == "fee" and not self.description.strip():
+            raise ValueError("description: a fee needs its description")
+        return self
 
 
 class ExtraWorkCreate(BaseModel):

@@ -328,7 +328,7 @@ async def register_screen(
         return issued
 
     # The stored answer is the screen without its token: the secret is kept nowhere.
-    return await idempotency(session).run(work, ScreenPublic, status_code=201)
+    return await idempotency(session).run(work, ScreenPublic, status_code=201, response=response)
 
 
 @router.get(
@@ -386,4 +386,4 @@ async def reissue_board_screen_token(
         set_etag(response, issued.version)
         return issued
 
-    return await idempotency(session).run(work, ScreenPublic, status_code=200)
+    return await idempotency(session).run(work, ScreenPublic, status_code=200, response=response)

@@ -4,7 +4,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import case, func, literal, update
@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.workorders import invoicing
 from services.workorders.models import (
     ExtraWork,
     ExtraWorkPublic,
@@ -31,7 +32,6 @@ from services.workorders.models import (
     TimeEntry,
 )
 from services.workorders.schemas import (
-    Discount,
     ExtraWorkCreate,
     Handover,
     OrderTransition,
@@ -62,9 +62,7 @@ from shared.contracts import (
     RepairOrderOpened,
 )
 from shared.contracts.workorders import (
-    InvoiceLine,
     PaymentTaken,
-    PayTypeTotal,
     QcRecorded,
     RepairOrderSettled,
 )
@@ -260,6 +258,42 @@ def _attach_parts(
     return attached, loose
 
 
+def _extra_work_of(line: EstimateLine, event: EstimateApproved) -> uuid.UUID | None:
+    """The extra work a line answers. Reception names it on every line; an event written
+    before lines named it carried only the extra work's own lines."""
+    if "extra_work_id" in line.model_fields_set:
+        return line.extra_work_id
+    return event.extra_work_id
+
+
+async def _answer_extra_work(
+    session: AsyncSession, order: RepairOrder, event: EstimateApproved
+) -> None:
+    """Each extra work the revision answers: approved, partly approved or declined, by the
+    answers to its own lines (a revision that names it but holds none of them declined it)."""
+    answers: dict[uuid.UUID, list[bool]] = {}
+    if event.extra_work_id is not None:
+        answers[event.extra_work_id] = []
+    for approved, lines in ((True, event.approved_lines), (False, event.declined_lines)):
+        for line in lines:
+            if (extra_id := _extra_work_of(line, event)) is not None:
+                answers.setdefault(extra_id, []).append(approved)
+    for extra_id, approvals in answers.items():
+        extra = await session.get(ExtraWork, extra_id)
+        if extra is None or extra.repair_order_id != order.id:
+            continue
+        status = (
+            ExtraWorkStatus.declined
+            if not any(approvals)
+            else ExtraWorkStatus.approved
+            if all(approvals)
+            else ExtraWorkStatus.partly_approved
+        )
+        # Later revisions carry the same answers again: the first answer's time stays.
+        if status != extra.status or extra.answered_at is None:
+            extra.status, extra.answered_at = status, event.approved_at
+
+
 async def apply_consent(session: AsyncSession, event: EstimateApproved) -> RepairOrder | None:
     """Turn the customer's answer into jobs on the repair order of the intake."""
     order = await _order_for_consent(session, event)
@@ -278,19 +312,8 @@ async def apply_consent(session: AsyncSession, event: EstimateApproved) -> Repai
             order.status,
         )
         return order
-    extra: ExtraWork | None = None
-    if event.extra_work_id is not None:
-        extra = await session.get(ExtraWork, event.extra_work_id)
-        if extra is not None and extra.repair_order_id == order.id:
-            extra.status = (
-                ExtraWorkStatus.declined
-                if not event.approved_lines
-                else ExtraWorkStatus.partly_approved
-                if event.declined_lines
-                else ExtraWorkStatus.approved
-            )
-            extra.answered_at = event.approved_at
-    else:
+    await _answer_extra_work(session, order, event)
+    if event.extra_work_id is None:
         order.estimate_id = event.estimate_id
     order.currency = event.currency
 
@@ -321,7 +344,7 @@ async def apply_consent(session: AsyncSession, event: EstimateApproved) -> Repai
             pay_type=line.pay_type,
             line=_line_json(line),
             parts=[_line_json(p) for p in attached.get(line.line_id, [])],
-            extra_work_id=event.extra_work_id,
+            extra_work_id=_extra_work_of(line, event),
         )
         session.add(job)
         new_jobs[line.line_id] = job
@@ -348,7 +371,10 @@ async def apply_consent(session: AsyncSession, event: EstimateApproved) -> Repai
             job.status = move_job(job.status, JobStatus.cancelled)
 
     record_promise(
-        order, event.promised_at, event.approved_at, "extra_work" if extra else "estimate"
+        order,
+        event.promised_at,
+        event.approved_at,
+        "extra_work" if event.extra_work_id is not None else "estimate",
     )
     if order.status == RepairOrderStatus.draft and (added or event.approved_lines):
         order.status = move_order(order.status, RepairOrderStatus.open)
@@ -562,6 +588,7 @@ async def report_extra_work(
         job = await get_job(session, body.job_id, by)
         if job.repair_order_id != order.id:
             raise InvalidInput("job_id", "the job is not on this repair order")
+    extra_id = uuid.uuid4()
     lines = [
         EstimateLine(
             line_id=uuid.uuid4(),
@@ -572,10 +599,12 @@ async def report_extra_work(
             flat_rate_hours=line.flat_rate_hours,
             part_number=line.part_number,
             quantity=line.quantity,
+            extra_work_id=extra_id,
         )
         for line in body.proposed_lines
     ]
     extra = ExtraWork(
+        id=extra_id,
         repair_order_id=order.id,
         branch=order.branch,
         job_id=body.job_id,
@@ -618,7 +647,8 @@ async def record_qc(
     now: datetime,
     *,
     if_match: str | None,
-) -> QcInspection:
+) -> tuple[Job, QcInspection]:
+    """The verdict on the job; returns the job too, whose version (its ETag) it moved."""
     job = await get_job(session, job_id, by)
     check_if_match(if_match, job.version, required=False)
     if not body.passed and not (body.reason or "").strip():
@@ -665,123 +695,10 @@ async def record_qc(
         subject=order.id,
     )
     await session.flush()
-    return inspection
+    return job, inspection
 
 
 # --- settlement and delivery ---------------------------------------------------------
-
-
-def invoice_lines(order: RepairOrder, jobs: list[Job]) -> list[InvoiceLine]:
-    lines: list[InvoiceLine] = []
-    raw: list[dict[str, Any]] = []
-    for job in jobs:
-        if job.status == JobStatus.cancelled:
-            continue
-        raw += [job.line, *job.parts]
-    raw += order.other_lines
-    for data in raw:
-        line = EstimateLine.model_validate(data)
-        lines.append(
-            InvoiceLine(
-                line_id=line.line_id,
-                kind=line.kind,
-                description=line.description,
-                op_code=line.op_code,
-                part_number=line.part_number,
-                # A labour line's quantity is its flat-rate hours (the hours sold).
-                quantity=line.flat_rate_hours if line.kind == "labour" else line.quantity,
-                unit_price=line.unit_price,
-                net=line.net,
-                tax_rate=line.tax_rate,
-                pay_type=line.pay_type,
-            )
-        )
-    return lines
-
-
-def totals_by_pay_type(lines: list[InvoiceLine]) -> list[PayTypeTotal]:
-    """Tax is rounded once per pay type, half up to the fen, on the sum of its lines."""
-    groups: dict[str, tuple[Decimal, Decimal]] = {}
-    for line in lines:
-        net, tax = groups.get(line.pay_type, (Decimal("0"), Decimal("0")))
-        groups[line.pay_type] = (net + line.net, tax + line.net * line.tax_rate)
-    result = []
-    for pay_type in sorted(groups):
-        net, tax = groups[pay_type]
-        net = net.quantize(CENT, rounding=ROUND_HALF_UP)
-        tax = tax.quantize(CENT, rounding=ROUND_HALF_UP)
-        result.append(PayTypeTotal(pay_type=pay_type, net=net, tax=tax, gross=net + tax))
-    return result
-
-
-def _cents(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def apply_discounts(
-    lines: list[InvoiceLine], discounts: list[Discount]
-) -> tuple[list[InvoiceLine], Decimal]:
-    """Take settlement discounts off the lines' net; returns the lines and the largest
-    discount as a percentage of what it applied to (for the manager's limit).
-
-    Line discounts come first, each rounded half up to the fen. An order discount then
-    applies to the customer-paid lines' net after them: a percentage is rounded half up
-    once on that sum, and the amount is spread over those lines in proportion to their
-    net, each share rounded down to the fen and the fen left over given one each to the
-    lines that lost most to rounding (largest remainder), so the lines add up to exactly
-    the discount granted and no line goes below zero. Tax is then computed on
-    the discounted net, once per pay type, as without discounts."""
-    by_id = {line.line_id: line.model_copy() for line in lines}
-    result = [by_id[line.line_id] for line in lines]
-    largest = Decimal("0")
-    seen: set[uuid.UUID] = set()
-    for index, discount in enumerate(discounts):
-        if discount.line_id is None:
-            continue
-        field = f"discounts.{index}"
-        line = by_id.get(discount.line_id)
-        if line is None:
-            raise InvalidInput(field, f"line {discount.line_id} is not on the invoice")
-        if discount.line_id in seen:
-            raise InvalidInput(field, "one discount per line")
-        seen.add(discount.line_id)
-        base = line.net
-        off = _cents(base * discount.percent / 100) if discount.percent else discount.amount
-        assert off is not None
-        if off > base:
-            raise InvalidInput(field, f"the discount {off} exceeds the line's net {base}")
-        line.net, line.discount = base - off, off
-        line.discount_reason = discount.reason
-        if base:
-            largest = max(largest, off * 100 / base)
-    whole = [d for d in discounts if d.line_id is None]
-    if len(whole) > 1:
-        raise InvalidInput("discounts", "at most one discount on the whole order")
-    if whole:
-        discount = whole[0]
-        customer = [line for line in result if line.pay_type == "customer" and line.net > 0]
-        base = sum((line.net for line in customer), Decimal("0"))
-        off = _cents(base * discount.percent / 100) if discount.percent else discount.amount
-        assert off is not None
-        if off > base:
-            raise InvalidInput("discounts", f"the discount {off} exceeds the customer's net {base}")
-        exact = [off * line.net / base for line in customer] if base else []
-        shares = [share.quantize(CENT, rounding=ROUND_DOWN) for share in exact]
-        # The fen left over go one each to the lines that lost most to rounding down, so no
-        # line's share passes its net and the shares add up to the discount exactly.
-        left = int((off - sum(shares, Decimal("0"))) / CENT)
-        by_loss = sorted(range(len(shares)), key=lambda i: (shares[i] - exact[i], i))
-        for i in by_loss[:left]:
-            shares[i] += CENT
-        for line, share in zip(customer, shares, strict=True):
-            line.net -= share
-            line.discount += share
-            line.discount_reason = "; ".join(
-                r for r in (line.discount_reason, discount.reason) if r
-            )
-        if base:
-            largest = max(largest, off * 100 / base)
-    return result, largest
 
 
 async def settle(
@@ -797,36 +714,34 @@ async def settle(
     order = await get_repair_order(session, order_id, by)
     check_if_match(if_match, order.version)
     order.status = move_order(order.status, RepairOrderStatus.settled)
-    lines, largest = apply_discounts(
-        invoice_lines(order, await jobs_of(session, order.id)), body.discounts
-    )
+    priced = invoicing.price(order, await jobs_of(session, order.id), body.discounts)
+    largest = priced.largest_discount_percent
     if largest > Decimal(str(discount_limit_percent)) and not by.has(Role.manager):
         raise Forbidden(
             f"a discount of {largest.quantize(CENT)}% is above {discount_limit_percent}%: "
             "only a manager may grant it"
         )
-    totals = totals_by_pay_type(lines)
-    due = sum((t.gross for t in totals if t.pay_type == "customer"), Decimal("0"))
+    due = priced.customer_due
     paid = sum((p.amount for p in body.payments), Decimal("0"))
     if paid != due:
         raise InvalidInput("payments", f"payments add up to {paid}, the customer owes {due}")
     event = RepairOrderSettled(
         repair_order_id=order.id,
         number=order.number,
-        invoice_number="INV-" + order.number.removeprefix("RO-"),
+        invoice_number=invoicing.invoice_number(order),
         branch=order.branch,
         customer_id=order.customer_id,
         vehicle_id=order.vehicle_id,
         vin=order.vin,
         currency=order.currency,
-        lines=lines,
-        totals=totals,
-        net_total=sum((t.net for t in totals), Decimal("0")),
-        tax_total=sum((t.tax for t in totals), Decimal("0")),
-        gross_total=sum((t.gross for t in totals), Decimal("0")),
+        lines=priced.lines,
+        totals=priced.totals,
+        net_total=priced.net_total,
+        tax_total=priced.tax_total,
+        gross_total=priced.gross_total,
         customer_due=due,
         payments=[PaymentTaken(method=p.method, amount=p.amount) for p in body.payments],
-        discount_total=sum((line.discount for line in lines), Decimal("0")),
+        discount_total=priced.discount_total,
         settled_by=by.id,
         settled_at=now,
     )

@@ -46,3 +46,7 @@ class EstimateLine(BaseModel):
     tax_rate: Decimal = Decimal("0.13")
     net: Decimal = Decimal("0")
     pay_type: str = "customer"  # customer, warranty, internal
+    # The extra work found in the workshop that this line answers (None: the advisor's own
+    # line). Reception sends the key on every line; a line without it comes from an event
+    # written before it existed, whose lines all answer the event's `extra_work_id`.
+    extra_work_id: uuid.UUID | None = None

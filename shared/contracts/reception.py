@@ -83,7 +83,9 @@ class ConsentRef(BaseModel):
 class EstimateApproved(Contract):
     """The customer has answered every line of an estimate revision. Workorders opens
     the repair order from the approved lines, or extends it when `repair_order_id` or
-    `extra_work_id` says the revision answers work found in the workshop."""
+    `extra_work_id` says the revision answers work found in the workshop. Every line of
+    the revision is carried (the workshop adds what it does not hold yet), each naming the
+    extra work it answers in its own `extra_work_id`."""
 
     type = "reception.estimate.approved.v1"
 

@@ -75,7 +75,9 @@ class ExtraWorkFound(Contract):
 
 
 class InvoiceLine(BaseModel):
-    """One line of a settlement invoice, before tax."""
+    """One line of a settlement invoice, before tax: quantity x unit_price - discount =
+    net, rounded half up to the fen once (the sum of the lines' nets is the invoice's net).
+    A labour line's quantity is its flat-rate hours and its unit_price the labour rate."""
 
     line_id: uuid.UUID
     kind: str  # labour, part, fee
@@ -87,9 +89,12 @@ class InvoiceLine(BaseModel):
     net: Decimal = Decimal("0")
     tax_rate: Decimal = Decimal("0.13")
     pay_type: str = "customer"  # customer, warranty, internal
-    # Discount granted at settlement, already taken off `net`, and why.
+    # Every discount on the line, already taken off `net`: the one agreed on the estimate
+    # and any granted at settlement (`discount_reason` says why the latter was granted).
     discount: Decimal = Decimal("0")
     discount_reason: str | None = None
+    # The part of `discount` agreed on the estimate; the rest was granted at settlement.
+    agreed_discount: Decimal = Decimal("0")
 
 
 class PayTypeTotal(BaseModel):
@@ -126,7 +131,7 @@ class RepairOrderSettled(Contract):
     gross_total: Decimal = Decimal("0")
     customer_due: Decimal = Decimal("0")
     payments: list[PaymentTaken] = []
-    # Sum of the lines' settlement discounts (the totals are after it).
+    # Sum of the lines' discounts, agreed and granted at settlement (totals are after it).
     discount_total: Decimal = Decimal("0")
     settled_by: str
     settled_at: datetime
