@@ -52,7 +52,7 @@ class Messaging:
         while not self.closing:
             try:
                 self.nc = await nats.connect(
-                    self.settings.nats_url,
+                    servers=self.settings.nats_servers,
                     name=self.settings.service_name,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.25,
