@@ -27,10 +27,7 @@ class Messaging:
         self.ready = asyncio.Event()
         self._reconnect_listeners: list[Callable[[], Awaitable[None]]] = []
         self._background: set[asyncio.Task[None]] = set()
-        # Connected and JetStream answering: after a server restart the connection is back
-        # before the streams are, and a publish then would wait for an ack in vain.
         self.closing = False
-        self.available = False
         self.lost = asyncio.Event()  # set while the connection is down
 
     @property
@@ -77,7 +74,6 @@ class Messaging:
         metrics.NATS_CONNECTED.set(1)
         await self.ensure_stream(self.settings.service_name, own=True)
         await self.ensure_dead_letter_stream()
-        self.available = True
         self.ready.set()
 
     def stream_config(self, service: str) -> StreamConfig:
@@ -115,20 +111,29 @@ class Messaging:
             log.debug("dead-letter stream exists with another config; kept as it is")
 
     async def _disconnected(self) -> None:
-        self.available = False
         self.lost.set()
         metrics.NATS_CONNECTED.set(0)
         log.warning("NATS disconnected")
 
     async def _reconnected(self) -> None:
         metrics.NATS_CONNECTED.set(1)
-        log.info("NATS reconnected")
+        self.lost.clear()
+        server = self.nc.connected_url if self.nc else None
+        log.info("NATS reconnected to %s", server.netloc if server else "?")
         # Not inside the client's reconnect task: listeners make requests of their own.
         task = asyncio.create_task(self._after_reconnect(), name="nats-after-reconnect")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _after_reconnect(self) -> None:
+        # Listeners first: publishing needs only the stream's leader, which is usually
+        # alive; checking the streams needs the meta leader, which is elected again for
+        # seconds when the node that held it died.
+        for listener in self._reconnect_listeners:
+            try:
+                await listener()
+            except Exception:
+                log.exception("reconnect listener failed")
         delay = 0.05
         while self.connected:
             try:
@@ -140,14 +145,6 @@ class Messaging:
                 log.info("JetStream not answering yet after reconnect (%s)", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-        self.available = self.connected
-        if self.available:
-            self.lost.clear()
-        for listener in self._reconnect_listeners:
-            try:
-                await listener()
-            except Exception:
-                log.exception("reconnect listener failed")
 
     async def _error(self, exc: Exception) -> None:
         log.debug("NATS client error: %s", exc)

@@ -37,7 +37,9 @@ class ServiceSettings(BaseSettings):
 
     relay_batch: int = 200
     relay_poll_interval: float = 1.0
-    relay_backoff_max: float = 5.0
+    # While publishing fails the relay tries the oldest row alone, at most this far apart:
+    # how late it may notice that a new stream leader answers.
+    relay_backoff_max: float = 0.5
     # Covers the relay's retry horizon: a row published but not yet marked sent is
     # published again after a crash, and the server drops the copy within this window.
     stream_duplicate_window: float = 24 * 3600.0
