@@ -2,12 +2,13 @@
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import ClusterInfo, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
 from shared import metrics
@@ -20,6 +21,12 @@ log = logging.getLogger(__name__)
 class Messaging:
     """Owns the connection; the service keeps answering HTTP while NATS is away."""
 
+    # Readiness asks JetStream itself, not only whether the socket is up: connected to a
+    # node of a cluster without a quorum, nothing can be published. The answer is kept
+    # for a second, so probes from several load balancers cost one request.
+    JETSTREAM_CHECK_TIMEOUT = 1.0
+    JETSTREAM_CHECK_MAX_AGE = 1.0
+
     def __init__(self, settings: ServiceSettings):
         self.settings = settings
         self.nc: NATS | None = None
@@ -29,6 +36,8 @@ class Messaging:
         self._background: set[asyncio.Task[None]] = set()
         self.closing = False
         self.lost = asyncio.Event()  # set while the connection is down
+        self._jetstream_status: tuple[float, str] | None = None
+        self._jetstream_check = asyncio.Lock()
 
     @property
     def js(self) -> JetStreamContext:
@@ -75,6 +84,25 @@ class Messaging:
         await self.ensure_stream(self.settings.service_name, own=True)
         await self.ensure_dead_letter_stream()
         self.ready.set()
+
+    async def jetstream_status(self) -> str:
+        """What readiness reports for NATS: "ok" while this service's stream answers (it
+        has a leader, so events can be published), else why not."""
+        if self.nc is None or not self.connected or self._js is None:
+            return "down"
+        async with self._jetstream_check:
+            checked = self._jetstream_status
+            if checked and time.monotonic() - checked[0] < self.JETSTREAM_CHECK_MAX_AGE:
+                return checked[1]
+            try:
+                js = self.nc.jetstream(timeout=self.JETSTREAM_CHECK_TIMEOUT)
+                info = await js.stream_info(stream_name(self.settings.service_name))
+                trouble = _without_quorum(info.cluster)
+                status = f"jetstream unavailable: {trouble}" if trouble else "ok"
+            except Exception as exc:
+                status = f"jetstream unavailable: {type(exc).__name__}"
+            self._jetstream_status = (time.monotonic(), status)
+            return status
 
     def stream_config(self, service: str) -> StreamConfig:
         return StreamConfig(
@@ -157,3 +185,19 @@ class Messaging:
             except Exception:
                 log.debug("NATS close did not finish cleanly", exc_info=True)
         metrics.NATS_CONNECTED.set(0)
+
+
+def _without_quorum(cluster: ClusterInfo | None) -> str | None:
+    """Why a stream that answered its info request still takes no events, if it does not.
+
+    A replica answers for a stream without a leader, and a leader cut off from its
+    replicas answers as leader for a while, though nothing it is sent is stored."""
+    if cluster is None:
+        return None
+    if not cluster.leader:
+        return "no stream leader"
+    replicas = cluster.replicas or []
+    reachable = 1 + sum(1 for peer in replicas if peer.current and not peer.offline)
+    if reachable * 2 <= 1 + len(replicas):
+        return f"stream leader reaches {reachable - 1} of {len(replicas)} replicas"
+    return None

@@ -1,5 +1,5 @@
-"""A service on a three-node JetStream cluster on loopback: a list of servers, and the
-relay through leader elections."""
+"""A service on a three-node JetStream cluster on loopback: a list of servers, the relay
+through leader elections, and readiness while JetStream has no leader."""
 
 import asyncio
 import contextlib
@@ -205,8 +205,8 @@ class Admin:
         """(Nats-Msg-Id, time stored) of every message, in stream order."""
         js = self.nc.jetstream(timeout=5)
         state = (await js.stream_info(stream)).state
-        found = []
-        for seq in range(state.first_seq, state.last_seq + 1):
+        found: list[tuple[str, float]] = []
+        for seq in range(state.first_seq, state.last_seq + 1) if state.messages else ():
             message = await js.get_msg(stream, seq)
             assert message.headers is not None and message.time is not None
             found.append((message.headers["Nats-Msg-Id"], message.time.timestamp()))
@@ -370,3 +370,58 @@ async def _last_stored_at(admin: Admin) -> float:
 
 async def _zero(awaitable: Any) -> bool:
     return (await awaitable) == 0
+
+
+# --- readiness -------------------------------------------------------------------------
+
+
+@pytest.mark.store
+@pytest.mark.parametrize("writing", [False, True], ids=["idle", "writing"])
+async def test_readiness_follows_jetstream_not_just_the_connection(
+    database_url: str, nats_cluster: NatsCluster, writing: bool
+) -> None:
+    """Two of three nodes down: the service's own server is still connected and still holds
+    the stream's leader, but without a quorum nothing can be stored: not ready (sooner
+    when the relay has tried to publish). Both back: ready again, and what was written
+    meanwhile is published."""
+    async with probe_service(database_url, nats_cluster.url) as probe, Admin(nats_cluster) as admin:
+
+        async def readiness(expected: int) -> bool:
+            return (await probe.client.get("/readyz")).status_code == expected
+
+        await eventually(lambda: readiness(200), timeout=30, what="ready")
+        relays_server = probe.connected_node(nats_cluster)
+        await admin.move_stream_leader("PROBE", relays_server.name)
+        others = [node for node in nats_cluster.nodes if node is not relays_server]
+        for node in others:
+            node.kill()
+        killed_at = time.monotonic()
+        if writing:
+            await probe.write(3)
+        await eventually(
+            lambda: readiness(503), timeout=8 if writing else 20, what="not ready without quorum"
+        )
+        noticed = time.monotonic() - killed_at
+        body = (await probe.client.get("/readyz")).json()
+        assert body["checks"]["database"] == "ok"
+        assert body["checks"]["nats"].startswith("jetstream unavailable")
+        assert probe.runtime.messaging.connected
+        for node in others:
+            node.start()
+        started_at = time.monotonic()
+        await eventually(lambda: readiness(200), timeout=30, what="ready again")
+        print(
+            f"\nnot ready {noticed:.2f}s after the quorum was lost, ready again "
+            f"{time.monotonic() - started_at:.2f}s after the nodes were started"
+        )
+        await eventually(lambda: _zero(probe.unsent()), timeout=10, what="every row sent")
+
+        async def stored_in_order() -> bool:
+            try:  # the cluster's API may still be settling after the restart
+                stored = await admin.stream_messages("PROBE")
+            except nats.errors.Error:
+                return False
+            assert [event_id for event_id, _ in stored] == probe.event_ids
+            return True
+
+        await eventually(stored_in_order, timeout=10, what="the stream read")
