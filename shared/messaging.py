@@ -1,9 +1,11 @@
-"""The NATS connection of one service: connect in the background, streams, reconnects."""
+"""The NATS connection of one service: connect in the background, streams, reconnects,
+whether JetStream takes events, and the acks of pipelined publishes."""
 
 import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
@@ -201,3 +203,77 @@ def _without_quorum(cluster: ClusterInfo | None) -> str | None:
     if reachable * 2 <= 1 + len(replicas):
         return f"stream leader reaches {reachable - 1} of {len(replicas)} replicas"
     return None
+
+
+class PipelinedAcks:
+    """The answers to one round of pipelined publishes, every one of them collected.
+
+    A failed publish whose answer nobody reads is logged by asyncio as "Future exception
+    was never retrieved" when it is dropped (during a leader election, one per row of
+    every round); each answer is therefore read as it arrives."""
+
+    def __init__(self, lost: asyncio.Event):
+        self.lost = lost
+        self.futures: list[asyncio.Future[Any]] = []
+        self.error: Exception | None = None
+        self._unanswered = 0
+        self._failed = False
+        self._changed = asyncio.Event()
+        self._refused: Exception | None = None
+
+    def add(self, future: asyncio.Future[Any]) -> None:
+        self.futures.append(future)
+        self._unanswered += 1
+        future.add_done_callback(self._answered)
+
+    def refused(self, exc: Exception) -> None:
+        """The client would not take the next publish: nothing after it was sent."""
+        self._refused = exc
+
+    def _answered(self, future: asyncio.Future[Any]) -> None:
+        self._unanswered -= 1
+        if future.cancelled() or future.exception() is not None:
+            self._failed = True
+        if self._failed or not self._unanswered:
+            self._changed.set()
+
+    async def collect(self, wait: float) -> int:
+        """Wait until every publish is answered, one failed, the connection is lost or
+        `wait` has passed; returns how many from the start were acknowledged, and sets
+        `error` to why the next one was not. Unanswered publishes are cancelled: the rows
+        after the first failure are published again, and the stream drops any copy."""
+        deadline = asyncio.get_running_loop().time() + wait
+        while self._unanswered and not self._failed and not self.lost.is_set():
+            self._changed.clear()
+            waiters = {
+                asyncio.ensure_future(self._changed.wait()),
+                asyncio.ensure_future(self.lost.wait()),
+            }
+            remaining = deadline - asyncio.get_running_loop().time()
+            done, _ = await asyncio.wait(
+                waiters, timeout=max(remaining, 0), return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in waiters:
+                waiter.cancel()
+            if not done:
+                break
+        acked = 0
+        for future in self.futures:
+            if not future.done():
+                future.cancel()
+                reason: Exception = (
+                    ConnectionError("connection to NATS lost before the ack")
+                    if self.lost.is_set()
+                    else TimeoutError(f"no ack from NATS within {wait:.1f}s")
+                )
+            elif future.cancelled():
+                reason = ConnectionError("publish cancelled before the ack")
+            elif (exc := future.exception()) is not None:
+                reason = exc  # type: ignore[assignment]
+            else:
+                if self.error is None:
+                    acked += 1
+                continue
+            self.error = self.error or reason
+        self.error = self.error or self._refused
+        return acked

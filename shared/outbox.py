@@ -22,7 +22,7 @@ from shared.aio import settle
 from shared.db import EVENTS_ADDED, Database
 from shared.driver import DriverStatement, DriverTransaction, Statements, before_commit
 from shared.events import Contract, encode, utcnow
-from shared.messaging import Messaging
+from shared.messaging import Messaging, PipelinedAcks
 from shared.types import UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -272,13 +272,13 @@ class Relay:
             exc_info=not isinstance(exc, NATS_TROUBLE),
         )
 
-    async def _recovered(self) -> None:
+    async def _recovered(self, published: int) -> None:
         assert self._failing_since is not None
         waited = time.monotonic() - self._failing_since
         self._failing_since = None
         metrics.OUTBOX_FAILING.set(0)
         try:
-            waiting: int | str = await self._count_unsent()
+            waiting: int | str = published + await self._count_unsent()
         except Exception:
             waiting = "an unknown number of"
         log.info(
@@ -299,9 +299,9 @@ class Relay:
         if self.failing:
             await self._flush_marks()
             self._handed.clear()  # everything committed so far is in the table
-            await self.publish_pending(limit=1)  # raises while it still fails
+            published = await self.publish_pending(limit=1)  # raises while it still fails
             # Acknowledged (or nothing left to try): pipeline the rest from the table.
-            await self._recovered()
+            await self._recovered(published)
             self._scan = True
             return True
         if self._scan:
@@ -405,77 +405,3 @@ class Relay:
         await session.exec(
             update(self.model).where(self.model.seq.in_(seqs)).values(sent_at=utcnow())
         )
-
-
-class PipelinedAcks:
-    """The answers to one round of pipelined publishes, every one of them collected.
-
-    A failed publish whose answer nobody reads is logged by asyncio as "Future exception
-    was never retrieved" when it is dropped (during a leader election, one per row of
-    every round); each answer is therefore read as it arrives."""
-
-    def __init__(self, lost: asyncio.Event):
-        self.lost = lost
-        self.futures: list[asyncio.Future[Any]] = []
-        self.error: Exception | None = None
-        self._unanswered = 0
-        self._failed = False
-        self._changed = asyncio.Event()
-        self._refused: Exception | None = None
-
-    def add(self, future: asyncio.Future[Any]) -> None:
-        self.futures.append(future)
-        self._unanswered += 1
-        future.add_done_callback(self._answered)
-
-    def refused(self, exc: Exception) -> None:
-        """The client would not take the next publish: nothing after it was sent."""
-        self._refused = exc
-
-    def _answered(self, future: asyncio.Future[Any]) -> None:
-        self._unanswered -= 1
-        if future.cancelled() or future.exception() is not None:
-            self._failed = True
-        if self._failed or not self._unanswered:
-            self._changed.set()
-
-    async def collect(self, wait: float) -> int:
-        """Wait until every publish is answered, one failed, the connection is lost or
-        `wait` has passed; returns how many from the start were acknowledged, and sets
-        `error` to why the next one was not. Unanswered publishes are cancelled: the rows
-        after the first failure are published again, and the stream drops any copy."""
-        deadline = asyncio.get_running_loop().time() + wait
-        while self._unanswered and not self._failed and not self.lost.is_set():
-            self._changed.clear()
-            waiters = {
-                asyncio.ensure_future(self._changed.wait()),
-                asyncio.ensure_future(self.lost.wait()),
-            }
-            remaining = deadline - asyncio.get_running_loop().time()
-            done, _ = await asyncio.wait(
-                waiters, timeout=max(remaining, 0), return_when=asyncio.FIRST_COMPLETED
-            )
-            for waiter in waiters:
-                waiter.cancel()
-            if not done:
-                break
-        acked = 0
-        for future in self.futures:
-            if not future.done():
-                future.cancel()
-                reason: Exception = (
-                    ConnectionError("connection to NATS lost before the ack")
-                    if self.lost.is_set()
-                    else TimeoutError(f"no ack from NATS within {wait:.1f}s")
-                )
-            elif future.cancelled():
-                reason = ConnectionError("publish cancelled before the ack")
-            elif (exc := future.exception()) is not None:
-                reason = exc  # type: ignore[assignment]
-            else:
-                if self.error is None:
-                    acked += 1
-                continue
-            self.error = self.error or reason
-        self.error = self.error or self._refused
-        return acked
