@@ -163,7 +163,7 @@ class Relay:
     holds the rows, says so once, and tries the oldest row alone, soon and then at most
     every `backoff_max`, until JetStream acknowledges it; then it says how long it waited
     and goes on pipelining from there. A row is never marked sent without its ack, and
-    no row is published while an older one of this relay is still unacknowledged.
+    after a failure the relay starts again from its oldest unacknowledged row.
     """
 
     MARK_EVERY = 0.05  # seconds between batched sent-marks while events flow
