@@ -323,7 +323,11 @@ async def test_relay_keeps_order_and_quiet_through_a_leader_killed_mid_burst(
         for _ in range(20):
             await probe.write(20)  # the burst: 400 rows in flight when the node dies
         writer = asyncio.create_task(keep_writing())
-        await asyncio.sleep(0.005)
+
+        async def in_flight() -> bool:
+            return probe.runtime.messaging.js.publish_async_pending() > 0
+
+        await eventually(in_flight, timeout=10, interval=0, what="publishes awaiting acks")
         victim.kill()
         killed_at = time.time()
 
