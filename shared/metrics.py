@@ -16,6 +16,7 @@ WRITE_LOCK_WAIT = Histogram(
 )
 EVENTS_PUBLISHED = Counter("outbox_events_published_total", "Outbox events acknowledged by NATS")
 OUTBOX_ERRORS = Counter("outbox_publish_errors_total", "Relay rounds that failed to publish")
+OUTBOX_FAILING = Gauge("outbox_relay_failing", "1 while the relay cannot publish and holds events")
 EVENTS_HANDLED = Counter(
     "events_handled_total", "Incoming events by consumer and outcome", ["consumer", "outcome"]
 )

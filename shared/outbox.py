@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,7 +11,8 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, event, insert, update
+import nats.errors
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, event, func, insert, update
 from sqlalchemy.orm import Session
 from sqlmodel import Column, Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -20,10 +22,13 @@ from shared.aio import settle
 from shared.db import EVENTS_ADDED, Database
 from shared.driver import DriverStatement, DriverTransaction, Statements, before_commit
 from shared.events import Contract, encode, utcnow
-from shared.messaging import Messaging
+from shared.messaging import Messaging, PipelinedAcks
 from shared.types import UTCDateTime
 
 log = logging.getLogger(__name__)
+
+# Failures that mean NATS or JetStream cannot take events right now, not a fault here.
+NATS_TROUBLE = (nats.errors.Error, ConnectionError, TimeoutError)
 
 OUTBOX_MODEL = "outbox_model"
 
@@ -151,12 +156,23 @@ class Relay:
     trusted: at start, after a failure, and every `poll_interval` as a fallback (rows of
     another replica that died). Sent marks are written in batches; a row published but not
     yet marked when the process dies is published again and dropped by the stream's
-    duplicate window (Nats-Msg-Id = event id). While NATS is away the relay retries with
-    growing delay; rows stay until the server has acknowledged them. On PostgreSQL table
-    reads claim rows with FOR UPDATE SKIP LOCKED so replicas do not publish the same rows.
+    duplicate window (Nats-Msg-Id = event id). On PostgreSQL table reads claim rows with
+    FOR UPDATE SKIP LOCKED so replicas do not publish the same rows.
+
+    When publishing fails (a stream leader being elected, the connection gone) the relay
+    holds the rows, says so once, and tries the oldest row alone, soon and then at most
+    every `backoff_max`, until JetStream acknowledges it; then it says how long it waited
+    and goes on pipelining from there. A row is never marked sent without its ack, and
+    after a failure the relay starts again from its oldest unacknowledged row.
     """
 
     MARK_EVERY = 0.05  # seconds between batched sent-marks while events flow
+    # A pipelined round's acks normally arrive within milliseconds; a publish routed to a
+    # node that died is never answered, and this is how long the relay waits to find out.
+    ACK_WAIT = 2.0
+    # While failing, one row is tried at a time: a leader that answers does so quickly.
+    PROBE_WAIT = 0.5
+    FIRST_RETRY = 0.05
 
     def __init__(
         self,
@@ -166,7 +182,7 @@ class Relay:
         *,
         batch: int = 200,
         poll_interval: float = 1.0,
-        backoff_max: float = 5.0,
+        backoff_max: float = 0.5,
     ):
         self.db, self.messaging, self.model = db, messaging, model
         self.batch, self.poll_interval, self.backoff_max = batch, poll_interval, backoff_max
@@ -176,12 +192,19 @@ class Relay:
         self._handed: list[tuple[int, str, str, bytes]] = []
         self._scan = True  # the table may hold unsent rows: read it before trusting hand-overs
         self._acked: list[int] = []
-        self._last_scan = 0.0
+        self._failing_since: float | None = None
+
+    @property
+    def failing(self) -> bool:
+        return self._failing_since is not None
 
     def committed(self, rows: list[Any]) -> None:
         """Commit listener: the rows are in the database now; publish them soon."""
         self._handed.extend((r.seq, r.event_id, r.subject, r.payload) for r in rows)
-        self._wake.set()
+        # While failing, a commit must not cut the retry delay short: every request would
+        # then try a server that cannot answer.
+        if not self.failing:
+            self._wake.set()
 
     def wake(self) -> None:
         """Look at the table now (after a reconnect, say)."""
@@ -203,7 +226,7 @@ class Relay:
                 await settle(self._task)
 
     async def _run(self) -> None:
-        delay = 0.05
+        delay = self.FIRST_RETRY
         while not self._stopping:
             self._wake.clear()
             try:
@@ -212,16 +235,14 @@ class Relay:
                     more = await self._round()
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 metrics.OUTBOX_ERRORS.inc()
-                log.warning(
-                    "outbox relay could not publish; retrying in %.2fs", delay, exc_info=True
-                )
+                self._failed(exc, delay)
                 self._scan = True
                 await self._sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
                 continue
-            delay = 0.05
+            delay = self.FIRST_RETRY
             if more:
                 continue
             if self._acked:
@@ -235,6 +256,38 @@ class Relay:
         with contextlib.suppress(Exception):
             await self._flush_marks()
 
+    def _failed(self, exc: Exception, delay: float) -> None:
+        """One warning when publishing starts failing; the retries that follow are quiet."""
+        if self.failing:
+            log.debug("outbox relay still cannot publish (%r); next try in %.2fs", exc, delay)
+            return
+        self._failing_since = time.monotonic()
+        metrics.OUTBOX_FAILING.set(1)
+        log.warning(
+            "outbox relay cannot publish (%s: %s); events are held and the oldest is tried "
+            "again until JetStream acknowledges it",
+            type(exc).__name__,
+            exc,
+            # A NATS outage explains itself; anything else gets its traceback.
+            exc_info=not isinstance(exc, NATS_TROUBLE),
+        )
+
+    async def _recovered(self, published: int) -> None:
+        assert self._failing_since is not None
+        waited = time.monotonic() - self._failing_since
+        self._failing_since = None
+        metrics.OUTBOX_FAILING.set(0)
+        try:
+            waiting: int | str = published + await self._count_unsent()
+        except Exception:
+            waiting = "an unknown number of"
+        log.info(
+            "outbox relay publishing again after %.1fs; %s events were waiting",
+            waited,
+            waiting,
+            extra={"outage_seconds": round(waited, 3), "events_waiting": waiting},
+        )
+
     async def _sleep(self, seconds: float) -> None:
         # asyncio.timeout, not wait_for: wait_for on 3.11 can swallow a cancellation.
         with contextlib.suppress(TimeoutError):
@@ -243,9 +296,17 @@ class Relay:
 
     async def _round(self) -> bool:
         """One round of work; True when more is known to be waiting."""
-        if self._scan:
+        if self.failing:
             await self._flush_marks()
             self._handed.clear()  # everything committed so far is in the table
+            published = await self.publish_pending(limit=1)  # raises while it still fails
+            # Acknowledged (or nothing left to try): pipeline the rest from the table.
+            await self._recovered(published)
+            self._scan = True
+            return True
+        if self._scan:
+            await self._flush_marks()
+            self._handed.clear()
             published = await self.publish_pending()
             self._scan = published >= self.batch
             return self._scan
@@ -271,25 +332,33 @@ class Relay:
             self._acked = seqs + self._acked
             raise
 
-    async def publish_pending(self) -> int:
+    async def publish_pending(self, limit: int | None = None) -> int:
         """Publish one batch of unsent rows from the table; returns how many were acked."""
+        if not self.messaging.connected:
+            # Not even read: the reconnect wakes the relay.
+            raise ConnectionError("not connected to NATS")
         if self.db.is_sqlite:
-            return await self._publish_sqlite()
-        return await self._publish_claimed()
+            return await self._publish_sqlite(limit or self.batch)
+        return await self._publish_claimed(limit or self.batch)
 
-    def _unsent(self) -> Any:
+    def _unsent(self, limit: int) -> Any:
         return (
             select(self.model.seq, self.model.event_id, self.model.subject, self.model.payload)
             .where(self.model.sent_at.is_(None))
             .order_by(self.model.seq)
-            .limit(self.batch)
+            .limit(limit)
         )
 
-    async def _publish_sqlite(self) -> int:
+    async def _count_unsent(self) -> int:
+        async with self.db.reader() as session:
+            query = select(func.count()).select_from(self.model).where(self.model.sent_at.is_(None))
+            return int((await session.exec(query)).one())
+
+    async def _publish_sqlite(self, limit: int) -> int:
         # One relay per SQLite file, so reading then marking needs no claim; publishing
         # outside the write lock keeps requests from waiting on the network.
         async with self.db.reader() as session:
-            rows = (await session.exec(self._unsent())).all()
+            rows = (await session.exec(self._unsent(limit))).all()
         if not rows:
             return 0
         sent, error = await self._publish(rows)
@@ -300,9 +369,9 @@ class Relay:
             raise error
         return len(sent)
 
-    async def _publish_claimed(self) -> int:
+    async def _publish_claimed(self, limit: int) -> int:
         async with self.db.transaction() as session:
-            rows = (await session.exec(self._unsent().with_for_update(skip_locked=True))).all()
+            rows = (await session.exec(self._unsent(limit).with_for_update(skip_locked=True))).all()
             if not rows:
                 return 0
             sent, error = await self._publish(rows)
@@ -313,42 +382,24 @@ class Relay:
         return len(sent)
 
     async def _publish(self, rows: Any) -> tuple[list[int], Exception | None]:
-        """Publish in order, pipelined; returns the seqs acknowledged before any failure."""
-        if not self.messaging.available:
+        """Publish in order, pipelined; returns the seqs acknowledged before the first
+        failure, and that failure."""
+        if not self.messaging.connected:
             # Publishing now would only buffer in the client until the ack times out.
-            return [], ConnectionError("NATS is not available")
+            return [], ConnectionError("not connected to NATS")
+        acks = PipelinedAcks(self.messaging.lost)
         js = self.messaging.js
-        futures: list[asyncio.Future[Any]] = []
-        error: Exception | None = None
         try:
             for _seq, event_id, subject, payload in rows:
-                futures.append(
+                acks.add(
                     await js.publish_async(subject, payload, headers={"Nats-Msg-Id": event_id})
                 )
         except Exception as exc:
-            error = exc
-        sent: list[int] = []
-        lost = asyncio.ensure_future(self.messaging.lost.wait())
-        try:
-            for (seq, *_), future in zip(rows, futures, strict=False):
-                # A publish in flight when the connection drops is never answered.
-                done, _ = await asyncio.wait(
-                    {future, lost}, timeout=5.0, return_when=asyncio.FIRST_COMPLETED
-                )
-                if future not in done:
-                    error = error or ConnectionError("no ack from NATS")
-                    break
-                if future.exception() is not None:
-                    error = error or future.exception()  # type: ignore[assignment]
-                    break
-                sent.append(seq)
-        finally:
-            lost.cancel()
-            for future in futures:
-                if not future.done():
-                    future.cancel()
+            acks.refused(exc)
+        acked = await acks.collect(self.PROBE_WAIT if self.failing else self.ACK_WAIT)
+        sent = [row[0] for row in rows[:acked]]
         metrics.EVENTS_PUBLISHED.inc(len(sent))
-        return sent, error
+        return sent, acks.error
 
     async def _mark_sent(self, session: AsyncSession, seqs: list[int]) -> None:
         await session.exec(

@@ -1,6 +1,6 @@
 """Settings every service shares; each service subclasses with its own env prefix."""
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +18,8 @@ class ServiceSettings(BaseSettings):
     # time under sustained load (20 + 20: p99 250 ms where 40 kept gives 110-150).
     database_pool_size: int = 40
     database_max_overflow: int = 10
+    # One server, or a cluster's nodes comma-separated: the client connects to one that
+    # answers and moves to another when it goes away.
     nats_url: str = "nats://127.0.0.1:4223"
     # The first connection is retried in the background; the service answers meanwhile.
     nats_connect_backoff_max: float = 5.0
@@ -35,7 +37,9 @@ class ServiceSettings(BaseSettings):
 
     relay_batch: int = 200
     relay_poll_interval: float = 1.0
-    relay_backoff_max: float = 5.0
+    # While publishing fails the relay tries the oldest row alone, at most this far apart:
+    # how late it may notice that a new stream leader answers.
+    relay_backoff_max: float = 0.5
     # Covers the relay's retry horizon: a row published but not yet marked sent is
     # published again after a crash, and the server drops the copy within this window.
     stream_duplicate_window: float = 24 * 3600.0
@@ -55,3 +59,19 @@ class ServiceSettings(BaseSettings):
     inbox_keep_days: float = 30.0
     idempotency_keep_hours: float = 24.0
     housekeeping_interval: float = 3600.0
+
+    @field_validator("nats_url")
+    @classmethod
+    def _names_a_server(cls, value: str) -> str:
+        if not _split_urls(value):
+            raise ValueError("names no NATS server")
+        return value
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """`nats_url` as the client takes it: one URL per server."""
+        return _split_urls(self.nats_url)
+
+
+def _split_urls(value: str) -> list[str]:
+    return [url.strip() for url in value.split(",") if url.strip()]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import (
+    NatsCluster,
     NatsServer,
     Stack,
     backend,
@@ -92,6 +93,14 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     server = NatsServer(tmp_path / "nats").start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """Three JetStream nodes clustered on loopback, started once a meta leader is elected."""
+    cluster = NatsCluster(tmp_path / "nats").start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,21 @@ from typing import Any, TypeVar
 
 from shared.auth import issue_dev_token
 from shared.settings import ServiceSettings
-from tools.processes import SERVICES, NatsServer, ServiceProcess, free_port
+from tools.processes import SERVICES, NatsCluster, NatsServer, ServiceProcess, free_port
 
 JWT_SECRET = ServiceSettings().jwt_secret
 PG_ADMIN_URL = os.environ.get("WORKSHOP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
-__all__ = ["SERVICES", "NatsServer", "ServiceProcess", "Stack", "auth", "eventually", "free_port"]
+__all__ = [
+    "SERVICES",
+    "NatsCluster",
+    "NatsServer",
+    "ServiceProcess",
+    "Stack",
+    "auth",
+    "eventually",
+    "free_port",
+]
 
 T = TypeVar("T")
 

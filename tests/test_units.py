@@ -213,3 +213,11 @@ async def test_verified_tokens_kept_are_bounded() -> None:
             issue_dev_token(settings.jwt_secret, role="advisor", sub=f"u{n}")
         )
     assert len(authenticator._verified) == VERIFIED_TOKENS
+
+
+def test_nats_url_names_one_server_or_a_cluster() -> None:
+    assert ServiceSettings(nats_url="nats://n1:4222").nats_servers == ["nats://n1:4222"]
+    cluster = ServiceSettings(nats_url=" nats://n1:4222, nats://n2:4222,nats://n3:4222 ,")
+    assert cluster.nats_servers == ["nats://n1:4222", "nats://n2:4222", "nats://n3:4222"]
+    with pytest.raises(ValueError, match="names no NATS server"):
+        ServiceSettings(nats_url=" , ")

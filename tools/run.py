@@ -3,7 +3,8 @@ docs URLs and a development token printed; Ctrl-C stops everything.
 
 Any service can be pointed elsewhere with its own variables, e.g.
 RECEPTION_DATABASE_URL=postgresql+asyncpg://... or WORKSHOP_NATS_URL=nats://host:4222
-(an external NATS: then no local nats-server is started)."""
+(an external NATS, or a cluster's nodes comma-separated: then no local nats-server is
+started)."""
 
 import os
 import signal
