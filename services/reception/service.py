@@ -40,6 +40,7 @@ from shared.events import utcnow
 from shared.outbox import add_event
 from shared.pagination import after, page
 from shared.problems import Conflict, InvalidInput, NotFound
+from shared.search import starts_with
 
 
 def customer_snapshot(customer: Customer) -> CustomerSnapshot:
@@ -150,7 +151,7 @@ async def list_customers(
 ) -> tuple[list[Customer], str | None]:
     query = select(Customer).where(Customer.branch == by.branch)
     if q:
-        query = query.where(or_(col(Customer.name).startswith(q), col(Customer.mobile) == q))
+        query = query.where(or_(starts_with(col(Customer.name), q), col(Customer.mobile) == q))
     query = (
         query.where(after(Customer.created_at, Customer.id, cursor))
         .order_by(col(Customer.created_at).desc(), col(Customer.id).desc())
