@@ -40,6 +40,7 @@ from shared.events import utcnow
 from shared.outbox import add_event
 from shared.pagination import after, page
 from shared.problems import Conflict, InvalidInput, NotFound
+from shared.references import referenced
 from shared.search import starts_with
 
 
@@ -166,7 +167,7 @@ async def register_vehicle(session: AsyncSession, data: VehicleCreate, by: User)
         decoded = vins.decode(data.vin)
     except vins.InvalidVin as exc:
         raise InvalidInput("vin", str(exc)) from exc
-    owner = await get_customer(session, data.customer_id, by)
+    owner = await referenced(session, Customer, data.customer_id, by, field="customer_id")
     existing = await session.exec(
         select(Vehicle.id).where(Vehicle.branch == by.branch, Vehicle.vin == decoded.vin)
     )
