@@ -1,12 +1,14 @@
 """Dates and times in queries, paths and bodies of every service: ISO strings only, within
 the years the workshop can mean, and a 422 naming the field instead of a 500."""
 
+import base64
 import importlib
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, get_args, get_origin
 
 import httpx
+import orjson
 import pytest
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
@@ -199,3 +201,24 @@ async def test_every_date_a_request_carries_is_a_day_or_an_instant(service: str)
         _dates(model, [], model.__name__, found)
     assert len(found) >= len(CASES[service]) // 4  # the walk sees the dates it should
     assert [where for where, checked in found if not checked] == []
+
+
+# A list endpoint with a cursor in each service.
+LISTS = {
+    "reception": "/customers",
+    "workorders": "/repair-orders",
+    "followup": "/complaints",
+    "records": "/reports/runs",
+}
+
+
+@pytest.mark.parametrize("service", list(LISTS))
+async def test_a_made_up_cursor_is_refused_whatever_time_it_holds(
+    service: str, database_url: str, nats_server: NatsServer
+) -> None:
+    async with _client(service, database_url, nats_server) as client:
+        for at in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00", "2026-12-01T08:00"):
+            raw = orjson.dumps([at, str(uuid.uuid4())])
+            cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+            r = await client.get(LISTS[service], params={"cursor": cursor}, headers=EVERYONE)
+            assert_problem(r, 422, "cursor")
