@@ -35,6 +35,7 @@ BAD_INSTANTS = [
     "9999-12-31T23:59:00Z",
     "0001-01-01T00:00:00+08:00",
     "1899-12-31T23:59:59Z",
+    (datetime.now(UTC) + timedelta(days=3)).replace(tzinfo=None).isoformat(),  # no offset
     "0" * 30,
     "1796083200",
     DAY,
