@@ -1,16 +1,20 @@
-"""ASGI middleware every service runs: request id, JSON access log, metrics, body limit."""
+"""ASGI middleware every service runs: request id, JSON access log, metrics, body limit,
+and no control characters in a request's text."""
 
+import json
 import logging
+import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import metrics
+from shared import metrics, text
 from shared.logs import request_id_var
-from shared.problems import PROBLEM_BASE, PROBLEM_JSON
+from shared.problems import PROBLEM_BASE, PROBLEM_JSON, problem
 
 log = logging.getLogger("workshop.access")
 
@@ -124,3 +128,111 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+# Bytes that may spell a refused character: a percent escape or a raw byte outside printable
+# ASCII in a query; in a JSON body a \u, \b or \f escape, a raw C0 byte or DEL, and the
+# UTF-8 of a C1 control or a bidi control (a UTF-16 or UTF-32 body has NUL bytes). Anything
+# else is passed on unparsed.
+_QUERY_SUSPECT = re.compile(rb"[%\x00-\x1f\x7f-\xff]")
+_BODY_SUSPECT = re.compile(
+    rb"\\[ubf]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+    rb"|\xc2[\x80-\x9f]|\xe2\x80[\xaa-\xae]|\xe2\x81[\xa6-\xa9]"
+)
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class TextGuard:
+    """Refuses a request whose text carries a control character (`shared.text`) with 422
+    naming the field, before any route reads it: the path, each query parameter and every
+    string of a JSON body. Routes in `exempt` stream bodies that are not JSON (uploads,
+    whose file names `shared.text.check_line` checks)."""
+
+    def __init__(self, app: ASGIApp, exempt: frozenset[str] = frozenset()):
+        self.app, self.exempt = app, exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refused = _path_or_query_refusal(scope)
+        if (
+            refused is None
+            and scope["method"] in _WITH_BODY
+            and _is_json(scope)
+            and f"{scope['method']} {scope['path'].rstrip('/')}" not in self.exempt
+        ):
+            body, receive = await _buffered(receive)
+            refused = _body_refusal(body)
+        if refused is not None:
+            field, message = refused
+            response = problem(
+                422,
+                "validation-error",
+                "Invalid input",
+                f"{field}: {message}",
+                errors=[{"field": field, "message": message}],
+                instance=scope["path"],
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _path_or_query_refusal(scope: Scope) -> tuple[str, str] | None:
+    if (message := text.refusal(scope["path"])) is not None:
+        return "path", message
+    query: bytes = scope.get("query_string", b"")
+    if query and _QUERY_SUSPECT.search(query):
+        # Read as Starlette reads it for the routes.
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if (message := text.refusal(value)) is not None:
+                return name, message
+            if (message := text.refusal(name)) is not None:
+                return "query", f"a parameter's name {message}"
+    return None
+
+
+def _is_json(scope: Scope) -> bool:
+    """Whether FastAPI would read the body as JSON: no content type, or a JSON one."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            kind = value.split(b";", 1)[0].strip().lower()
+            return kind == b"application/json" or (
+                kind.startswith(b"application/") and kind.endswith(b"+json")
+            )
+    return True
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole body (BodyLimit, outside, bounds it) and a receive that gives it again."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return body, replay
+
+
+def _body_refusal(body: bytes) -> tuple[str, str] | None:
+    if not _BODY_SUSPECT.search(body):
+        return None
+    try:
+        # The parser the routes use (Starlette's), so both read the same document.
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # the route answers for a body it cannot read
+    return text.json_refusal(document)

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import and_, or_
 
 from shared.problems import InvalidInput
+from shared.types import FIRST_YEAR, LAST_YEAR
 
 T = TypeVar("T")
 
@@ -30,8 +31,13 @@ def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        at, row_id = orjson.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(at), uuid.UUID(row_id)
+        at_text, row_id = orjson.loads(base64.urlsafe_b64decode(padded))
+        at = datetime.fromisoformat(at_text)
+        # A made-up cursor is a time the request carries: without an offset, or in year 1,
+        # it failed only when the database bound it (500).
+        if at.tzinfo is None or not FIRST_YEAR <= at.year <= LAST_YEAR:
+            raise ValueError(at_text)
+        return at, uuid.UUID(row_id)
     except Exception as exc:
         raise InvalidInput("cursor", "not a cursor this service issued") from exc
 

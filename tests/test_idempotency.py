@@ -91,10 +91,10 @@ async def test_the_stored_answer_holds_only_the_declared_fields(database_url: st
             return _AnswerWithSecret(id=7, secret="scr_only-in-the-first-answer")
 
         async with db.transaction() as session:
-            first = await Idempotency(session, "u1", "k-1", "f").run(work, _Answer)
+            first = await Idempotency(session, "u1", "k-1", "f", branch="BR01").run(work, _Answer)
         assert first.secret  # the first answer is the caller's to shape
         async with db.transaction() as session:
-            replay = await Idempotency(session, "u1", "k-1", "f").run(work, _Answer)
+            replay = await Idempotency(session, "u1", "k-1", "f", branch="BR01").run(work, _Answer)
         assert json.loads(replay.body) == {"id": 7}
         async with db.reader() as session:
             record = (await session.exec(select(IdempotencyRecord))).one()

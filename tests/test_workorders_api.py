@@ -709,7 +709,7 @@ async def test_roles_branches_and_bad_input(wo: Workorders):
             "job_id": str(uuid.uuid4()),
         },
     )
-    assert_problem(r, 404)
+    assert_problem(r, 422, "job_id")
     assert await wo.events("workorders.extra_work.found.v1") == []
     r = await c.get("/dispatch/day", params={"on": "yesterday"}, headers=FOREMAN)
     assert_problem(r, 422, "on")

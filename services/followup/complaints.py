@@ -18,6 +18,7 @@ from services.followup.models import (
     ComplaintSource,
     ComplaintTransition,
     ComplaintUpdate,
+    Contact,
     DeliveredJob,
     DeliveredOrder,
     Severity,
@@ -34,7 +35,8 @@ from shared.concurrency import check_if_match
 from shared.contracts.followup import ComplaintEscalated, ComplaintOpened
 from shared.outbox import add_event
 from shared.pagination import after, page
-from shared.problems import Conflict, Forbidden, NotFound
+from shared.problems import Conflict, Forbidden, InvalidInput, NotFound
+from shared.references import referenced
 
 
 def due_after(settings: Settings, severity: Severity) -> timedelta:
@@ -136,20 +138,20 @@ async def create(
     if erp_only and body.source != ComplaintSource.erp:
         raise Forbidden("the ERP records complaints with source erp only")
     customer_id, number, technician = body.customer_id, None, body.technician_id
+    if customer_id is not None:
+        await referenced(session, Contact, customer_id, by, field="customer_id", what="customer")
     if body.repair_order_id is not None:
-        order = await session.get(DeliveredOrder, body.repair_order_id)
-        if order is not None and order.branch == by.branch:
-            number, customer_id = order.number, customer_id or order.customer_id
-            if technician is None:
-                jobs = (
-                    await session.exec(
-                        select(DeliveredJob).where(
-                            DeliveredJob.repair_order_id == order.repair_order_id
-                        )
-                    )
-                ).all()
-                techs = [j.technician_id for j in jobs if j.technician_id and is_fix(j.kind)]
-                technician = techs[0] if len(set(techs)) == 1 else None
+        order = await referenced(
+            session, DeliveredOrder, body.repair_order_id, by, field="repair_order_id"
+        )
+        if customer_id not in (None, order.customer_id):
+            raise InvalidInput("customer_id", "the repair order is another customer's")
+        number, customer_id = order.number, order.customer_id
+        if technician is None:
+            of_order = DeliveredJob.repair_order_id == order.repair_order_id
+            jobs = (await session.exec(select(DeliveredJob).where(of_order))).all()
+            techs = [j.technician_id for j in jobs if j.technician_id and is_fix(j.kind)]
+            technician = techs[0] if len(set(techs)) == 1 else None
     return await open_case(
         session,
         settings,

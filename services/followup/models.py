@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 from services.followup.rules import ComplaintStatus
 from shared.idempotency import make_idempotency_model
 from shared.outbox import make_outbox_models
-from shared.types import UTCDateTime
+from shared.types import Instant, UTCDateTime
 
 
 class Base(SQLModel, registry=registry()):
@@ -213,7 +213,7 @@ class CallAttemptCreate(BaseModel):
 
     result: CallResult
     # For call_back: when the customer asked to be called (with offset).
-    call_back_at: datetime | None = None
+    call_back_at: Instant | None = None
     note: Note = ""
 
     @model_validator(mode="after")

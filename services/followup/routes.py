@@ -1,7 +1,7 @@
 """Followup's HTTP API: parse, authorize, call the use case, return."""
 
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -35,6 +35,7 @@ from shared.concurrency import IfMatch, set_etag
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page
 from shared.service import ReadSessionDep, SessionDep
+from shared.types import Day
 
 router = APIRouter()
 
@@ -361,9 +362,9 @@ async def kpi_report(
     user: KpiReader,
     settings: SettingsDep,
     from_on: Annotated[
-        date | None, Query(description="first local day (default: 30 days ago)")
+        Day | None, Query(description="first local day (default: 30 days ago)")
     ] = None,
-    to_on: Annotated[date | None, Query(description="last local day (default: today)")] = None,
+    to_on: Annotated[Day | None, Query(description="last local day (default: today)")] = None,
 ):
     today = service.business_hours(settings, user.branch).local_date(settings.clock())
     to_on = to_on or today

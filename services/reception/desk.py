@@ -27,6 +27,7 @@ from shared.events import utcnow
 from shared.outbox import add_event
 from shared.pagination import after, decode_cursor, page
 from shared.problems import Conflict, InvalidInput, NotFound
+from shared.search import contains
 
 
 async def _vehicle(session: AsyncSession, vehicle_id: uuid.UUID, by: User) -> Vehicle:
@@ -248,7 +249,7 @@ async def _plate_condition(session: AsyncSession, branch: str, part: str) -> Any
         )
         if await _fewer_than_common(session, matching):
             return col(Vehicle.id).in_(matching)
-    return col(Vehicle.plate).like(f"%{_like_escape(part)}%", escape="\\")
+    return contains(col(Vehicle.plate), part)
 
 
 async def _fewer_than_common(session: AsyncSession, matching: Any) -> bool:
@@ -277,10 +278,6 @@ async def _name_condition(session: AsyncSession, branch: str, prefix: str) -> An
         col(Vehicle.owner_initial) == prefix[:1],
         func.substr(Customer.name, 1, len(prefix)) == prefix,
     )
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def search(

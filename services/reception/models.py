@@ -17,7 +17,7 @@ from sqlmodel import Field, SQLModel
 from shared.events import utcnow
 from shared.idempotency import make_idempotency_model
 from shared.outbox import make_outbox_models
-from shared.types import UTCDateTime
+from shared.types import Instant, UTCDateTime
 
 
 class Base(SQLModel, registry=registry()):
@@ -606,7 +606,7 @@ class EstimateCreate(BaseModel):
     )
 
     intake_id: uuid.UUID
-    promised_at: datetime
+    promised_at: Instant
     lines: list[LineIn] = PField(default_factory=list, max_length=200)
     note: Text = ""
 
@@ -623,7 +623,7 @@ class EstimateRevise(BaseModel):
         },
     )
 
-    promised_at: datetime
+    promised_at: Instant
     lines: list[LineIn] = PField(default_factory=list, max_length=200)
     note: Text = ""
 
@@ -1124,7 +1124,7 @@ class AppointmentCreate(BaseModel):
     )
 
     vehicle_id: uuid.UUID
-    starts_at: datetime
+    starts_at: Instant
     # The hours the booking takes: given, or the flat-rate hours of the planned jobs
     # (canned jobs by op code) when left out.
     planned_hours: Annotated[Decimal, PField(gt=0, le=100, decimal_places=2)] | None = None
@@ -1145,7 +1145,7 @@ class AppointmentReschedule(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"starts_at": "2026-12-03T02:00:00Z"}]}
     )
 
-    starts_at: datetime
+    starts_at: Instant
     planned_hours: Annotated[Decimal, PField(gt=0, le=100, decimal_places=2)] | None = None
 
 

@@ -1,7 +1,6 @@
 """Appointments and daily capacity over HTTP."""
 
 import uuid
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -23,6 +22,7 @@ from shared.auth import Role, User, require
 from shared.concurrency import IfMatch, set_etag
 from shared.idempotency import IdempotencyDep
 from shared.service import ReadSessionDep, SessionDep
+from shared.types import Day
 
 router = APIRouter(tags=["appointments"])
 Manager = Annotated[User, Depends(require(Role.manager))]
@@ -42,13 +42,13 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
     summary="Set a day's bays and bookable technician hours (manager)",
 )
 async def set_capacity(
-    day: date, body: DayCapacitySet, session: SessionDep, user: Manager, settings: SettingsDep
+    day: Day, body: DayCapacitySet, session: SessionDep, user: Manager, settings: SettingsDep
 ):
     return await appointments.set_capacity(session, day, body, user, settings)
 
 
 @router.get("/capacity/{day}", response_model=DayCapacityPublic, summary="A day's capacity")
-async def get_capacity(day: date, session: ReadSessionDep, user: Reader, settings: SettingsDep):
+async def get_capacity(day: Day, session: ReadSessionDep, user: Reader, settings: SettingsDep):
     return await appointments.capacity(session, user.branch, day, settings)
 
 
@@ -82,7 +82,7 @@ async def book(
 async def day_list(
     session: ReadSessionDep,
     user: Reader,
-    day: Annotated[date, Query()],
+    day: Annotated[Day, Query()],
     status: AppointmentStatus | None = None,
 ):
     return await appointments.day_list(session, user, day, status)
@@ -92,8 +92,8 @@ async def day_list(
 async def show_rate(
     session: ReadSessionDep,
     user: Reader,
-    start_on: Annotated[date, Query()],
-    end_on: Annotated[date, Query()],
+    start_on: Annotated[Day, Query()],
+    end_on: Annotated[Day, Query()],
 ):
     return await appointments.show_rate(session, user, start_on, end_on)
 

@@ -21,13 +21,12 @@ from services.reception.models import (
     EstimateCreate,
     EstimatePublic,
     EstimateRevise,
-    IdempotencyRecord,
     LinkConsentCreate,
     Reoffer,
 )
 from services.reception.routes import Advisor, Reader
 from shared.concurrency import IfMatch, check_if_match
-from shared.idempotency import IdempotencyDep
+from shared.idempotency import Idempotency, IdempotencyDep
 from shared.service import ReadSessionDep, SessionDep, runtime
 
 router = APIRouter()
@@ -64,7 +63,7 @@ async def _keep_consent_signature(estimate_id: uuid.UUID, request: Request, user
     key = request.headers.get("idempotency-key")
     async with runtime(request).db.reader() as session:
         await estimates.get_estimate(session, estimate_id, user)
-        if key and await session.get(IdempotencyRecord, (user.id, key)) is not None:
+        if key and await Idempotency(session, user.id, key, "", branch=user.branch).stored():
             # A retry: records kept the signature the first time, and the route answers
             # with the stored answer (or 422 for another body) without records.
             return

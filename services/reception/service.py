@@ -40,6 +40,8 @@ from shared.events import utcnow
 from shared.outbox import add_event
 from shared.pagination import after, page
 from shared.problems import Conflict, InvalidInput, NotFound
+from shared.references import referenced
+from shared.search import starts_with
 
 
 def customer_snapshot(customer: Customer) -> CustomerSnapshot:
@@ -150,7 +152,7 @@ async def list_customers(
 ) -> tuple[list[Customer], str | None]:
     query = select(Customer).where(Customer.branch == by.branch)
     if q:
-        query = query.where(or_(col(Customer.name).startswith(q), col(Customer.mobile) == q))
+        query = query.where(or_(starts_with(col(Customer.name), q), col(Customer.mobile) == q))
     query = (
         query.where(after(Customer.created_at, Customer.id, cursor))
         .order_by(col(Customer.created_at).desc(), col(Customer.id).desc())
@@ -165,7 +167,7 @@ async def register_vehicle(session: AsyncSession, data: VehicleCreate, by: User)
         decoded = vins.decode(data.vin)
     except vins.InvalidVin as exc:
         raise InvalidInput("vin", str(exc)) from exc
-    owner = await get_customer(session, data.customer_id, by)
+    owner = await referenced(session, Customer, data.customer_id, by, field="customer_id")
     existing = await session.exec(
         select(Vehicle.id).where(Vehicle.branch == by.branch, Vehicle.vin == decoded.vin)
     )

@@ -24,6 +24,7 @@ from shared.auth import User
 from shared.db import Database
 from shared.events import utcnow
 from shared.problems import DomainError, InvalidInput, NotFound, PayloadTooLarge
+from shared.text import check_line
 
 if TYPE_CHECKING:
     from services.records.config import Settings
@@ -148,7 +149,9 @@ async def _receive_multipart(
         if params.get(b"name") == b"file" and not state["found"]:
             state["in_file"] = state["found"] = True
             raw = params.get(b"filename")
-            names.append(raw.decode("utf-8", "replace") if raw else None)
+            name = raw.decode("utf-8", "replace") if raw else None
+            check_line("filename", name)  # before the file's bytes are read
+            names.append(name)
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if state["in_file"]:

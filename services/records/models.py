@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 from shared.auth import Role
 from shared.idempotency import make_idempotency_model
 from shared.outbox import make_outbox_models
-from shared.types import UTCDateTime
+from shared.types import Day, UTCDateTime
 
 
 class Base(SQLModel, registry=registry()):
@@ -618,7 +618,7 @@ class LoanAction(SQLModel):
 
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    due_on: date | None = Field(default=None, description="approve: when it must be back")
+    due_on: Day | None = Field(default=None, description="approve: when it must be back")
     condition: ReturnCondition | None = Field(default=None, description="return: its state")
     note: Annotated[str, StringConstraints(max_length=500)] = ""
 

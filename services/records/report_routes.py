@@ -28,6 +28,7 @@ from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.problems import Forbidden, InvalidInput, NotFound
 from shared.service import ReadSessionDep, SessionDep
+from shared.types import Day
 
 router = APIRouter(tags=["reports"])
 
@@ -64,9 +65,9 @@ def period_query(
         Literal["day", "week", "month", "custom"],
         Query(description="day, week (Monday–Sunday) or month around `on`, or custom"),
     ] = "month",
-    on: Annotated[date | None, Query(description="a day in the period (default today)")] = None,
-    from_on: Annotated[date | None, Query(description="custom: first day")] = None,
-    to_on: Annotated[date | None, Query(description="custom: last day (inclusive)")] = None,
+    on: Annotated[Day | None, Query(description="a day in the period (default today)")] = None,
+    from_on: Annotated[Day | None, Query(description="custom: first day")] = None,
+    to_on: Annotated[Day | None, Query(description="custom: last day (inclusive)")] = None,
     branch: Annotated[
         str | None,
         Query(max_length=32, description="a branch, or `group` (head office only)"),

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from services.records.models import Base
-from shared.types import UTCDateTime
+from shared.types import Instant, UTCDateTime
 
 
 class EventType(StrEnum):
@@ -382,7 +382,7 @@ class PriceListIn(SQLModel):
 
     list_id: Token
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "CNY"
-    valid_from: datetime
+    valid_from: Instant
     items: list[PriceListItemIn] = Field(min_length=1, max_length=20000)
 
     @field_validator("valid_from")
@@ -416,7 +416,7 @@ class PaymentIn(SQLModel):
     method: Annotated[
         str, StringConstraints(pattern=r"^(transfer|card|cash|wechat|alipay|fleet_account)$")
     ]
-    paid_at: datetime
+    paid_at: Instant
 
     @field_validator("paid_at")
     @classmethod

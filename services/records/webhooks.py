@@ -6,7 +6,6 @@ ping. Inbound: the ERP's signed price lists and payment confirmations.
 
 import uuid
 from collections.abc import Callable, Coroutine
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -46,6 +45,7 @@ from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page
 from shared.problems import InvalidInput
 from shared.service import ReadSessionDep, SessionDep
+from shared.types import Instant
 
 if TYPE_CHECKING:
     from shared.service import Runtime
@@ -409,7 +409,7 @@ async def part_price(
     part_number: Annotated[str, Path(max_length=40)],
     session: ReadSessionDep,
     user: PriceReader,
-    at: datetime | None = None,
+    at: Instant | None = None,
 ):
     if at is not None and at.tzinfo is None:
         raise InvalidInput("at", "needs a time zone offset")

@@ -2,7 +2,6 @@
 
 import asyncio
 import uuid
-from datetime import date
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -41,6 +40,7 @@ from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page
 from shared.problems import Conflict, InvalidInput
 from shared.service import ReadSessionDep, SessionDep, Write, writer
+from shared.types import Day
 
 router = APIRouter()
 
@@ -401,7 +401,7 @@ async def dispatch_day(
     session: ReadSessionDep,
     user: Foreman,
     settings: SettingsDep,
-    on: Annotated[date | None, Query(description="the day in the branch's time zone")] = None,
+    on: Annotated[Day | None, Query(description="the day in the branch's time zone")] = None,
 ):
     day = on or utcnow().astimezone(workshop.ZoneInfo(settings.time_zone)).date()
     return await workshop.day_board(session, user, day, settings.time_zone, utcnow())
@@ -417,7 +417,7 @@ async def technician_productivity(
     session: ReadSessionDep,
     user: TimeReader,
     settings: SettingsDep,
-    on: Annotated[date | None, Query(description="the day in the branch's time zone")] = None,
+    on: Annotated[Day | None, Query(description="the day in the branch's time zone")] = None,
 ):
     day = on or utcnow().astimezone(workshop.ZoneInfo(settings.time_zone)).date()
     return await workshop.productivity(

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.workorders.states import PartStatus, RepairOrderStatus
+from shared.types import Instant
 
 # --- request bodies -------------------------------------------------------------------
 
@@ -41,7 +42,7 @@ class JobAssignment(BaseModel):
 
     technician_id: str = Field(min_length=1, max_length=64)
     bay: str = Field(min_length=1, max_length=32)
-    planned_start_at: datetime | None = None
+    planned_start_at: Instant | None = None
 
 
 class StopReason(StrEnum):
@@ -265,7 +266,7 @@ class PartMove(BaseModel):
     )
 
     to: PartStatus
-    eta_at: datetime | None = None
+    eta_at: Instant | None = None
 
 
 class NewPromise(BaseModel):
@@ -276,5 +277,5 @@ class NewPromise(BaseModel):
         },
     )
 
-    promised_at: datetime
-    told_at: datetime | None = None
+    promised_at: Instant
+    told_at: Instant | None = None

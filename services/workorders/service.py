@@ -70,6 +70,7 @@ from shared.events import utcnow
 from shared.outbox import add_event
 from shared.pagination import after, page
 from shared.problems import Conflict, Forbidden, InvalidInput, NotFound
+from shared.references import referenced
 from shared.types import UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -585,7 +586,7 @@ async def report_extra_work(
     if order.status not in WORKING:
         raise Conflict(f"a repair order in {order.status} takes no extra work")
     if body.job_id is not None:
-        job = await get_job(session, body.job_id, by)
+        job = await referenced(session, Job, body.job_id, by, field="job_id")
         if job.repair_order_id != order.id:
             raise InvalidInput("job_id", "the job is not on this repair order")
     extra_id = uuid.uuid4()
