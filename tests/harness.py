@@ -6,18 +6,32 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import nats
+from nats.js.errors import NotFoundError
+
 from shared.auth import issue_dev_token
+from shared.events import Envelope, encode
 from shared.settings import ServiceSettings
 from tools.processes import SERVICES, NatsServer, ServiceProcess, free_port
 
 JWT_SECRET = ServiceSettings().jwt_secret
 PG_ADMIN_URL = os.environ.get("WORKSHOP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
-__all__ = ["SERVICES", "NatsServer", "ServiceProcess", "Stack", "auth", "eventually", "free_port"]
+__all__ = [
+    "SERVICES",
+    "NatsServer",
+    "ServiceProcess",
+    "Stack",
+    "auth",
+    "eventually",
+    "free_port",
+    "publish_at_once",
+    "replicas",
+]
 
 T = TypeVar("T")
 
@@ -50,6 +64,71 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout}s; last: {last!r}")
         await asyncio.sleep(interval)
+
+
+# --- replicas and events straight onto the stream -------------------------------------
+
+
+@contextlib.contextmanager
+def replicas(
+    name: str, database_url: str, nats_url: str, root: Path, count: int = 2
+) -> Iterator[list[ServiceProcess]]:
+    """`count` processes of one service on one database and one nats-server, sharing its
+    durable consumers as a dealer group's replicas do; the first migrates."""
+    prefix = name.upper()
+    env = {
+        f"{prefix}_DATABASE_URL": database_url,
+        f"{prefix}_NATS_URL": nats_url,
+        f"{prefix}_RELAY_POLL_INTERVAL": "0.5",
+    }
+    processes = [
+        ServiceProcess(
+            name, {**env, f"{prefix}_AUTO_MIGRATE": "false"} if n else env, root / f"logs-{n}"
+        )
+        for n in range(count)
+    ]
+    try:
+        processes[0].start()
+        for process in processes[1:]:
+            process.start(wait=False)
+        for process in processes[1:]:
+            process.wait_healthy()
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
+
+
+async def publish_at_once(
+    nats_url: str,
+    envelopes: list[Envelope],
+    *,
+    consumers: dict[str, str],
+    replicas: int = 2,
+) -> None:
+    """Publish events in the contracts' format straight onto their streams, all in flight
+    at once, as soon as every durable in `consumers` (durable: stream) has a pull request
+    of each of the `replicas` waiting, so the replicas take the events up together."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+
+        async def waiting() -> bool:
+            for durable, stream in consumers.items():
+                try:
+                    info = await js.consumer_info(stream, durable)
+                except NotFoundError:
+                    return False
+                if (info.num_waiting or 0) < replicas:
+                    return False
+            return True
+
+        await eventually(waiting, timeout=30, what=f"{replicas} replicas pulling {consumers}")
+        await asyncio.gather(
+            *(js.publish(e.type, encode(e), headers={"Nats-Msg-Id": e.id}) for e in envelopes)
+        )
+    finally:
+        await nc.close()
 
 
 # --- databases ---------------------------------------------------------------------
