@@ -1,7 +1,6 @@
 """Fixtures: real nats-server, real service processes, throwaway databases."""
 
 import asyncio
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,17 +12,8 @@ from tests.harness import (
     backend,
     create_pg_database,
     drop_pg_database,
-    postgres_available,
+    require_postgres,
 )
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _require_postgres() -> None:
-    if not postgres_available():
-        if IN_CI:
-            pytest.fail("PostgreSQL at 127.0.0.1:5432 is unreachable (CI requires it)")
-        pytest.skip("PostgreSQL not reachable")
 
 
 @pytest.fixture(params=["sqlite", "postgres"] if backend() == "postgres" else ["sqlite"])
@@ -32,7 +22,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
         return
-    _require_postgres()
+    require_postgres()
     url = asyncio.run(create_pg_database())
     yield url
     asyncio.run(drop_pg_database(url))
@@ -41,7 +31,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A throwaway PostgreSQL database, whatever the leg: for what only PostgreSQL does."""
-    _require_postgres()
+    require_postgres()
     url = asyncio.run(create_pg_database())
     yield url
     asyncio.run(drop_pg_database(url))
@@ -57,7 +47,7 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if backend() == "postgres":
-        _require_postgres()
+        require_postgres()
     running = Stack(tmp_path_factory.mktemp("stack")).start()
     yield running
     running.stop()

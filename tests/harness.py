@@ -6,7 +6,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -131,6 +131,58 @@ async def publish_at_once(
         await nc.close()
 
 
+async def _waiting(admin: Any, count: int, unless: "asyncio.Task[None] | None" = None) -> bool:
+    """At least `count` transactions of the admin's database wait for a lock (advisory or
+    a row's), or `unless` finished without waiting."""
+    if unless is not None and unless.done():
+        return True
+    waiting = await admin.fetchval(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE a.datname = current_database() AND NOT l.granted"
+    )
+    return bool(waiting >= count)
+
+
+async def second_starts_before_first_commits(
+    database_url: str,
+    first: Callable[[], Coroutine[Any, Any, None]],
+    second: Callable[[], Coroutine[Any, Any, None]],
+    *,
+    hold: str,
+    args: tuple[Any, ...] = (),
+) -> None:
+    """Two transactions on PostgreSQL in the worst interleaving for a read-modify-write:
+    `second` has started (and read) before `first` commits. An admin connection runs
+    `hold` in a transaction of its own (taking a lock `first` needs), `first` starts and
+    waits behind it, `second` starts and runs until it finishes or waits too, then the
+    hold is let go and both end."""
+    import asyncpg
+
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
+    # Two connections: a transaction sees pg_stat_activity as it was at its first look.
+    admin, watch = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        held = admin.transaction()
+        await held.start()
+        await admin.execute(hold, *args)
+        tasks = [asyncio.create_task(first())]
+        try:
+            await eventually(lambda: _waiting(watch, 1, tasks[0]), what="the first one waiting")
+            tasks.append(asyncio.create_task(second()))
+            await eventually(lambda: _waiting(watch, 2, tasks[1]), what="the second one waiting")
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        finally:
+            await held.rollback()
+        for task in tasks:
+            await task
+    finally:
+        await admin.close()
+        await watch.close()
+
+
 # --- databases ---------------------------------------------------------------------
 
 
@@ -146,6 +198,16 @@ def postgres_available() -> bool:
         return True
     except Exception:
         return False
+
+
+def require_postgres() -> None:
+    """Skip the test when the machine has no PostgreSQL; under CI=true, fail it."""
+    import pytest
+
+    if not postgres_available():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is unreachable (CI requires it)")
+        pytest.skip("PostgreSQL not reachable")
 
 
 async def create_pg_database(prefix: str = "ws_test") -> str:

@@ -3,7 +3,6 @@ durable consumers, and pairs of handlers forced into the worst interleaving, whe
 second has started before the first commits. A visit's entries still find each other and
 an older description never overwrites a newer one, whatever order they commit in."""
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -33,7 +32,13 @@ from shared.contracts import (
 from shared.db import Database
 from shared.events import Contract, Envelope
 from shared.migrations import upgrade
-from tests.harness import NatsServer, eventually, publish_at_once, replicas
+from tests.harness import (
+    NatsServer,
+    eventually,
+    publish_at_once,
+    replicas,
+    second_starts_before_first_commits,
+)
 from tests.test_records_archive import ROUTES
 
 pytestmark = [pytest.mark.postgres, pytest.mark.asyncio]
@@ -194,36 +199,18 @@ async def _handle(db: Database, envelope: Envelope) -> None:
         await ROUTES[envelope.type].func(_received(envelope), session)
 
 
-async def _waiting(
-    admin: asyncpg.Connection, count: int, unless: asyncio.Task[None] | None = None
-) -> bool:
-    """At least `count` transactions of this database wait for a lock (advisory or a
-    row's), or `unless` finished without waiting."""
-    if unless is not None and unless.done():
-        return True
-    waiting = await admin.fetchval(
-        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-        " WHERE a.datname = current_database() AND NOT l.granted"
-    )
-    return bool(waiting >= count)
-
-
 async def _first_then_second(
     db: Database, pg_url: str, first: Envelope, second: Envelope, held: uuid.UUID
 ) -> None:
-    """`first` commits while `second` is already running: both are let go at once from
-    behind a lock held on `held` (a key both handlers take), `first` queued first."""
-    admin = await asyncpg.connect(pg_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await admin.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", str(held))
-        one = asyncio.create_task(_handle(db, first))
-        await eventually(lambda: _waiting(admin, 1), what="the first handler waiting")
-        two = asyncio.create_task(_handle(db, second))
-        await eventually(lambda: _waiting(admin, 2, two), what="the second handler waiting")
-        await admin.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", str(held))
-        await asyncio.gather(one, two)
-    finally:
-        await admin.close()
+    """`first` commits while `second` is already running: both wait behind a lock held on
+    `held` (a key both handlers take), `first` queued first."""
+    await second_starts_before_first_commits(
+        pg_url,
+        lambda: _handle(db, first),
+        lambda: _handle(db, second),
+        hold="SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        args=(str(held),),
+    )
 
 
 def _kind(envelopes: list[Envelope], contract: type[Contract]) -> Envelope:
