@@ -338,8 +338,10 @@ def _fields(row: Any, schema: Any) -> dict[str, Any]:
     return {name: getattr(row, name) for name in schema.model_fields if hasattr(row, name)}
 
 
-async def get_visit(session: AsyncSession, visit_id: uuid.UUID, by: User) -> Visit:
-    visit = await session.get(Visit, visit_id)
+async def get_visit(
+    session: AsyncSession, visit_id: uuid.UUID, by: User, *, for_update: bool = False
+) -> Visit:
+    visit = await session.get(Visit, visit_id, with_for_update=for_update or None)
     if visit is None or visit.branch != by.branch:
         raise NotFound(f"no follow-up visit {visit_id}")
     return visit
@@ -357,7 +359,10 @@ async def visit_public(session: AsyncSession, visit: Visit) -> VisitPublic:
 
 
 async def _open_visit(session: AsyncSession, visit_id: uuid.UUID, by: User) -> Visit:
-    visit = await get_visit(session, visit_id, by)
+    """The open visit, its row held to the end of the transaction: agents working one visit
+    through two replicas at once (or the expiry timer) take turns, so calls are all counted
+    and the visit closes once; the second to close it is told it is closed."""
+    visit = await get_visit(session, visit_id, by, for_update=True)
     if visit.status != VisitStatus.open:
         raise Conflict(
             f"the visit is {visit.status} ({visit.outcome}); nothing more can be recorded",
