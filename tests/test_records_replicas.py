@@ -14,8 +14,12 @@ import pytest
 import pytest_asyncio
 from sqlmodel import select
 
+from services.records import report_handlers, webhook_service
 from services.records.main import SPEC
 from services.records.models import ArchivedCustomer, ArchivedVehicle, TimelineEntry
+from services.records.report_models import ReportAppointment
+from services.records.webhook_models import DeliveryStatus, WebhookDelivery
+from services.records.webhook_worker import Outcome, Policy, claim, record
 from shared.contracts import (
     AppointmentBooked,
     CustomerRegistered,
@@ -30,7 +34,7 @@ from shared.contracts import (
     VehicleSnapshot,
 )
 from shared.db import Database
-from shared.events import Contract, Envelope
+from shared.events import Contract, Envelope, utcnow
 from shared.migrations import upgrade
 from tests.harness import (
     NatsServer,
@@ -40,6 +44,7 @@ from tests.harness import (
     second_starts_before_first_commits,
 )
 from tests.test_records_archive import ROUTES
+from tests.test_records_webhooks import App, register, settings_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.asyncio]
 
@@ -321,3 +326,84 @@ async def test_an_older_intake_never_overwrites_the_car_sold_meanwhile(
             "沪B54321",
             _day_after(intake),
         )
+
+
+@pytest.mark.store
+async def test_an_older_reschedule_never_overwrites_the_newer_one_in_the_reports(
+    db: Database, pg_url: str
+) -> None:
+    """Two reschedules of one booking reach the report facts at once, the newer first: the
+    booking keeps the newer slot."""
+    ids, _ = visit(0)
+
+    def booked(minutes: int) -> Envelope:
+        return AppointmentBooked(
+            appointment_id=ids["appointment"],
+            branch="BR01",
+            customer_id=ids["customer"],
+            scheduled_for=T0 + timedelta(days=1, minutes=minutes),
+            planned_hours=Decimal("1"),
+            booked_by="adv-1",
+            booked_at=T0 + timedelta(minutes=minutes),
+        ).to_envelope(subject=str(ids["appointment"]))
+
+    async def report(envelope: Envelope) -> None:
+        async with db.transaction() as session:
+            await report_handlers.appointment_booked(
+                AppointmentBooked.from_envelope(envelope), session
+            )
+
+    await report(booked(0))
+    await second_starts_before_first_commits(
+        pg_url,
+        lambda: report(booked(20)),
+        lambda: report(booked(10)),
+        hold="SELECT 1 FROM report_appointment WHERE appointment_id = $1 FOR UPDATE",
+        args=(ids["appointment"],),
+    )
+    async with db.reader() as session:
+        row = await session.get(ReportAppointment, ids["appointment"])
+        assert row is not None
+        assert (row.scheduled_for, row.as_of) == (
+            T0 + timedelta(days=1, minutes=20),
+            T0 + timedelta(minutes=20),
+        )
+
+
+@pytest.mark.store
+async def test_a_delivery_recorded_by_two_senders_at_once_keeps_its_success(
+    pg_url: str, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """A sender whose claim outlived its lease (a slow endpoint) and the sender that claimed
+    the delivery after it both record their attempt at once: the success stands, it is not
+    sent again, and the failure recorded after it changes nothing."""
+    settings = settings_for(pg_url, nats_server, tmp_path)
+    async with App(settings) as records:
+        await register(records, "http://93.184.215.14/never-called")
+    # The service is stopped: only the test's senders take the delivery.
+    db = Database(pg_url)
+    try:
+        async with db.transaction() as session:
+            await webhook_service.enqueue(
+                session,
+                branch="BR01",
+                event_type="customer.registered",
+                occurred_at=utcnow(),
+                data={"customer_id": str(uuid.uuid4())},
+                source_event_id=str(uuid.uuid4()),
+            )
+        policy = Policy.of(settings)
+        (job,) = await claim(db, policy, lease=60)
+        await second_starts_before_first_commits(
+            pg_url,
+            lambda: record(db, policy, [(job, Outcome(utcnow(), status_code=204))]),
+            lambda: record(db, policy, [(job, Outcome(utcnow(), status_code=503))]),
+            hold="SELECT 1 FROM webhook_delivery WHERE id = $1 FOR UPDATE",
+            args=(job.delivery_id,),
+        )
+        async with db.reader() as session:
+            delivery = await session.get(WebhookDelivery, job.delivery_id)
+            assert delivery is not None
+            assert (delivery.status, delivery.attempts) == (DeliveryStatus.succeeded, 1)
+    finally:
+        await db.dispose()
