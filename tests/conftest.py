@@ -15,7 +15,7 @@ from tests.harness import (
     backend,
     create_pg_database,
     drop_pg_database,
-    postgres_available,
+    require_postgres,
 )
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -60,20 +60,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not item.get_closest_marker("e2e")]
 
 
-def _require_postgres() -> None:
-    if not postgres_available():
-        if IN_CI:
-            pytest.fail("PostgreSQL at 127.0.0.1:5432 is unreachable (CI requires it)")
-        pytest.skip("PostgreSQL not reachable")
-
-
 @pytest.fixture(params=["sqlite", "postgres"] if backend() == "postgres" else ["sqlite"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database: SQLite always; PostgreSQL too in the PostgreSQL leg."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
         return
-    _require_postgres()
+    require_postgres()
     url = asyncio.run(create_pg_database())
     yield url
     asyncio.run(drop_pg_database(url))
@@ -82,7 +75,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A throwaway PostgreSQL database, whatever the leg: for what only PostgreSQL does."""
-    _require_postgres()
+    require_postgres()
     url = asyncio.run(create_pg_database())
     yield url
     asyncio.run(drop_pg_database(url))
@@ -106,7 +99,7 @@ def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if backend() == "postgres":
-        _require_postgres()
+        require_postgres()
     running = Stack(tmp_path_factory.mktemp("stack")).start()
     yield running
     running.stop()

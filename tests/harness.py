@@ -6,11 +6,15 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import nats
+from nats.js.errors import NotFoundError
+
 from shared.auth import issue_dev_token
+from shared.events import Envelope, encode
 from shared.settings import ServiceSettings
 from tools.processes import SERVICES, NatsCluster, NatsServer, ServiceProcess, free_port
 
@@ -26,6 +30,8 @@ __all__ = [
     "auth",
     "eventually",
     "free_port",
+    "publish_at_once",
+    "replicas",
 ]
 
 T = TypeVar("T")
@@ -61,6 +67,123 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+# --- replicas and events straight onto the stream -------------------------------------
+
+
+@contextlib.contextmanager
+def replicas(
+    name: str, database_url: str, nats_url: str, root: Path, count: int = 2
+) -> Iterator[list[ServiceProcess]]:
+    """`count` processes of one service on one database and one nats-server, sharing its
+    durable consumers as a dealer group's replicas do; the first migrates."""
+    prefix = name.upper()
+    env = {
+        f"{prefix}_DATABASE_URL": database_url,
+        f"{prefix}_NATS_URL": nats_url,
+        f"{prefix}_RELAY_POLL_INTERVAL": "0.5",
+    }
+    processes = [
+        ServiceProcess(
+            name, {**env, f"{prefix}_AUTO_MIGRATE": "false"} if n else env, root / f"logs-{n}"
+        )
+        for n in range(count)
+    ]
+    try:
+        processes[0].start()
+        for process in processes[1:]:
+            process.start(wait=False)
+        for process in processes[1:]:
+            process.wait_healthy()
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
+
+
+async def publish_at_once(
+    nats_url: str,
+    envelopes: list[Envelope],
+    *,
+    consumers: dict[str, str],
+    replicas: int = 2,
+) -> None:
+    """Publish events in the contracts' format straight onto their streams, all in flight
+    at once, as soon as every durable in `consumers` (durable: stream) has a pull request
+    of each of the `replicas` waiting, so the replicas take the events up together."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+
+        async def waiting() -> bool:
+            for durable, stream in consumers.items():
+                try:
+                    info = await js.consumer_info(stream, durable)
+                except NotFoundError:
+                    return False
+                if (info.num_waiting or 0) < replicas:
+                    return False
+            return True
+
+        await eventually(waiting, timeout=30, what=f"{replicas} replicas pulling {consumers}")
+        await asyncio.gather(
+            *(js.publish(e.type, encode(e), headers={"Nats-Msg-Id": e.id}) for e in envelopes)
+        )
+    finally:
+        await nc.close()
+
+
+async def _waiting(admin: Any, count: int, unless: "asyncio.Task[None] | None" = None) -> bool:
+    """At least `count` transactions of the admin's database wait for a lock (advisory or
+    a row's), or `unless` finished without waiting."""
+    if unless is not None and unless.done():
+        return True
+    waiting = await admin.fetchval(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE a.datname = current_database() AND NOT l.granted"
+    )
+    return bool(waiting >= count)
+
+
+async def second_starts_before_first_commits(
+    database_url: str,
+    first: Callable[[], Coroutine[Any, Any, None]],
+    second: Callable[[], Coroutine[Any, Any, None]],
+    *,
+    hold: str,
+    args: tuple[Any, ...] = (),
+) -> None:
+    """Two transactions on PostgreSQL in the worst interleaving for a read-modify-write:
+    `second` has started (and read) before `first` commits. An admin connection runs
+    `hold` in a transaction of its own (taking a lock `first` needs), `first` starts and
+    waits behind it, `second` starts and runs until it finishes or waits too, then the
+    hold is let go and both end."""
+    import asyncpg
+
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
+    # Two connections: a transaction sees pg_stat_activity as it was at its first look.
+    admin, watch = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        held = admin.transaction()
+        await held.start()
+        await admin.execute(hold, *args)
+        tasks = [asyncio.create_task(first())]
+        try:
+            await eventually(lambda: _waiting(watch, 1, tasks[0]), what="the first one waiting")
+            tasks.append(asyncio.create_task(second()))
+            await eventually(lambda: _waiting(watch, 2, tasks[1]), what="the second one waiting")
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        finally:
+            await held.rollback()
+        for task in tasks:
+            await task
+    finally:
+        await admin.close()
+        await watch.close()
+
+
 # --- databases ---------------------------------------------------------------------
 
 
@@ -76,6 +199,16 @@ def postgres_available() -> bool:
         return True
     except Exception:
         return False
+
+
+def require_postgres() -> None:
+    """Skip the test when the machine has no PostgreSQL; under CI=true, fail it."""
+    import pytest
+
+    if not postgres_available():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is unreachable (CI requires it)")
+        pytest.skip("PostgreSQL not reachable")
 
 
 async def create_pg_database(prefix: str = "ws_test") -> str:

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import insert as sa_insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 
 from services.followup import complaints, service, timers
@@ -21,6 +23,7 @@ from services.followup.models import (
     Contact,
     DeliveredOrder,
     OutboxEvent,
+    ServiceReminder,
     Severity,
     Visit,
     VisitStatus,
@@ -31,6 +34,7 @@ from shared.contracts.workorders import DeliveredJob, RepairOrderDelivered
 from shared.db import Database
 from shared.events import decode
 from shared.migrations import upgrade
+from tests.harness import second_starts_before_first_commits
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.store]
 
@@ -252,3 +256,103 @@ async def test_a_vehicle_back_for_the_same_system_is_a_comeback(db: Database) ->
         assert found[0].earlier_repair_order_number == "RO-2026-000001"
         assert found[0].technician_id == "tech-7"
     assert flagged == ["RO-2026-000002"]
+
+
+async def test_a_vehicles_extra_open_reminders_are_superseded_by_the_migration(
+    database_url: str,
+) -> None:
+    """Open reminders left twice for a car (deliveries raced on two replicas before the
+    unique index): migration 0007 keeps the newest open and supersedes the rest."""
+    db = Database(database_url)
+    try:
+        await upgrade(db, SPEC.migrations, "0005")
+        raced, alone = uuid.uuid4(), uuid.uuid4()
+        rows = [
+            (uuid.uuid4(), raced, MONDAY),
+            (newest := uuid.uuid4(), raced, MONDAY + timedelta(seconds=1)),
+            (uuid.uuid4(), raced, MONDAY - timedelta(days=200)),
+            (single := uuid.uuid4(), alone, MONDAY),
+        ]
+        table = ServiceReminder.__table__  # type: ignore[attr-defined]
+        async with db.transaction() as session:
+            for reminder_id, vehicle_id, created_at in rows:
+                await session.execute(
+                    sa_insert(table).values(
+                        id=reminder_id,
+                        branch="BR01",
+                        vehicle_id=vehicle_id,
+                        customer_id=uuid.uuid4(),
+                        vin="LSVAU218XN2183294",
+                        last_repair_order_id=uuid.uuid4(),
+                        last_repair_order_number="RO-2026-000001",
+                        last_odometer_km=42000,
+                        due_km=52000,
+                        daily_km=40.0,
+                        due_reason="date",
+                        declined_work=[],
+                        status="open",
+                        due_at=created_at + timedelta(days=180),
+                        created_at=created_at,
+                        updated_at=created_at,
+                    )
+                )
+        await upgrade(db, SPEC.migrations)
+        async with db.reader() as session:
+            still_open = (
+                await session.exec(
+                    select(ServiceReminder.id).where(ServiceReminder.status == "open")
+                )
+            ).all()
+        assert sorted(still_open) == sorted([newest, single])
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_cars_deliveries_handled_at_once_leave_one_open_reminder(pg_url: str) -> None:
+    """A visit split into a customer-paid and a warranty order, both delivered at once and
+    handled by two replicas: the second starts before the first commits. Each replaces
+    the open reminder it saw; the one that cannot is handled again, as the consumer does
+    with a failed event, and replaces the other's. One reminder stays open."""
+    db = Database(pg_url, info={"outbox_model": SPEC.outbox_model})
+    await upgrade(db, SPEC.migrations)
+    settings = Settings(clock=Clock(MONDAY))
+    car, customer = uuid.uuid4(), uuid.uuid4()
+    first, second = (
+        delivered(at=MONDAY - timedelta(minutes=n), vehicle_id=car, customer_id=customer)
+        for n in (1, 2)
+    )
+
+    async def handle(event: RepairOrderDelivered) -> None:
+        for _ in range(3):
+            try:
+                async with db.transaction() as session:
+                    await service.record_delivery(session, event, settings)
+                return
+            except IntegrityError:
+                continue
+        raise AssertionError("still failing after three tries")
+
+    try:
+        await second_starts_before_first_commits(
+            pg_url,
+            lambda: handle(first),
+            lambda: handle(second),
+            # The first delivery's order row, being written by another transaction: the
+            # first handler waits on it after it has read the car's open reminders.
+            hold="INSERT INTO delivered_order (repair_order_id, number, branch, customer_id,"
+            " vehicle_id, vin, delivered_at, has_fix, is_comeback)"
+            " VALUES ($1, 'RO-0', 'BR01', $2, $3, 'LSVAU218XN2183294', now(), false, false)",
+            args=(first.repair_order_id, customer, car),
+        )
+        async with db.reader() as session:
+            reminders = (
+                await session.exec(
+                    select(ServiceReminder.last_repair_order_id).where(
+                        ServiceReminder.vehicle_id == car, ServiceReminder.status == "open"
+                    )
+                )
+            ).all()
+        assert len(reminders) == 1
+    finally:
+        await db.dispose()

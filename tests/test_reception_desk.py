@@ -1,5 +1,6 @@
 """The desk: search by plate, VIN tail, phone and name; odometer history; owner changes."""
 
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -7,7 +8,7 @@ import pytest
 import pytest_asyncio
 
 from tests.flow import valid_vin
-from tests.harness import NatsServer, auth
+from tests.harness import NatsServer, auth, second_starts_before_first_commits
 from tests.test_bad_input import _client, assert_problem
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.store]
@@ -136,3 +137,39 @@ async def test_an_owner_change_keeps_the_history(reception: httpx.AsyncClient):
     assert [(h["from_customer_id"], h["to_customer_id"]) for h in history.json()] == [(wang, li)]
     found = await reception.get("/search", headers=ADVISOR, params={"name": "李"})
     assert [hit["vehicle_id"] for hit in found.json()["items"]] == [vehicle]
+
+
+@pytest.mark.postgres
+async def test_two_owner_changes_at_once_chain_in_the_history(
+    pg_url: str, nats_server: NatsServer
+) -> None:
+    """Two advisors pass the same car on at the same moment, the second starting before
+    the first commits: the history reads seller → first buyer → second buyer, and the car
+    ends with the second buyer."""
+    async with _client("reception", pg_url, nats_server) as reception:
+        seller = await _customer(reception, "王芳", "13800138000")
+        first = await _customer(reception, "李雷", "13900139000")
+        second = await _customer(reception, "韩梅梅", "13700137000")
+        car = await _vehicle(reception, seller, "沪A12345", valid_vin())
+
+        async def sell(buyer: str) -> None:
+            r = await reception.post(
+                f"/vehicles/{car}/owner",
+                headers=ADVISOR,
+                json={"customer_id": buyer, "reason": "sold"},
+            )
+            assert r.status_code == 201, r.text
+
+        await second_starts_before_first_commits(
+            pg_url,
+            lambda: sell(first),
+            lambda: sell(second),
+            hold="SELECT 1 FROM vehicle WHERE id = $1 FOR UPDATE",
+            args=(uuid.UUID(car),),
+        )
+        r = await reception.get(f"/vehicles/{car}/owners", headers=ADVISOR)
+        assert r.status_code == 200, r.text
+        chain = [(c["from_customer_id"], c["to_customer_id"]) for c in r.json()]
+        assert chain == [(seller, first), (first, second)]
+        r = await reception.get(f"/vehicles/{car}", headers=ADVISOR)
+        assert r.json()["customer_id"] == second

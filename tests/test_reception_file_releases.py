@@ -13,9 +13,12 @@ import pytest_asyncio
 from sqlmodel import select
 
 from services.reception import file_releases
+from services.reception.main import SPEC
 from services.reception.models import FileRelease
+from shared.db import Database
+from shared.migrations import upgrade
 from tests.flow import open_intake, register
-from tests.harness import NatsServer, Stack, auth, eventually
+from tests.harness import NatsServer, Stack, auth, eventually, second_starts_before_first_commits
 from tests.test_reception_files import ReceptionWithRecords, png, upload
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.store]
@@ -235,3 +238,38 @@ async def test_a_photo_removed_while_records_is_down_is_released_and_collected_l
         assert [(x["owner"], x["owner_id"]) for x in kept.json()] == [
             ("reception.intake_photo", intake["id"])
         ]
+
+
+@pytest.mark.postgres
+async def test_two_failed_attempts_at_once_are_both_counted(pg_url: str) -> None:
+    """The request that changed the walk-around and the background job (or two replicas)
+    fail to release the same reference at the same moment: both attempts count, so the
+    wait before the next one grows as it should."""
+    db = Database(pg_url)
+    await upgrade(db, SPEC.migrations)
+    try:
+        release = FileRelease(
+            file_id=uuid.uuid4(),
+            owner="reception.intake_photo",
+            owner_id=uuid.uuid4(),
+            branch="BR01",
+        )
+        async with db.transaction() as session:
+            session.add(release)
+        due = file_releases.Due(release.file_id, release.owner, release.owner_id, "BR01")
+
+        async def fail() -> None:
+            await file_releases._postpone(db, due, "records answered 503", 1.0)
+
+        await second_starts_before_first_commits(
+            pg_url,
+            fail,
+            fail,
+            hold="SELECT 1 FROM file_release WHERE file_id = $1 FOR UPDATE",
+            args=(release.file_id,),
+        )
+        async with db.reader() as session:
+            row = await session.get(FileRelease, (release.file_id, release.owner, release.owner_id))
+            assert row is not None and row.attempts == 2
+    finally:
+        await db.dispose()

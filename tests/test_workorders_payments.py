@@ -3,6 +3,7 @@ order id, once per ERP payment id, unmatched ones kept for the cashier; and the 
 records consumes: a clock segment per clock-off, a QC result per inspection, the last
 promise on delivery."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from services.workorders.config import Settings
 from services.workorders.main import create_app
 from shared.contracts import PaymentConfirmed
 from shared.events import encode
-from tests.harness import NatsServer, auth, eventually
+from tests.harness import NatsServer, auth, eventually, second_starts_before_first_commits
 from tests.test_bad_input import assert_problem
 from tests.test_workorders_api import (
     ADVISOR,
@@ -269,3 +270,58 @@ async def test_delivery_reports_the_promise_the_customer_agreed_to_last(wo: Work
     assert r.status_code == 200, r.text
     [delivered] = await wo.events("workorders.repair_order.delivered.v1")
     assert datetime.fromisoformat(delivered["promised_at"]) == later
+
+
+# --- payments and settlements at the same moment (PostgreSQL) ---------------------------
+
+
+@pytest_asyncio.fixture
+async def wo_pg(pg_url: str, nats_server: NatsServer) -> AsyncIterator[Workorders]:
+    app = create_app(Settings(database_url=pg_url, nats_url=nats_server.url))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client,
+    ):
+        yield Workorders(client, app.state.runtime.db, nats_server.url)
+
+
+@pytest.mark.postgres
+async def test_two_halves_of_a_payment_at_once_mark_the_order_paid(wo_pg: Workorders):
+    """The customer paid in two parts and the ERP confirms both at the same moment, each
+    handled by its own replica: together they cover the due, so the order is paid."""
+    orders = [await settle(wo_pg, await work_to_ready(wo_pg), "508.50") for _ in range(6)]
+    for order in orders:
+        halves = [confirmed(order["invoice_number"], "254.25") for _ in range(2)]
+        await asyncio.gather(*(record(wo_pg, half) for half in halves))
+    unpaid = [o["number"] for o in orders if not (await wo_pg.order(o["id"]))["paid"]]
+    assert unpaid == [], f"{len(unpaid)} of {len(orders)} orders left unpaid"
+
+
+@pytest.mark.postgres
+async def test_a_payment_confirmed_while_the_order_is_settled_is_matched(
+    wo_pg: Workorders, pg_url: str
+):
+    """The ERP confirms the payment while the cashier settles the order: the payment has
+    looked for the invoice before the settlement commits, and the settlement for payments
+    before the payment commits. The payment still ends on the order, and the order paid."""
+    order = await work_to_ready(wo_pg)
+    early = confirmed("INV-" + order["number"].removeprefix("RO-"), "508.50")
+
+    async def settle_it() -> None:
+        await settle(wo_pg, order, "508.50")
+
+    await second_starts_before_first_commits(
+        pg_url,
+        lambda: record(wo_pg, early),
+        settle_it,
+        # The payment's own row, being written by another transaction: the payment waits
+        # on it after it has looked for its order.
+        hold="INSERT INTO erp_payment (erp_payment_id, branch, invoice_number, amount,"
+        " currency, method, paid_at, received_at, recorded_at)"
+        " VALUES ($1, 'BR01', 'X', '0', 'CNY', 'x', now(), now(), now())",
+        args=(early.erp_payment_id,),
+    )
+    detail = await wo_pg.order(order["id"])
+    assert [p["erp_payment_id"] for p in await listed(wo_pg, order["id"])] == [early.erp_payment_id]
+    assert detail["paid"] is True
+    assert (await wo_pg.client.get("/erp-payments/unmatched", headers=CASHIER)).json() == []

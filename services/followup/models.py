@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator, model_validator
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -566,6 +566,10 @@ class ReminderBase(SQLModel):
     sent_channel: str | None = Field(default=None, sa_type=String(16))
 
 
+# A vehicle has at most one open reminder: the one from its latest delivery.
+OPEN_REMINDER = "status = 'open'"
+
+
 class ServiceReminder(Base, ReminderBase, table=True):
     """The next service a vehicle is due for, for the agents to offer."""
 
@@ -573,6 +577,13 @@ class ServiceReminder(Base, ReminderBase, table=True):
     __table_args__ = (
         Index("ix_service_reminder_due", "branch", "status", "due_at", "id"),
         Index("ix_service_reminder_vehicle", "vehicle_id", "status"),
+        Index(
+            "ux_service_reminder_open_vehicle",
+            "vehicle_id",
+            unique=True,
+            sqlite_where=text(OPEN_REMINDER),
+            postgresql_where=text(OPEN_REMINDER),
+        ),
     )
 
     due_at: datetime = _utc()  # start of the local due day

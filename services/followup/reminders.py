@@ -56,7 +56,10 @@ async def refresh(
     hours: BusinessHours,
     settings: Settings,
 ) -> ServiceReminder:
-    """A delivery replaces the vehicle's open reminder with one from this visit."""
+    """A delivery replaces the vehicle's open reminder with one from this visit. Two
+    deliveries of one car handled at the same moment (on two replicas) would each replace
+    the one they saw and leave two open: the unique index on a vehicle's open reminder
+    fails the second, which is handled again and replaces the first one's."""
     readings = (
         await session.exec(
             select(DeliveredOrder.delivered_at, DeliveredOrder.odometer_km)
@@ -143,6 +146,19 @@ async def due_list(
     return rows, encode_cursor(rows[-1].due_at, rows[-1].id)
 
 
+async def _open_reminder(
+    session: AsyncSession, reminder_id: uuid.UUID, by: User
+) -> ServiceReminder:
+    """The open reminder, its row held to the end of the transaction: two agents at once
+    take turns, so every send is counted and the outcome is recorded once."""
+    reminder = await session.get(ServiceReminder, reminder_id, with_for_update=True)
+    if reminder is None or reminder.branch != by.branch:
+        raise NotFound(f"no service reminder {reminder_id}")
+    if reminder.status != ReminderStatus.open:
+        raise Conflict(f"the reminder is {reminder.status}", current_status=reminder.status)
+    return reminder
+
+
 async def record_outcome(
     session: AsyncSession,
     reminder_id: uuid.UUID,
@@ -150,11 +166,7 @@ async def record_outcome(
     by: User,
     settings: Settings,
 ) -> ServiceReminder:
-    reminder = await session.get(ServiceReminder, reminder_id)
-    if reminder is None or reminder.branch != by.branch:
-        raise NotFound(f"no service reminder {reminder_id}")
-    if reminder.status != ReminderStatus.open:
-        raise Conflict(f"the reminder is {reminder.status}", current_status=reminder.status)
+    reminder = await _open_reminder(session, reminder_id, by)
     reminder.status = ReminderStatus(body.outcome.value)
     reminder.note, reminder.updated_at = body.note, settings.clock()
     await session.flush()
@@ -169,11 +181,7 @@ async def record_sent(
     settings: Settings,
 ) -> ServiceReminder:
     """The reminder went out to the customer: counted and told to the vehicle's file."""
-    reminder = await session.get(ServiceReminder, reminder_id)
-    if reminder is None or reminder.branch != by.branch:
-        raise NotFound(f"no service reminder {reminder_id}")
-    if reminder.status != ReminderStatus.open:
-        raise Conflict(f"the reminder is {reminder.status}", current_status=reminder.status)
+    reminder = await _open_reminder(session, reminder_id, by)
     now = settings.clock()
     reminder.times_sent += 1
     reminder.sent_at, reminder.sent_channel, reminder.updated_at = now, body.channel.value, now

@@ -5,7 +5,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, case, or_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -68,32 +69,48 @@ async def upsert_contact(
     *,
     as_of: datetime,
     intake_at: datetime | None = None,
-) -> Contact:
-    """Add or refresh a contact; details older than what we hold are not applied."""
-    contact = await session.get(Contact, customer.id)
-    if contact is None:
-        contact = Contact(
-            customer_id=customer.id,
-            branch=branch,
-            name=customer.name,
-            mobile=customer.mobile,
-            preferred_channel=customer.preferred_channel,
-            language=customer.language,
-            contact_consent=customer.contact_consent,
-            as_of=as_of,
-            updated_at=utcnow(),
+) -> None:
+    """Add or refresh a contact, and count the intake (if any) as a visit; details older
+    than what we hold are not applied.
+
+    One upsert that does the arithmetic and the comparisons in the database: replicas
+    handle one customer's intakes at the same moment, and a count or a detail read here
+    and written back would overwrite the other's. On PostgreSQL the second writer waits
+    on the row (or on the first one's insert) and then applies its change to the row as
+    committed; SQLite has one writer at a time."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = Contact.__table__  # type: ignore[attr-defined]
+    details = {
+        "name": customer.name,
+        "mobile": customer.mobile,
+        "preferred_channel": customer.preferred_channel,
+        "language": customer.language,
+        "contact_consent": customer.contact_consent,
+        "as_of": as_of,
+        "updated_at": utcnow(),
+    }
+    insert = dialect.insert(table).values(
+        customer_id=customer.id,
+        branch=branch,
+        visits=0 if intake_at is None else 1,
+        last_intake_at=intake_at,
+        **details,
+    )
+    held, new = table.c, insert.excluded
+    newer = new.as_of >= held.as_of
+    later_intake = or_(held.last_intake_at.is_(None), new.last_intake_at > held.last_intake_at)
+    await session.exec(
+        insert.on_conflict_do_update(
+            index_elements=[held.customer_id],
+            set_={
+                **{name: case((newer, new[name]), else_=held[name]) for name in details},
+                "visits": held.visits + new.visits,
+                "last_intake_at": case(
+                    (later_intake, new.last_intake_at), else_=held.last_intake_at
+                ),
+            },
         )
-        session.add(contact)
-    elif as_of >= contact.as_of:
-        contact.name, contact.mobile = customer.name, customer.mobile
-        contact.preferred_channel, contact.language = customer.preferred_channel, customer.language
-        contact.contact_consent, contact.as_of = customer.contact_consent, as_of
-        contact.updated_at = utcnow()
-    if intake_at is not None:
-        contact.visits += 1
-        if contact.last_intake_at is None or intake_at > contact.last_intake_at:
-            contact.last_intake_at = intake_at
-    return contact
+    )
 
 
 async def get_contact(session: AsyncSession, customer_id: uuid.UUID, by: User) -> Contact:
@@ -321,8 +338,10 @@ def _fields(row: Any, schema: Any) -> dict[str, Any]:
     return {name: getattr(row, name) for name in schema.model_fields if hasattr(row, name)}
 
 
-async def get_visit(session: AsyncSession, visit_id: uuid.UUID, by: User) -> Visit:
-    visit = await session.get(Visit, visit_id)
+async def get_visit(
+    session: AsyncSession, visit_id: uuid.UUID, by: User, *, for_update: bool = False
+) -> Visit:
+    visit = await session.get(Visit, visit_id, with_for_update=for_update or None)
     if visit is None or visit.branch != by.branch:
         raise NotFound(f"no follow-up visit {visit_id}")
     return visit
@@ -340,7 +359,10 @@ async def visit_public(session: AsyncSession, visit: Visit) -> VisitPublic:
 
 
 async def _open_visit(session: AsyncSession, visit_id: uuid.UUID, by: User) -> Visit:
-    visit = await get_visit(session, visit_id, by)
+    """The open visit, its row held to the end of the transaction: agents working one visit
+    through two replicas at once (or the expiry timer) take turns, so calls are all counted
+    and the visit closes once; the second to close it is told it is closed."""
+    visit = await get_visit(session, visit_id, by, for_update=True)
     if visit.status != VisitStatus.open:
         raise Conflict(
             f"the visit is {visit.status} ({visit.outcome}); nothing more can be recorded",

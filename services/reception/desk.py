@@ -30,8 +30,10 @@ from shared.problems import Conflict, InvalidInput, NotFound
 from shared.search import contains
 
 
-async def _vehicle(session: AsyncSession, vehicle_id: uuid.UUID, by: User) -> Vehicle:
-    vehicle = await session.get(Vehicle, vehicle_id)
+async def _vehicle(
+    session: AsyncSession, vehicle_id: uuid.UUID, by: User, *, for_update: bool = False
+) -> Vehicle:
+    vehicle = await session.get(Vehicle, vehicle_id, with_for_update=for_update or None)
     if vehicle is None or vehicle.branch != by.branch:
         raise NotFound(f"vehicle {vehicle_id} not found")
     return vehicle
@@ -105,7 +107,9 @@ async def readings(
 async def change_owner(
     session: AsyncSession, vehicle_id: uuid.UUID, customer_id: uuid.UUID, reason: str, by: User
 ) -> OwnerChange:
-    vehicle = await _vehicle(session, vehicle_id, by)
+    # Held to the commit: a second change of the same car at the same moment waits and
+    # then starts from this one's buyer, so the history stays one chain.
+    vehicle = await _vehicle(session, vehicle_id, by, for_update=True)
     customer = await session.get(Customer, customer_id)
     if customer is None or customer.branch != by.branch:
         raise InvalidInput("customer_id", f"no customer {customer_id} in branch {by.branch}")

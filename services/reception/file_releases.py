@@ -172,7 +172,11 @@ async def release_due(
 
 async def _postpone(db: Database, row: Due, error: str, interval: float) -> None:
     async with db.transaction() as session:
-        current = await session.get(FileRelease, (row.file_id, row.owner, row.owner_id))
+        # Held: the request and the job (or two replicas) may both fail on it at once, and
+        # each attempt must count for the backoff.
+        current = await session.get(
+            FileRelease, (row.file_id, row.owner, row.owner_id), with_for_update=True
+        )
         if current is None:
             return
         current.attempts += 1

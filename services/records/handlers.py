@@ -43,6 +43,7 @@ subscriber = Subscribers()
 
 @subscriber(CustomerRegistered, durable="records__archive_customer")
 async def archive_customer(event: CustomerRegistered, session: AsyncSession) -> None:
+    await service.serialise(session, event.customer.id)
     await service.remember_customer(
         session, event.branch, event.customer, as_of=event.registered_at
     )
@@ -60,6 +61,7 @@ async def archive_customer(event: CustomerRegistered, session: AsyncSession) -> 
 
 @subscriber(VehicleRegistered, durable="records__archive_vehicle")
 async def archive_vehicle(event: VehicleRegistered, session: AsyncSession) -> None:
+    await service.serialise(session, event.customer_id, event.vehicle.id)
     await service.remember_vehicle(
         session, event.branch, event.vehicle, event.customer_id, as_of=event.registered_at
     )
@@ -78,6 +80,7 @@ async def archive_vehicle(event: VehicleRegistered, session: AsyncSession) -> No
 
 @subscriber(CustomerUpdated, durable="records__archive_customer_update")
 async def archive_customer_update(event: CustomerUpdated, session: AsyncSession) -> None:
+    await service.serialise(session, event.customer.id)
     await service.remember_customer(session, event.branch, event.customer, as_of=event.updated_at)
     await service.append(
         session,
@@ -95,6 +98,10 @@ async def archive_customer_update(event: CustomerUpdated, session: AsyncSession)
 async def archive_owner_change(event: VehicleOwnerChanged, session: AsyncSession) -> None:
     """The vehicle's file gets the change, under the new owner; the entry names the earlier
     owner too."""
+    # The earlier owner too: an erasure of their data must not blank the buyer's plate.
+    await service.serialise(
+        session, event.customer_id, event.previous_customer_id, event.vehicle.id
+    )
     await service.remember_vehicle(
         session, event.branch, event.vehicle, event.customer_id, as_of=event.changed_at
     )
@@ -120,6 +127,11 @@ async def archive_owner_change(event: VehicleOwnerChanged, session: AsyncSession
 
 @subscriber(IntakeOpened, durable="records__archive_intake")
 async def archive_intake(event: IntakeOpened, session: AsyncSession) -> None:
+    # The cards' newer details, the repair order and the booking may be committing on
+    # another replica right now: wait for them before reading.
+    await service.serialise(
+        session, event.customer.id, event.vehicle.id, event.intake_id, event.appointment_id
+    )
     await service.remember_customer(session, event.branch, event.customer, as_of=event.opened_at)
     await service.remember_vehicle(
         session, event.branch, event.vehicle, event.customer.id, as_of=event.opened_at
@@ -168,6 +180,7 @@ async def archive_intake_inspection(event: IntakeInspected, session: AsyncSessio
         if mark.photo_file_id is not None
     ]
     signature = str(event.signature_file_id) if event.signature_file_id else None
+    await service.serialise(session, event.customer_id, event.intake_id)
     changed = await service.keep_latest(
         session,
         event,
@@ -201,6 +214,9 @@ async def archive_intake_inspection(event: IntakeInspected, session: AsyncSessio
 
 @subscriber(RepairOrderOpened, durable="records__archive_repair_order")
 async def archive_repair_order(event: RepairOrderOpened, session: AsyncSession) -> None:
+    # The intake's handlers take the same keys before they look this order up: whichever
+    # comes second sees the other's entry.
+    await service.serialise(session, event.customer_id, event.intake_id)
     await service.append(
         session,
         event,
@@ -229,7 +245,8 @@ async def archive_repair_order(event: RepairOrderOpened, session: AsyncSession) 
 async def _order_of_intake(
     session: AsyncSession, branch: str, intake_id: uuid.UUID
 ) -> uuid.UUID | None:
-    """The repair order opened from the intake, if it has been archived."""
+    """The repair order opened from the intake, if it has been archived. Look only while
+    holding the intake's keys (`service.serialise`), as the order's handler does."""
     found = await session.exec(
         select(TimelineEntry.repair_order_id).where(
             TimelineEntry.intake_id == intake_id,
@@ -262,6 +279,7 @@ def _line(line: EstimateLine) -> dict[str, Any]:
 
 @subscriber(EstimateApproved, durable="records__archive_estimate")
 async def archive_estimate(event: EstimateApproved, session: AsyncSession) -> None:
+    await service.serialise(session, event.customer_id, event.intake_id)
     await service.append(
         session,
         event,
@@ -364,6 +382,10 @@ async def archive_delivery(event: RepairOrderDelivered, session: AsyncSession) -
 @subscriber(RepairOrderSettled, durable="records__archive_settlement")
 async def archive_settlement(event: RepairOrderSettled, session: AsyncSession) -> None:
     """The invoice: kept with its numbers and amounts even after the customer's erasure."""
+    # All at once, in the one order every call takes its keys in: an ERP payment holding
+    # the invoice and waiting for the order would otherwise deadlock with this handler.
+    invoice = _invoice_key(event.branch, event.invoice_number)
+    await service.serialise(session, event.customer_id, event.repair_order_id, invoice)
     await service.append(
         session,
         event,
@@ -390,7 +412,6 @@ async def archive_settlement(event: RepairOrderSettled, session: AsyncSession) -
         },
     )
     # ERP payments that came first, naming only this invoice, join the visit.
-    await service._serialise(session, _invoice_key(event.branch, event.invoice_number))
     await service.link_entries(
         session,
         event.branch,
@@ -467,7 +488,8 @@ async def archive_visit_expired(event: VisitExpired, session: AsyncSession) -> N
 async def _intake_of_appointment(
     session: AsyncSession, branch: str, appointment_id: uuid.UUID
 ) -> uuid.UUID | None:
-    """The car of the intake that took up the booking, if it has been archived."""
+    """The car of the intake that took up the booking, if it has been archived. Look only
+    while holding the booking's keys, as the intake's handler does."""
     found = await session.exec(
         select(TimelineEntry.vehicle_id).where(
             TimelineEntry.appointment_id == appointment_id,
@@ -480,6 +502,7 @@ async def _intake_of_appointment(
 
 @subscriber(AppointmentBooked, durable="records__archive_appointment_booked")
 async def archive_appointment_booked(event: AppointmentBooked, session: AsyncSession) -> None:
+    await service.serialise(session, event.customer_id, event.appointment_id)
     vehicle_id = event.vehicle_id or await _intake_of_appointment(
         session, event.branch, event.appointment_id
     )
@@ -504,6 +527,7 @@ async def archive_appointment_booked(event: AppointmentBooked, session: AsyncSes
 
 @subscriber(AppointmentClosed, durable="records__archive_appointment_closed")
 async def archive_appointment_closed(event: AppointmentClosed, session: AsyncSession) -> None:
+    await service.serialise(session, event.customer_id, event.appointment_id)
     vehicle_id = event.vehicle_id or await _intake_of_appointment(
         session, event.branch, event.appointment_id
     )
@@ -655,7 +679,9 @@ def _invoice_key(branch: str, invoice_number: str) -> uuid.UUID:
 async def archive_payment(event: PaymentConfirmed, session: AsyncSession) -> None:
     """The ERP's payment for an invoice. One entry per ERP payment id, however often the
     ERP sends it; one that names only the invoice joins the visit through its invoice."""
-    await service._serialise(session, _invoice_key(event.branch, event.invoice_number))
+    await service.serialise(
+        session, _invoice_key(event.branch, event.invoice_number), event.repair_order_id
+    )
     repair_order_id = event.repair_order_id
     if repair_order_id is None:
         repair_order_id = (

@@ -56,16 +56,18 @@ def cents(amount: Decimal) -> int:
 
 
 async def _ensure(session: AsyncSession, model: Any, key: Any, values: dict[str, Any]) -> Any:
-    """The row with primary key `key`, inserted with `values` when missing. The insert does
-    nothing when another transaction inserted the row first (replicas handling two events
-    of one order at the same moment both go on, instead of one failing and retrying)."""
-    row = await session.get(model, key)
+    """The row with primary key `key`, inserted with `values` when missing, and held until
+    the transaction ends. The insert does nothing when another transaction inserted the row
+    first (replicas handling two events of one order at the same moment both go on, instead
+    of one failing and retrying); the hold makes the second wait and then read what the
+    first wrote, so a newer value is never overwritten by an older one read before it."""
+    row = await session.get(model, key, with_for_update=True)
     if row is not None:
         return row
     dialect = (await session.connection()).dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     await session.exec(insert(model).values(**values).on_conflict_do_nothing())
-    return await session.get(model, key)
+    return await session.get(model, key, with_for_update=True)
 
 
 async def _order(session: AsyncSession, repair_order_id: uuid.UUID, branch: str) -> ReportOrder:

@@ -53,10 +53,14 @@ def strip_personal(value: Any) -> Any:
     return value
 
 
-async def _serialise(session: AsyncSession, *keys: uuid.UUID | None) -> None:
+async def serialise(session: AsyncSession, *keys: uuid.UUID | None) -> None:
     """Hold back concurrent handlers working on the same customer, visit or case until this
     transaction ends, so each sees the other's entry and links it (and an erasure sees every
-    entry). PostgreSQL only: SQLite has one writer at a time anyway."""
+    entry). PostgreSQL only: SQLite has one writer at a time anyway.
+
+    A handler that looks another entry up must take the keys both share before it looks
+    (READ COMMITTED reads afresh after the wait); it takes them all in one call where it
+    can, since the keys of one call are taken in one order everywhere."""
     if session.get_bind().dialect.name != "postgresql":
         return
     for key in sorted({str(k) for k in keys if k is not None}):
@@ -169,7 +173,7 @@ async def append(
     )
     if exists.first() is not None:
         return False
-    await _serialise(session, customer_id, repair_order_id, reference_id)
+    await serialise(session, customer_id, repair_order_id, reference_id)
     same_case = _same_case(reference_id, repair_order_id)
     if vehicle_id is None or customer_id is None:
         visit = (
@@ -279,7 +283,7 @@ async def keep_latest(
     order. The version is kept in the summary."""
     entry_id = uuid.uuid5(ENTRY_NAMESPACE, entry_key)
     # Two replicas with two versions of the same thing: the second waits and sees the first.
-    await _serialise(session, entry_id)
+    await serialise(session, entry_id)
     summary = {**summary, "version": version}
     entry = (await session.exec(select(TimelineEntry).where(TimelineEntry.id == entry_id))).first()
     if entry is None:
@@ -299,7 +303,7 @@ async def keep_latest(
         )
     if int(entry.summary.get("version", 0)) >= version:
         return False
-    await _serialise(session, entry.customer_id)  # an erasure running now ends first
+    await serialise(session, entry.customer_id)  # an erasure running now ends first
     erased = await _erased(session, entry.customer_id)
     entry.summary = strip_personal(summary) if erased else summary
     entry.occurred_at = occurred_at
@@ -634,7 +638,7 @@ async def erase_customer(
     photos of work found on their car) are deleted; returns the erasure and the hashes
     of the deleted files' blobs, to delete after the commit.
     Events that arrive later for this customer are stored without personal fields."""
-    await _serialise(session, customer_id)
+    await serialise(session, customer_id)
     card = await _customer_card(session, customer_id, by)
     if card.erased_at is not None:
         raise Conflict(

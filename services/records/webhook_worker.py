@@ -267,6 +267,11 @@ async def record(db: "Database", policy: Policy, results: list[tuple[Job, Outcom
             col(WebhookDelivery.id).in_([job.delivery_id for job, _ in results]),
             col(WebhookDelivery.status) == DeliveryStatus.pending,
         )
+        if not db.is_sqlite:
+            # A sender whose lease ran out (a slow endpoint) and the one that claimed the
+            # delivery after it may record at once: the second waits, then finds the
+            # delivery finished or its count moved on, instead of writing over it.
+            query = query.with_for_update(of=WebhookDelivery)
         rows: list[Any] = list((await session.exec(query)).all())
         current = {row.id: row for row in rows}
         attempts: list[dict[str, Any]] = []

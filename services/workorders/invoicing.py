@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.workorders.models import Job, RepairOrder
+from services.workorders.payments import invoice_number_of
 from services.workorders.schemas import Discount
 from services.workorders.states import JobStatus, RepairOrderStatus
 from shared.contracts import EstimateLine
@@ -141,7 +142,7 @@ def apply_discounts(
 
 def invoice_number(order: RepairOrder) -> str:
     """The invoice's number follows the order's: RO-2026-000123 → INV-2026-000123."""
-    return "INV-" + order.number.removeprefix("RO-")
+    return invoice_number_of(order.number)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import logging
 import uuid
 from decimal import Decimal
 
-from sqlmodel import col, select
+from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.workorders.models import ErpPayment, RepairOrder
@@ -17,15 +17,36 @@ from shared.events import utcnow
 log = logging.getLogger(__name__)
 
 
+def invoice_number_of(order_number: str) -> str:
+    """An order's invoice is numbered after it: RO-2026-000123 → INV-2026-000123."""
+    return "INV-" + order_number.removeprefix("RO-")
+
+
 async def _matching_order(session: AsyncSession, event: PaymentConfirmed) -> RepairOrder | None:
+    """The settled order the payment is for, held to the end of the transaction.
+
+    The order the invoice number is made from is locked even before it is settled: a
+    settlement committing meanwhile is waited for and then seen here, and one starting
+    after waits for this payment and adopts it; two payments of one order take turns, so
+    the second counts the first towards the due."""
     if event.repair_order_id is not None:
-        order = await session.get(RepairOrder, event.repair_order_id)
+        order = await session.get(RepairOrder, event.repair_order_id, with_for_update=True)
         if order is not None and order.branch == event.branch:
             return order
-    query = select(RepairOrder).where(
-        RepairOrder.branch == event.branch, RepairOrder.invoice_number == event.invoice_number
+    number = "RO-" + event.invoice_number.removeprefix("INV-")
+    query = (
+        select(RepairOrder)
+        .where(
+            RepairOrder.branch == event.branch,
+            or_(
+                col(RepairOrder.invoice_number) == event.invoice_number,
+                col(RepairOrder.number) == number,
+            ),
+        )
+        .with_for_update()
     )
-    return (await session.exec(query)).first()
+    orders = (await session.exec(query)).all()
+    return next((o for o in orders if o.invoice_number == event.invoice_number), None)
 
 
 async def payments_of(session: AsyncSession, order_id: uuid.UUID) -> list[ErpPayment]:

@@ -712,6 +712,8 @@ async def settle(
     if_match: str | None,
     discount_limit_percent: float = 10.0,
 ) -> RepairOrder:
+    from services.workorders import payments
+
     order = await get_repair_order(session, order_id, by)
     check_if_match(if_match, order.version)
     order.status = move_order(order.status, RepairOrderStatus.settled)
@@ -767,9 +769,7 @@ async def settle(
     order.invoice_number = event.invoice_number
     add_event(session, event, subject=order.id)
     await session.flush()
-    from services.workorders.payments import adopt_unmatched
-
-    await adopt_unmatched(session, order)
+    await payments.adopt_unmatched(session, order)
     return order
 
 
