@@ -45,6 +45,15 @@ def auth(role: str | list[str] = "advisor", branch: str = "BR01") -> dict[str, s
     return {"Authorization": f"Bearer {token(role, branch)}"}
 
 
+def wall_clock() -> float:
+    """The machine's clock in seconds since the epoch, even when the clock legs have moved
+    this process's (`WORKSHOP_TEST_NOW`): the clock nats-server and PostgreSQL stamp with,
+    for comparing an instant taken here with one they stored."""
+    import time_machine
+
+    return time_machine.escape_hatch.time.time()
+
+
 async def eventually(
     probe: Callable[[], Awaitable[T | None]],
     *,

@@ -27,7 +27,7 @@ from shared.idempotency import make_idempotency_model
 from shared.outbox import add_event, make_outbox_models
 from shared.service import Runtime, ServiceSpec, create_service_app
 from shared.settings import ServiceSettings
-from tests.harness import NatsCluster, NatsServer, ServiceProcess, auth, eventually
+from tests.harness import NatsCluster, NatsServer, ServiceProcess, auth, eventually, wall_clock
 
 pytestmark = [pytest.mark.asyncio]
 
@@ -329,13 +329,13 @@ async def test_relay_keeps_order_and_quiet_through_a_leader_killed_mid_burst(
 
         await eventually(in_flight, timeout=10, interval=0, what="publishes awaiting acks")
         victim.kill()
-        killed_at = time.time()
+        killed_at = wall_clock()
 
         async def answering() -> bool:
             return await admin.stream_leader("PROBE", timeout=0.2) is not None
 
         await eventually(answering, timeout=30, what="PROBE answering again")
-        answered_at = time.time()
+        answered_at = wall_clock()
 
         async def resumed() -> bool:
             return await _last_stored_at(admin) > answered_at
