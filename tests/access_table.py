@@ -219,13 +219,14 @@ async def walk(
     table: AccessTable,
     *,
     params: Mapping[str, str] | None = None,
+    queries: Mapping[str, str] | None = None,
     full_role: str = "manager",
     branch: str = "BR01",
 ) -> Walk:
     """Calls each operation as each role. Writes are sent made-up ids and an empty JSON
     object, which every write refuses (404, 422) once the role is let in, so nothing is
     written; reads are sent the seeded ids in `params`, so that a view is compared with a
-    real answer."""
+    real answer (and a read's query from `queries`, by operation, where it needs one)."""
     operations = operations_of(app)
     in_app = {f"{m} {p}" for m, p, _ in operations}
     missing = sorted(in_app - set(table.operations))
@@ -237,6 +238,8 @@ async def walk(
     for method, path, op in operations:
         operation = f"{method} {path}"
         url = _url(path, (params or {}) if method == "GET" else {})
+        if (queries or {}).get(operation):
+            url += "?" + (queries or {})[operation]
         body = b"{}" if "requestBody" in op else b""
         full: Any = None
         for role in ROLES:
