@@ -4,8 +4,9 @@ let in) and the fields of each answer compared with what the table says.
 
 The table (section "## Who may do what"): a row per operation (`METHOD /path`), a column
 per role. A cell is `✓` (allowed, every field), `–` (403), `open` (no role is checked: a
-health check, a customer's link, an ERP signature) or a view's name in backticks (allowed,
-that view's fields). The views table below it (`| view | fields |`) gives each view's
+health check, a customer's link, an ERP signature), `own` (allowed on the caller's own
+records only, 403 on anyone else's) or a view's name in backticks (allowed, that view's
+fields). The views table below it (`| view | fields |`) gives each view's
 fields in the syntax of `shared.access`."""
 
 import asyncio
@@ -25,7 +26,7 @@ from shared.auth import Role
 from tests.harness import token
 
 ROLES = [role.value for role in Role]
-ALL, REFUSED, OPEN = "✓", "–", "open"
+ALL, REFUSED, OPEN, OWN = "✓", "–", "open", "own"
 SECTION = "## Who may do what"
 
 
@@ -67,7 +68,7 @@ def read_table(readme: Path) -> AccessTable:
         views[name.strip("`")] = parse_view(fields, views)
     for operation, cells in operations.items():
         for role, cell in cells.items():
-            assert cell in (ALL, REFUSED, OPEN) or cell in views, (
+            assert cell in (ALL, REFUSED, OPEN, OWN) or cell in views, (
                 f"{operation} × {role}: {cell!r} is no outcome and no view"
             )
     return AccessTable(operations, views)
@@ -220,13 +221,16 @@ async def walk(
     *,
     params: Mapping[str, str] | None = None,
     queries: Mapping[str, str] | None = None,
+    own: Mapping[str, str] | None = None,
     full_role: str = "manager",
     branch: str = "BR01",
 ) -> Walk:
     """Calls each operation as each role. Writes are sent made-up ids and an empty JSON
     object, which every write refuses (404, 422) once the role is let in, so nothing is
     written; reads are sent the seeded ids in `params`, so that a view is compared with a
-    real answer (and a read's query from `queries`, by operation, where it needs one)."""
+    real answer (and a read's query from `queries`, by operation, where it needs one).
+    An `own` cell is called twice: with someone else's id in the path parameter `own` names
+    for the operation (403) and with the caller's own (let in)."""
     operations = operations_of(app)
     in_app = {f"{m} {p}" for m, p, _ in operations}
     missing = sorted(in_app - set(table.operations))
@@ -234,7 +238,7 @@ async def walk(
     assert not missing, f"operations missing from the access table: {missing}"
     assert not extra, f"operations in the access table but not in the app: {extra}"
     result = Walk()
-    tokens = {role: token(role, branch) for role in ROLES}
+    tokens = {role: token(role, branch, sub=f"{role}-walking") for role in ROLES}
     for method, path, op in operations:
         operation = f"{method} {path}"
         url = _url(path, (params or {}) if method == "GET" else {})
@@ -252,6 +256,16 @@ async def walk(
             if cell == REFUSED:
                 if answer.status != 403:
                     result.mismatches.append(f"{where}, the table says 403")
+                continue
+            if cell == OWN:
+                name = (own or {}).get(operation)
+                assert name, f"{operation}: an `own` cell needs the path parameter naming whose"
+                mine = await call(app, method, _url(path, {name: f"{role}-walking"}), headers, body)
+                if answer.status != 403 or mine.status in (401, 403):
+                    result.mismatches.append(
+                        f"{where}, own: {mine.status}; the table says 403 on another's, "
+                        "allowed on one's own"
+                    )
                 continue
             if cell == OPEN:
                 if answer.status == 403:
@@ -291,5 +305,5 @@ def views_on_reads(table: AccessTable) -> set[tuple[str, str]]:
         for operation, cells in table.operations.items()
         if operation.startswith("GET ")
         for role, cell in cells.items()
-        if cell not in (ALL, REFUSED, OPEN)
+        if cell not in (ALL, REFUSED, OPEN, OWN)
     }
