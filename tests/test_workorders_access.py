@@ -14,9 +14,10 @@ from fastapi import FastAPI
 from services.workorders import promise
 from services.workorders.config import Settings
 from services.workorders.main import create_app
-from tests.access_table import read_table, shape, views_on_reads, walk
+from tests.access_table import cut, read_table, shape, views_on_reads, walk
 from tests.harness import NatsServer, auth
 from tests.test_workorders_api import PROMISED, Workorders, approved, labour, part
+from tests.test_workorders_payments import work_to_ready
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.store]
 
@@ -124,3 +125,31 @@ async def test_a_write_answers_with_the_callers_view(wo: Workshop):
     assert r.json()["status"] == "cancelled" and r.json()["customer_name"] == "王芳"
     assert "invoice" not in r.json() and "erp_paid" not in r.json()
     assert r.headers["ETag"]  # the projection keeps the headers
+
+
+async def test_the_cashier_settles_and_the_foreman_dispatches_seeing_their_views(
+    wo: Workshop,
+):
+    views = read_table(README).views
+    order = await work_to_ready(wo)
+    r = await wo.client.post(
+        f"/repair-orders/{order['id']}/settlement",
+        headers={**auth("cashier"), "If-Match": order["etag"]},
+        json={"payments": [{"method": "wechat", "amount": "508.50"}]},
+    )
+    assert r.status_code == 200, r.text
+    full = await wo.order(order["id"])
+    assert full["invoice"] and r.json()["invoice"] == full["invoice"]
+    assert shape(r.json()) == shape(cut(full, views["order-money"]))
+    assert "part_lines" not in r.json() and "technician_id" not in r.json()["jobs"][0]
+
+    second = await wo.consent(approved())
+    job = await wo.job(second["jobs"][0]["id"])
+    r = await wo.client.put(
+        f"/jobs/{job['id']}/assignment",
+        headers={**auth("foreman"), "If-Match": job["etag"]},
+        json={"technician_id": "tech-li", "bay": "B2"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["technician_id"] == "tech-li"
+    assert shape(r.json()) == shape(cut(await wo.job(job["id"]), views["job-work"]))
