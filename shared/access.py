@@ -133,6 +133,19 @@ class Projections:
                 seen = _merge(seen, self.tree(by_role[role]))
         return seen
 
+    def describe(self, operation: str) -> str:
+        """The operation's views for its OpenAPI description (a reader's client may miss
+        fields the schema lists)."""
+        by_view: dict[str, list[str]] = {}
+        for role, view in self.operations[operation].items():
+            by_view.setdefault(view, []).append(role.value)
+        lines = [
+            f"- {', '.join(roles)}: "
+            + ("every field" if view == EVERYTHING else f"`{view}`: {self.views[view]}")
+            for view, roles in by_view.items()
+        ]
+        return "Fields of the answer by role (others: 403):\n\n" + "\n".join(lines)
+
     def wrap(self, operation: str, app: ASGIApp) -> ASGIApp:
         return _Projecting(app, self, operation)
 

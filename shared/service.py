@@ -277,6 +277,8 @@ def _project_answers(app: FastAPI, projections: Projections) -> None:
             operation = f"{method} {route.path}"
             if operation in projections.operations:
                 route.app = projections.wrap(operation, route.app)
+                described = projections.describe(operation)
+                route.description = "\n\n".join(filter(None, [route.description, described]))
                 unknown.discard(operation)
     if unknown:
         raise ValueError(f"projections for operations the app lacks: {sorted(unknown)}")

@@ -68,3 +68,10 @@ def test_an_app_refuses_a_projection_for_an_operation_it_lacks():
     typo = Projections(views={}, operations={"GET /repair-order/{order_id}": {Role.qc: "*"}})
     with pytest.raises(ValueError, match="GET /repair-order/"):
         create_service_app(Settings(), dataclasses.replace(SPEC, projections=typo))
+
+
+def test_the_openapi_tells_which_fields_each_role_gets():
+    app = create_service_app(Settings(), SPEC)
+    description = app.openapi()["paths"]["/repair-orders/{order_id}"]["get"]["description"]
+    assert "- technician, qc: `order-work`: id, number," in description
+    assert "- advisor, manager: every field" in description
