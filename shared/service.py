@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared import metrics
+from shared.access import Projections
 from shared.aio import settle
 from shared.auth import Authenticator, BearerCredentials, Role, User, require
 from shared.consumers import ConsumerRunner, Subscribers
@@ -55,6 +57,8 @@ class ServiceSpec:
     startup: list[Callable[["Runtime"], Coroutine[Any, Any, None]]] = field(default_factory=list)
     # Routes ("METHOD /path") whose bodies stream past max_body_bytes under their own limit.
     large_bodies: frozenset[str] = frozenset()
+    # Which fields of which operations' answers each role sees (least privilege).
+    projections: Projections | None = None
     version: str = "0.1.0"
 
 
@@ -262,6 +266,24 @@ def settle_heap() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def _project_answers(app: FastAPI, projections: Projections) -> None:
+    """Each route with a projection answers with its caller's view only; a projection
+    naming no route of the app is a mistake, found at start-up."""
+    unknown = set(projections.operations)
+    for route in app.router.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        for method in route.methods or ():
+            operation = f"{method} {route.path}"
+            if operation in projections.operations:
+                route.app = projections.wrap(operation, route.app)
+                described = projections.describe(operation)
+                route.description = "\n\n".join(filter(None, [route.description, described]))
+                unknown.discard(operation)
+    if unknown:
+        raise ValueError(f"projections for operations the app lacks: {sorted(unknown)}")
+
+
 def create_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -287,6 +309,8 @@ def create_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     # their own beyond what their routes already hold.
     for router in (_ops_router(), *spec.routers):
         app.router.routes.extend(router.routes)
+    if spec.projections is not None:
+        _project_answers(app, spec.projections)
     app.add_middleware(TextGuard, exempt=spec.large_bodies)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=spec.large_bodies)
     app.add_middleware(RequestContext)

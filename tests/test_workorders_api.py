@@ -38,6 +38,7 @@ FOREMAN = auth("foreman")
 ADVISOR = auth("advisor")
 QC = auth("qc")
 CASHIER = auth("cashier")
+MANAGER = auth("manager")  # sees every field of an order and a job
 SCREEN = auth("screen")
 TECH_LI = {"Authorization": f"Bearer {token('technician', sub='tech-li')}"}
 TECH_WANG = {"Authorization": f"Bearer {token('technician', sub='tech-wang')}"}
@@ -133,12 +134,12 @@ class Workorders:
         return await self.order(order.id)
 
     async def order(self, order_id: Any) -> dict[str, Any]:
-        r = await self.client.get(f"/repair-orders/{order_id}", headers=FOREMAN)
+        r = await self.client.get(f"/repair-orders/{order_id}", headers=MANAGER)
         assert r.status_code == 200, r.text
         return {**r.json(), "etag": r.headers["ETag"]}
 
     async def job(self, job_id: Any) -> dict[str, Any]:
-        r = await self.client.get(f"/jobs/{job_id}", headers=FOREMAN)
+        r = await self.client.get(f"/jobs/{job_id}", headers=MANAGER)
         assert r.status_code == 200, r.text
         return {**r.json(), "etag": r.headers["ETag"]}
 
@@ -649,7 +650,8 @@ async def test_roles_branches_and_bad_input(wo: Workorders):
     order = await wo.consent(approved())
     c = wo.client
     order_id, job_id = order["id"], order["jobs"][0]["id"]
-    assert (await c.get(f"/repair-orders/{order_id}", headers=SCREEN)).status_code == 200
+    # A screen's token sits in a TV's URL: it opens the board, never an order.
+    assert_problem(await c.get(f"/repair-orders/{order_id}", headers=SCREEN), 403)
     assert_problem(await c.get(f"/repair-orders/{order_id}", headers=auth("followup_agent")), 403)
     assert_problem(await c.get(f"/repair-orders/{order_id}", headers=auth("foreman", "BR02")), 404)
     assert_problem(await c.get(f"/jobs/{job_id}", headers=auth("foreman", "BR02")), 404)

@@ -6,6 +6,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.followup import handlers, routes, timers
+from services.followup.access import PROJECTIONS
 from services.followup.config import Settings
 from services.followup.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.service import ServiceSpec, create_service_app
@@ -24,6 +25,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscribers(Settings()),
     background=[timers.timer_job],
+    projections=PROJECTIONS,
 )
 
 

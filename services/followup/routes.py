@@ -49,11 +49,14 @@ def _settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 
 # Agents and the manager work visits and cases; advisors and foremen read what concerns
-# their customers and jobs; the ERP may file complaints; records clerks read the KPIs.
+# their customers and jobs (the foreman without the customer's numbers or compensation:
+# access.py); the ERP may file complaints; records clerks read the KPIs.
 Agent = Annotated[User, Depends(require(Role.followup_agent, Role.manager))]
 Reader = Annotated[
     User, Depends(require(Role.followup_agent, Role.manager, Role.advisor, Role.foreman))
 ]
+# Who talks to the customer: contacts, call attempts, service reminders, and a case's
+# history (its changes hold the compensation's old and new amounts).
 ContactReader = Annotated[User, Depends(require(Role.followup_agent, Role.manager, Role.advisor))]
 ComplaintWriter = Annotated[User, Depends(require(Role.followup_agent, Role.manager, Role.erp))]
 KpiReader = Annotated[User, Depends(require(Role.manager, Role.followup_agent, Role.records_clerk))]
@@ -140,7 +143,7 @@ async def record_call(
     tags=["visits"],
     summary="The visit's call attempts (bounded by the attempts allowed; one page)",
 )
-async def list_calls(visit_id: uuid.UUID, session: ReadSessionDep, user: Reader):
+async def list_calls(visit_id: uuid.UUID, session: ReadSessionDep, user: ContactReader):
     return whole(await service.list_calls(session, visit_id, user))
 
 
@@ -336,7 +339,7 @@ async def add_complaint_action(
     tags=["complaints"],
     summary="Every change of the case, oldest first (one page)",
 )
-async def complaint_history(complaint_id: uuid.UUID, session: ReadSessionDep, user: Reader):
+async def complaint_history(complaint_id: uuid.UUID, session: ReadSessionDep, user: ContactReader):
     return whole(await complaints.history(session, complaint_id, user))
 
 
@@ -388,7 +391,7 @@ async def kpi_report(
 )
 async def reminder_list(
     session: ReadSessionDep,
-    user: Reader,
+    user: ContactReader,
     settings: SettingsDep,
     view: Annotated[
         Literal["due", "open"],

@@ -14,6 +14,7 @@ from services.reception import (
     routes_documents,
     routes_estimates,
 )
+from services.reception.access import PROJECTIONS
 from services.reception.config import Settings
 from services.reception.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.service import ServiceSpec, create_service_app
@@ -36,6 +37,7 @@ SPEC = ServiceSpec(
     idempotency_model=IdempotencyRecord,
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscribers(Settings()),
+    projections=PROJECTIONS,
 )
 
 

@@ -41,6 +41,20 @@ Reader = Annotated[
         )
     ),
 ]
+# Who books the workshop's time and sees its days: not the cashier.
+PlanReader = Annotated[
+    User,
+    Depends(
+        require(Role.advisor, Role.manager, Role.foreman, Role.followup_agent, Role.records_clerk)
+    ),
+]
+# Printed sheets carry the customer's numbers and the prices: the desk's, not the floor's.
+DocumentReader = Annotated[
+    User,
+    Depends(
+        require(Role.advisor, Role.manager, Role.cashier, Role.followup_agent, Role.records_clerk)
+    ),
+]
 
 
 @router.post(

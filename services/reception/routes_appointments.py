@@ -17,7 +17,7 @@ from services.reception.models import (
     DayCapacitySet,
     ShowRate,
 )
-from services.reception.routes import Advisor, Reader
+from services.reception.routes import Advisor, PlanReader
 from shared.auth import Role, User, require
 from shared.concurrency import IfMatch, set_etag
 from shared.idempotency import IdempotencyDep
@@ -49,7 +49,7 @@ async def set_capacity(
 
 
 @router.get("/capacity/{day}", response_model=DayCapacityPublic, summary="A day's capacity")
-async def get_capacity(day: Day, session: ReadSessionDep, user: Reader, settings: SettingsDep):
+async def get_capacity(day: Day, session: ReadSessionDep, user: PlanReader, settings: SettingsDep):
     return await appointments.capacity(session, user.branch, day, settings)
 
 
@@ -83,7 +83,7 @@ async def book(
 )
 async def day_list(
     session: ReadSessionDep,
-    user: Reader,
+    user: PlanReader,
     day: Annotated[Day, Query()],
     status: AppointmentStatus | None = None,
 ):
@@ -93,7 +93,7 @@ async def day_list(
 @router.get("/appointments/show-rate", response_model=ShowRate, summary="Show rate over days")
 async def show_rate(
     session: ReadSessionDep,
-    user: Reader,
+    user: PlanReader,
     start_on: Annotated[Day, Query()],
     end_on: Annotated[Day, Query()],
 ):
@@ -102,7 +102,7 @@ async def show_rate(
 
 @router.get("/appointments/{appointment_id}", response_model=AppointmentPublic)
 async def get_appointment(
-    appointment_id: uuid.UUID, session: ReadSessionDep, user: Reader, response: Response
+    appointment_id: uuid.UUID, session: ReadSessionDep, user: PlanReader, response: Response
 ):
     appointment = await appointments.get(session, appointment_id, user)
     set_etag(response, appointment.version)

@@ -8,7 +8,7 @@ from fastapi.responses import Response
 
 from services.reception import stored_files
 from services.reception.models import Language
-from services.reception.routes import Reader
+from services.reception.routes import DocumentReader
 from shared.service import ReadSessionDep
 
 router = APIRouter(tags=["documents"])
@@ -38,7 +38,11 @@ def _pdf(data: bytes, name: str) -> Response:
     "valuables reminder",
 )
 async def intake_sheet(
-    intake_id: uuid.UUID, request: Request, session: ReadSessionDep, user: Reader, lang: Lang = None
+    intake_id: uuid.UUID,
+    request: Request,
+    session: ReadSessionDep,
+    user: DocumentReader,
+    lang: Lang = None,
 ) -> Response:
     from services.reception import documents  # the PDF libraries load on first use
 
@@ -61,7 +65,7 @@ async def estimate_sheet(
     estimate_id: uuid.UUID,
     request: Request,
     session: ReadSessionDep,
-    user: Reader,
+    user: DocumentReader,
     lang: Lang = None,
     revision: Annotated[int | None, Query(ge=1, le=10_000)] = None,
 ) -> Response:

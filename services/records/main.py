@@ -16,6 +16,7 @@ from services.records import (
     routes_library,
     webhooks,
 )
+from services.records.access import PROJECTIONS
 from services.records.config import Settings
 from services.records.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.service import ServiceSpec, create_service_app
@@ -57,6 +58,7 @@ SPEC = ServiceSpec(
         *webhooks.STARTUP,
     ],
     large_bodies=frozenset({"POST /files"}),
+    projections=PROJECTIONS,
 )
 
 

@@ -24,11 +24,19 @@ from shared.service import ReadSessionDep, SessionDep, runtime
 router = APIRouter(tags=["archive"])
 JSON = "application/json"
 
+# A vehicle's history: the desk's, and the foreman's without what the entries say (their
+# summaries carry invoice amounts and payments; access.py): he learns what was done and
+# when, and reads the work itself in workorders.
 Reader = Annotated[
     User,
     Depends(
         require(Role.records_clerk, Role.advisor, Role.manager, Role.followup_agent, Role.foreman)
     ),
+]
+# A customer's file and anything printed from the archive: the desk's only.
+CustomerReader = Annotated[
+    User,
+    Depends(require(Role.records_clerk, Role.advisor, Role.manager, Role.followup_agent)),
 ]
 # Who may hand a customer their data or erase it on their request.
 PersonalDataOfficer = Annotated[User, Depends(require(Role.records_clerk, Role.manager))]
@@ -72,7 +80,7 @@ async def vehicle_history_pdf(
     vehicle_id: uuid.UUID,
     request: Request,
     session: ReadSessionDep,
-    user: Reader,
+    user: CustomerReader,
     lang: PdfLang = "zh-CN",
 ) -> Response:
     from services.records import history_pdf  # the PDF libraries load on first use
@@ -122,7 +130,7 @@ async def find_vehicles(
 async def customer_timeline(
     customer_id: uuid.UUID,
     session: ReadSessionDep,
-    user: Reader,
+    user: CustomerReader,
     limit: Limit = 100,
     cursor: Cursor = None,
 ):

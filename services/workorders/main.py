@@ -5,6 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.workorders import board, handlers, promise, routes, routes_invoice, screens
+from services.workorders.access import PROJECTIONS
 from services.workorders.config import Settings
 from services.workorders.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.service import ServiceSpec, create_service_app
@@ -23,6 +24,7 @@ SPEC = ServiceSpec(
     idempotency_model=IdempotencyRecord,
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscriber,
+    projections=PROJECTIONS,
     background=[promise.promise_timer, board.board_feed],
 )
 

@@ -51,20 +51,16 @@ def _settings(request: Request) -> Settings:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 
+# The order itself: the desk, the workshop floor and the cashier, each seeing its own
+# fields of it (access.py); a status screen sees only the board.
 Reader = Annotated[
     User,
     Depends(
-        require(
-            Role.advisor,
-            Role.foreman,
-            Role.technician,
-            Role.qc,
-            Role.cashier,
-            Role.manager,
-            Role.screen,
-        )
+        require(Role.advisor, Role.foreman, Role.technician, Role.qc, Role.cashier, Role.manager)
     ),
 ]
+# Promises: the advisor who calls the customer and the dispatcher who plans the work.
+PromiseReader = Annotated[User, Depends(require(Role.advisor, Role.foreman, Role.manager))]
 # The advisor cancels or releases an order; the foreman moves it through the workshop.
 OrderMover = Annotated[User, Depends(require(Role.foreman, Role.advisor, Role.manager))]
 Foreman = Annotated[User, Depends(require(Role.foreman, Role.manager))]
@@ -77,9 +73,7 @@ Cashier = Annotated[User, Depends(require(Role.cashier, Role.manager))]
 Advisor = Annotated[User, Depends(require(Role.advisor))]
 TimeReader = Annotated[User, Depends(require(Role.foreman, Role.manager, Role.technician))]
 # Who may see what the customer paid: the desk, not the workshop floor or the screens.
-MoneyReader = Annotated[
-    User, Depends(require(Role.cashier, Role.manager, Role.advisor, Role.foreman))
-]
+MoneyReader = Annotated[User, Depends(require(Role.cashier, Role.manager, Role.advisor))]
 
 
 @router.get(
@@ -109,7 +103,7 @@ async def list_repair_orders(
     summary="The advisor's list: open orders projected to miss their promise (the first "
     "`limit`; one page, as the open orders bound it)",
 )
-async def at_risk_repair_orders(session: ReadSessionDep, user: Reader, limit: Limit = 50):
+async def at_risk_repair_orders(session: ReadSessionDep, user: PromiseReader, limit: Limit = 50):
     return whole(await promise.at_risk_orders(session, user, limit))
 
 
@@ -471,7 +465,7 @@ async def repair_order_document(
     session: ReadSessionDep,
     user: Annotated[
         User,
-        Depends(require(Role.advisor, Role.foreman, Role.cashier, Role.manager, Role.technician)),
+        Depends(require(Role.advisor, Role.foreman, Role.cashier, Role.manager)),
     ],
     settings: SettingsDep,
     lang: PdfLang = "zh-CN",
