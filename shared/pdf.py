@@ -3,9 +3,9 @@
 Every PDF the services print (intake sheet, estimate, repair order, invoice, vehicle history,
 reports) is built with reportlab's platypus from the blocks here, so they share a font, a
 header with the dealer's name and a "page X of Y" footer. The font is WenQuanYi Micro Hei,
-carried by the ``mpl-font`` wheel (a TrueType collection, which reportlab embeds as a subset:
-a page with Chinese prints the same on any printer). Loading the font costs about a second,
-so it happens once per process, on first use.
+kept beside this module in ``fonts/`` with its licence (a TrueType collection, which
+reportlab embeds as a subset: a page with Chinese prints the same on any printer). Loading
+the font costs about a second, so it happens once per process, on first use.
 
 Money on paper is formatted by `money`; amounts are always Decimal and already rounded by the
 caller — a document never computes a total.
@@ -46,9 +46,7 @@ _font_lock = threading.Lock()
 
 
 def font_path() -> Path:
-    import mpl_font
-
-    return Path(mpl_font.__file__).parent / "fonts" / "wqy" / "wqy-microhei.ttc"
+    return Path(__file__).parent / "fonts" / "wqy-microhei.ttc"
 
 
 def ensure_font() -> str:

@@ -1,5 +1,7 @@
 """Settings every service shares; each service subclasses with its own env prefix."""
 
+from datetime import date
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -59,6 +61,29 @@ class ServiceSettings(BaseSettings):
     inbox_keep_days: float = 30.0
     idempotency_keep_hours: float = 24.0
     housekeeping_interval: float = 3600.0
+
+    # The branch calendar (`shared.calendar`): working days of the branch's region (a
+    # country, or country-subdivision, as the `holidays` package names it), the region's
+    # public holidays and make-up working days for a year the installed `holidays` release
+    # does not hold yet (region → days, from the government's notice), each branch's own
+    # closing days (branch → days; "*" for every branch), and opening hours on the local
+    # clock (`business_hours`: branch → [opens, closes] when it differs).
+    calendar_region: str = "CN"
+    calendar_branch_regions: dict[str, str] = Field(default_factory=dict)
+    calendar_holidays: dict[str, list[date]] = Field(default_factory=dict)
+    calendar_workdays: dict[str, list[date]] = Field(default_factory=dict)
+    calendar_closing_days: dict[str, list[date]] = Field(default_factory=dict)
+    business_opens_hour: int = Field(default=9, ge=0, le=23)
+    business_closes_hour: int = Field(default=18, ge=1, le=24)
+    business_hours: dict[str, tuple[int, int]] = Field(default_factory=dict)
+
+    @field_validator("business_hours")
+    @classmethod
+    def _open_before_closing(cls, value: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+        for branch, (opens, closes) in value.items():
+            if not 0 <= opens < closes <= 24:
+                raise ValueError(f"{branch}: opens {opens} must be before closes {closes}, 0-24")
+        return value
 
     @field_validator("nats_url")
     @classmethod

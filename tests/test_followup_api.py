@@ -428,10 +428,11 @@ async def test_service_reminders_due_list_and_outcome(followup: Followup) -> Non
     assert reminder["last_repair_order_number"] == "RO-2026-000002"
     assert reminder["declined_work"] == ["更换雨刮片"]
     assert reminder["due_reason"] == "date"
-    assert reminder["due_at"] == "2027-01-08T16:00:00Z"  # 9 January, local midnight
+    # Due 9 January, a Saturday: sent on Monday the 11th (local midnight), a working day.
+    assert reminder["due_at"] == "2027-01-10T16:00:00Z"
     assert (await c.get("/reminders", headers=AGENT)).json()["items"] == []
 
-    followup.clock.now = datetime(2026, 12, 27, 2, 0, tzinfo=UTC)  # within the 14-day lead
+    followup.clock.now = datetime(2026, 12, 28, 2, 0, tzinfo=UTC)  # within the 14-day lead
     r = await c.get("/reminders", headers=AGENT)
     assert [x["id"] for x in r.json()["items"]] == [reminder["id"]]
     url = f"/reminders/{reminder['id']}/outcome"

@@ -9,7 +9,6 @@ from services.followup.config import Settings
 from services.followup.reminders import daily_km, next_service
 from services.followup.rules import (
     COMPLAINT_TRANSITIONS,
-    BusinessHours,
     ComplaintStatus,
     PastJob,
     find_comebacks,
@@ -17,10 +16,11 @@ from services.followup.rules import (
     visit_due_at,
     visit_expires_at,
 )
+from shared.calendar import BranchCalendar
 from shared.problems import Conflict
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-HOURS = BusinessHours.of("Asia/Shanghai")
+HOURS = BranchCalendar.of("Asia/Shanghai")
 
 
 def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -55,7 +55,7 @@ def test_due_day_counts_local_days_not_utc_days() -> None:
 
 
 def test_business_hours_follow_the_branch_time_zone() -> None:
-    berlin = BusinessHours.of("Europe/Berlin", 8, 17)
+    berlin = BranchCalendar.of("Europe/Berlin", 8, 17, region="DE-BE")
     delivered = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # Mon 07:00 in Berlin
     assert visit_due_at(delivered, berlin, due_day=3) == datetime(
         2026, 12, 3, 8, 0, tzinfo=ZoneInfo("Europe/Berlin")

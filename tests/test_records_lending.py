@@ -208,7 +208,8 @@ async def test_overdue_list(records):
             runtime_of(records).settings,
             User(id="c", name="c", roles=frozenset(), branch="BR01"),
             10,
-            on=today(records) + timedelta(days=1),
+            # The day after the third is due (today, or the branch's next working day).
+            on=date.fromisoformat(loans[2]["due_on"]) + timedelta(days=1),
         )
     assert len(later) == 3
     assert utcnow()
@@ -308,10 +309,11 @@ async def test_overdue_loans_are_reminded_once_a_day(records):
     loan = (await act(records, loan, "approve", due_on=str(today(records)))).json()
     await act(records, loan, "hand-out")
     db, settings = runtime_of(records).db, runtime_of(records).settings
-    day = today(records)
+    # Due today, or on the branch's next working day when it is closed today.
+    day = date.fromisoformat(loan["due_on"])
     assert (
         await lending.send_overdue_reminders(db, settings, on=day) == 0
-    )  # due today: not late yet
+    )  # due that day: not late yet
     tomorrow = day + timedelta(days=1)
     assert await lending.send_overdue_reminders(db, settings, on=tomorrow) == 1
     assert await lending.send_overdue_reminders(db, settings, on=tomorrow) == 0

@@ -1,5 +1,5 @@
-"""`make run`: nats-server and the four services on SQLite under var/, demo data once,
-docs URLs and a development token printed; Ctrl-C stops everything.
+"""`make run`: nats-server and the four services on SQLite under var/, a demo branch day
+(only into an empty branch), docs URLs and a development token printed; Ctrl-C stops everything.
 
 Any service can be pointed elsewhere with its own variables, e.g.
 RECEPTION_DATABASE_URL=postgresql+asyncpg://... or WORKSHOP_NATS_URL=nats://host:4222
@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 
+from services.reception.config import Settings as ReceptionSettings
 from shared.auth import issue_dev_token
 from shared.settings import ServiceSettings
 from tools import demo
@@ -45,12 +46,9 @@ def main() -> int:
         for svc in services.values():
             svc.wait_healthy(60)
         secret = ServiceSettings().jwt_secret
-        marker = VAR / "demo-loaded"
-        if not marker.exists():
-            headers = {"Authorization": f"Bearer {issue_dev_token(secret, role='advisor')}"}
-            demo.load(services["reception"].url, headers)
-            marker.write_text("demo data loaded; delete this file and var/*.db to load again\n")
-            print("Demo data loaded: 3 customers, 3 vehicles, 3 intakes.")
+        urls = {name: svc.url for name, svc in services.items()}
+        loaded = demo.load(urls, secret, ReceptionSettings().time_zone)
+        print(demo.describe(loaded))
         print("\nWorkshop platform is running (logs in var/logs/):")
         print(f"  NATS        {nats_url}")
         for name, svc in services.items():

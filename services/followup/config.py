@@ -19,11 +19,10 @@ class Settings(ServiceSettings):
     # The clock every rule reads; tests pass a controllable one.
     clock: Callable[[], datetime] = Field(default=utcnow, exclude=True)
 
-    # Branch time zones and business hours (local clock, weekdays only).
+    # Branch time zones; working days and business hours are the branch calendar's
+    # (`calendar_*`, `business_*` in shared.settings).
     time_zone: str = "Asia/Shanghai"
     branch_time_zones: dict[str, str] = Field(default_factory=dict)
-    business_opens_hour: int = Field(default=9, ge=0, le=23)
-    business_closes_hour: int = Field(default=18, ge=1, le=24)
 
     # Follow-up visits: due on day N after delivery, open until day M, then expired.
     visit_due_day: int = Field(default=3, ge=0, le=30)

@@ -17,8 +17,8 @@ from services.followup.models import (
     ReminderStatus,
     ServiceReminder,
 )
-from services.followup.rules import BusinessHours
 from shared.auth import User
+from shared.calendar import BranchCalendar
 from shared.contracts.followup import ReminderSent
 from shared.contracts.workorders import RepairOrderDelivered
 from shared.outbox import add_event
@@ -53,7 +53,7 @@ def next_service(
 async def refresh(
     session: AsyncSession,
     event: RepairOrderDelivered,
-    hours: BusinessHours,
+    hours: BranchCalendar,
     settings: Settings,
 ) -> ServiceReminder:
     """A delivery replaces the vehicle's open reminder with one from this visit. Two
@@ -102,7 +102,9 @@ async def refresh(
         daily_km=round(per_day, 1),
         due_reason=reason,
         declined_work=list(event.declined_work),
-        due_at=hours.day_start(due_on),
+        # Sent on a day the branch works: one due on a holiday or a weekend that is no
+        # make-up working day waits for the next.
+        due_at=hours.day_start(hours.next_workday(due_on)),
         created_at=now,
         updated_at=now,
     )
@@ -114,7 +116,7 @@ async def due_list(
     session: AsyncSession,
     by: User,
     settings: Settings,
-    hours: BusinessHours,
+    hours: BranchCalendar,
     *,
     due_only: bool,
     limit: int,

@@ -1,78 +1,31 @@
-"""Followup's pure rules: business-hours scheduling, the complaint state machine, comebacks."""
+"""Followup's pure rules: business-hours scheduling on the branch calendar, the complaint
+state machine, comebacks."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
+from shared.calendar import BranchCalendar
 from shared.problems import Conflict
 
 
-@dataclass(frozen=True)
-class BusinessHours:
-    """Weekday opening hours of a branch, on its local clock."""
-
-    zone: ZoneInfo
-    opens: time = time(9)
-    closes_hour: int = 18
-
-    @classmethod
-    def of(cls, zone: str, opens_hour: int = 9, closes_hour: int = 18) -> "BusinessHours":
-        return cls(ZoneInfo(zone), time(opens_hour), closes_hour)
-
-    def _opening(self, day: date) -> datetime:
-        return datetime.combine(day, self.opens, self.zone)
-
-    def _closing(self, day: date) -> datetime:
-        return datetime.combine(day, time(0), self.zone) + timedelta(hours=self.closes_hour)
-
-    @staticmethod
-    def is_workday(day: date) -> bool:
-        return day.weekday() < 5
-
-    def next_workday(self, day: date) -> date:
-        while not self.is_workday(day):
-            day += timedelta(days=1)
-        return day
-
-    def place(self, at: datetime) -> datetime:
-        """The first moment at or after `at` when the branch is open (returned in UTC)."""
-        local = at.astimezone(self.zone)
-        day = local.date()
-        if self.is_workday(day):
-            if local < self._opening(day):
-                return self._opening(day).astimezone(UTC)
-            if local < self._closing(day):
-                return local.astimezone(UTC)
-        day = self.next_workday(day + timedelta(days=1))
-        return self._opening(day).astimezone(UTC)
-
-    def local_day_bounds(self, at: datetime) -> tuple[datetime, datetime]:
-        """Start and end (UTC) of the local calendar day containing `at`."""
-        day = at.astimezone(self.zone).date()
-        start = datetime.combine(day, time(0), self.zone)
-        return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
-
-    def local_date(self, at: datetime) -> date:
-        return at.astimezone(self.zone).date()
-
-    def day_start(self, day: date) -> datetime:
-        return datetime.combine(day, time(0), self.zone).astimezone(UTC)
-
-
-def visit_due_at(delivered_at: datetime, hours: BusinessHours, *, due_day: int) -> datetime:
+def visit_due_at(delivered_at: datetime, hours: BranchCalendar, *, due_day: int) -> datetime:
     """Day `due_day` after delivery at the delivery's clock time, moved into business hours
-    (a weekend or after-hours time moves to the next opening)."""
+    (a day the branch does not work or an after-hours time moves to the next opening)."""
     local = delivered_at.astimezone(hours.zone)
     target = datetime.combine(local.date() + timedelta(days=due_day), local.timetz())
     return hours.place(target)
 
 
-def visit_expires_at(delivered_at: datetime, hours: BusinessHours, *, window_days: int) -> datetime:
-    """Closing time of the local calendar day `window_days` after delivery."""
-    day = hours.local_date(delivered_at) + timedelta(days=window_days)
-    return hours._closing(day).astimezone(UTC)
+def visit_expires_at(
+    delivered_at: datetime, hours: BranchCalendar, *, window_days: int
+) -> datetime:
+    """Closing time of the local calendar day `window_days` after delivery, or of the first
+    working day after it when the branch does not work that day (the agent gets a day to
+    call in)."""
+    day = hours.next_workday(hours.local_date(delivered_at) + timedelta(days=window_days))
+    return hours.closing(day).astimezone(UTC)
 
 
 # --- complaints ------------------------------------------------------------------------

@@ -31,7 +31,6 @@ from services.followup.models import (
     VisitStatus,
 )
 from services.followup.rules import (
-    BusinessHours,
     PastJob,
     find_comebacks,
     is_fix,
@@ -39,6 +38,7 @@ from services.followup.rules import (
     visit_expires_at,
 )
 from shared.auth import User
+from shared.calendar import BranchCalendar, branch_calendar
 from shared.contracts import CustomerSnapshot
 from shared.contracts.followup import (
     ComebackRecorded,
@@ -53,10 +53,9 @@ from shared.pagination import after, decode_cursor, encode_cursor, page
 from shared.problems import Conflict, InvalidInput, NotFound
 
 
-def business_hours(settings: Settings, branch: str) -> BusinessHours:
-    return BusinessHours.of(
-        settings.zone_of(branch), settings.business_opens_hour, settings.business_closes_hour
-    )
+def business_hours(settings: Settings, branch: str) -> BranchCalendar:
+    """The branch's calendar: its working days and opening hours in its zone."""
+    return branch_calendar(settings, branch, settings.zone_of(branch))
 
 
 # --- contacts --------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from services.records.models import (
     ReturnCondition,
 )
 from shared.auth import Role, User
+from shared.calendar import branch_calendar
 from shared.concurrency import check_if_match, etag
 from shared.contracts.records import LoanOverdue
 from shared.events import utcnow
@@ -163,6 +164,11 @@ async def transition(
             raise InvalidInput("due_on", "an approval sets the due date")
         if body.due_on < day:
             raise InvalidInput("due_on", f"is in the past (today is {day} in the branch)")
+        # Due on a day the branch is closed (a weekend that is no make-up working day, a
+        # public holiday, its own closing day): due the next day it opens, when the
+        # borrower can bring it back.
+        calendar = branch_calendar(settings, loan.branch, settings.zone_of(loan.branch))
+        due_on = calendar.next_workday(body.due_on)
         if item.lost_at is not None:
             raise Conflict("this item is recorded as lost")
         held = (
@@ -175,7 +181,7 @@ async def transition(
         ).first()
         if held is not None:
             raise Conflict("the item is already promised or out on another loan", loan_id=str(held))
-        loan.due_on, loan.decided_by, loan.decided_at = body.due_on, by.id, now
+        loan.due_on, loan.decided_by, loan.decided_at = due_on, by.id, now
     elif act == A.reject:
         loan.decided_by, loan.decided_at = by.id, now
     elif act == A.hand_out:

@@ -29,6 +29,7 @@ from services.records.report_models import (
     ReportSurvey,
     ReportVisit,
 )
+from shared.calendar import BranchCalendar, branch_calendar
 from shared.pagination import decode_cursor, encode_cursor
 from shared.problems import InvalidInput
 
@@ -137,6 +138,7 @@ class ServqualRow(BaseModel):
 
 class DayRow(BaseModel):
     day: date
+    workday: bool  # a working day of the branch's calendar (the group's: its region's)
     opened: int
     delivered: int
     revenue: Decimal
@@ -148,6 +150,7 @@ class Report(BaseModel):
     from_on: date
     to_on: date
     time_zone: str
+    working_days: int  # of the period, on the branch's calendar (shared.calendar)
     lang: str
     definitions_version: str
     generated_at: datetime
@@ -367,7 +370,8 @@ async def compute(
         ).one()
     )
 
-    daily = await _daily(session, branch, period, dialect, revenue_per_day)
+    calendar = branch_calendar(settings, branch or "*", period.zone)
+    daily = await _daily(session, branch, period, dialect, revenue_per_day, calendar)
     target = settings.report_major_complaint_target
 
     values: dict[str, tuple[float | None, float | None, float | None]] = {
@@ -437,6 +441,7 @@ async def compute(
         from_on=period.from_on,
         to_on=period.to_on,
         time_zone=period.zone,
+        working_days=calendar.count_workdays(period.from_on, period.to_on),
         lang=lang,
         definitions_version=DEFINITIONS_VERSION,
         generated_at=datetime.now(UTC),
@@ -518,6 +523,7 @@ async def _daily(
     period: Period,
     dialect: str,
     revenue_per_day: dict[str, int],
+    calendar: BranchCalendar,
 ) -> list[DayRow]:
     o = ReportOrder
     counts: dict[str, dict[str, int]] = {d.isoformat(): {} for d in period.days()}
@@ -537,6 +543,7 @@ async def _daily(
     return [
         DayRow(
             day=date.fromisoformat(d),
+            workday=calendar.is_workday(date.fromisoformat(d)),
             opened=v.get("opened", 0),
             delivered=v.get("delivered", 0),
             revenue=_money(v.get("revenue", 0)),
