@@ -66,7 +66,7 @@ async def test_demo_loads_a_branch_day_with_every_state_once(stack: Stack) -> No
         details = {}
         for order in orders:
             r = await client.get(
-                f"{stack.url('workorders')}/repair-orders/{order['id']}", headers=auth("foreman")
+                f"{stack.url('workorders')}/repair-orders/{order['id']}", headers=auth("advisor")
             )
             details[order["plate"]] = r.json()
         jobs = {car.stage: details[car.plate]["jobs"] for car in demo.CARS}
