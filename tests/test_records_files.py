@@ -461,3 +461,28 @@ async def test_an_upload_interrupted_after_several_parts_leaves_nothing(
         assert await file_rows(client) == 0
         assert await stored_blobs(client) == []
         assert staged_leftovers(client) == []
+
+
+async def test_a_multipart_body_cut_before_its_closing_boundary_is_refused(records):
+    """A form that ends before `--boundary--` lost its tail on the way: the file in it may
+    be cut short, so nothing is kept."""
+    head = (
+        b"--b0undary\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="photo.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n"
+    )
+    headers = {**auth("advisor"), "content-type": "multipart/form-data; boundary=b0undary"}
+    for body in (
+        head + JPEG,  # cut inside the file
+        head + JPEG + b"\r\n--b0undary",  # the file's end, not the form's
+        head + JPEG + b"\r\n--b0undary\r\n",  # a next part that never came
+        head + JPEG + b"\r\n--b0undary\r\nContent-Disposition: form-data; name=",
+    ):
+        assert_problem(await records.post("/files", headers=headers, content=body), 422, "file")
+    assert await file_rows(records) == 0
+    assert await stored_blobs(records) == []
+    assert staged_leftovers(records) == []
+    # The whole form is taken.
+    r = await records.post("/files", headers=headers, content=head + JPEG + b"\r\n--b0undary--\r\n")
+    assert r.status_code == 201, r.text
+    assert r.json()["size"] == len(JPEG)
