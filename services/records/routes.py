@@ -16,6 +16,7 @@ from services.records.models import (
     VehicleTimeline,
 )
 from shared.auth import Role, User, require
+from shared.downloads import file_headers
 from shared.events import utcnow
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit
@@ -99,7 +100,7 @@ async def vehicle_history_pdf(
     return Response(
         data,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="{name}"', "Cache-Control": "no-store"},
+        headers={**file_headers("application/pdf", name)[1], "Cache-Control": "no-store"},
     )
 
 

@@ -35,6 +35,7 @@ from services.workorders.schemas import (
 from services.workorders.states import RepairOrderStatus
 from shared.auth import Role, User, require
 from shared.concurrency import IfMatch, set_etag
+from shared.downloads import file_headers
 from shared.events import utcnow
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page
@@ -486,7 +487,7 @@ async def repair_order_document(
         media_type="application/pdf",
         headers={
             **PDF_HEADERS,
-            "Content-Disposition": f'inline; filename="{order.number}.pdf"',
+            **file_headers("application/pdf", f"{order.number}.pdf")[1],
         },
     )
 
@@ -559,6 +560,6 @@ async def invoice_document(
         media_type="application/pdf",
         headers={
             **PDF_HEADERS,
-            "Content-Disposition": f'inline; filename="{name}-{number}.pdf"',
+            **file_headers("application/pdf", f"{name}-{number}.pdf")[1],
         },
     )
