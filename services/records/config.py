@@ -54,6 +54,12 @@ class Settings(ServiceSettings):
     # Files nobody refers to are collected after this long (seconds).
     file_gc_grace_seconds: float = 24 * 3600.0
     file_gc_interval_seconds: float = 3600.0
+    # Text extraction from library PDFs runs in a child process within these budgets
+    # (pages read, seconds of wall clock, address space in MiB); a PDF over any of them is
+    # kept but its content is not searchable (`text_extraction: over_budget`).
+    library_pdf_max_pages: int = 2_000
+    library_pdf_seconds: float = 10.0
+    library_pdf_memory_mib: int = 512
     # How often loans past their due date are looked for (one reminder per loan per day).
     overdue_check_interval_seconds: float = 900.0
 
