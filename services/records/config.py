@@ -66,6 +66,8 @@ class Settings(ServiceSettings):
     # ERP webhooks (webhook_*.py). Targets on loopback, private, link-local, multicast or
     # reserved addresses are refused unless this is on (tests, a lab ERP on the LAN).
     webhook_allow_private_targets: bool = False
+    # Plain http targets are refused unless this is on (tests' loopback receivers, a lab).
+    webhook_allow_http: bool = False
     webhook_timeout_seconds: float = 10.0
     # Delay (s) before each retry, jittered by ±webhook_jitter: about three days in all.
     webhook_retry_schedule: list[float] = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 72000]
