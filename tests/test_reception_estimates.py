@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import nats
@@ -460,6 +461,10 @@ async def test_the_customer_answers_through_a_link_that_expires_and_can_be_revok
     page = await reception.client.get(f"/approve/{token}")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "更换前刹车片" in page.text and "Approve" in page.text and "拒绝" in page.text
+    # The promised time as the branch's clock shows it, not an instant in UTC.
+    local = datetime.fromisoformat(PROMISED).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert f"Promised: {local:%Y-%m-%d %H:%M}" in page.text, page.text
+    assert "+00:00" not in page.text
     labour, part_line, fee = ids(r)
     answer = {
         "by": "王芳",

@@ -7,6 +7,7 @@ import ipaddress
 import secrets
 import uuid
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -212,8 +213,9 @@ _KIND = {"labour": "工时 Labour", "part": "配件 Part", "fee": "费用 Fee"}
 _ANSWER = {"approved": "已同意 Approved", "declined": "已拒绝 Declined"}
 
 
-def page(estimate: EstimatePublic, token: str) -> str:
-    """A plain mobile page in Chinese and English; no scripts from elsewhere."""
+def page(estimate: EstimatePublic, token: str, zone: str) -> str:
+    """A plain mobile page in Chinese and English; no scripts from elsewhere. Times are
+    the branch's local times (`zone`), as the customer reads a clock."""
     e = html.escape
     rows = []
     for line in estimate.lines:
@@ -235,7 +237,11 @@ def page(estimate: EstimatePublic, token: str) -> str:
         f"<tr><td>{e(t.pay_type)}</td><td>{t.net}</td><td>{t.tax}</td><td>{t.total}</td></tr>"
         for t in estimate.totals.by_pay_type
     )
-    promised = estimate.promised_at.isoformat() if estimate.promised_at else "—"
+    promised = (
+        estimate.promised_at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+        if estimate.promised_at
+        else "—"
+    )
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -319,9 +319,13 @@ async def revoke_approval_link(
     tags=["customer"],
     summary="The customer's approval page (the token is the credential)",
 )
-async def approval_page(token: Token, _counted: LinkAttempt, session: ReadSessionDep):
+async def approval_page(
+    token: Token, _counted: LinkAttempt, session: ReadSessionDep, settings: SettingsDep
+):
     estimate = await approval.view(session, token)
-    return HTMLResponse(approval.page(estimate, token), headers={"Cache-Control": "no-store"})
+    return HTMLResponse(
+        approval.page(estimate, token, settings.time_zone), headers={"Cache-Control": "no-store"}
+    )
 
 
 @router.post(

@@ -3,6 +3,7 @@
 import functools
 import uuid
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import anyio
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
@@ -42,6 +43,7 @@ PersonalDataOfficer = Annotated[User, Depends(require(Role.records_clerk, Role.m
 )
 async def vehicle_timeline(
     vehicle_id: uuid.UUID,
+    request: Request,
     session: ReadSessionDep,
     user: Reader,
     limit: Limit = 100,
@@ -57,7 +59,8 @@ async def vehicle_timeline(
         "make": card.make if card else None,
         "model_year": card.model_year if card else None,
     }
-    return Response(service.render_page(head, entries, next_cursor), media_type=JSON)
+    zone = ZoneInfo(request.app.state.settings.zone_of(user.branch))
+    return Response(service.render_page(head, entries, next_cursor, zone), media_type=JSON)
 
 
 PdfLang = Annotated[str, Query(pattern="^(zh-CN|en)$", description="zh-CN or en")]
@@ -91,7 +94,7 @@ async def vehicle_history_pdf(
             entries,
             lang=lang,
             dealer=settings.dealer_name,
-            zone=settings.time_zone,
+            zone=settings.zone_of(user.branch),
             printed_at=utcnow(),
             photos=photos,
         )
@@ -122,6 +125,7 @@ async def find_vehicles(
 )
 async def customer_timeline(
     customer_id: uuid.UUID,
+    request: Request,
     session: ReadSessionDep,
     user: Reader,
     limit: Limit = 100,
@@ -135,7 +139,8 @@ async def customer_timeline(
         "name": card.name if card else None,
         "erased": bool(card and card.erased_at),
     }
-    return Response(service.render_page(head, entries, next_cursor), media_type=JSON)
+    zone = ZoneInfo(request.app.state.settings.zone_of(user.branch))
+    return Response(service.render_page(head, entries, next_cursor, zone), media_type=JSON)
 
 
 @router.get(
