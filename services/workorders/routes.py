@@ -525,7 +525,10 @@ async def invoice_prints(order_id: uuid.UUID, session: ReadSessionDep, user: Mon
     "/repair-orders/{order_id}/invoice.pdf",
     response_class=Response,
     tags=["documents"],
-    summary="The invoice as a PDF: the last recorded print, or print n (copies are marked)",
+    summary=(
+        "The invoice as a PDF: the last recorded print, or print n (copies are marked);"
+        " a preview before any print. Reading it counts no print"
+    ),
 )
 async def invoice_document(
     order_id: uuid.UUID,
@@ -538,8 +541,8 @@ async def invoice_document(
     order = await service.get_repair_order(session, order_id, user)
     if order.invoice is None:
         raise Conflict("the order is not settled yet; there is no invoice")
-    if order.invoice_prints == 0:
-        raise Conflict("record a print first (POST .../invoice/prints)")
+    # Reading is not printing: a print is counted by its own POST (.../invoice/prints)
+    # when the cashier prints; before any, the invoice reads as a preview (print 0).
     number = printed or order.invoice_prints
     if number > order.invoice_prints:
         raise InvalidInput("print", f"only {order.invoice_prints} prints were recorded")
@@ -560,6 +563,8 @@ async def invoice_document(
         media_type="application/pdf",
         headers={
             **PDF_HEADERS,
-            **file_headers("application/pdf", f"{name}-{number}.pdf")[1],
+            **file_headers(
+                "application/pdf", f"{name}-{number}.pdf" if number else f"{name}-preview.pdf"
+            )[1],
         },
     )
