@@ -185,9 +185,10 @@ class HeadLimit:
 
 
 def head_refusal(scope: Scope) -> tuple[int, str, str, str] | None:
-    target = len(scope.get("raw_path") or scope["path"].encode()) + len(
-        scope.get("query_string", b"")
-    )
+    # Some servers (and httpx's ASGI transport) put the query in raw_path too.
+    path = (scope.get("raw_path") or scope["path"].encode()).split(b"?", 1)[0]
+    query = scope.get("query_string", b"")
+    target = len(path) + (1 + len(query) if query else 0)  # as in the request line
     if target > MAX_URL_BYTES:
         return (
             414,

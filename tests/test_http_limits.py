@@ -57,6 +57,12 @@ async def test_over_long_targets_and_headers_are_414_and_431(database_url, nats_
     async with Service("workorders", database_url, nats_server) as workorders:
         ok = await workorders.get("/repair-orders?status=draft", headers=auth("foreman"))
         assert ok.status_code == 200, ok.text
+        # A target of exactly the limit is taken; one byte more is not.
+        at_limit = "/repair-orders?status=draft&x=" + "a" * (MAX_URL_BYTES - 30)
+        assert len(at_limit) == MAX_URL_BYTES
+        r = await workorders.get(at_limit, headers=auth("foreman"))
+        assert r.status_code == 200, r.text
+        assert_problem(await workorders.get(at_limit + "a", headers=auth("foreman")), 414)
         long_query = "/repair-orders?status=" + "a" * MAX_URL_BYTES
         assert_problem(await workorders.get(long_query, headers=auth("foreman")), 414)
         assert_problem(
