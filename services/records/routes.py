@@ -94,7 +94,7 @@ async def vehicle_history_pdf(
             entries,
             lang=lang,
             dealer=settings.dealer_name,
-            zone=settings.zone_of(user.branch),
+            zone=settings.time_zone,
             printed_at=utcnow(),
             photos=photos,
         )
