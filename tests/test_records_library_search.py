@@ -3,6 +3,7 @@ query alike, title hits ranked first, and the text of uploaded PDFs searchable, 
 database (SQLite FTS5 and, in the PostgreSQL leg, PostgreSQL full text)."""
 
 import asyncio
+import os
 import uuid
 
 import pytest
@@ -306,3 +307,65 @@ async def test_a_pdf_over_the_memory_budget_is_kept_and_flagged(
         assert r.status_code == 201, r.text
         assert r.json()["text_extraction"] == "over_budget"
         assert r.json()["current_version"] == 2
+
+
+def readers_running() -> int:
+    """This process's children reading a PDF's text, from /proc."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read()
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if parent == os.getpid() and b"pdf_text_worker" in command:
+            count += 1
+    return count
+
+
+@pytest.mark.asyncio
+async def test_documents_uploaded_at_once_are_read_by_a_bounded_number_of_readers(
+    database_url, nats_server, tmp_path
+):
+    """Three slow PDFs at once with one reader allowed: never two children at a time, and
+    each document still ends kept and flagged."""
+    bomb = pdf_samples.shared_stream_pdf(pages=2_000)
+    async with RecordsClient(
+        database_url,
+        nats_server,
+        tmp_path / "files",
+        max_upload_bytes=4 * 1024 * 1024,
+        library_pdf_seconds=0.8,
+        library_pdf_workers=1,
+    ) as records:
+        await add(records, "warm", content=printed("预热", "warm up"), title="Warm up")
+        file_ids = []
+        for i in range(3):  # three files: their bytes differ by a trailing comment
+            content = bomb + b"%% copy %d\n" % i
+            r = await upload(records, content, name=f"b{i}.pdf", role="records_clerk")
+            file_ids.append(r.json()["id"])
+        creating = [
+            asyncio.create_task(
+                records.post(
+                    "/library/documents",
+                    headers={**CLERK, "Idempotency-Key": f"bomb-{i}"},
+                    json={"title": f"Manual {i}", "category": "manual", "file_id": file_id},
+                )
+            )
+            for i, file_id in enumerate(file_ids)
+        ]
+        most, seen = 0, 0
+        while not all(task.done() for task in creating):
+            running = await asyncio.to_thread(readers_running)
+            most = max(most, running)
+            seen += running
+            await asyncio.sleep(0.05)  # the pace of the probe, not a wait for a result
+        answers = [await task for task in creating]
+        assert [r.status_code for r in answers] == [201, 201, 201], [r.text for r in answers]
+        assert {r.json()["text_extraction"] for r in answers} == {"over_budget"}
+        assert seen > 0 and most == 1, most
+        assert await asyncio.to_thread(readers_running) == 0

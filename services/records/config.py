@@ -60,6 +60,9 @@ class Settings(ServiceSettings):
     library_pdf_max_pages: int = 2_000
     library_pdf_seconds: float = 10.0
     library_pdf_memory_mib: int = 512
+    # Readers at once per process (each a child of up to library_pdf_memory_mib); more
+    # documents wait their turn.
+    library_pdf_workers: int = 2
     # How often loans past their due date are looked for (one reminder per loan per day).
     overdue_check_interval_seconds: float = 900.0
 

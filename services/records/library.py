@@ -501,6 +501,7 @@ async def file_text(
         max_pages=settings.library_pdf_max_pages,
         seconds=settings.library_pdf_seconds,
         memory_mib=settings.library_pdf_memory_mib,
+        workers=settings.library_pdf_workers,
     )
     return await library_text.pdf_text(storage_for(settings), sha256, size, budget)
 

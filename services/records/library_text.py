@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,7 @@ class PdfBudget:
     max_pages: int = MAX_PAGES
     seconds: float = 10.0
     memory_mib: int = 512
+    workers: int = 2  # readers at once in a process; more documents wait their turn
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,11 @@ class PdfText:
 
 
 _ROOT = str(Path(__file__).resolve().parents[2])
+# Per event loop (tests run several): the readers running at once are bounded, so many
+# uploads at once cannot start many children of `memory_mib` each.
+_readers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def pdf_text(storage: FileStorage, sha256: str, size: int, budget: PdfBudget) -> PdfText:
@@ -163,7 +170,10 @@ async def pdf_text(storage: FileStorage, sha256: str, size: int, budget: PdfBudg
         async for chunk in storage.read(sha256, 0, size - 1):
             await anyio.to_thread.run_sync(spool.write, chunk)
         await anyio.to_thread.run_sync(spool.flush)
-        return await _run_worker(spool.name, budget)
+        loop = asyncio.get_running_loop()
+        readers = _readers.setdefault(loop, asyncio.Semaphore(budget.workers))
+        async with readers:
+            return await _run_worker(spool.name, budget)
     finally:
         await anyio.to_thread.run_sync(spool.close)
 
