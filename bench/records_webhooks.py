@@ -188,6 +188,7 @@ def main() -> None:
     args = parser.parse_args()
     env: dict[str, Any] = {
         "RECORDS_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+        "RECORDS_WEBHOOK_ALLOW_HTTP": "true",
         **(env_option(args.env) or {}),
     }
     with running_stack(services=("records",), extra_env=env) as stack:

@@ -1,6 +1,7 @@
 """ASGI middleware every service runs: request id, JSON access log, metrics, body limit,
 and no control characters in a request's text."""
 
+import contextlib
 import json
 import logging
 import re
@@ -71,7 +72,11 @@ class RequestContext:
 
 class BodyLimit:
     """Refuses bodies over `max_bytes` with 413 before they are read whole; routes in
-    `exempt` (e.g. "POST /files") stream their bodies under a limit of their own."""
+    `exempt` (e.g. "POST /files") stream their bodies under a limit of their own.
+
+    A body without Content-Length (chunked) is counted as it arrives: the 413 is sent the
+    moment the count passes the limit, and whatever the route makes of the cut body (its
+    parser's "error parsing the body") is dropped unsent."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, exempt: frozenset[str] = frozenset()):
         self.app, self.max_bytes, self.exempt = app, max_bytes, exempt
@@ -87,47 +92,137 @@ class BodyLimit:
                 await self._refuse(scope, send)
                 return
         received = 0
-        too_large = False
+        refused = started = False
 
         async def limited_receive() -> Message:
-            nonlocal received, too_large
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    too_large = True
+                    refused = True
+                    if not started:
+                        await self._refuse(scope, send)
                     raise _TooLarge
             return message
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await self._refuse(scope, send)
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            started = True
+            await send(message)
+
+        with contextlib.suppress(_TooLarge):  # answered already
+            await self.app(scope, limited_receive, guarded_send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        body: dict[str, Any] = {
-            "type": PROBLEM_BASE + "payload-too-large",
-            "title": "Request body too large",
-            "status": 413,
-            "detail": f"the body may be at most {self.max_bytes} bytes",
-            "instance": scope["path"],
-        }
-        payload = orjson.dumps(body)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(payload)).encode()),
-                ],
-            }
+        await send_problem(
+            scope,
+            send,
+            413,
+            "payload-too-large",
+            "Request body too large",
+            f"the body may be at most {self.max_bytes} bytes",
         )
-        await send({"type": "http.response.body", "body": payload})
 
 
 class _TooLarge(Exception):
     pass
+
+
+async def send_problem(
+    scope: Scope, send: Send, status: int, slug: str, title: str, detail: str
+) -> None:
+    """A problem+json answer sent straight on the ASGI channel, for middleware that
+    answers before any route runs."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": scope["path"][:200],
+    }
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+# What a request's head may hold. Below what the HTTP server's own parser takes (uvicorn
+# with httptools cannot parse a URL of 64 KiB or more, and refuses it with a bare
+# text/plain 400; `shared.server` makes that refusal problem+json too), so the app
+# answers first, with a status that says which part is too long.
+MAX_URL_BYTES = 8 * 1024
+MAX_HEADER_BYTES = 8 * 1024
+MAX_HEADERS_BYTES = 32 * 1024
+MAX_HEADERS = 100
+
+
+class HeadLimit:
+    """Refuses an over-long request target (path and query string: 414) or header section
+    (one header, all of them or too many of them: 431) with problem+json."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (refusal := head_refusal(scope)) is not None:
+            status, slug, title, detail = refusal
+            await send_problem(scope, send, status, slug, title, detail)
+            return
+        await self.app(scope, receive, send)
+
+
+def head_refusal(scope: Scope) -> tuple[int, str, str, str] | None:
+    # Some servers (and httpx's ASGI transport) put the query in raw_path too.
+    path = (scope.get("raw_path") or scope["path"].encode()).split(b"?", 1)[0]
+    query = scope.get("query_string", b"")
+    target = len(path) + (1 + len(query) if query else 0)  # as in the request line
+    if target > MAX_URL_BYTES:
+        return (
+            414,
+            "uri-too-long",
+            "Request target too long",
+            f"the path and query string may be at most {MAX_URL_BYTES} bytes",
+        )
+    headers = scope["headers"]
+    if len(headers) > MAX_HEADERS:
+        return (
+            431,
+            "header-fields-too-large",
+            "Request header fields too large",
+            f"a request may carry at most {MAX_HEADERS} header fields",
+        )
+    total = 0
+    for name, value in headers:
+        size = len(name) + len(value)
+        if size > MAX_HEADER_BYTES:
+            return (
+                431,
+                "header-fields-too-large",
+                "Request header fields too large",
+                f"header {name.decode('latin-1')[:100]} is over {MAX_HEADER_BYTES} bytes",
+            )
+        total += size
+    if total > MAX_HEADERS_BYTES:
+        return (
+            431,
+            "header-fields-too-large",
+            "Request header fields too large",
+            f"the header fields may be at most {MAX_HEADERS_BYTES} bytes together",
+        )
+    return None
 
 
 # Bytes that may spell a refused character: a percent escape or a raw byte outside printable

@@ -1,6 +1,7 @@
 """RFC 9457 problem details for every error a service returns."""
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -61,6 +62,15 @@ class PayloadTooLarge(DomainError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
 
+class RateLimited(DomainError):
+    """429 with `Retry-After` (whole seconds, at least 1) in the header and the body."""
+
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+    def __init__(self, detail: str, retry_after: float, **extra: Any):
+        super().__init__(detail, retry_after=max(1, math.ceil(retry_after)), **extra)
+
+
 _STATUS_SLUGS = {
     400: ("bad-request", "Bad request"),
     401: ("unauthorized", "Authentication required"),
@@ -115,6 +125,8 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
 
 async def _domain(request: Request, exc: DomainError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.extra["retry_after"])}
     return problem(exc.status, exc.slug, exc.title, exc.detail, request, headers, **exc.extra)
 
 

@@ -24,7 +24,7 @@ from shared.consumers import ConsumerRunner, Subscribers
 from shared.db import Database
 from shared.driver import Statements
 from shared.housekeeping import housekeeping_job
-from shared.http import BodyLimit, RequestContext, TextGuard
+from shared.http import BodyLimit, HeadLimit, RequestContext, TextGuard
 from shared.idempotency import IDEMPOTENCY_MODEL, Idempotency, IdempotencyKey, _idempotency
 from shared.logs import configure_logging
 from shared.messaging import Messaging
@@ -313,5 +313,6 @@ def create_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
         _project_answers(app, spec.projections)
     app.add_middleware(TextGuard, exempt=spec.large_bodies)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=spec.large_bodies)
+    app.add_middleware(HeadLimit)
     app.add_middleware(RequestContext)
     return app

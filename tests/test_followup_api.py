@@ -96,6 +96,58 @@ async def test_work_list_shows_visits_due_today_and_overdue(followup: Followup) 
     assert_problem(r, 404)
 
 
+async def test_visits_of_one_repair_order_or_one_customer(followup: Followup) -> None:
+    """Named by the repair order or the customer, whatever is due when (every status
+    unless a view is asked for); another branch still sees none."""
+    customer = uuid.uuid4()
+    first = await followup.deliver(customer_id=customer)
+    later = await followup.deliver(customer_id=customer, at=MONDAY + timedelta(days=1))
+    other = await followup.deliver()
+    c = followup.client
+
+    order = str(later["event"].repair_order_id)
+    r = await c.get("/visits", params={"repair_order_id": order}, headers=AGENT)
+    assert r.status_code == 200, r.text
+    assert [v["id"] for v in r.json()["items"]] == [later["visit_id"]]
+    assert r.json()["items"][0]["repair_order_id"] == order
+
+    r = await c.get("/visits", params={"customer_id": str(customer)}, headers=AGENT)
+    assert [v["id"] for v in r.json()["items"]] == [first["visit_id"], later["visit_id"]]
+    page = await c.get("/visits", params={"customer_id": str(customer), "limit": 1}, headers=AGENT)
+    assert [v["id"] for v in page.json()["items"]] == [first["visit_id"]]
+    rest = await c.get(
+        "/visits",
+        params={"customer_id": str(customer), "limit": 1, "cursor": page.json()["next_cursor"]},
+        headers=AGENT,
+    )
+    assert [v["id"] for v in rest.json()["items"]] == [later["visit_id"]]
+    assert rest.json()["next_cursor"] is None
+
+    # Both at once, and with a view: Monday, nothing is due today yet.
+    r = await c.get(
+        "/visits",
+        params={"customer_id": str(customer), "repair_order_id": order},
+        headers=AGENT,
+    )
+    assert [v["id"] for v in r.json()["items"]] == [later["visit_id"]]
+    r = await c.get(
+        "/visits", params={"customer_id": str(customer), "view": "today"}, headers=AGENT
+    )
+    assert r.json()["items"] == []
+    r = await c.get(
+        "/visits", params={"customer_id": str(other["event"].customer_id)}, headers=AGENT
+    )
+    assert [v["id"] for v in r.json()["items"]] == [other["visit_id"]]
+    r = await c.get("/visits", params={"customer_id": str(uuid.uuid4())}, headers=AGENT)
+    assert r.json()["items"] == []
+    r = await c.get(
+        "/visits", params={"customer_id": str(customer)}, headers=auth("followup_agent", "BR02")
+    )
+    assert r.json()["items"] == []
+    for name in ("repair_order_id", "customer_id"):
+        assert_problem(await c.get("/visits", params={name: "RO-1"}, headers=AGENT), 422, name)
+
+
 async def test_work_list_refuses_bad_queries(followup: Followup) -> None:
     c = followup.client
     assert_problem(await c.get("/visits", params={"view": "someday"}, headers=AGENT), 422, "view")

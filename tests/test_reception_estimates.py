@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import nats
@@ -15,7 +16,9 @@ import pytest_asyncio
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from services.reception.models import ApprovalLink, ConsentRecord, OutboxEvent
+from services.reception.config import Settings as ReceptionSettings
+from services.reception.main import create_app as create_reception
+from services.reception.models import ApprovalClient, ApprovalLink, ConsentRecord, OutboxEvent
 from shared.contracts import EstimateApproved, EstimateLine
 from shared.contracts.workorders import ExtraWorkFound
 from shared.db import Database
@@ -106,7 +109,8 @@ async def reception(
 ) -> AsyncIterator[Reception]:
     """Reception with records beside it: consent signatures are records' files."""
     apps = ReceptionWithRecords(database_url, nats_server, tmp_path / "records")
-    apps.reception.state.settings.approval_link_attempts_per_minute = 5
+    apps.reception.state.settings.approval_link_uses_per_minute = 8
+    apps.reception.state.settings.approval_link_failures_per_minute = 5
     async with apps as (client, records):
         signature = await upload(records, png("signature"))
         reception = Reception(client, apps.reception.state.runtime.db, nats_server.url, signature)
@@ -457,6 +461,10 @@ async def test_the_customer_answers_through_a_link_that_expires_and_can_be_revok
     page = await reception.client.get(f"/approve/{token}")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "更换前刹车片" in page.text and "Approve" in page.text and "拒绝" in page.text
+    # The promised time as the branch's clock shows it, not an instant in UTC.
+    local = datetime.fromisoformat(PROMISED).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert f"Promised: {local:%Y-%m-%d %H:%M}" in page.text, page.text
+    assert "+00:00" not in page.text
     labour, part_line, fee = ids(r)
     answer = {
         "by": "王芳",
@@ -472,14 +480,99 @@ async def test_the_customer_answers_through_a_link_that_expires_and_can_be_revok
     (event,) = await reception.approvals()
     assert {c.channel for c in event.consents} == {"link"}
     assert_problem(await reception.client.post(f"/approve/{token}", json=answer), 409)
-    # rate limited: five uses a minute, counted even when refused
-    for _ in range(2):
-        await reception.client.get(f"/approve/{token}")
-    body = assert_problem(await reception.client.get(f"/approve/{token}"), 429)
-    assert body["type"].endswith("rate-limited")
-
     assert_problem(await reception.client.get(f"/approve/{'x' * 43}"), 404)
     assert_problem(await reception.client.get("/approve/short"), 422)
+
+
+def from_address(reception: Reception, host: str) -> httpx.AsyncClient:
+    """A client of the same reception app seen from another address."""
+    app = reception.client._transport.app  # type: ignore[attr-defined]
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app, client=(host, 40000)), base_url="http://test"
+    )
+
+
+def assert_limited(response: httpx.Response) -> int:
+    body = assert_problem(response, 429)
+    assert body["type"].endswith("rate-limited")
+    retry_after = int(response.headers["retry-after"])
+    assert 1 <= retry_after <= 60 and body["retry_after"] == retry_after
+    return retry_after
+
+
+async def test_wrong_tokens_are_limited_per_address_and_never_lock_the_customer_out(
+    reception: Reception,
+):
+    """Five failures a minute per address (the fixture's setting), eight uses: a guesser
+    is stopped at the sixth wrong token, also on the real link; the customer, elsewhere,
+    is not; a stranger hammering the real link only uses up their own allowance."""
+    estimate_id = (await reception.estimate()).json()["id"]
+    token = (
+        await reception.client.post(f"/estimates/{estimate_id}/approval-links", headers=ADVISOR)
+    ).json()["token"]
+    guesser = from_address(reception, "203.0.113.7")
+    customer = from_address(reception, "198.51.100.20")
+    hammer = from_address(reception, "192.0.2.44")
+    async with guesser, customer, hammer:
+        for i in range(5):
+            assert_problem(await guesser.get(f"/approve/{uuid.uuid4().hex}{i:03d}"), 404)
+        assert_limited(await guesser.get(f"/approve/{uuid.uuid4().hex}"))
+        assert_limited(await guesser.get(f"/approve/{token}"))  # stopped, whatever it tries
+        assert_limited(await guesser.post(f"/approve/{token}", json={"by": "x"}))
+
+        assert (await customer.get(f"/approve/{token}")).status_code == 200
+        assert_problem(await customer.get(f"/approve/{uuid.uuid4().hex}"), 404)
+
+        for _ in range(8):
+            assert (await hammer.get(f"/approve/{token}")).status_code == 200
+        assert_limited(await hammer.get(f"/approve/{token}"))
+        assert (await customer.get(f"/approve/{token}")).status_code == 200
+
+        # A new minute for the guesser (its window moved back a minute in the database).
+        async with reception.db.transaction() as session:
+            await session.exec(
+                update(ApprovalClient)
+                .where(col(ApprovalClient.client) == "203.0.113.7")
+                .values(window_started_at=datetime.now(UTC) - timedelta(seconds=61))
+            )
+        assert (await guesser.get(f"/approve/{token}")).status_code == 200
+
+    # An IPv6 guesser is counted by its /64, not by each of its addresses.
+    for i in range(5):
+        async with from_address(reception, f"2001:db8:5:6::{i + 1:x}") as one:
+            assert_problem(await one.get(f"/approve/{uuid.uuid4().hex}"), 404)
+    async with from_address(reception, "2001:db8:5:6:ffff::9") as another:
+        assert_limited(await another.get(f"/approve/{token}"))
+    async with from_address(reception, "2001:db8:5:7::1") as neighbour:
+        assert (await neighbour.get(f"/approve/{token}")).status_code == 200
+
+
+async def test_failures_are_counted_across_replicas(
+    reception: Reception, database_url: str, nats_server: NatsServer
+):
+    """Two reception processes' worth of apps on one database: a guesser spreading wrong
+    tokens over both is stopped after five in all."""
+    second = create_reception(
+        ReceptionSettings(
+            database_url=database_url,
+            nats_url=nats_server.url,
+            approval_link_failures_per_minute=5,
+        )
+    )
+    async with second.router.lifespan_context(second):
+        replicas = [
+            from_address(reception, "203.0.113.9"),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(second, client=("203.0.113.9", 40000)),
+                base_url="http://test",
+            ),
+        ]
+        async with replicas[0], replicas[1]:
+            for i in range(5):
+                r = await replicas[i % 2].get(f"/approve/{uuid.uuid4().hex}")
+                assert_problem(r, 404)
+            for replica in replicas:
+                assert_limited(await replica.get(f"/approve/{uuid.uuid4().hex}"))
 
 
 async def test_a_revoked_or_expired_link_is_gone(reception: Reception):

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -583,6 +584,53 @@ async def test_customer_timeline_pages_in_the_order_things_happened(records) -> 
     assert_problem(await records.get(url, headers=auth("technician")), 403)
     assert_problem(await records.get(f"/customers/{uuid.uuid4()}/timeline", headers=CLERK), 404)
     assert_problem(await records.get(url, headers=CLERK, params={"cursor": "nonsense"}), 422)
+
+
+def instants(value: Any, key: str = "") -> list[str]:
+    """Every time in a timeline's JSON: `occurred_at` and the summaries' `…_at`, `at` and
+    `…_for` fields that hold one."""
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in instants(v, k)]
+    if isinstance(value, list):
+        return [t for v in value for t in instants(v, key)]
+    if isinstance(value, str) and (key.endswith("at") or key.endswith("_for")) and "T" in value:
+        return [value]
+    return []
+
+
+async def test_timelines_show_every_time_in_the_branch_zone(records) -> None:
+    """Reception's booking carries the advisor's +08:00, its closing the UTC read back from
+    its row: both, and every other time of the timeline, read in the branch's zone
+    (Asia/Shanghai), the same instants as the events'."""
+    story = Story()
+    shanghai = ZoneInfo("Asia/Shanghai")
+    events = [
+        e.model_copy(update={"scheduled_for": e.scheduled_for.astimezone(shanghai)})
+        if isinstance(e, AppointmentBooked)
+        else e
+        for e in events_of(story)
+    ]
+    await feed(runtime_of(records).db, with_envelopes(events, story))
+    for url in (
+        f"/vehicles/{story.vehicle_id}/timeline",
+        f"/customers/{story.customer_id}/timeline",
+    ):
+        r = await records.get(url, headers=CLERK, params={"limit": 200})
+        assert r.status_code == 200, r.text
+        entries = r.json()["entries"]
+        times = instants(entries)
+        assert len(times) > len(entries), times  # the summaries' times are there too
+        assert all(t.endswith("+08:00") for t in times), [t for t in times if "+08:00" not in t]
+        by_kind = {e["kind"]: e for e in entries}
+        booked = [e for e in entries if e["kind"] == "appointment.booked"][-1]
+        closed = by_kind["appointment.closed"]
+        assert booked["summary"]["scheduled_for"] == closed["summary"]["scheduled_for"]
+        assert datetime.fromisoformat(closed["summary"]["scheduled_for"]) == T0 + timedelta(
+            minutes=5
+        )
+        assert datetime.fromisoformat(closed["occurred_at"]) == T0 + timedelta(minutes=5)
+        stamps = [datetime.fromisoformat(e["occurred_at"]) for e in entries]
+        assert stamps == sorted(stamps)
 
 
 async def test_export_holds_everything_about_the_customer(records) -> None:

@@ -40,6 +40,7 @@ async def history(client, vehicle_id, lang: str = "zh-CN", headers=CLERK) -> byt
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/pdf"
     assert VIN in r.headers["content-disposition"]
+    assert r.headers["x-content-type-options"] == "nosniff"
     return r.content
 
 

@@ -2,12 +2,14 @@
 downloads, references and the collector, in process on a real database and NATS."""
 
 import hashlib
+import re
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import anyio
 import httpx
@@ -461,3 +463,97 @@ async def test_an_upload_interrupted_after_several_parts_leaves_nothing(
         assert await file_rows(client) == 0
         assert await stored_blobs(client) == []
         assert staged_leftovers(client) == []
+
+
+async def test_a_multipart_body_cut_before_its_closing_boundary_is_refused(records):
+    """A form that ends before `--boundary--` lost its tail on the way: the file in it may
+    be cut short, so nothing is kept."""
+    head = (
+        b"--b0undary\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="photo.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n"
+    )
+    headers = {**auth("advisor"), "content-type": "multipart/form-data; boundary=b0undary"}
+    for body in (
+        head + JPEG,  # cut inside the file
+        head + JPEG + b"\r\n--b0undary",  # the file's end, not the form's
+        head + JPEG + b"\r\n--b0undary\r\n",  # a next part that never came
+        head + JPEG + b"\r\n--b0undary\r\nContent-Disposition: form-data; name=",
+    ):
+        assert_problem(await records.post("/files", headers=headers, content=body), 422, "file")
+    assert await file_rows(records) == 0
+    assert await stored_blobs(records) == []
+    assert staged_leftovers(records) == []
+    # The whole form is taken.
+    r = await records.post("/files", headers=headers, content=head + JPEG + b"\r\n--b0undary--\r\n")
+    assert r.status_code == 201, r.text
+    assert r.json()["size"] == len(JPEG)
+
+
+HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 200
+POLYGLOT = JPEG + b"<html><body><script>document.title='ran'</script></body></html>"
+
+
+def disposition_of(response: httpx.Response) -> tuple[str, dict[str, str]]:
+    """The header read as RFC 6266 says: a type, then `; name=value` parameters whose
+    values are tokens or quoted strings, `filename*` percent-decoded."""
+    header = response.headers["content-disposition"]
+    param = r'\s*;\s*([A-Za-z*]+)=("(?:[^"\\]|\\.)*"|[^;"\s]+)'
+    match = re.fullmatch(r"(inline|attachment)((?:" + param + r")*)", header)
+    assert match is not None, header
+    params = {}
+    for name, value in re.findall(param, match.group(2)):
+        params[name] = value[1:-1] if value.startswith('"') else value
+    assert set(params) == {"filename", "filename*"}, params
+    charset, _, encoded = params["filename*"].partition("''")
+    assert charset == "UTF-8"
+    return match.group(1), {"filename": params["filename"], "filename*": unquote(encoded)}
+
+
+async def test_downloads_are_never_served_as_something_a_browser_would_run(records):
+    """A JPEG with a page behind it, named like a page, comes back as a JPEG that cannot
+    be sniffed, rendered in a sandbox and saved as .jpg; a type outside the inline list
+    is an attachment of octet-stream; no name breaks the header."""
+    r = await upload(records, POLYGLOT, name="offer.html")
+    assert r.status_code == 201, r.text
+    assert r.json()["media_type"] == "image/jpeg"
+    got = await records.get(f"/files/{r.json()['id']}/content", headers=auth("technician"))
+    assert got.content == POLYGLOT
+    assert got.headers["content-type"] == "image/jpeg"
+    assert got.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in got.headers["content-security-policy"].split(";")[0]
+    kind, names = disposition_of(got)
+    assert kind == "inline"
+    assert names == {"filename": "offer.html.jpg", "filename*": "offer.html.jpg"}
+
+    r = await upload(records, HEIC, name="car.heic")
+    assert r.status_code == 201, r.text
+    assert r.json()["media_type"] == "image/heic"
+    got = await records.get(f"/files/{r.json()['id']}/content", headers=auth("technician"))
+    assert got.headers["content-type"] == "application/octet-stream"
+    assert got.headers["x-content-type-options"] == "nosniff"
+    assert disposition_of(got)[0] == "attachment"
+    # A ranged read is served the same way.
+    got = await records.get(
+        f"/files/{r.json()['id']}/content", headers={**auth("technician"), "Range": "bytes=0-3"}
+    )
+    assert got.status_code == 206
+    assert got.headers["content-type"] == "application/octet-stream"
+
+    hostile = 'a"; filename=evil.html; x=".pdf 报告%0d%0a.pdf'
+    r = await records.post(
+        "/files",
+        params={"filename": hostile},
+        headers={**auth("advisor"), "content-type": "application/octet-stream"},
+        content=PDF,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["original_name"] == hostile
+    got = await records.get(f"/files/{r.json()['id']}/content", headers=auth("technician"))
+    kind, names = disposition_of(got)
+    assert kind == "inline"
+    assert names["filename*"] == hostile  # the exact name, for clients that read RFC 5987
+    assert names["filename"].isascii() and '"' not in names["filename"]
+    assert names["filename"].endswith(".pdf")
+    assert ";" not in names["filename"] and "\\" not in names["filename"]
+    assert got.headers["content-type"] == "application/pdf"

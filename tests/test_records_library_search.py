@@ -2,6 +2,8 @@
 query alike, title hits ranked first, and the text of uploaded PDFs searchable, on a real
 database (SQLite FTS5 and, in the PostgreSQL leg, PostgreSQL full text)."""
 
+import asyncio
+import os
 import uuid
 
 import pytest
@@ -11,11 +13,17 @@ from sqlalchemy import text
 from services.records import library_text
 from shared import pdf
 from shared.db import Database
+from tests import pdf_samples
 from tests.harness import NatsServer, auth
 from tests.test_records_files import PDF, RecordsClient, upload
 from tests.test_records_library import add
 
 pytestmark = [pytest.mark.store]
+
+
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
 
 CLERK = auth("records_clerk")
 TECH = auth("technician")
@@ -115,6 +123,8 @@ async def test_text_of_an_uploaded_pdf_is_searchable_and_follows_the_current_ver
     # A PDF nothing can be read from is still kept, found by its title.
     broken = await add(records, "p3", content=PDF, title="Scanned wiring diagram")
     assert await found(records, "wiring") == [broken["id"]]
+    assert (doc["text_extraction"], typed["text_extraction"]) == ("extracted", "typed")
+    assert broken["text_extraction"] == "unreadable"
 
 
 @pytest.mark.asyncio
@@ -200,3 +210,162 @@ async def test_documents_indexed_the_old_way_are_reindexed_once(records, databas
         assert await reindex.run(database_url, batch=50) == 0
     finally:
         await db.dispose()
+
+
+def resident_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.asyncio
+async def test_a_pdf_over_the_time_budget_is_kept_flagged_and_never_stalls_the_service(
+    database_url, nats_server, tmp_path
+):
+    """2,000 pages drawing one shared content stream (about 9 s to read here): read in a
+    child process, stopped at the time budget; the document is kept, found by its title,
+    flagged `over_budget`; the service answers meanwhile and its memory does not grow."""
+    bomb = pdf_samples.shared_stream_pdf(pages=2_000)
+    budget = 1.5
+    async with RecordsClient(
+        database_url,
+        nats_server,
+        tmp_path / "files",
+        max_upload_bytes=4 * 1024 * 1024,
+        library_pdf_seconds=budget,
+    ) as records:
+        # The library's own first use (jieba's dictionary) is not what is measured.
+        await add(records, "warm", content=printed("预热", "warm up"), title="Warm up")
+        before = resident_mib()
+        file_id = (await upload(records, bomb, name="bomb.pdf", role="records_clerk")).json()["id"]
+        started = loop_time()
+        creating = asyncio.create_task(
+            records.post(
+                "/library/documents",
+                headers={**CLERK, "Idempotency-Key": "bomb"},
+                json={"title": "Gearbox teardown", "category": "manual", "file_id": file_id},
+            )
+        )
+        slowest = 0.0
+        while not creating.done():
+            asked = loop_time()
+            assert (await records.get("/healthz")).status_code == 200
+            slowest = max(slowest, loop_time() - asked)
+            await asyncio.sleep(0.02)  # the pace of the probe, not a wait for a result
+        r = await creating
+        took = loop_time() - started
+        assert r.status_code == 201, r.text
+        assert r.json()["text_extraction"] == "over_budget"
+        assert took < budget + 3, took
+        assert slowest < 0.25, slowest
+        assert resident_mib() - before < 15
+        assert await found(records, "gearbox") == [r.json()["id"]]
+        assert await found(records, "caliper") == []
+        got = await records.get(f"/library/documents/{r.json()['id']}", headers=TECH)
+        assert got.json()["text_extraction"] == "over_budget"
+
+
+@pytest.mark.asyncio
+async def test_a_pdf_over_the_memory_budget_is_kept_and_flagged(
+    database_url, nats_server, tmp_path
+):
+    """A 90 KB file whose one content stream inflates to 60 MiB: the reader is stopped by
+    the kernel at its address-space budget, long before the time budget."""
+    bomb = pdf_samples.inflating_pdf(megabytes=60)
+    assert len(bomb) < 200_000
+    async with RecordsClient(
+        database_url,
+        nats_server,
+        tmp_path / "files",
+        max_upload_bytes=4 * 1024 * 1024,
+        library_pdf_seconds=60,
+        library_pdf_memory_mib=128,
+    ) as records:
+        file_id = (await upload(records, bomb, name="bomb.pdf", role="records_clerk")).json()["id"]
+        started = loop_time()
+        r = await records.post(
+            "/library/documents",
+            headers={**CLERK, "Idempotency-Key": "inflate"},
+            json={"title": "Wiring harness", "category": "wiring_diagram", "file_id": file_id},
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["text_extraction"] == "over_budget"
+        assert loop_time() - started < 30
+        assert await found(records, "harness") == [r.json()["id"]]
+
+        # A new version over budget keeps the document and says so.
+        manual = printed("Harness", "Connector pin out for the door harness.")
+        doc = await add(records, "ok", content=manual, title="Door")
+        assert doc["text_extraction"] == "extracted"
+        r = await records.post(
+            f"/library/documents/{doc['id']}/versions",
+            headers={**CLERK, "If-Match": doc["etag"]},
+            json={"file_id": file_id, "note": "2027"},
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["text_extraction"] == "over_budget"
+        assert r.json()["current_version"] == 2
+
+
+def readers_running() -> int:
+    """This process's children reading a PDF's text, from /proc."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read()
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if parent == os.getpid() and b"pdf_text_worker" in command:
+            count += 1
+    return count
+
+
+@pytest.mark.asyncio
+async def test_documents_uploaded_at_once_are_read_by_a_bounded_number_of_readers(
+    database_url, nats_server, tmp_path
+):
+    """Three slow PDFs at once with one reader allowed: never two children at a time, and
+    each document still ends kept and flagged."""
+    bomb = pdf_samples.shared_stream_pdf(pages=2_000)
+    async with RecordsClient(
+        database_url,
+        nats_server,
+        tmp_path / "files",
+        max_upload_bytes=4 * 1024 * 1024,
+        library_pdf_seconds=0.8,
+        library_pdf_workers=1,
+    ) as records:
+        await add(records, "warm", content=printed("预热", "warm up"), title="Warm up")
+        file_ids = []
+        for i in range(3):  # three files: their bytes differ by a trailing comment
+            content = bomb + b"%% copy %d\n" % i
+            r = await upload(records, content, name=f"b{i}.pdf", role="records_clerk")
+            file_ids.append(r.json()["id"])
+        creating = [
+            asyncio.create_task(
+                records.post(
+                    "/library/documents",
+                    headers={**CLERK, "Idempotency-Key": f"bomb-{i}"},
+                    json={"title": f"Manual {i}", "category": "manual", "file_id": file_id},
+                )
+            )
+            for i, file_id in enumerate(file_ids)
+        ]
+        most, seen = 0, 0
+        while not all(task.done() for task in creating):
+            running = await asyncio.to_thread(readers_running)
+            most = max(most, running)
+            seen += running
+            await asyncio.sleep(0.05)  # the pace of the probe, not a wait for a result
+        answers = [await task for task in creating]
+        assert [r.status_code for r in answers] == [201, 201, 201], [r.text for r in answers]
+        assert {r.json()["text_extraction"] for r in answers} == {"over_budget"}
+        assert seen > 0 and most == 1, most
+        assert await asyncio.to_thread(readers_running) == 0

@@ -139,6 +139,7 @@ def settings_for(database_url: str, nats: NatsServer, tmp: Path, **overrides: An
         "nats_url": nats.url,
         "files_dir": str(tmp / "files"),
         "webhook_allow_private_targets": True,
+        "webhook_allow_http": True,  # the receiver is plain http on loopback
         "webhook_retry_schedule": [0.1, 0.1, 0.1],
         "webhook_jitter": 0.1,
         "webhook_poll_interval": 0.05,
@@ -277,10 +278,63 @@ pytestmark = [pytest.mark.asyncio]
         ("240.0.0.1", "private"),
         ("8.8.8.8", None),
         ("2606:4700:4700::1111", None),
+        # IPv4 carried in IPv6: judged by the IPv4 host a tunnel or translator reaches.
+        ("2002:7f00:1::", "6to4-wrapped loopback"),
+        ("2002:c0a8:101::1", "6to4-wrapped private"),
+        ("2002:a9fe:a9fe::", "6to4-wrapped link-local"),
+        ("2002:808:808::1", None),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "Teredo-wrapped loopback"),  # client 127.0.0.1
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "Teredo-wrapped private"),  # client 10.0.0.1
+        ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", "private"),  # 8.8.8.8; Teredo is not public
+        ("64:ff9b::7f00:1", "NAT64-wrapped loopback"),
+        ("64:ff9b::a00:1", "NAT64-wrapped private"),
+        ("64:ff9b::c0a8:101", "NAT64-wrapped private"),
+        ("64:ff9b::a9fe:a9fe", "NAT64-wrapped link-local"),
+        ("64:ff9b::808:808", None),  # a public host through the network's NAT64
     ],
 )
 async def test_address_kinds(address: str, kind: str | None) -> None:
     assert why_not_public(ipaddress.ip_address(address)) == kind
+
+
+@pytest.mark.store
+async def test_production_refuses_plain_http_targets(
+    database_url: str, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """As deployed (every setting at its default): an https target on a public address is
+    taken, the same target over plain http is a 422 naming `url`, before and after."""
+    settings = Settings(
+        database_url=database_url, nats_url=nats_server.url, files_dir=str(tmp_path / "files")
+    )
+    assert not settings.webhook_allow_http and not settings.webhook_allow_private_targets
+    async with App(settings) as production:
+        body = assert_problem(
+            await production.post(
+                "/webhooks/endpoints",
+                headers=MANAGER,
+                json={"url": "http://93.184.215.14/hook", "event_types": ["parts.used"]},
+            ),
+            422,
+            "url",
+        )
+        assert "https" in body["detail"]
+        assert await count(production, WebhookEndpoint) == 0
+        r = await production.post(
+            "/webhooks/endpoints",
+            headers=MANAGER,
+            json={"url": "https://93.184.215.14/hook", "event_types": ["parts.used"]},
+        )
+        assert r.status_code == 201, r.text
+        endpoint = r.json()
+        assert_problem(
+            await production.patch(
+                f"/webhooks/endpoints/{endpoint['id']}",
+                headers={**MANAGER, "If-Match": r.headers["etag"]},
+                json={"url": "http://93.184.215.14/hook"},
+            ),
+            422,
+            "url",
+        )
 
 
 # --- endpoints -----------------------------------------------------------------------
@@ -395,6 +449,11 @@ async def test_endpoint_rules_roles_etag_and_idempotency(records: httpx.AsyncCli
         "http://[fe80::1]/hook",
         "http://224.0.0.251/hook",
         "http://100.64.1.1/hook",
+        "http://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
+        "http://[2002:c0a8:101::1]/hook",  # 6to4 of 192.168.1.1
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",  # Teredo, client 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data",  # NAT64 of 169.254.169.254
+        "http://[64:ff9b::7f00:1]:8080/hook",  # NAT64 of 127.0.0.1
         "ftp://93.184.215.14/hook",
         "http://user:pw@93.184.215.14/hook",
         "http:///hook",

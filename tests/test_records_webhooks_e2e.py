@@ -34,6 +34,7 @@ def webhook_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         extra_env={
             # The receiver listens on loopback; retries come within seconds, not days.
             "RECORDS_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+            "RECORDS_WEBHOOK_ALLOW_HTTP": "true",
             "RECORDS_WEBHOOK_RETRY_SCHEDULE": "[0.2, 0.4, 0.8, 1.6, 3.2]",
             "RECORDS_WEBHOOK_POLL_INTERVAL": "0.1",
             # A sender killed mid-send leaves its claims; they are taken again after 3 s.

@@ -210,6 +210,7 @@ async def test_repair_order_and_invoice_pdfs_with_counted_copies(wo: Workorders)
     invoice_pdf = f"/repair-orders/{order['id']}/invoice.pdf"
     prints = f"/repair-orders/{order['id']}/invoice/prints"
     assert_problem(await c.post(prints, headers=CASHIER), 409)  # not settled yet
+    assert_problem(await c.get(invoice_pdf, headers=CASHIER), 409)  # no invoice yet
     r = await post_settlement(
         wo,
         order,
@@ -221,7 +222,20 @@ async def test_repair_order_and_invoice_pdfs_with_counted_copies(wo: Workorders)
     )
     assert r.status_code == 200, r.text
     etag = (await wo.order(order["id"]))["etag"]
-    assert_problem(await c.get(invoice_pdf, headers=CASHIER), 409)  # no print recorded
+    # Read before any print: a preview, never the original, and reading counts no print.
+    r = await c.get(invoice_pdf, headers=auth("advisor"))
+    assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+    assert "preview" in r.headers["content-disposition"]
+    preview = pdf_text(r.content)
+    assert "结算单" in preview and "预览" in preview and "副本" not in preview
+    assert "INV-" in preview and "¥498.90" in preview
+    preview_en = pdf_text(
+        (await c.get(invoice_pdf, params={"lang": "en"}, headers=CASHIER)).content
+    )
+    assert "PREVIEW" in preview_en and "not the original" in preview_en
+    assert_problem(await c.get(invoice_pdf, params={"print": 1}, headers=CASHIER), 422, "print")
+    assert (await wo.order(order["id"]))["invoice_prints"] == 0
+    assert (await c.get(prints, headers=CASHIER)).json() == []
 
     key = {"Idempotency-Key": str(uuid.uuid4())}
     first = await c.post(prints, headers={**CASHIER, **key})
@@ -229,7 +243,7 @@ async def test_repair_order_and_invoice_pdfs_with_counted_copies(wo: Workorders)
     assert first.status_code == 201 and again.json() == first.json()
     assert (first.json()["printed"], first.json()["is_copy"]) == (1, False)
     original = pdf_text((await c.get(invoice_pdf, headers=CASHIER)).content)
-    assert "结算单" in original and "副本" not in original
+    assert "结算单" in original and "副本" not in original and "预览" not in original
     assert "INV-" in original and "¥498.90" in original and "会员" in original
 
     second = await c.post(prints, headers=CASHIER)

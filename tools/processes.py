@@ -244,7 +244,7 @@ class ServiceProcess:
                 "--loop",
                 "uvloop",
                 "--http",
-                "httptools",
+                "shared.server:ProblemHttpToolsProtocol",
             ],
             cwd=ROOT,
             env=env,

@@ -177,6 +177,8 @@ class Visit(Base, VisitBase, table=True):
     __table_args__ = (
         Index("ix_visit_work_list", "branch", "status", "due_at", "id"),
         Index("ix_visit_status_expires", "status", "expires_at"),
+        # A customer's visits, soonest due first (the work list filtered by customer).
+        Index("ix_visit_customer", "customer_id", "due_at", "id"),
     )
 
     delivered_at: datetime = _utc()

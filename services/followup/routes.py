@@ -102,12 +102,31 @@ async def work_list(
     session: ReadSessionDep,
     user: Reader,
     settings: SettingsDep,
-    view: service.WorkView = service.WorkView.today,
+    view: Annotated[
+        service.WorkView | None,
+        Query(description="today unless a repair order or customer is named, then all"),
+    ] = None,
+    repair_order_id: Annotated[
+        uuid.UUID | None, Query(description="only the visit for this repair order")
+    ] = None,
+    customer_id: Annotated[
+        uuid.UUID | None, Query(description="only this customer's visits")
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ):
+    if view is None:
+        named = repair_order_id is not None or customer_id is not None
+        view = service.WorkView.all if named else service.WorkView.today
     items, next_cursor = await service.work_list(
-        session, user, settings, view=view, limit=limit, cursor=cursor
+        session,
+        user,
+        settings,
+        view=view,
+        repair_order_id=repair_order_id,
+        customer_id=customer_id,
+        limit=limit,
+        cursor=cursor,
     )
     return Page(items=items, next_cursor=next_cursor)
 

@@ -298,14 +298,21 @@ async def work_list(
     view: WorkView,
     limit: int,
     cursor: str | None,
+    repair_order_id: uuid.UUID | None = None,
+    customer_id: uuid.UUID | None = None,
 ) -> tuple[list[VisitPublic], str | None]:
-    """Visits of the user's branch, soonest due first."""
+    """Visits of the user's branch, soonest due first; only the repair order's or the
+    customer's when one is named."""
     now = settings.clock()
     query: Any = (
         select(Visit, Contact.name, Contact.mobile)
         .outerjoin(Contact, col(Contact.customer_id) == col(Visit.customer_id))
         .where(Visit.branch == by.branch)
     )
+    if repair_order_id is not None:
+        query = query.where(Visit.repair_order_id == repair_order_id)
+    if customer_id is not None:
+        query = query.where(Visit.customer_id == customer_id)
     if view != WorkView.all:
         query = query.where(Visit.status == VisitStatus.open)
     if view == WorkView.today:

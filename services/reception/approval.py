@@ -3,17 +3,21 @@ mobile page where the customer approves or declines each line of one revision.""
 
 import hashlib
 import html
+import ipaddress
 import secrets
 import uuid
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import case, delete, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reception import estimates
 from services.reception.config import Settings
 from services.reception.models import (
+    ApprovalClient,
     ApprovalLink,
     ApprovalLinkCreate,
     ApprovalLinkPublic,
@@ -25,17 +29,13 @@ from services.reception.models import (
 from shared.auth import User
 from shared.db import Database
 from shared.events import utcnow
-from shared.problems import Conflict, DomainError, NotFound
+from shared.problems import Conflict, DomainError, NotFound, RateLimited
 
 WINDOW = timedelta(minutes=1)
 
 
 class LinkGone(DomainError):
     status, slug, title = 410, "approval-link-gone", "This approval link has expired or was revoked"
-
-
-class TooManyAttempts(DomainError):
-    status, slug, title = 429, "rate-limited", "Too many requests"
 
 
 def token_hash(token: str) -> str:
@@ -93,39 +93,88 @@ async def revoke_link(
     return ApprovalLinkPublic.model_validate(link, from_attributes=True)
 
 
-async def count_attempt(db: Database, token: str, per_minute: int) -> None:
-    """Count one use of a token in its own transaction, so refused attempts count too."""
-    digest, now = token_hash(token), utcnow()
+def client_key(host: str | None) -> str:
+    """Whom failures are counted against: the client's address, an IPv6 client's /64
+    (one home or phone network holds a whole /64, so counting each address would let a
+    guesser walk through them)."""
+    if not host:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host[:64]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+async def admit(db: Database, token: str, client: str, settings: Settings) -> None:
+    """Count one request on an approval page against the client's address and let it
+    through, or refuse it: 429 once the address has failed `approval_link_failures_per_
+    minute` times or used the pages `approval_link_uses_per_minute` times this minute
+    (`Retry-After`: the rest of the minute); 404 for a token that opens no link and 410
+    for a dead link, both counted as failures. A link is never limited as such: a
+    stranger who hammers a customer's link runs out of their own allowance only.
+
+    One transaction of its own, committed before the route's: refused requests count.
+    The counters change in the database (an upsert, then an update of the row it
+    locked), so replicas share them and two requests at once both count."""
+    now = utcnow()
+    table = ApprovalClient.__table__  # type: ignore[attr-defined]
     async with db.transaction() as session:
-        fresh = await session.execute(
-            update(ApprovalLink)
-            .where(
-                and_(
-                    col(ApprovalLink.token_hash) == digest,
-                    or_(
-                        col(ApprovalLink.window_started_at).is_(None),
-                        col(ApprovalLink.window_started_at) < now - WINDOW,
-                    ),
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        expired = table.c.window_started_at <= now - WINDOW
+        await session.exec(
+            dialect.insert(table)
+            .values(client=client, window_started_at=now, uses=1, failures=0)
+            .on_conflict_do_update(
+                index_elements=["client"],
+                set_={
+                    "uses": case((expired, 1), else_=table.c.uses + 1),
+                    "failures": case((expired, 0), else_=table.c.failures),
+                    "window_started_at": case((expired, now), else_=table.c.window_started_at),
+                },
+            )
+        )
+        row = (
+            await session.exec(select(ApprovalClient).where(ApprovalClient.client == client))
+        ).one()
+        if row.window_started_at == now:
+            # A new minute for this client: clients idle for an hour are forgotten.
+            await session.exec(
+                delete(ApprovalClient).where(
+                    col(ApprovalClient.window_started_at) < now - timedelta(hours=1)
                 )
             )
-            .values(window_started_at=now, attempts=1)
-        )
-        if fresh.rowcount == 0:  # type: ignore[attr-defined]
-            await session.execute(
-                update(ApprovalLink)
-                .where(col(ApprovalLink.token_hash) == digest)
-                .values(attempts=ApprovalLink.attempts + 1)
-            )
-        attempts = (
+        retry_after = (row.window_started_at + WINDOW - now).total_seconds()
+        if row.failures >= settings.approval_link_failures_per_minute:
+            raise _limited("wrong or dead links", retry_after)
+        if row.uses > settings.approval_link_uses_per_minute:
+            raise _limited("requests", retry_after)
+        link = (
             await session.exec(
-                select(ApprovalLink.attempts).where(ApprovalLink.token_hash == digest)
+                select(ApprovalLink).where(ApprovalLink.token_hash == token_hash(token))
             )
         ).first()
-    if attempts is not None and attempts > per_minute:
-        raise TooManyAttempts(
-            f"more than {per_minute} attempts in a minute on this link; wait a minute",
-            retry_after=60,
+        if link is not None and link.revoked_at is None and link.expires_at > now:
+            return
+        await session.exec(
+            update(ApprovalClient)
+            .where(col(ApprovalClient.client) == client)
+            .values(failures=ApprovalClient.failures + 1)
         )
+    if link is None:
+        raise NotFound("no such approval link")
+    raise LinkGone("ask your service advisor for a new link")
+
+
+def _limited(what: str, retry_after: float) -> RateLimited:
+    return RateLimited(
+        f"too many {what} from your address in a minute; try again in a minute",
+        retry_after=retry_after,
+    )
 
 
 async def open_link(session: AsyncSession, token: str) -> tuple[ApprovalLink, Estimate]:
@@ -164,8 +213,9 @@ _KIND = {"labour": "工时 Labour", "part": "配件 Part", "fee": "费用 Fee"}
 _ANSWER = {"approved": "已同意 Approved", "declined": "已拒绝 Declined"}
 
 
-def page(estimate: EstimatePublic, token: str) -> str:
-    """A plain mobile page in Chinese and English; no scripts from elsewhere."""
+def page(estimate: EstimatePublic, token: str, zone: str) -> str:
+    """A plain mobile page in Chinese and English; no scripts from elsewhere. Times are
+    the branch's local times (`zone`), as the customer reads a clock."""
     e = html.escape
     rows = []
     for line in estimate.lines:
@@ -187,7 +237,11 @@ def page(estimate: EstimatePublic, token: str) -> str:
         f"<tr><td>{e(t.pay_type)}</td><td>{t.net}</td><td>{t.tax}</td><td>{t.total}</td></tr>"
         for t in estimate.totals.by_pay_type
     )
-    promised = estimate.promised_at.isoformat() if estimate.promised_at else "—"
+    promised = (
+        estimate.promised_at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+        if estimate.promised_at
+        else "—"
+    )
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -19,7 +19,10 @@ class Settings(ServiceSettings):
     currency: str = "CNY"
     # The customer approval link: how long it lives and how often it may be tried.
     approval_link_ttl_minutes: int = 60
-    approval_link_attempts_per_minute: int = 10
+    # Per client address (an IPv6 client's /64) and minute on the approval pages: uses of
+    # any link, and failures (tokens that open no link, dead links), beyond which a 429.
+    approval_link_uses_per_minute: int = 60
+    approval_link_failures_per_minute: int = 10
     public_base_url: str = "http://127.0.0.1:8001"
     # Printed at the top of every intake sheet and estimate.
     dealer_name: str = "Workshop"

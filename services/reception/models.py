@@ -920,8 +920,20 @@ class ApprovalLink(Base, table=True):
     created_at: datetime = _timestamp()
     expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
-    window_started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
-    attempts: int = 0
+
+
+class ApprovalClient(Base, table=True):
+    """What one client address did on the approval pages in its current minute: uses of
+    any link, and failures (a token that opens no link, or a dead one). Counted by the
+    client, never by the link, so nobody can use up a customer's link by hammering it."""
+
+    __tablename__ = "approval_client"
+    __table_args__ = (Index("ix_approval_client_window", "window_started_at"),)
+
+    client: str = Field(primary_key=True, sa_type=String(64))
+    window_started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    uses: int = 0
+    failures: int = 0
 
 
 class ApprovalLinkCreate(BaseModel):

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from services.reception import stored_files
 from services.reception.models import Language
 from services.reception.routes import DocumentReader
+from shared.downloads import file_headers
 from shared.service import ReadSessionDep
 
 router = APIRouter(tags=["documents"])
@@ -26,7 +27,7 @@ def _pdf(data: bytes, name: str) -> Response:
     return Response(
         data,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="{name}"'},
+        headers=file_headers("application/pdf", name)[1],
     )
 
 

@@ -43,9 +43,8 @@ Token = Annotated[str, Path(min_length=20, max_length=100, pattern=r"^[A-Za-z0-9
 
 async def _count_link_attempt(token: Token, request: Request) -> None:
     """Runs before the request's own session opens: refused attempts count too."""
-    await approval.count_attempt(
-        runtime(request).db, token, _settings(request).approval_link_attempts_per_minute
-    )
+    host = request.client.host if request.client else None
+    await approval.admit(runtime(request).db, token, approval.client_key(host), _settings(request))
 
 
 # Declared before the session in a route's parameters, so it commits first.
@@ -321,9 +320,13 @@ async def revoke_approval_link(
     tags=["customer"],
     summary="The customer's approval page (the token is the credential)",
 )
-async def approval_page(token: Token, _counted: LinkAttempt, session: ReadSessionDep):
+async def approval_page(
+    token: Token, _counted: LinkAttempt, session: ReadSessionDep, settings: SettingsDep
+):
     estimate = await approval.view(session, token)
-    return HTMLResponse(approval.page(estimate, token), headers={"Cache-Control": "no-store"})
+    return HTMLResponse(
+        approval.page(estimate, token, settings.time_zone), headers={"Cache-Control": "no-store"}
+    )
 
 
 @router.post(

@@ -54,12 +54,23 @@ class Settings(ServiceSettings):
     # Files nobody refers to are collected after this long (seconds).
     file_gc_grace_seconds: float = 24 * 3600.0
     file_gc_interval_seconds: float = 3600.0
+    # Text extraction from library PDFs runs in a child process within these budgets
+    # (pages read, seconds of wall clock, address space in MiB); a PDF over any of them is
+    # kept but its content is not searchable (`text_extraction: over_budget`).
+    library_pdf_max_pages: int = 2_000
+    library_pdf_seconds: float = 10.0
+    library_pdf_memory_mib: int = 512
+    # Readers at once per process (each a child of up to library_pdf_memory_mib); more
+    # documents wait their turn.
+    library_pdf_workers: int = 2
     # How often loans past their due date are looked for (one reminder per loan per day).
     overdue_check_interval_seconds: float = 900.0
 
     # ERP webhooks (webhook_*.py). Targets on loopback, private, link-local, multicast or
     # reserved addresses are refused unless this is on (tests, a lab ERP on the LAN).
     webhook_allow_private_targets: bool = False
+    # Plain http targets are refused unless this is on (tests' loopback receivers, a lab).
+    webhook_allow_http: bool = False
     webhook_timeout_seconds: float = 10.0
     # Delay (s) before each retry, jittered by ±webhook_jitter: about three days in all.
     webhook_retry_schedule: list[float] = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 72000]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import filetype
 from python_multipart import MultipartParser
-from python_multipart.multipart import parse_options_header
+from python_multipart.multipart import MultipartState, parse_options_header
 from sqlalchemy import delete, exists
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -183,6 +183,10 @@ async def _receive_multipart(
         raise
     except Exception as exc:
         raise InvalidInput("file", f"malformed multipart body: {exc}") from exc
+    if parser.state != MultipartState.END:
+        # The parser keeps what it has read when the body stops early; a form cut before
+        # its closing boundary may carry a file cut short.
+        raise InvalidInput("file", "multipart body ends before its closing boundary")
     if not state["found"]:
         raise InvalidInput("file", "no part named 'file' in the form")
     return names[0]

@@ -253,6 +253,7 @@ def public(document: LibraryDocument) -> LibraryDocumentPublic:
         shared=document.branch is None,
         owner_branch=document.owner_branch,
         current_version=document.current_version,
+        text_extraction=document.text_extraction,  # type: ignore[arg-type]
         created_at=document.created_at,
         updated_at=document.updated_at,
         etag=etag(document.version),
@@ -364,13 +365,18 @@ async def _attach_version(
 
 
 async def create(
-    session: AsyncSession, body: LibraryDocumentCreate, by: User, extracted: str | None = None
+    session: AsyncSession,
+    body: LibraryDocumentCreate,
+    by: User,
+    extracted: library_text.PdfText | None = None,
 ) -> LibraryDocumentPublic:
     """`extracted`: the text of the version's file when it is a PDF (`file_text`); it is
     the text to search unless the clerk typed one."""
     fields = body.model_dump(exclude={"file_id", "note", "shared"})
-    if not fields.get("text") and extracted:
-        fields["text"] = extracted
+    if fields.get("text"):
+        fields["text_extraction"] = "typed"
+    elif extracted is not None:
+        fields["text"], fields["text_extraction"] = extracted.text, extracted.status
     _normalize(fields)
     now = utcnow()
     document = LibraryDocument(
@@ -442,6 +448,8 @@ async def update(
         document.branch = None if shared else document.owner_branch
     for name, value in fields.items():
         setattr(document, name, value)
+    if "text" in fields:
+        document.text_extraction = "typed" if fields["text"] else None
     document.updated_at = utcnow()
     await _replace_children(session, document)
     await session.flush()
@@ -456,23 +464,28 @@ async def add_version(
     note: str,
     by: User,
     if_match: str | None,
-    extracted: str | None = None,
+    extracted: library_text.PdfText | None = None,
 ) -> LibraryDocumentPublic:
     """A PDF version with text in it replaces the text to search with its own (the
-    clerk may edit it afterwards); any other version keeps the text as it was."""
+    clerk may edit it afterwards); any other version keeps the text as it was (a PDF
+    whose text could not be read says so in `text_extraction`)."""
     document = await _editable(session, document_id, by, if_match)
     document.current_version += 1
     document.updated_at = utcnow()
     await _attach_version(session, document, document.current_version, file_id, note, by)
-    if extracted:
-        document.text = extracted
+    if extracted is not None:
+        document.text_extraction = extracted.status
+    if extracted is not None and extracted.text:
+        document.text = extracted.text
     await session.flush()
-    if extracted:
+    if extracted is not None and extracted.text:
         await _index(session, document)
     return public(document)
 
 
-async def file_text(db: Database, settings: Any, file_id: uuid.UUID, by: User) -> str | None:
+async def file_text(
+    db: Database, settings: Any, file_id: uuid.UUID, by: User
+) -> library_text.PdfText | None:
     """The text of the user's branch's file `file_id` when it is a PDF, else None.
 
     Runs before the write transaction that uses it: reading a large PDF takes a while,
@@ -485,7 +498,13 @@ async def file_text(db: Database, settings: Any, file_id: uuid.UUID, by: User) -
         media_type, sha256, size = stored.media_type, stored.sha256, stored.size
     if media_type != "application/pdf":
         return None
-    return await library_text.pdf_text(storage_for(settings), sha256, size)
+    budget = library_text.PdfBudget(
+        max_pages=settings.library_pdf_max_pages,
+        seconds=settings.library_pdf_seconds,
+        memory_mib=settings.library_pdf_memory_mib,
+        workers=settings.library_pdf_workers,
+    )
+    return await library_text.pdf_text(storage_for(settings), sha256, size, budget)
 
 
 async def versions(session: AsyncSession, document_id: uuid.UUID, by: User) -> list[LibraryVersion]:

@@ -1,12 +1,19 @@
 """What the library's search index reads: the text of uploaded PDFs, and that text (and
 every query) split into words, Chinese by jieba, so the index and a query agree."""
 
+import asyncio
+import contextlib
 import functools
+import json
 import logging
 import os
 import re
+import sys
 import tempfile
 import threading
+import time
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +26,6 @@ log = logging.getLogger(__name__)
 # The most text kept from one PDF (as much as the clerk may type) and pages read for it.
 MAX_TEXT = 200_000
 MAX_PAGES = 2_000
-# A PDF is gathered in memory up to this size, beyond it in a temporary file.
-SPOOL_BYTES = 4 * 1024 * 1024
 
 # CJK ideographs (basic block, extension A, compatibility): the runs jieba splits.
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -123,34 +128,98 @@ def query_words(query: str, limit: int = 32) -> list[str]:
     return list(dict.fromkeys(found))[:limit]
 
 
-async def pdf_text(storage: FileStorage, sha256: str, size: int) -> str:
+@dataclass(frozen=True)
+class PdfBudget:
+    """What reading one PDF's text may take: pages, seconds of wall clock, MiB of address
+    space (the child process's, interpreter included)."""
+
+    max_pages: int = MAX_PAGES
+    seconds: float = 10.0
+    memory_mib: int = 512
+    workers: int = 2  # readers at once in a process; more documents wait their turn
+
+
+@dataclass(frozen=True)
+class PdfText:
+    status: str  # extracted, partial, unreadable or over_budget (TextExtraction)
+    text: str
+
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+# Per event loop (tests run several): the readers running at once are bounded, so many
+# uploads at once cannot start many children of `memory_mib` each.
+_readers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def pdf_text(storage: FileStorage, sha256: str, size: int, budget: PdfBudget) -> PdfText:
     """The text of a stored PDF (what a reader would copy out), at most MAX_TEXT
-    characters; a PDF pypdf cannot read gives "" (it is kept, just not searchable by
-    its content). The bytes are spooled, never read whole into memory when large."""
-    spool: Any = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
+    characters, read by a child process (`pdf_text_worker`) within `budget`.
+
+    Reading runs outside the service's process: a PDF built to be slow or to inflate
+    (thousands of pages over one heavy content stream, a compressed stream of hundreds
+    of MB) costs the child, which is killed at the time limit and stopped by the kernel
+    at the memory limit, and whose memory goes back to the system when it ends; the
+    service's event loop and its memory are untouched. The file is copied to a temporary
+    file for the child, streamed, never read whole into memory."""
+    spool: Any = await anyio.to_thread.run_sync(
+        functools.partial(tempfile.NamedTemporaryFile, suffix=".pdf")
+    )
     try:
         async for chunk in storage.read(sha256, 0, size - 1):
             await anyio.to_thread.run_sync(spool.write, chunk)
-        return await anyio.to_thread.run_sync(_extract, spool)
+        await anyio.to_thread.run_sync(spool.flush)
+        loop = asyncio.get_running_loop()
+        readers = _readers.setdefault(loop, asyncio.Semaphore(budget.workers))
+        async with readers:
+            return await _run_worker(spool.name, budget)
     finally:
-        spool.close()
+        await anyio.to_thread.run_sync(spool.close)
 
 
-def _extract(spool: Any) -> str:
-    from pypdf import PdfReader
+async def _run_worker(path: str, budget: PdfBudget) -> PdfText:
+    from services.records.pdf_text_worker import OUT_OF_MEMORY
 
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
-    parts: list[str] = []
-    length = 0
+    python_path = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.records.pdf_text_worker",
+        path,
+        str(budget.max_pages),
+        str(MAX_TEXT),
+        str(budget.memory_mib),
+        str(budget.seconds),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": python_path},
+    )
     try:
-        spool.seek(0)
-        reader = PdfReader(spool)
-        for number, page in enumerate(reader.pages):
-            if number >= MAX_PAGES or length >= MAX_TEXT:
-                break
-            part = page.extract_text() or ""
-            parts.append(part)
-            length += len(part) + 1
-    except Exception as exc:  # pypdf raises many kinds on a damaged file
-        log.warning("no text from a PDF: %s", exc)
-    return re.sub(r"[ \t]+", " ", "\n".join(parts)).strip()[:MAX_TEXT]
+        out, err = await asyncio.wait_for(process.communicate(), budget.seconds)
+    except TimeoutError:
+        log.warning(
+            "PDF text not read: over the time budget (%.1f s)",
+            budget.seconds,
+            extra={"budget": "time"},
+        )
+        return PdfText("over_budget", "")
+    finally:
+        if process.returncode is None:  # timed out, or the request was cancelled
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await asyncio.shield(process.wait())
+    if process.returncode != 0:
+        reason = "memory" if process.returncode == OUT_OF_MEMORY else "exit"
+        log.warning(
+            "PDF text not read: the reader stopped (%s, exit %s) after %.1f s: %s",
+            reason,
+            process.returncode,
+            time.monotonic() - started,
+            err.decode(errors="replace")[-300:],
+        )
+        return PdfText("over_budget", "")
+    result = json.loads(out)
+    return PdfText(result["status"], result["text"])

@@ -267,6 +267,9 @@ class Applicability(SQLModel):
     ) = None
 
 
+TextExtraction = Literal["typed", "extracted", "partial", "unreadable", "over_budget"]
+
+
 class LibraryDocumentFields(SQLModel):
     title: Text300
     category: DocumentCategory
@@ -357,6 +360,8 @@ class LibraryDocument(Base, table=True):
         ),
     )
     text: str = Field(default="", sa_type=Text)
+    # Where `text` came from (TextExtraction); None: nowhere (no PDF, nothing typed).
+    text_extraction: str | None = Field(default=None, sa_type=String(20))
     confidential: bool = False
     allowed_roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     current_version: int = 1
@@ -470,6 +475,18 @@ class LibraryDocumentPublic(SQLModel):
     shared: bool
     owner_branch: str
     current_version: int
+    text_extraction: TextExtraction | None = Field(
+        default=None,
+        description=(
+            "where the text to search came from: typed by the clerk, or read from the"
+            " current version's PDF (`extracted`; `partial`: only its first pages, up to"
+            " the page or character budget). `unreadable`: nothing could be read from it"
+            " (a scan, a damaged file); `over_budget`: reading it took more time or"
+            " memory than allowed. In both cases the version's content is not searchable"
+            " (the document is found by its title and tags, and any text an earlier"
+            " version gave). null: no PDF and nothing typed"
+        ),
+    )
     created_at: datetime
     updated_at: datetime
     etag: str

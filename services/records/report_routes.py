@@ -24,6 +24,7 @@ from services.records.report_definitions import (
 from services.records.report_models import ReportRun, ReportRunFile, ReportSchedule
 from services.records.report_schedule import FORMATS, FREQUENCIES
 from shared.auth import Role, User, require
+from shared.downloads import export_headers
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page, after, decode_cursor, encode_cursor, page
 from shared.problems import Forbidden, InvalidInput, NotFound
@@ -187,7 +188,7 @@ async def kpis_file(
     )
     headers = {}
     if fmt != "html":
-        headers["Content-Disposition"] = f'attachment; filename="{_filename(report, fmt)}"'
+        headers = export_headers(_filename(report, fmt))
     return Response(content, media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
@@ -437,7 +438,7 @@ async def download_run_file(
     return Response(
         stored.content,
         media_type=stored.media_type,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers=export_headers(name),
     )
 
 

@@ -3,6 +3,7 @@
 import functools
 import uuid
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import anyio
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
@@ -16,6 +17,7 @@ from services.records.models import (
     VehicleTimeline,
 )
 from shared.auth import Role, User, require
+from shared.downloads import file_headers
 from shared.events import utcnow
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit
@@ -49,6 +51,7 @@ PersonalDataOfficer = Annotated[User, Depends(require(Role.records_clerk, Role.m
 )
 async def vehicle_timeline(
     vehicle_id: uuid.UUID,
+    request: Request,
     session: ReadSessionDep,
     user: Reader,
     limit: Limit = 100,
@@ -64,7 +67,8 @@ async def vehicle_timeline(
         "make": card.make if card else None,
         "model_year": card.model_year if card else None,
     }
-    return Response(service.render_page(head, entries, next_cursor), media_type=JSON)
+    zone = ZoneInfo(request.app.state.settings.zone_of(user.branch))
+    return Response(service.render_page(head, entries, next_cursor, zone), media_type=JSON)
 
 
 PdfLang = Annotated[str, Query(pattern="^(zh-CN|en)$", description="zh-CN or en")]
@@ -107,7 +111,7 @@ async def vehicle_history_pdf(
     return Response(
         data,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="{name}"', "Cache-Control": "no-store"},
+        headers={**file_headers("application/pdf", name)[1], "Cache-Control": "no-store"},
     )
 
 
@@ -129,6 +133,7 @@ async def find_vehicles(
 )
 async def customer_timeline(
     customer_id: uuid.UUID,
+    request: Request,
     session: ReadSessionDep,
     user: CustomerReader,
     limit: Limit = 100,
@@ -142,7 +147,8 @@ async def customer_timeline(
         "name": card.name if card else None,
         "erased": bool(card and card.erased_at),
     }
-    return Response(service.render_page(head, entries, next_cursor), media_type=JSON)
+    zone = ZoneInfo(request.app.state.settings.zone_of(user.branch))
+    return Response(service.render_page(head, entries, next_cursor, zone), media_type=JSON)
 
 
 @router.get(

@@ -2,7 +2,6 @@
 
 import uuid
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -14,6 +13,7 @@ from services.records.models import (
     StoredFilePublic,
 )
 from shared.auth import Role, User, require
+from shared.downloads import file_headers
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Page, whole
 from shared.service import ReadSessionDep, SessionDep, runtime
@@ -117,19 +117,20 @@ def file_response(
         response.headers["Content-Range"] = f"bytes */{size}"
         return response
     start, end = wanted if wanted is not None else (0, size - 1)
+    served_as, safety = file_headers(media_type, name)
     headers = {
         "Accept-Ranges": "bytes",
         "ETag": f'"{sha256}"',
         "Content-Length": str(end - start + 1),
-        "Content-Disposition": f"inline; filename*=UTF-8''{quote(name)}",
         "Cache-Control": "private, max-age=31536000, immutable",
+        **safety,
     }
     if wanted is not None:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     return StreamingResponse(
         storage.read(sha256, start, end),
         status_code=206 if wanted is not None else 200,
-        media_type=media_type,
+        media_type=served_as,
         headers=headers,
     )
 

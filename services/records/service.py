@@ -2,10 +2,12 @@
 data export and the erasure of their personal data on request."""
 
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import anyio
 import orjson
@@ -495,20 +497,42 @@ def _text(value: uuid.UUID | None) -> str | None:
     return None if value is None else str(value)
 
 
-def _summary(stored: str | bytes | dict[str, Any]) -> Any:
-    # SQLite hands out the stored JSON text, passed through untouched; PostgreSQL's driver
-    # has already decoded it.
-    return orjson.Fragment(stored) if isinstance(stored, str | bytes) else stored
+# A summary's instants: `…_at` and `…_for` fields holding an ISO 8601 time with an offset
+# (events carry whatever offset their producer wrote: the request's, or UTC from a row).
+_SUMMARY_TIME = re.compile(
+    rb'"((?:[a-z_]+_)?at|[a-z_]+_for)":(\s*)"'
+    rb'(\d{4}-\d\d-\d\dT\d\d:\d\d[0-9:.]*(?:Z|[+-]\d\d:\d\d))"'
+)
 
 
-def render_page(head: dict[str, Any], rows: list[Row[Any]], next_cursor: str | None) -> bytes:
-    """The timeline response as JSON bytes, entries in TimelineEntryPublic's shape."""
+def _summary(stored: str | bytes | dict[str, Any], zone: ZoneInfo) -> Any:
+    """The stored summary with its instants in the branch's zone, else as stored: SQLite
+    hands out the JSON text, PostgreSQL's driver a decoded dict (written compactly, as
+    stored, to be read the same way)."""
+    if isinstance(stored, dict):
+        text = orjson.dumps(stored)
+    else:
+        text = stored.encode() if isinstance(stored, str) else stored
+
+    def local(match: re.Match[bytes]) -> bytes:
+        value = datetime.fromisoformat(match.group(3).decode()).astimezone(zone)
+        return b'"%s":%s"%s"' % (match.group(1), match.group(2), value.isoformat().encode())
+
+    return orjson.Fragment(_SUMMARY_TIME.sub(local, text))
+
+
+def render_page(
+    head: dict[str, Any], rows: list[Row[Any]], next_cursor: str | None, zone: ZoneInfo
+) -> bytes:
+    """The timeline response as JSON bytes, entries in TimelineEntryPublic's shape; every
+    time in it (when the entry happened, the times in its summary) in the branch's
+    zone, so an appointment's booking and its closing read alike."""
     entries = [
         {
             "kind": row.kind,
-            "occurred_at": row.occurred_at,
+            "occurred_at": row.occurred_at.astimezone(zone),
             "reference_id": str(row.reference_id),
-            "summary": _summary(row.summary),
+            "summary": _summary(row.summary, zone),
             "id": str(row.id),
             "vehicle_id": _text(row.vehicle_id),
             "customer_id": _text(row.customer_id),
@@ -517,9 +541,7 @@ def render_page(head: dict[str, Any], rows: list[Row[Any]], next_cursor: str | N
         for row in rows
     ]
     head = {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in head.items()}
-    return orjson.dumps(
-        {**head, "entries": entries, "next_cursor": next_cursor}, option=orjson.OPT_UTC_Z
-    )
+    return orjson.dumps({**head, "entries": entries, "next_cursor": next_cursor})
 
 
 async def customer_timeline(

@@ -101,9 +101,16 @@ def endpoint_with_secret(session: AsyncSession, endpoint: WebhookEndpoint) -> En
 
 
 async def create_endpoint(
-    session: AsyncSession, body: EndpointCreate, by: User, *, allow_private: bool
+    session: AsyncSession,
+    body: EndpointCreate,
+    by: User,
+    *,
+    allow_private: bool,
+    allow_http: bool,
 ) -> EndpointPublic:
-    url = await validate_for_registration(body.url, allow_private=allow_private)
+    url = await validate_for_registration(
+        body.url, allow_private=allow_private, allow_http=allow_http
+    )
     now = utcnow()
     secret = new_secret()
     endpoint = WebhookEndpoint(
@@ -153,11 +160,14 @@ async def update_endpoint(
     if_match: str | None,
     *,
     allow_private: bool,
+    allow_http: bool,
 ) -> EndpointPublic:
     endpoint = await get_endpoint(session, endpoint_id, by)
     check_if_match(if_match, endpoint.version)
     if body.url is not None:
-        endpoint.url = await validate_for_registration(body.url, allow_private=allow_private)
+        endpoint.url = await validate_for_registration(
+            body.url, allow_private=allow_private, allow_http=allow_http
+        )
     if body.event_types is not None:
         endpoint.event_types = sorted({str(t) for t in body.event_types})
     if body.description is not None:

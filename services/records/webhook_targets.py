@@ -49,10 +49,36 @@ def _form(url: str) -> SplitResult:
     return parts
 
 
+# NAT64's well-known prefix (RFC 6052): the last 32 bits are the IPv4 address reached.
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def wrapped_ipv4(address: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """The IPv4 addresses an IPv6 address carries, by how it carries them: 6to4
+    (2002::/16), Teredo (2001::/32: its server and its client, de-obfuscated) and NAT64
+    (64:ff9b::/96). A router that translates or tunnels them reaches that IPv4 host."""
+    if address.sixtofour is not None:
+        return [("6to4", address.sixtofour)]
+    if address.teredo is not None:
+        server, client = address.teredo
+        return [("Teredo", server), ("Teredo", client)]
+    if address in NAT64:
+        return [("NAT64", ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))]
+    return []
+
+
 def why_not_public(address: IpAddress) -> str | None:
     """The kind of address that may not be called, or None for a public one."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         return why_not_public(address.ipv4_mapped)
+    if isinstance(address, ipaddress.IPv6Address):
+        wrapped = wrapped_ipv4(address)
+        for how, inner in wrapped:
+            kind = why_not_public(inner)
+            if kind:
+                return f"{how}-wrapped {kind}"
+        if wrapped and address in NAT64:
+            return None  # a public IPv4 host reached through the network's NAT64
     for kind, flag in (
         ("loopback", address.is_loopback),
         ("unspecified", address.is_unspecified),
@@ -107,9 +133,14 @@ async def _lookup(host: str, port: int) -> list[IpAddress]:
     return addresses
 
 
-async def check_target(url: str, *, allow_private: bool) -> Target:
-    """Refuse a URL whose form or any resolved address is not allowed; else how to call it."""
+async def check_target(url: str, *, allow_private: bool, allow_http: bool) -> Target:
+    """Refuse a URL whose form or any resolved address is not allowed; else how to call it.
+
+    Plain `http` is refused unless `allow_http` (tests and a lab ERP): an invoice in clear
+    text can be read and changed on the way, and its signature does not hide it."""
     parts = _form(url)
+    if parts.scheme == "http" and not allow_http:
+        raise TargetRefused("plain http is not allowed; use an https URL")
     host = parts.hostname
     assert host is not None
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -133,10 +164,10 @@ async def check_target(url: str, *, allow_private: bool) -> Target:
     )
 
 
-async def validate_for_registration(url: str, *, allow_private: bool) -> str:
+async def validate_for_registration(url: str, *, allow_private: bool, allow_http: bool) -> str:
     """The URL as stored, or 422 naming the `url` field."""
     try:
-        await check_target(url, allow_private=allow_private)
+        await check_target(url, allow_private=allow_private, allow_http=allow_http)
     except TargetRefused as exc:
         raise InvalidInput("url", str(exc)) from exc
     return url

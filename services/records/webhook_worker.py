@@ -60,6 +60,7 @@ class Policy:
     jitter: float
     max_retry_after: float
     allow_private: bool
+    allow_http: bool
     batch: int
     concurrency: int
     per_endpoint: int
@@ -74,6 +75,7 @@ class Policy:
             jitter=settings.webhook_jitter,
             max_retry_after=settings.webhook_max_retry_after_seconds,
             allow_private=settings.webhook_allow_private_targets,
+            allow_http=settings.webhook_allow_http,
             batch=settings.webhook_batch,
             concurrency=settings.webhook_concurrency,
             per_endpoint=settings.webhook_connections_per_endpoint,
@@ -188,7 +190,9 @@ async def claim(db: "Database", policy: Policy, *, lease: float) -> list[Job]:
 async def send(client: httpx.AsyncClient, job: Job, policy: Policy) -> Outcome:
     started = utcnow()
     try:
-        target = await check_target(job.url, allow_private=policy.allow_private)
+        target = await check_target(
+            job.url, allow_private=policy.allow_private, allow_http=policy.allow_http
+        )
     except TargetRefused as exc:
         return Outcome(started_at=started, error=f"target refused: {exc}")
     sent_at = utcnow()

@@ -75,8 +75,12 @@ EVENT_TYPES = {
 }
 
 
-def _allow_private(request: Request) -> bool:
-    return bool(request.app.state.settings.webhook_allow_private_targets)
+def _target_rules(request: Request) -> dict[str, bool]:
+    settings = request.app.state.settings
+    return {
+        "allow_private": bool(settings.webhook_allow_private_targets),
+        "allow_http": bool(settings.webhook_allow_http),
+    }
 
 
 @router.get("/webhooks/event-types", tags=["webhooks"], summary="What an endpoint can subscribe to")
@@ -101,7 +105,7 @@ async def create_endpoint(
 ):
     async def work() -> EndpointPublic:
         endpoint = await webhook_service.create_endpoint(
-            session, body, user, allow_private=_allow_private(request)
+            session, body, user, **_target_rules(request)
         )
         response.headers["ETag"] = endpoint.etag
         return endpoint
@@ -163,7 +167,7 @@ async def update_endpoint(
     if_match: IfMatch = None,
 ):
     result = await webhook_service.update_endpoint(
-        session, endpoint_id, body, user, if_match, allow_private=_allow_private(request)
+        session, endpoint_id, body, user, if_match, **_target_rules(request)
     )
     response.headers["ETag"] = result.etag
     return result

@@ -159,7 +159,9 @@ def repair_order_pdf(order: RepairOrderDetail, *, lang: str, dealer: str, zone: 
 def invoice_pdf(
     order: RepairOrderDetail, *, lang: str, dealer: str, zone: str, printed: int
 ) -> bytes:
-    """The settled invoice; print 1 is the original, every later print says it is copy n."""
+    """The settled invoice; print 1 is the original, every later print says it is copy n.
+    `printed` 0: read before any print was recorded, marked as a preview so that it is
+    never taken for the original."""
     assert order.invoice is not None
     invoice = order.invoice
     st = pdf.styles()
@@ -168,6 +170,17 @@ def invoice_pdf(
     copy = printed > 1
     title = p("结算单", "Invoice") + (f" — {p('副本', 'COPY')} {printed - 1}" if copy else "")
     story: list[Flowable] = []
+    if printed == 0:
+        title = p("结算单", "Invoice") + f" — {p('预览', 'PREVIEW')}"
+        story.append(
+            pdf.text(
+                p(
+                    "预览：尚未打印，不作为结算凭证",
+                    "PREVIEW: not printed yet; this is not the original",
+                ),
+                st.heading,
+            )
+        )
     if copy:
         story.append(
             pdf.text(

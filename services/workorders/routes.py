@@ -35,6 +35,7 @@ from services.workorders.schemas import (
 from services.workorders.states import RepairOrderStatus
 from shared.auth import Role, User, require
 from shared.concurrency import IfMatch, set_etag
+from shared.downloads import file_headers
 from shared.events import utcnow
 from shared.idempotency import IdempotencyDep
 from shared.pagination import Cursor, Limit, Page, whole
@@ -486,7 +487,7 @@ async def repair_order_document(
         media_type="application/pdf",
         headers={
             **PDF_HEADERS,
-            "Content-Disposition": f'inline; filename="{order.number}.pdf"',
+            **file_headers("application/pdf", f"{order.number}.pdf")[1],
         },
     )
 
@@ -524,7 +525,10 @@ async def invoice_prints(order_id: uuid.UUID, session: ReadSessionDep, user: Mon
     "/repair-orders/{order_id}/invoice.pdf",
     response_class=Response,
     tags=["documents"],
-    summary="The invoice as a PDF: the last recorded print, or print n (copies are marked)",
+    summary=(
+        "The invoice as a PDF: the last recorded print, or print n (copies are marked);"
+        " a preview before any print. Reading it counts no print"
+    ),
 )
 async def invoice_document(
     order_id: uuid.UUID,
@@ -537,8 +541,8 @@ async def invoice_document(
     order = await service.get_repair_order(session, order_id, user)
     if order.invoice is None:
         raise Conflict("the order is not settled yet; there is no invoice")
-    if order.invoice_prints == 0:
-        raise Conflict("record a print first (POST .../invoice/prints)")
+    # Reading is not printing: a print is counted by its own POST (.../invoice/prints)
+    # when the cashier prints; before any, the invoice reads as a preview (print 0).
     number = printed or order.invoice_prints
     if number > order.invoice_prints:
         raise InvalidInput("print", f"only {order.invoice_prints} prints were recorded")
@@ -559,6 +563,8 @@ async def invoice_document(
         media_type="application/pdf",
         headers={
             **PDF_HEADERS,
-            "Content-Disposition": f'inline; filename="{name}-{number}.pdf"',
+            **file_headers(
+                "application/pdf", f"{name}-{number}.pdf" if number else f"{name}-preview.pdf"
+            )[1],
         },
     )
