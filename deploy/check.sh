@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Validate the deploy files without a container engine or a cluster: compose.yaml
-# (docker-compose config), nats.conf (nats-server -t), haproxy.cfg (haproxy -c, where
-# haproxy is installed).
+# Validate the deploy files without a container engine, a cluster or the network:
+# compose.yaml (docker-compose config), the NATS configs (nats-server -t), haproxy.cfg
+# (haproxy -c, where haproxy is installed), and the Kubernetes manifests: each overlay
+# rendered by kubectl's kustomize, it and every plain manifest checked against the
+# Kubernetes API schemas (kubernetes-validate, strict, schemas bundled).
 # Exit 0: valid; 3: a tool it needs is missing; other: invalid.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,11 +37,13 @@ if [ -z "$nats_server" ]; then
     echo "check.sh: nats-server not found (make install)" >&2
     exit 3
 fi
-if ! out="$(NATS_SERVER_NAME=check "$nats_server" -t -c "$here/nats.conf" 2>&1)"; then
-    echo "check.sh: $out" >&2
-    exit 1
-fi
-echo "check.sh: nats.conf is valid"
+for conf in "$here/nats.conf" "$here/k8s/base/nats.conf"; do
+    if ! out="$(NATS_SERVER_NAME=check POD_NAME=nats-0 "$nats_server" -t -c "$conf" 2>&1)"; then
+        echo "check.sh: $out" >&2
+        exit 1
+    fi
+    echo "check.sh: ${conf#"$root/"} is valid"
+done
 
 # Names of the compose network do not resolve here: haproxy warns and checks the rest.
 if command -v haproxy >/dev/null 2>&1; then
@@ -48,3 +52,66 @@ if command -v haproxy >/dev/null 2>&1; then
 else
     echo "check.sh: haproxy not installed, haproxy.cfg not checked"
 fi
+
+# --- Kubernetes ---------------------------------------------------------------------------
+k8s="$here/k8s"
+# The oldest Kubernetes the manifests are written for, and the newest the schemas cover.
+versions=(1.30.0 1.37.0)
+validate="$root/.venv/bin/kubernetes-validate"
+command -v "$validate" >/dev/null 2>&1 || validate="$(command -v kubernetes-validate || true)"
+if [ -z "$validate" ]; then
+    echo "check.sh: kubernetes-validate not found (make install)" >&2
+    exit 3
+fi
+if ! command -v kubectl >/dev/null 2>&1; then
+    echo "check.sh: kubectl not found (apt-get install kubernetes-client)" >&2
+    exit 3
+fi
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+# A kind the schemas do not know is only a warning to kubernetes-validate: any output fails.
+validate() {
+    local out
+    if ! out="$("$validate" --strict --quiet "${versions[@]/#/-k}" "$1" 2>&1)" || [ -n "$out" ]; then
+        echo "$out" >&2
+        echo "check.sh: $2 is not valid Kubernetes" >&2
+        exit 1
+    fi
+}
+
+for manifest in "$k8s"/base/*.yaml "$k8s"/secrets.template.yaml; do
+    [ "$(basename "$manifest")" = kustomization.yaml ] && continue
+    validate "$manifest" "${manifest#"$root/"}"
+done
+for overlay in "$k8s"/overlays/*/; do
+    name="${overlay%/}"
+    name="${name##*/}"
+    if ! kubectl kustomize "$overlay" >"$tmp/$name.yaml" 2>"$tmp/$name.err"; then
+        cat "$tmp/$name.err" >&2
+        echo "check.sh: overlay $name does not render" >&2
+        exit 1
+    fi
+    validate "$tmp/$name.yaml" "overlay $name"
+done
+
+# The template must stay a template: no value of a Secret is filled in.
+"$root/.venv/bin/python" - "$k8s/secrets.template.yaml" <<'PY'
+import sys
+
+import yaml
+
+with open(sys.argv[1]) as template:
+    secrets = [doc for doc in yaml.safe_load_all(template) if doc]
+filled = [
+    f"{secret['metadata']['name']}/{key}"
+    for secret in secrets
+    for field in ("stringData", "data")
+    for key, value in (secret.get(field) or {}).items()
+    if value
+]
+if filled:
+    sys.exit(f"check.sh: secrets.template.yaml has values filled in: {', '.join(filled)}")
+PY
+kubectl_version="$(kubectl version --client -o yaml 2>/dev/null | sed -n 's/^ *gitVersion: //p' | head -n 1)"
+echo "check.sh: k8s manifests are valid (kubectl ${kubectl_version:-unknown}, Kubernetes ${versions[*]})"
