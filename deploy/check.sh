@@ -3,7 +3,8 @@
 # compose.yaml (docker-compose config), the NATS configs (nats-server -t), haproxy.cfg
 # (haproxy -c, where haproxy is installed), and the Kubernetes manifests: each overlay
 # rendered by kubectl's kustomize, it and every plain manifest checked against the
-# Kubernetes API schemas (kubernetes-validate, strict, schemas bundled).
+# Kubernetes API schemas (kubernetes-validate, strict, schemas bundled), and the overlays'
+# cross-references (tools/k8s_refs.py).
 # Exit 0: valid; 3: a tool it needs is missing; other: invalid.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -94,6 +95,9 @@ for overlay in "$k8s"/overlays/*/; do
     fi
     validate "$tmp/$name.yaml" "overlay $name"
 done
+# What the schemas cannot see: Secrets and keys the pods read are in the template, every
+# selector picks a pod, every name an autoscaler, Ingress or StatefulSet gives exists.
+(cd "$root" && "$root/.venv/bin/python" -m tools.k8s_refs "$k8s/secrets.template.yaml" "$tmp"/*.yaml)
 
 # The template must stay a template: no value of a Secret is filled in.
 "$root/.venv/bin/python" - "$k8s/secrets.template.yaml" <<'PY'
