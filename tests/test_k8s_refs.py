@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from tools.k8s_refs import problems, selects
+from tools.k8s_refs import filled_in, problems, selects
 
 SECRETS = {"workshop-jwt": {"secret"}}
 
@@ -48,3 +48,11 @@ def test_a_missing_secret_key_and_a_selector_without_pods_are_named() -> None:
         "Deployment/reception: Secret workshop-jwt key key not in the template",
         "Service/reception: selector picks no pod",
     ]
+
+
+def test_a_filled_in_secret_value_is_named() -> None:
+    template = [
+        {"metadata": {"name": "workshop-jwt"}, "stringData": {"secret": ""}},
+        {"metadata": {"name": "records-webhook"}, "data": {"secrets-key": "c2VjcmV0"}},
+    ]
+    assert filled_in(template) == ["records-webhook/secrets-key"]

@@ -1,10 +1,10 @@
 """Cross-references in rendered Kubernetes manifests that schemas cannot see.
 
 `python -m tools.k8s_refs SECRETS_TEMPLATE RENDERED.yaml...` (deploy/check.sh runs it on
-each overlay kubectl rendered): every Secret and key a pod reads is in the template,
-every ConfigMap it mounts is rendered, every selector (Service, PodDisruptionBudget,
-NetworkPolicy) picks some pod, and every name an autoscaler, an Ingress or a StatefulSet
-gives exists. Exit 1 with one line per broken reference."""
+each overlay kubectl rendered): the template's values are all empty, every Secret and key
+a pod reads is in the template, every ConfigMap it mounts is rendered, every selector
+(Service, PodDisruptionBudget, NetworkPolicy) picks some pod, and every name an
+autoscaler, an Ingress or a StatefulSet gives exists. Exit 1 with one line per problem."""
 
 import sys
 from collections.abc import Iterator
@@ -95,15 +95,31 @@ def problems(secrets: dict[str, set[str]], objects: list[dict[str, Any]]) -> Ite
                         yield f"{where}: no Service {service}"
 
 
+def filled_in(template: list[dict[str, Any]]) -> list[str]:
+    """Secret values a template must not carry: every one of them, as `name/key`."""
+    return [
+        f"{secret['metadata']['name']}/{key}"
+        for secret in template
+        for field in ("stringData", "data")
+        for key, value in (secret.get(field) or {}).items()
+        if value
+    ]
+
+
 def main() -> None:
     if len(sys.argv) < 3:
         sys.exit("usage: python -m tools.k8s_refs SECRETS_TEMPLATE RENDERED.yaml...")
+    template = [doc for doc in load(sys.argv[1]) if doc["kind"] == "Secret"]
     secrets = {
         doc["metadata"]["name"]: set((doc.get("stringData") or {}) | (doc.get("data") or {}))
-        for doc in load(sys.argv[1])
-        if doc["kind"] == "Secret"
+        for doc in template
     }
     failed = False
+    for value in filled_in(template):
+        print(
+            f"{sys.argv[1]}: {value} is filled in; the template keeps values empty", file=sys.stderr
+        )
+        failed = True
     for path in sys.argv[2:]:
         for problem in problems(secrets, load(path)):
             print(f"{path}: {problem}", file=sys.stderr)
