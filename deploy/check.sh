@@ -72,6 +72,12 @@ fi
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
+# Kustomize reads files only below an overlay: staging keeps a copy of the compose file's.
+if ! cmp -s "$here/postgres-init.sql" "$k8s/overlays/staging/postgres-init.sql"; then
+    echo "check.sh: k8s/overlays/staging/postgres-init.sql differs from postgres-init.sql" >&2
+    exit 1
+fi
+
 # A kind the schemas do not know is only a warning to kubernetes-validate: any output fails.
 validate() {
     local out
