@@ -83,8 +83,23 @@ class Messaging:
             raise asyncio.CancelledError
         self._js = self.nc.jetstream(timeout=5)
         metrics.NATS_CONNECTED.set(1)
-        await self.ensure_stream(self.settings.service_name, own=True)
-        await self.ensure_dead_letter_stream()
+        # A cluster deployed beside the services may answer before it can keep a stream:
+        # its meta leader still being elected, or fewer nodes up than the streams' replicas.
+        # Giving up here would leave the service without relay or consumers for good.
+        delay = 0.1
+        while True:
+            try:
+                await self.ensure_stream(self.settings.service_name, own=True)
+                await self.ensure_dead_letter_stream()
+                break
+            except Exception as exc:
+                if self.closing:
+                    raise asyncio.CancelledError from exc
+                log.warning(
+                    "JetStream cannot keep the streams yet (%s); retrying in %.1fs", exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.nats_connect_backoff_max)
         self.ready.set()
 
     async def jetstream_status(self) -> str:

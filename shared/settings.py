@@ -45,7 +45,9 @@ class ServiceSettings(BaseSettings):
     # Covers the relay's retry horizon: a row published but not yet marked sent is
     # published again after a crash, and the server drops the copy within this window.
     stream_duplicate_window: float = 24 * 3600.0
-    stream_replicas: int = 1
+    # Copies of each stream: 1 on a single server, 3 on a three-node cluster (JetStream keeps
+    # at most 5). Refused here rather than by the server, which would leave /readyz failing.
+    stream_replicas: int = Field(default=1, ge=1, le=5)
 
     consumer_batch: int = 64
     consumer_fetch_timeout: float = 2.0

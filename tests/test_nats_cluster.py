@@ -245,6 +245,43 @@ async def test_a_service_given_the_cluster_list_publishes_with_the_first_node_do
             reception.stop()
 
 
+@pytest.mark.store
+async def test_a_service_started_before_its_cluster_is_whole_starts_once_it_is(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Deployed side by side, a service may reach NATS while two of three nodes are up: a
+    new cluster has no JetStream meta leader yet and no stream of three replicas can be
+    placed. The service keeps trying; its relay starts and it turns ready once the third
+    node is there."""
+    cluster = NatsCluster(tmp_path / "nats")
+    try:
+        for node in cluster.nodes[:2]:
+            node.start()
+
+        async def third_node_later() -> None:
+            await asyncio.sleep(3)
+            await asyncio.to_thread(cluster.nodes[2].start)
+
+        late = asyncio.create_task(third_node_later())
+        async with probe_service(database_url, cluster.url) as probe, Admin(cluster) as admin:
+            await late
+
+            async def ready() -> bool:
+                return (await probe.client.get("/readyz")).status_code == 200
+
+            await eventually(ready, timeout=30, what="ready with the whole cluster")
+            info = await admin.nc.jetstream(timeout=5).stream_info("PROBE")
+            assert info.config.num_replicas == 3
+            await probe.write(2)
+            await eventually(lambda: _none_unsent(probe), timeout=15, what="events published")
+    finally:
+        cluster.stop()
+
+
+async def _none_unsent(probe: Probe) -> bool:
+    return await probe.unsent() == 0
+
+
 async def _ready(service: ServiceProcess) -> None:
     async with httpx.AsyncClient(base_url=service.url) as client:
 

@@ -224,3 +224,11 @@ def test_nats_url_names_one_server_or_a_cluster() -> None:
     assert cluster.nats_servers == ["nats://n1:4222", "nats://n2:4222", "nats://n3:4222"]
     with pytest.raises(ValueError, match="names no NATS server"):
         ServiceSettings(nats_url=" , ")
+
+
+def test_stream_replicas_are_what_jetstream_keeps() -> None:
+    assert ServiceSettings().stream_replicas == 1
+    assert ServiceSettings(stream_replicas=3).stream_replicas == 3
+    for count in (0, 6):
+        with pytest.raises(ValueError, match="stream_replicas"):
+            ServiceSettings(stream_replicas=count)
