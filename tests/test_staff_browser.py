@@ -1,0 +1,218 @@
+"""The staff app in Debian's chromium at the tablet's size, against the four services and
+the staff app as real processes: development sign-in, the advisor's day, checking a car
+in, both languages, role rules, accessibility (axe-core) and touch target sizes."""
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.harness import ServiceProcess, Stack, auth
+from tests.staff_pages import (
+    TABLET_LANDSCAPE,
+    TABLET_PORTRAIT,
+    launch,
+    no_serious_violations,
+    require_chromium,
+    shoot,
+    small_targets,
+    staff_process,
+)
+from tools.demo import with_check_digit
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+ADVISOR = auth("advisor")
+SIGN_IN_PAGE = re.compile(r"/signin/dev\?next=")
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, ServiceProcess]]:
+    require_chromium()
+    root = tmp_path_factory.mktemp("staff")
+    stack = Stack(root).start()
+    try:
+        staff = staff_process(stack, root)
+        try:
+            yield stack, staff
+        finally:
+            staff.stop()
+    finally:
+        stack.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser(running: Any) -> AsyncIterator[Any]:
+    async for chromium in launch():
+        yield chromium
+
+
+async def _seed_booking(reception: str, vin: str, plate: str) -> dict[str, Any]:
+    """A customer, a vehicle and an appointment later today (or, late at night, early
+    tomorrow), as the desk would have booked them."""
+    async with httpx.AsyncClient(base_url=reception, headers=ADVISOR, timeout=10) as client:
+        customer = await client.post("/customers", json={"name": "王芳", "mobile": "13800138000"})
+        assert customer.status_code == 201, customer.text
+        vehicle = await client.post(
+            "/vehicles",
+            json={
+                "customer_id": customer.json()["id"],
+                "vin": with_check_digit(vin),
+                "plate": plate,
+            },
+        )
+        assert vehicle.status_code == 201, vehicle.text
+        starts = datetime.now(SHANGHAI) + timedelta(minutes=30)
+        booked = await client.post(
+            "/appointments",
+            json={
+                "vehicle_id": vehicle.json()["id"],
+                "starts_at": starts.isoformat(),
+                "planned_hours": "1.5",
+                "concerns": ["刹车时有异响"],
+            },
+        )
+        assert booked.status_code == 201, booked.text
+        return dict(booked.json())
+
+
+async def _sign_in(page: Any, base: str, sub: str, next_path: str) -> None:
+    await page.goto(f"{base}{next_path}")
+    await page.wait_for_url(SIGN_IN_PAGE)
+    await page.click(f'button[data-sub="{sub}"]')
+    await page.wait_for_url(lambda url: url == f"{base}{next_path}")
+
+
+async def test_advisor_signs_in_sees_the_day_and_checks_a_car_in(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    stack, staff = running
+    booking = await _seed_booking(stack.url("reception"), "LSVAU2180N2183294", "沪A12345")
+    day = booking["day"]
+    next_path = f"/advisor?day={day}"
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        await _sign_in(page, staff.url, "advisor-zhao", next_path)
+        row = page.locator(f'tr[data-appointment="{booking["id"]}"]')
+        await expect(row).to_contain_text("沪A12345")
+        await expect(row).to_contain_text("王芳")
+        await expect(row).to_contain_text("已预约")
+        await expect(page.get_by_test_id("user")).to_contain_text("赵敏")
+        await shoot(page, "staff-01-advisor-day-zh")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+
+        # Check in: a wrong odometer is named next to its field, in Chinese.
+        await row.get_by_role("button", name="到店接车").click()
+        form = page.locator(f"#arrive-{booking['id']} form")
+        await form.get_by_label("里程 (km)").fill("-5")
+        await form.get_by_role("button", name="开始接车").click()
+        error = page.locator(f"#arrive-{booking['id']} .error")
+        await expect(error).to_contain_text("应不小于 0")
+        await shoot(page, "staff-02-arrive-error-zh")
+        key_before = await page.locator(
+            f"#arrive-{booking['id']} [name=idempotency_key]"
+        ).input_value()
+
+        await page.locator(f"#arrive-{booking['id']}").get_by_label("里程 (km)").fill("42000")
+        key_after = await page.locator(
+            f"#arrive-{booking['id']} [name=idempotency_key]"
+        ).input_value()
+        assert key_before == key_after  # the same submission, tried again, keeps its key
+        await (
+            page.locator(f"#arrive-{booking['id']}").get_by_role("button", name="开始接车").click()
+        )
+        await page.wait_for_url("**/advisor/intakes/*")
+        await expect(page.get_by_test_id("intake-summary")).to_contain_text("42000")
+        intake_id = page.url.rsplit("/", 1)[1]
+
+        # The outcome, read through reception's API.
+        async with httpx.AsyncClient(base_url=stack.url("reception"), headers=ADVISOR) as api:
+            intake = (await api.get(f"/intakes/{intake_id}")).json()
+            assert intake["appointment_id"] == booking["id"] and intake["odometer_km"] == 42000
+            assert intake["concerns"] == ["刹车时有异响"]
+            moved = (await api.get(f"/appointments/{booking['id']}")).json()
+            assert moved["status"] == "arrived"
+
+        # English, remembered for this user after signing out and in again.
+        await page.goto(f"{staff.url}{next_path}")
+        await page.get_by_test_id("language").click()
+        await expect(page.locator("h1")).to_have_text("Today's appointments and arrivals")
+        await expect(row).to_contain_text("Arrived")
+        await page.set_viewport_size(TABLET_PORTRAIT)
+        await shoot(page, "staff-03-advisor-day-en-portrait")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+        await page.get_by_role("button", name="Sign out").click()
+        await _sign_in(page, staff.url, "advisor-zhao", next_path)
+        await expect(page.locator("h1")).to_have_text("Today's appointments and arrivals")
+    finally:
+        await context.close()
+
+
+async def test_an_advisor_page_is_refused_to_a_technician(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    _, staff = running
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE)
+    try:
+        page = await context.new_page()
+        await page.goto(f"{staff.url}/advisor")
+        await page.click('button[data-sub="tech-li"]')
+        await expect(page.locator("h1")).to_have_text("您的角色无权打开此页面。")
+        response = await page.goto(f"{staff.url}/advisor")
+        assert response is not None and response.status == 403
+        await shoot(page, "staff-04-technician-refused")
+    finally:
+        await context.close()
+
+
+async def test_forms_without_the_csrf_token_are_refused(
+    running: tuple[Stack, ServiceProcess],
+) -> None:
+    _, staff = running
+    async with httpx.AsyncClient(base_url=staff.url) as client:
+        page = await client.get("/signin/dev")
+        assert page.status_code == 200
+        refused = await client.post("/signin/dev", data={"sub": "advisor-zhao", "next": "/"})
+        assert refused.status_code == 403 and "staff_session" not in refused.cookies
+
+
+async def test_an_expired_session_returns_to_the_page_after_signing_in(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    """A session past its token's expiry sends the user to sign in, and back."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    from services.staff.config import Settings
+    from services.staff.session import SESSION_COOKIE
+
+    _, staff = running
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE)
+    try:
+        page = await context.new_page()
+        today = datetime.now(SHANGHAI).date()
+        await _sign_in(page, staff.url, "advisor-zhao", f"/advisor?day={today}")
+        cookie = next(c for c in await context.cookies() if c["name"] == SESSION_COOKIE)
+        signer = URLSafeTimedSerializer(Settings().session_secret, salt="staff-session")
+        data = signer.loads(cookie["value"])
+        data["exp"] = datetime.now().timestamp() - 1  # what the clock does after 12 hours
+        await context.add_cookies([{**cookie, "value": signer.dumps(data)}])
+        elsewhere = f"/advisor?day={today + timedelta(days=1)}"
+        await page.goto(f"{staff.url}{elsewhere}")
+        await page.wait_for_url(SIGN_IN_PAGE)
+        assert "登录已过期" in await page.inner_text("main")
+        await page.click('button[data-sub="advisor-zhao"]')
+        await page.wait_for_url(lambda url: url == f"{staff.url}{elsewhere}")
+    finally:
+        await context.close()
