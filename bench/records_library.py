@@ -137,7 +137,7 @@ async def measure(base: str, n: int, pid: int) -> list[list[Any]]:
         async def search(params: dict[str, Any]) -> int:
             r = await client.get("/library/search", params=params)
             r.raise_for_status()
-            return len(r.json())
+            return len(r.json()["items"])
 
         for name, params in QUERIES:
             for _ in range(10):

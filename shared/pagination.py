@@ -2,6 +2,7 @@
 
 import base64
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -19,16 +20,24 @@ MAX_LIMIT = 200
 
 
 class Page(BaseModel, Generic[T]):
+    """Every list answers this shape; `next_cursor` is null on the last page (and always on
+    a list that is bounded by nature, e.g. a day's appointments)."""
+
     items: list[T]
     next_cursor: str | None = None
 
 
-def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
+def whole(items: list[T]) -> Page[T]:
+    """A bounded list: one page, no cursor."""
+    return Page(items=items, next_cursor=None)
+
+
+def encode_cursor(at: datetime, row_id: object) -> str:
     raw = orjson.dumps([at.isoformat(), str(row_id)])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def decode_cursor(cursor: str, key: Callable[[str], Any] = uuid.UUID) -> tuple[datetime, Any]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         at_text, row_id = orjson.loads(base64.urlsafe_b64decode(padded))
@@ -37,7 +46,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         # it failed only when the database bound it (500).
         if at.tzinfo is None or not FIRST_YEAR <= at.year <= LAST_YEAR:
             raise ValueError(at_text)
-        return at, uuid.UUID(row_id)
+        if not isinstance(row_id, str):
+            raise ValueError(row_id)
+        return at, key(row_id)
     except Exception as exc:
         raise InvalidInput("cursor", "not a cursor this service issued") from exc
 
@@ -48,11 +59,13 @@ Cursor = Annotated[
 ]
 
 
-def after(at_column: Any, id_column: Any, cursor: str | None) -> Any:
+def after(
+    at_column: Any, id_column: Any, cursor: str | None, key: Callable[[str], Any] = uuid.UUID
+) -> Any:
     """Condition for rows after the cursor, newest first (order by at desc, id desc)."""
     if cursor is None:
         return True
-    at, row_id = decode_cursor(cursor)
+    at, row_id = decode_cursor(cursor, key)
     return or_(at_column < at, and_(at_column == at, id_column < row_id))
 
 

@@ -136,7 +136,8 @@ async def test_call_attempts_reschedule_or_close_the_visit(followup: Followup) -
     r = await c.post(f"/visits/{visit}/calls", json={"result": "reached"}, headers=AGENT)
     assert_problem(r, 409)
     r = await c.get(f"/visits/{visit}/calls", headers=AGENT)
-    assert [a["result"] for a in r.json()] == ["no_answer", "call_back", "wrong_number"]
+    assert [a["result"] for a in r.json()["items"]] == ["no_answer", "call_back", "wrong_number"]
+    assert r.json()["next_cursor"] is None
 
 
 async def test_call_attempts_refuse_bad_input_and_write_nothing(followup: Followup) -> None:
@@ -288,9 +289,9 @@ async def test_a_low_survey_opens_a_complaint_worked_to_closed(followup: Followu
     assert_problem(r, 409)
 
     r = await c.get(f"{url}/history", headers=AGENT)
-    kinds = [e["kind"] for e in r.json()]
+    kinds = [e["kind"] for e in r.json()["items"]]
     assert kinds == ["opened", "status", "action", "changed", "status", "status"]
-    assert r.json()[3]["changes"]["compensation_amount"] == [None, "200.50"]
+    assert r.json()["items"][3]["changes"]["compensation_amount"] == [None, "200.50"]
 
 
 async def test_a_stale_write_loses_even_after_passing_the_check(followup: Followup) -> None:

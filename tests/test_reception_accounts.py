@@ -62,7 +62,15 @@ async def test_a_fleet_account_with_several_numbers_is_found_by_any_of_them(
     for number in ("13800000001", "13800000002", "021-5555 6666"):
         assert await _search(reception, phone=number) == vans[::-1]
     listed = await reception.get(f"/customers/{fleet['id']}/vehicles", headers=auth("cashier"))
-    assert [v["id"] for v in listed.json()] == vans[::-1]
+    assert [v["id"] for v in listed.json()["items"]] == vans[::-1]
+    assert listed.json()["next_cursor"] is None
+    # A fleet's list is paged: one at a time here, then the rest, nothing twice.
+    url = f"/customers/{fleet['id']}/vehicles"
+    first = (await reception.get(url, headers=ADVISOR, params={"limit": 1})).json()
+    assert [v["id"] for v in first["items"]] == vans[::-1][:1]
+    rest = await reception.get(url, headers=ADVISOR, params={"cursor": first["next_cursor"]})
+    assert [v["id"] for v in rest.json()["items"]] == vans[::-1][1:]
+    assert rest.json()["next_cursor"] is None
     assert_problem(
         await reception.get(f"/customers/{fleet['id']}/vehicles", headers=auth("advisor", "BR02")),
         404,

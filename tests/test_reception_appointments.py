@@ -98,7 +98,8 @@ async def test_bookings_fill_a_day_and_the_next_free_days_are_named(
     assert no_show.status_code == 200
 
     listed = await reception.get("/appointments", headers=ADVISOR, params={"day": str(DAY)})
-    assert [a["status"] for a in listed.json()] == ["no_show"]
+    assert [a["status"] for a in listed.json()["items"]] == ["no_show"]
+    assert listed.json()["next_cursor"] is None
     rate = await reception.get(
         "/appointments/show-rate",
         headers=auth("manager"),
@@ -190,7 +191,8 @@ async def test_a_booking_takes_the_hours_of_its_planned_jobs(reception: httpx.As
     assert capacity.json()["booked_hours"] == "5.00"
 
     # the intake opened from the booking starts with what the customer said when booking
-    first = (await reception.get("/appointments", headers=ADVISOR, params={"day": str(day)})).json()
+    listed = await reception.get("/appointments", headers=ADVISOR, params={"day": str(day)})
+    first = listed.json()["items"]
     r = await reception.post(
         "/intakes",
         headers=ADVISOR,

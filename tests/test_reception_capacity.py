@@ -121,10 +121,10 @@ async def test_rescheduling_into_a_full_day_at_the_same_moment_never_overbooks(
     answers = await asyncio.gather(*(reschedule(a) for a in moved))
     assert sorted(r.status_code for r in answers) == [200, 200, 409, 409], [r.text for r in answers]
     listed = await reception.get("/appointments", headers=ADVISOR, params={"day": str(target)})
-    assert sum(float(a["planned_hours"]) for a in listed.json()) == 2.0
+    assert sum(float(a["planned_hours"]) for a in listed.json()["items"]) == 2.0
     # a refused reschedule leaves the appointment where it was
     stayed = await reception.get("/appointments", headers=ADVISOR, params={"day": str(DAY)})
-    assert [a["status"] for a in stayed.json()] == ["booked", "booked"]
+    assert [a["status"] for a in stayed.json()["items"]] == ["booked", "booked"]
 
 
 @pytest.fixture

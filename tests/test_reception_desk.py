@@ -134,7 +134,9 @@ async def test_an_owner_change_keeps_the_history(reception: httpx.AsyncClient):
     vehicle_now = await reception.get(f"/vehicles/{vehicle}", headers=ADVISOR)
     assert vehicle_now.json()["customer_id"] == li
     history = await reception.get(f"/vehicles/{vehicle}/owners", headers=ADVISOR)
-    assert [(h["from_customer_id"], h["to_customer_id"]) for h in history.json()] == [(wang, li)]
+    assert [(h["from_customer_id"], h["to_customer_id"]) for h in history.json()["items"]] == [
+        (wang, li)
+    ]
     found = await reception.get("/search", headers=ADVISOR, params={"name": "李"})
     assert [hit["vehicle_id"] for hit in found.json()["items"]] == [vehicle]
 
@@ -169,7 +171,7 @@ async def test_two_owner_changes_at_once_chain_in_the_history(
         )
         r = await reception.get(f"/vehicles/{car}/owners", headers=ADVISOR)
         assert r.status_code == 200, r.text
-        chain = [(c["from_customer_id"], c["to_customer_id"]) for c in r.json()]
+        chain = [(c["from_customer_id"], c["to_customer_id"]) for c in r.json()["items"]]
         assert chain == [(seller, first), (first, second)]
         r = await reception.get(f"/vehicles/{car}", headers=ADVISOR)
         assert r.json()["customer_id"] == second

@@ -205,8 +205,8 @@ async def test_consent_line_by_line_publishes_exactly_the_answered_lines(recepti
         f"/estimates/{r.json()['id']}/consents", headers=auth("foreman")
     )
     # answers given together share their time; the ledger lists them oldest first
-    assert ledger.json()[0]["decision"] == "approved"
-    assert sorted(c["decision"] for c in ledger.json()[1:]) == ["approved", "declined"]
+    assert ledger.json()["items"][0]["decision"] == "approved"
+    assert sorted(c["decision"] for c in ledger.json()["items"][1:]) == ["approved", "declined"]
     again = await reception.consent(done, {labour: "declined"})
     assert_problem(again, 409)
 
@@ -299,7 +299,7 @@ async def test_a_canned_job_adds_labour_and_parts_in_one_call(reception: Recepti
     assert r.status_code == 201, r.text
     assert_problem(await reception.client.post("/canned-jobs", headers=ADVISOR, json=job), 409)
     listed = await reception.client.get("/canned-jobs", headers=auth("foreman"))
-    assert [c["op_code"] for c in listed.json()] == ["MNT-10K"]
+    assert [c["op_code"] for c in listed.json()["items"]] == ["MNT-10K"]
 
     estimate = await reception.estimate(LINES[:1])
     headers = {**ADVISOR, "If-Match": estimate.headers["ETag"], "Idempotency-Key": "tap-1"}
@@ -533,12 +533,12 @@ async def test_a_signature_given_in_person_is_kept_by_records(reception: Recepti
     assert_problem(unknown, 422, "signature_file_id")
     assert (
         await reception.client.get(f"/estimates/{r.json()['id']}/consents", headers=ADVISOR)
-    ).json() == []
+    ).json()["items"] == []
     answered = await reception.consent(r, {ids(r)[0]: "approved"})
     assert answered.status_code == 200, answered.text
     assert reception.records is not None
     refs = await reception.records.get(f"/files/{reception.signature}/references", headers=ADVISOR)
-    assert [(x["owner"], x["owner_id"]) for x in refs.json()] == [
+    assert [(x["owner"], x["owner_id"]) for x in refs.json()["items"]] == [
         ("reception.consent_signature", r.json()["id"])
     ]
 
@@ -579,5 +579,5 @@ async def test_a_retried_consent_gets_its_first_answer_while_records_is_unreacha
         assert_problem(fresh, 503)
     finally:
         state.records_transport = transport
-    ledger = (await reception.client.get(url, headers=ADVISOR)).json()
+    ledger = (await reception.client.get(url, headers=ADVISOR)).json()["items"]
     assert [c["line_id"] for c in ledger] == [ids(r)[0]]

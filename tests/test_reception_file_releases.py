@@ -43,7 +43,7 @@ class Apps:
     async def owners(self, file_id: str) -> list[tuple[str, str]]:
         r = await self.records.get(f"/files/{file_id}/references", headers=ADVISOR)
         assert r.status_code == 200, r.text
-        return [(x["owner"], x["owner_id"]) for x in r.json()]
+        return [(x["owner"], x["owner_id"]) for x in r.json()["items"]]
 
     async def pending(self) -> list[dict[str, Any]]:
         async with self.state.runtime.db.reader() as session:
@@ -235,7 +235,7 @@ async def test_a_photo_removed_while_records_is_down_is_released_and_collected_l
 
         await eventually(dent_collected, timeout=40, what="the released photo collected")
         kept = await client.get(f"{records}/files/{files['scratch']}/references", headers=ADVISOR)
-        assert [(x["owner"], x["owner_id"]) for x in kept.json()] == [
+        assert [(x["owner"], x["owner_id"]) for x in kept.json()["items"]] == [
             ("reception.intake_photo", intake["id"])
         ]
 

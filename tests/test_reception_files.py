@@ -104,7 +104,7 @@ async def apps(
 async def _references(records: httpx.AsyncClient, file_id: str) -> list[dict[str, Any]]:
     r = await records.get(f"/files/{file_id}/references", headers=ADVISOR)
     assert r.status_code == 200, r.text
-    return list(r.json())
+    return list(r.json()["items"])
 
 
 @pytest.mark.asyncio
@@ -262,7 +262,8 @@ async def test_records_keeps_the_files_an_intake_refers_to_and_collects_the_rest
             kept = await client.get(f"{records}/files/{files[name]}/content", headers=ADVISOR)
             assert kept.status_code == 200 and kept.content.startswith(b"\x89PNG")
             refs = await client.get(f"{records}/files/{files[name]}/references", headers=ADVISOR)
-            assert [(x["owner"], x["owner_id"]) for x in refs.json()] == [(owner, intake["id"])]
+            refs_of = [(x["owner"], x["owner_id"]) for x in refs.json()["items"]]
+            assert refs_of == [(owner, intake["id"])]
         done = await client.post(
             f"{url}/complete", headers={**ADVISOR, "If-Match": r.headers["ETag"]}
         )

@@ -124,9 +124,19 @@ async def test_a_loan_from_request_to_return(records):
     assert (await act(records, again, "approve", due_on=str(today(records)))).status_code == 200
 
     history = (await records.get(f"/lending/items/{item}/loans", headers=CLERK)).json()
-    assert [h["status"] for h in history] == ["approved", "returned"]
+    assert [h["status"] for h in history["items"]] == ["approved", "returned"]
+    assert history["next_cursor"] is None
+    newest = (
+        await records.get(f"/lending/items/{item}/loans", headers=CLERK, params={"limit": 1})
+    ).json()
+    assert [h["status"] for h in newest["items"]] == ["approved"]
+    older = await records.get(
+        f"/lending/items/{item}/loans", headers=CLERK, params={"cursor": newest["next_cursor"]}
+    )
+    assert [h["status"] for h in older.json()["items"]] == ["returned"]
+    assert older.json()["next_cursor"] is None
     mine = (await records.get("/lending/people/li/loans", headers=li)).json()
-    assert [h["id"] for h in mine] == [loan["id"]]
+    assert [h["id"] for h in mine["items"]] == [loan["id"]]
     assert_problem(await records.get("/lending/people/wang/loans", headers=li), 403)
     assert_problem(await records.get(f"/lending/loans/{again['id']}", headers=li), 404)
 
@@ -189,8 +199,8 @@ async def test_overdue_list(records):
             row.due_on = today(records) - timedelta(days=days)
     r = await records.get("/lending/overdue", headers=CLERK)
     assert r.status_code == 200
-    assert [x["id"] for x in r.json()] == [loans[1]["id"], loans[0]["id"]]
-    assert all(x["overdue"] for x in r.json())
+    assert [x["id"] for x in r.json()["items"]] == [loans[1]["id"], loans[0]["id"]]
+    assert all(x["overdue"] for x in r.json()["items"])
     assert_problem(await records.get("/lending/overdue", headers=auth("technician")), 403)
     async with db.reader() as session:
         later = await lending.overdue(
@@ -372,7 +382,7 @@ async def test_due_dates_are_the_branchs_local_days(zoned_records):
         clerk = person(f"clerk-{branch}", "records_clerk", branch)
         shown = (await records.get(f"/lending/loans/{loan['id']}", headers=clerk)).json()
         assert shown["overdue"] is overdue
-        listed = (await records.get("/lending/overdue", headers=clerk)).json()
+        listed = (await records.get("/lending/overdue", headers=clerk)).json()["items"]
         assert [x["id"] for x in listed] == ([loan["id"]] if overdue else [])
 
     runtime = runtime_of(records)

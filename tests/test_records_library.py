@@ -68,7 +68,7 @@ async def test_versions_etag_and_logged_downloads(records):
     assert r.status_code == 200, r.text
     assert r.json()["tags"] == ["brakes", "abs"]
 
-    history = (await records.get(f"{url}/versions", headers=TECH)).json()
+    history = (await records.get(f"{url}/versions", headers=TECH)).json()["items"]
     assert [v["number"] for v in history] == [2, 1]
     current = await records.get(f"{url}/content", headers=TECH)
     assert current.content == PNG
@@ -76,7 +76,15 @@ async def test_versions_etag_and_logged_downloads(records):
     assert old.status_code == 206 and old.content == PDF[:4]
     assert_problem(await records.get(f"{url}/content?version=9", headers=TECH), 404)
     log = (await records.get(f"{url}/downloads", headers=CLERK)).json()
-    assert [(d["version_number"], d["ranged"]) for d in log] == [(1, True), (2, False)]
+    assert [(d["version_number"], d["ranged"]) for d in log["items"]] == [(1, True), (2, False)]
+    assert log["next_cursor"] is None
+    newest = (await records.get(f"{url}/downloads?limit=1", headers=CLERK)).json()
+    assert [d["version_number"] for d in newest["items"]] == [1]
+    older = await records.get(
+        f"{url}/downloads", params={"cursor": newest["next_cursor"]}, headers=CLERK
+    )
+    assert [d["version_number"] for d in older.json()["items"]] == [2]
+    assert older.json()["next_cursor"] is None
     assert_problem(await records.get(f"{url}/downloads", headers=TECH), 403)
 
     # Both versions' files are referenced, so never collected.
@@ -92,18 +100,18 @@ async def test_search_ranks_title_over_tags_over_text_and_filters(records):
     await add(records, "d", title="Air conditioning refill", text="refrigerant")
     r = await records.get("/library/search", params={"q": "Brake"}, headers=TECH)
     assert r.status_code == 200, r.text
-    ids = [h["document"]["id"] for h in r.json()]
+    ids = [h["document"]["id"] for h in r.json()["items"]]
     assert ids == [in_title["id"], in_tags["id"], in_text["id"]]
-    ranks = [h["rank"] for h in r.json()]
+    ranks = [h["rank"] for h in r.json()["items"]]
     assert ranks == sorted(ranks, reverse=True)
     r = await records.get(
         "/library/search", params={"q": "brake", "category": "bulletin"}, headers=TECH
     )
-    assert [h["document"]["id"] for h in r.json()] == [in_title["id"]]
+    assert [h["document"]["id"] for h in r.json()["items"]] == [in_title["id"]]
     r = await records.get("/library/search", params={"q": "brake pads"}, headers=TECH)
-    assert [h["document"]["id"] for h in r.json()] == [in_title["id"], in_text["id"]]
+    assert [h["document"]["id"] for h in r.json()["items"]] == [in_title["id"], in_text["id"]]
     r = await records.get("/library/search", params={"q": "nothing-like-this"}, headers=TECH)
-    assert r.json() == []
+    assert r.json() == {"items": [], "next_cursor": None}
     # An edit is searchable at once.
     r = await records.patch(
         f"/library/documents/{in_text['id']}",
@@ -112,7 +120,7 @@ async def test_search_ranks_title_over_tags_over_text_and_filters(records):
     )
     assert r.status_code == 200
     r = await records.get("/library/search", params={"q": "coolant"}, headers=TECH)
-    assert [h["document"]["id"] for h in r.json()] == [in_text["id"]]
+    assert [h["document"]["id"] for h in r.json()["items"]] == [in_text["id"]]
     assert_problem(await records.get("/library/search", params={"q": "!!"}, headers=TECH), 422, "q")
     assert_problem(
         await records.get("/library/search", params={"category": "x"}, headers=TECH),
@@ -144,7 +152,7 @@ async def test_documents_for_a_vehicle_and_for_op_codes(records):
     async def found(path: str, **params) -> set[str]:
         r = await records.get(path, params=params, headers=TECH)
         assert r.status_code == 200, r.text
-        return {h["document"]["id"] for h in r.json()}
+        return {h["document"]["id"] for h in r.json()["items"]}
 
     assert await found("/library/for-vehicle", make="VOLKSWAGEN", model="golf", year=2022) == {
         golf["id"],
@@ -183,7 +191,7 @@ async def test_documents_for_a_vehicle_and_for_op_codes(records):
 
 async def _id(client, title: str) -> str:
     r = await client.get("/library/search", params={"q": title}, headers=CLERK)
-    return r.json()[0]["document"]["id"]
+    return r.json()["items"][0]["document"]["id"]
 
 
 async def test_confidential_documents_and_branch_scoping(records):
@@ -199,7 +207,7 @@ async def test_confidential_documents_and_branch_scoping(records):
         (auth("technician", "BR02"), {group["id"]}),
     ):
         r = await records.get("/library/search", headers=who)
-        assert {h["document"]["id"] for h in r.json()} == expected
+        assert {h["document"]["id"] for h in r.json()["items"]} == expected
     url = f"/library/documents/{secret['id']}"
     assert_problem(await records.get(url, headers=TECH), 403)
     assert_problem(await records.get(f"{url}/content", headers=TECH), 403)

@@ -37,9 +37,9 @@ def printed(title: str, *paragraphs: str) -> bytes:
 async def found(client, q: str) -> list[str]:
     r = await client.get("/library/search", params={"q": q}, headers=TECH)
     assert r.status_code == 200, r.text
-    ranks = [h["rank"] for h in r.json()]
+    ranks = [h["rank"] for h in r.json()["items"]]
     assert ranks == sorted(ranks, reverse=True)
-    return [h["document"]["id"] for h in r.json()]
+    return [h["document"]["id"] for h in r.json()["items"]]
 
 
 def test_index_and_query_split_chinese_the_same_way():
@@ -135,10 +135,10 @@ async def test_a_word_in_most_of_the_library_ranks_a_bounded_set_and_misses_no_f
     r = await records.get(
         "/library/search", params={"q": "保养", "category": "bulletin"}, headers=TECH
     )
-    assert [h["document"]["id"] for h in r.json()] == [old_bulletin["id"]]
+    assert [h["document"]["id"] for h in r.json()["items"]] == [old_bulletin["id"]]
     # Two hits asked for: the title hit, then the newest of the equal text hits.
     r = await records.get("/library/search", params={"q": "保养", "limit": 2}, headers=TECH)
-    assert [h["document"]["id"] for h in r.json()] == [old_title["id"], newer[-1]["id"]]
+    assert [h["document"]["id"] for h in r.json()["items"]] == [old_title["id"], newer[-1]["id"]]
 
 
 async def _index_the_old_way(database_url: str, document_id: str) -> None:

@@ -118,7 +118,12 @@ async def test_a_run_is_generated_when_due_once_and_kept(
         assert_problem(await records.get(f"/reports/runs/{newest}", headers=other), 404)
         assert_problem(await records.get(f"/reports/runs/{newest}/files/pdf", headers=other), 404)
         assert_problem(await records.get(f"/reports/runs/{newest}/files/doc", headers=MANAGER), 422)
-        assert (await records.get("/reports/schedules", headers=other)).json() == []
+        assert (await records.get("/reports/schedules", headers=other)).json() == {
+            "items": [],
+            "next_cursor": None,
+        }
+        mine = (await records.get("/reports/schedules", headers=MANAGER)).json()
+        assert [s["id"] for s in mine["items"]] == [str(schedule_id)]
 
         r = await records.delete(f"/reports/schedules/{schedule_id}", headers=MANAGER)
         assert r.status_code == 200 and r.json()["active"] is False

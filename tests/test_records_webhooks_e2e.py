@@ -149,8 +149,7 @@ async def test_a_signed_payment_confirmation_reaches_workorders(webhook_stack: S
                 f"{workorders}/repair-orders/{order['id']}/erp-payments", headers=auth("cashier")
             )
             assert r.status_code == 200, r.text
-            data = r.json()
-            items = data["items"] if isinstance(data, dict) else data
+            items: list[dict[str, Any]] = r.json()["items"]
             return items or None
 
         [paid] = await eventually(erp_payments, what="the payment on the repair order")

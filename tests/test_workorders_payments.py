@@ -98,7 +98,8 @@ async def record(wo: Workorders, event: PaymentConfirmed) -> None:
 async def listed(wo: Workorders, order_id: str, headers: dict[str, str] = CASHIER) -> list:
     r = await wo.client.get(f"/repair-orders/{order_id}/erp-payments", headers=headers)
     assert r.status_code == 200, r.text
-    return list(r.json())
+    assert r.json()["next_cursor"] is None
+    return list(r.json()["items"])
 
 
 async def test_confirmed_payments_mark_the_order_paid_once_they_cover_the_customer_due(
@@ -134,12 +135,21 @@ async def test_unknown_invoices_are_kept_for_the_cashier_and_an_order_id_wins(wo
     await record(wo, stray)
     r = await wo.client.get("/erp-payments/unmatched", headers=CASHIER)
     assert r.status_code == 200, r.text
-    assert [p["erp_payment_id"] for p in r.json()] == [stray.erp_payment_id]
+    assert [p["erp_payment_id"] for p in r.json()["items"]] == [stray.erp_payment_id]
     assert_problem(await wo.client.get("/erp-payments/unmatched", headers=ADVISOR), 403)
     other_branch = await wo.client.get(
         "/erp-payments/unmatched", headers=auth("cashier", branch="BR02")
     )
-    assert other_branch.json() == []
+    assert other_branch.json() == {"items": [], "next_cursor": None}
+    # The cashier's list is paged, newest first, each payment once.
+    later = confirmed("INV-2026-999998", "60", paid_at=PAID_AT + timedelta(hours=1))
+    await record(wo, later)
+    url = "/erp-payments/unmatched"
+    first = (await wo.client.get(url, params={"limit": 1}, headers=CASHIER)).json()
+    assert [p["erp_payment_id"] for p in first["items"]] == [later.erp_payment_id]
+    rest = await wo.client.get(url, params={"cursor": first["next_cursor"]}, headers=CASHIER)
+    assert [p["erp_payment_id"] for p in rest.json()["items"]] == [stray.erp_payment_id]
+    assert rest.json()["next_cursor"] is None
 
     # The ERP named the order: it matches even with an invoice number we do not know.
     by_id = confirmed("ERP-REF-77", "508.50", repair_order_id=uuid.UUID(order["id"]))
@@ -159,11 +169,11 @@ async def test_a_payment_ahead_of_the_settlement_is_matched_when_the_invoice_is_
     invoice = "INV-" + order["number"].removeprefix("RO-")
     early = confirmed(invoice, "508.50")
     await record(wo, early)
-    assert (await wo.client.get("/erp-payments/unmatched", headers=CASHIER)).json() != []
+    assert (await wo.client.get("/erp-payments/unmatched", headers=CASHIER)).json()["items"] != []
     order = await settle(wo, order, "508.50")
     assert order["paid"] is True
     assert [p["erp_payment_id"] for p in await listed(wo, order["id"])] == [early.erp_payment_id]
-    assert (await wo.client.get("/erp-payments/unmatched", headers=CASHIER)).json() == []
+    assert (await wo.client.get("/erp-payments/unmatched", headers=CASHIER)).json()["items"] == []
 
 
 async def test_who_may_see_the_payments(wo: Workorders):
@@ -324,4 +334,5 @@ async def test_a_payment_confirmed_while_the_order_is_settled_is_matched(
     detail = await wo_pg.order(order["id"])
     assert [p["erp_payment_id"] for p in await listed(wo_pg, order["id"])] == [early.erp_payment_id]
     assert detail["paid"] is True
-    assert (await wo_pg.client.get("/erp-payments/unmatched", headers=CASHIER)).json() == []
+    unmatched = await wo_pg.client.get("/erp-payments/unmatched", headers=CASHIER)
+    assert unmatched.json()["items"] == []

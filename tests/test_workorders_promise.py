@@ -105,10 +105,10 @@ async def test_an_order_at_risk_is_announced_once_per_promise(wo: Workorders):
     # The timer never changes the order's ETag.
     assert (await wo.order(order["id"]))["etag"] == etag
     r = await wo.client.get("/repair-orders/at-risk", headers=auth("advisor"))
-    assert [o["id"] for o in r.json()] == [order["id"]]
-    assert (
-        await wo.client.get("/repair-orders/at-risk", headers=auth("advisor", "BR02"))
-    ).json() == []
+    assert [o["id"] for o in r.json()["items"]] == [order["id"]]
+    assert (await wo.client.get("/repair-orders/at-risk", headers=auth("advisor", "BR02"))).json()[
+        "items"
+    ] == []
 
     path = f"/repair-orders/{order['id']}/promise"
     new = {"promised_at": (NOW + 12 * H).isoformat(), "told_at": (NOW + 5 * H).isoformat()}
@@ -122,7 +122,8 @@ async def test_an_order_at_risk_is_announced_once_per_promise(wo: Workorders):
     assert body["at_risk_since"] is None
     assert body["promised_at"].startswith("2026-11-30T13:00")
     assert [p["source"] for p in body["promises"]] == ["estimate", "advisor"]
-    assert (await wo.client.get("/repair-orders/at-risk", headers=auth("advisor"))).json() == []
+    at_risk = await wo.client.get("/repair-orders/at-risk", headers=auth("advisor"))
+    assert at_risk.json()["items"] == []
     # The new promise can be at risk again, and is announced again.
     assert await _check(wo, NOW + 5 * H) == 0
     assert await _check(wo, NOW + 9 * H) == 1

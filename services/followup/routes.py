@@ -33,7 +33,7 @@ from services.followup.rules import ACTIVE_COMPLAINT_STATUSES, ComplaintStatus
 from shared.auth import Role, User, require
 from shared.concurrency import IfMatch, set_etag
 from shared.idempotency import IdempotencyDep
-from shared.pagination import Cursor, Limit, Page
+from shared.pagination import Cursor, Limit, Page, whole
 from shared.service import ReadSessionDep, SessionDep
 from shared.types import Day
 
@@ -134,9 +134,14 @@ async def record_call(
     )
 
 
-@router.get("/visits/{visit_id}/calls", response_model=list[CallAttemptPublic], tags=["visits"])
+@router.get(
+    "/visits/{visit_id}/calls",
+    response_model=Page[CallAttemptPublic],
+    tags=["visits"],
+    summary="The visit's call attempts (bounded by the attempts allowed; one page)",
+)
 async def list_calls(visit_id: uuid.UUID, session: ReadSessionDep, user: Reader):
-    return await service.list_calls(session, visit_id, user)
+    return whole(await service.list_calls(session, visit_id, user))
 
 
 @router.post(
@@ -327,12 +332,12 @@ async def add_complaint_action(
 
 @router.get(
     "/complaints/{complaint_id}/history",
-    response_model=list[ComplaintEntryPublic],
+    response_model=Page[ComplaintEntryPublic],
     tags=["complaints"],
-    summary="Every change of the case, oldest first",
+    summary="Every change of the case, oldest first (one page)",
 )
 async def complaint_history(complaint_id: uuid.UUID, session: ReadSessionDep, user: Reader):
-    return await complaints.history(session, complaint_id, user)
+    return whole(await complaints.history(session, complaint_id, user))
 
 
 # --- comebacks and KPIs ----------------------------------------------------------------

@@ -204,19 +204,20 @@ async def add_mobile(
 
 
 async def customer_vehicles(
-    session: AsyncSession, customer_id: uuid.UUID, by: User
-) -> list[Vehicle]:
-    """The vehicles a customer (or a company's or fleet's account) owns now, newest first."""
+    session: AsyncSession, customer_id: uuid.UUID, by: User, *, limit: int, cursor: str | None
+) -> tuple[list[Vehicle], str | None]:
+    """The vehicles a customer (or a company's or fleet's account) owns now, newest first,
+    a page at a time (a fleet's can run to thousands)."""
     customer = await session.get(Customer, customer_id)
     if customer is None or customer.branch != by.branch:
         raise NotFound(f"customer {customer_id} not found")
     rows = await session.exec(
         select(Vehicle)
-        .where(Vehicle.customer_id == customer_id)
+        .where(Vehicle.customer_id == customer_id, after(Vehicle.created_at, Vehicle.id, cursor))
         .order_by(col(Vehicle.created_at).desc(), col(Vehicle.id).desc())
-        .limit(1000)
+        .limit(limit + 1)
     )
-    return list(rows.all())
+    return page(list(rows.all()), limit, "created_at")
 
 
 # Shorter partial plates match too many vehicles for an index to help: they are matched

@@ -21,6 +21,7 @@ from services.reception.routes import Advisor, Reader
 from shared.auth import Role, User, require
 from shared.concurrency import IfMatch, set_etag
 from shared.idempotency import IdempotencyDep
+from shared.pagination import Page, whole
 from shared.service import ReadSessionDep, SessionDep
 from shared.types import Day
 
@@ -76,8 +77,9 @@ async def book(
 
 @router.get(
     "/appointments",
-    response_model=list[AppointmentPublic],
-    summary="A day's appointments (today's arrivals: status=booked), by time",
+    response_model=Page[AppointmentPublic],
+    summary="A day's appointments (today's arrivals: status=booked), by time; one page, "
+    "as a day's capacity bounds it",
 )
 async def day_list(
     session: ReadSessionDep,
@@ -85,7 +87,7 @@ async def day_list(
     day: Annotated[Day, Query()],
     status: AppointmentStatus | None = None,
 ):
-    return await appointments.day_list(session, user, day, status)
+    return whole(await appointments.day_list(session, user, day, status))
 
 
 @router.get("/appointments/show-rate", response_model=ShowRate, summary="Show rate over days")

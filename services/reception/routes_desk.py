@@ -20,7 +20,7 @@ from services.reception.models import (
 from services.reception.routes import Advisor, Reader
 from shared.concurrency import set_etag
 from shared.idempotency import IdempotencyDep
-from shared.pagination import Cursor, Limit, Page
+from shared.pagination import Cursor, Limit, Page, whole
 from shared.service import ReadSessionDep, SessionDep
 
 router = APIRouter(tags=["desk"])
@@ -110,11 +110,11 @@ async def change_owner(
 
 @router.get(
     "/vehicles/{vehicle_id}/owners",
-    response_model=list[OwnerChangePublic],
-    summary="Owner changes of a vehicle, oldest first",
+    response_model=Page[OwnerChangePublic],
+    summary="Owner changes of a vehicle, oldest first (one page)",
 )
 async def owner_history(vehicle_id: uuid.UUID, session: ReadSessionDep, user: Reader):
-    return await desk.owner_history(session, vehicle_id, user)
+    return whole(await desk.owner_history(session, vehicle_id, user))
 
 
 @router.post(
@@ -140,8 +140,17 @@ async def add_mobile(
 
 @router.get(
     "/customers/{customer_id}/vehicles",
-    response_model=list[VehiclePublic],
-    summary="The vehicles a customer, company or fleet account owns now",
+    response_model=Page[VehiclePublic],
+    summary="The vehicles a customer, company or fleet account owns now, newest first",
 )
-async def customer_vehicles(customer_id: uuid.UUID, session: ReadSessionDep, user: Reader):
-    return await desk.customer_vehicles(session, customer_id, user)
+async def customer_vehicles(
+    customer_id: uuid.UUID,
+    session: ReadSessionDep,
+    user: Reader,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+):
+    items, next_cursor = await desk.customer_vehicles(
+        session, customer_id, user, limit=limit, cursor=cursor
+    )
+    return Page(items=items, next_cursor=next_cursor)

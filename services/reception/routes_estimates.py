@@ -27,6 +27,7 @@ from services.reception.models import (
 from services.reception.routes import Advisor, Reader
 from shared.concurrency import IfMatch, check_if_match
 from shared.idempotency import Idempotency, IdempotencyDep
+from shared.pagination import Page, whole
 from shared.service import ReadSessionDep, SessionDep, runtime
 
 router = APIRouter()
@@ -271,13 +272,13 @@ async def record_consent(
 
 @router.get(
     "/estimates/{estimate_id}/consents",
-    response_model=list[ConsentPublic],
+    response_model=Page[ConsentPublic],
     tags=["consent"],
-    summary="The consent ledger of an estimate, oldest first",
+    summary="The consent ledger of an estimate, oldest first (one page)",
 )
 async def list_consents(estimate_id: uuid.UUID, session: ReadSessionDep, user: Reader):
     estimate = await estimates.get_estimate(session, estimate_id, user)
-    return await estimates.ledger(session, estimate.id)
+    return whole(await estimates.ledger(session, estimate.id))
 
 
 @router.post(
@@ -360,12 +361,14 @@ async def create_canned_job(
 
 @router.get(
     "/canned-jobs",
-    response_model=list[CannedJobPublic],
+    response_model=Page[CannedJobPublic],
     tags=["estimates"],
-    summary="Canned jobs of your branch, by op code (at most 500)",
+    summary="Canned jobs of your branch, by op code (at most 500; one page)",
 )
 async def list_canned_jobs(session: ReadSessionDep, user: Reader):
-    return [
-        CannedJobPublic(id=c.id, branch=c.branch, **c.template)
-        for c in await estimates.list_canned_jobs(session, user)
-    ]
+    return whole(
+        [
+            CannedJobPublic(id=c.id, branch=c.branch, **c.template)
+            for c in await estimates.list_canned_jobs(session, user)
+        ]
+    )

@@ -12,12 +12,12 @@ import logging
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, or_, select
+from sqlmodel import and_, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.records.config import Settings
@@ -36,6 +36,7 @@ from shared.concurrency import check_if_match, etag
 from shared.contracts.records import LoanOverdue
 from shared.events import utcnow
 from shared.outbox import add_event
+from shared.pagination import after, page
 from shared.problems import Conflict, Forbidden, InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -199,27 +200,54 @@ async def transition(
 
 
 async def loans_of_item(
-    session: AsyncSession, settings: Settings, item_id: uuid.UUID, by: User
-) -> list[LoanPublic]:
+    session: AsyncSession,
+    settings: Settings,
+    item_id: uuid.UUID,
+    by: User,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[LoanPublic], str | None]:
     await get_item(session, item_id, by)
-    query = select(Loan).where(Loan.item_id == item_id).order_by(col(Loan.requested_at).desc())
-    day = today(settings, by.branch)
-    return [public(loan, on=day) for loan in (await session.exec(query)).all()]
+    return await _loan_page(
+        session, settings, by, Loan.item_id == item_id, limit=limit, cursor=cursor
+    )
 
 
 async def loans_of_person(
-    session: AsyncSession, settings: Settings, person_id: str, by: User, limit: int
-) -> list[LoanPublic]:
+    session: AsyncSession,
+    settings: Settings,
+    person_id: str,
+    by: User,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[LoanPublic], str | None]:
     if not by.has(*CLERK_ROLES) and person_id != by.id:
         raise Forbidden("you may see only your own loans")
+    mine = and_(col(Loan.branch) == by.branch, col(Loan.borrower_id) == person_id)
+    return await _loan_page(session, settings, by, mine, limit=limit, cursor=cursor)
+
+
+async def _loan_page(
+    session: AsyncSession,
+    settings: Settings,
+    by: User,
+    which: Any,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[LoanPublic], str | None]:
+    """A page of loans, newest request first."""
     query = (
         select(Loan)
-        .where(Loan.branch == by.branch, Loan.borrower_id == person_id)
-        .order_by(col(Loan.requested_at).desc())
-        .limit(limit)
+        .where(which, after(Loan.requested_at, Loan.id, cursor))
+        .order_by(col(Loan.requested_at).desc(), col(Loan.id).desc())
+        .limit(limit + 1)
     )
+    rows, next_cursor = page(list((await session.exec(query)).all()), limit, "requested_at")
     day = today(settings, by.branch)
-    return [public(loan, on=day) for loan in (await session.exec(query)).all()]
+    return [public(loan, on=day) for loan in rows], next_cursor
 
 
 async def overdue(

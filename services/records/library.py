@@ -54,6 +54,7 @@ from shared.auth import Role, User
 from shared.concurrency import check_if_match, etag
 from shared.db import Database
 from shared.events import utcnow
+from shared.pagination import after, page
 from shared.problems import Forbidden, InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -527,16 +528,20 @@ async def version_for_download(
 
 
 async def downloads(
-    session: AsyncSession, document_id: uuid.UUID, by: User, limit: int
-) -> list[LibraryDownload]:
+    session: AsyncSession, document_id: uuid.UUID, by: User, *, limit: int, cursor: str | None
+) -> tuple[list[LibraryDownload], str | None]:
+    """Who downloaded the document, newest first, a page at a time."""
     await get(session, document_id, by)
     query = (
         select(LibraryDownload)
-        .where(LibraryDownload.document_id == document_id)
-        .order_by(col(LibraryDownload.downloaded_at).desc())
-        .limit(limit)
+        .where(
+            LibraryDownload.document_id == document_id,
+            after(LibraryDownload.downloaded_at, LibraryDownload.id, cursor),
+        )
+        .order_by(col(LibraryDownload.downloaded_at).desc(), col(LibraryDownload.id).desc())
+        .limit(limit + 1)
     )
-    return list((await session.exec(query)).all())
+    return page(list((await session.exec(query)).all()), limit, "downloaded_at")
 
 
 # A query ranks at most this many of the newest matching documents, plus half as many of

@@ -25,7 +25,7 @@ from services.records.report_models import ReportRun, ReportRunFile, ReportSched
 from services.records.report_schedule import FORMATS, FREQUENCIES
 from shared.auth import Role, User, require
 from shared.idempotency import IdempotencyDep
-from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from shared.pagination import Cursor, Limit, Page, after, decode_cursor, encode_cursor, page
 from shared.problems import Forbidden, InvalidInput, NotFound
 from shared.service import ReadSessionDep, SessionDep
 from shared.types import Day
@@ -315,15 +315,23 @@ async def create_schedule(
     return await idempotency(session).run(create, SchedulePublic)
 
 
-@router.get("/reports/schedules", response_model=list[SchedulePublic])
-async def list_schedules(session: ReadSessionDep, user: Reader) -> Any:
+@router.get(
+    "/reports/schedules", response_model=Page[SchedulePublic], summary="Schedules, newest first"
+)
+async def list_schedules(
+    session: ReadSessionDep, user: Reader, limit: Limit = 50, cursor: Cursor = None
+) -> Any:
     rows = await session.exec(
         select(ReportSchedule)
-        .where(ReportSchedule.owner_branch == user.branch)
-        .order_by(col(ReportSchedule.created_at))
-        .limit(200)
+        .where(
+            ReportSchedule.owner_branch == user.branch,
+            after(ReportSchedule.created_at, ReportSchedule.id, cursor),
+        )
+        .order_by(col(ReportSchedule.created_at).desc(), col(ReportSchedule.id).desc())
+        .limit(limit + 1)
     )
-    return list(rows.all())
+    items, next_cursor = page(list(rows.all()), limit, "created_at")
+    return Page(items=items, next_cursor=next_cursor)
 
 
 async def _own_schedule(

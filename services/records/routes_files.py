@@ -15,6 +15,7 @@ from services.records.models import (
 )
 from shared.auth import Role, User, require
 from shared.idempotency import IdempotencyDep
+from shared.pagination import Page, whole
 from shared.service import ReadSessionDep, SessionDep, runtime
 
 router = APIRouter(tags=["files"])
@@ -154,11 +155,11 @@ async def add_reference(
 
 @router.get(
     "/files/{file_id}/references",
-    response_model=list[FileReferencePublic],
-    summary="What refers to the file",
+    response_model=Page[FileReferencePublic],
+    summary="What refers to the file (one page)",
 )
 async def list_references(file_id: uuid.UUID, session: ReadSessionDep, user: Staff):
-    return await files.references(session, file_id, user)
+    return whole(await files.references(session, file_id, user))
 
 
 @router.delete(

@@ -17,7 +17,7 @@ from services.records.models import (
 from shared.auth import Role, User, require
 from shared.concurrency import IfMatch
 from shared.idempotency import IdempotencyDep
-from shared.pagination import Limit
+from shared.pagination import Cursor, Limit, Page, whole
 from shared.service import ReadSessionDep, SessionDep
 
 router = APIRouter(prefix="/lending", tags=["lending"])
@@ -60,13 +60,21 @@ async def get_item(item_id: uuid.UUID, session: ReadSessionDep, user: Borrower):
 
 @router.get(
     "/items/{item_id}/loans",
-    response_model=list[LoanPublic],
+    response_model=Page[LoanPublic],
     summary="The item's full lending history, newest first",
 )
 async def item_history(
-    item_id: uuid.UUID, session: ReadSessionDep, settings: SettingsDep, user: Clerk
+    item_id: uuid.UUID,
+    session: ReadSessionDep,
+    settings: SettingsDep,
+    user: Clerk,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ):
-    return await lending.loans_of_item(session, settings, item_id, user)
+    items, next_cursor = await lending.loans_of_item(
+        session, settings, item_id, user, limit=limit, cursor=cursor
+    )
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.post(
@@ -133,7 +141,7 @@ async def act_on_loan(
 
 @router.get(
     "/people/{person_id}/loans",
-    response_model=list[LoanPublic],
+    response_model=Page[LoanPublic],
     summary="A person's loans, newest first (the clerk, or the person themselves)",
 )
 async def person_history(
@@ -142,14 +150,19 @@ async def person_history(
     settings: SettingsDep,
     user: Borrower,
     limit: Limit = 100,
+    cursor: Cursor = None,
 ):
-    return await lending.loans_of_person(session, settings, person_id, user, limit)
+    items, next_cursor = await lending.loans_of_person(
+        session, settings, person_id, user, limit=limit, cursor=cursor
+    )
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get(
     "/overdue",
-    response_model=list[LoanPublic],
-    summary="Loans past their due date, longest overdue first",
+    response_model=Page[LoanPublic],
+    summary="Loans past their due date, longest overdue first (the first `limit`; one page, "
+    "as the items on loan bound it)",
 )
 async def overdue(session: ReadSessionDep, settings: SettingsDep, user: Clerk, limit: Limit = 100):
-    return await lending.overdue(session, settings, user, limit)
+    return whole(await lending.overdue(session, settings, user, limit))

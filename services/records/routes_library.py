@@ -21,7 +21,7 @@ from services.records.routes_files import file_response
 from shared.auth import Role, User, require
 from shared.concurrency import IfMatch, set_etag
 from shared.idempotency import IdempotencyDep
-from shared.pagination import Limit
+from shared.pagination import Cursor, Limit, Page, whole
 from shared.problems import InvalidInput, NotFound
 from shared.service import ReadSessionDep, SessionDep, runtime
 
@@ -141,11 +141,11 @@ async def add_version(
 
 @router.get(
     "/documents/{document_id}/versions",
-    response_model=list[LibraryVersionPublic],
-    summary="The current version and its history, newest first",
+    response_model=Page[LibraryVersionPublic],
+    summary="The current version and its history, newest first (one page)",
 )
 async def list_versions(document_id: uuid.UUID, session: ReadSessionDep, user: Reader):
-    return await library.versions(session, document_id, user)
+    return whole(await library.versions(session, document_id, user))
 
 
 @router.get(
@@ -173,16 +173,23 @@ async def download(
 
 @router.get(
     "/documents/{document_id}/downloads",
-    response_model=list[LibraryDownloadPublic],
+    response_model=Page[LibraryDownloadPublic],
     summary="Who downloaded the document, newest first",
 )
 async def list_downloads(
-    document_id: uuid.UUID, session: ReadSessionDep, user: Clerk, limit: Limit = 100
+    document_id: uuid.UUID,
+    session: ReadSessionDep,
+    user: Clerk,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ):
-    return await library.downloads(session, document_id, user, limit)
+    items, next_cursor = await library.downloads(
+        session, document_id, user, limit=limit, cursor=cursor
+    )
+    return Page(items=items, next_cursor=next_cursor)
 
 
-@router.get("/search", response_model=list[LibraryHit], summary="Full-text search with filters")
+@router.get("/search", response_model=Page[LibraryHit], summary="Full-text search with filters")
 async def search(
     session: ReadSessionDep,
     user: Reader,
@@ -196,12 +203,12 @@ async def search(
     rows = await library.search(
         session, user, q=q, category=category, make=make, model=model, year=year, limit=limit
     )
-    return _hits(rows)
+    return whole(_hits(rows))
 
 
 @router.get(
     "/for-vehicle",
-    response_model=list[LibraryHit],
+    response_model=Page[LibraryHit],
     summary="Documents for a vehicle: by make, model and year, or by VIN prefix",
 )
 async def for_vehicle(
@@ -219,12 +226,12 @@ async def for_vehicle(
     rows = await library.search(
         session, user, make=make, model=model, year=year, vin=vin, category=category, limit=limit
     )
-    return _hits(rows)
+    return whole(_hits(rows))
 
 
 @router.get(
     "/for-op-codes",
-    response_model=list[LibraryHit],
+    response_model=Page[LibraryHit],
     summary="Documents for a repair order's op codes",
 )
 async def for_op_codes(
@@ -241,4 +248,4 @@ async def for_op_codes(
     rows = await library.search(
         session, user, op_codes=op_codes, make=make, model=model, year=year, limit=limit
     )
-    return _hits(rows)
+    return whole(_hits(rows))

@@ -13,6 +13,7 @@ from services.workorders.models import ErpPayment, RepairOrder
 from shared.auth import User
 from shared.contracts import PaymentConfirmed
 from shared.events import utcnow
+from shared.pagination import after, page
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +124,19 @@ async def adopt_unmatched(session: AsyncSession, order: RepairOrder) -> None:
     await refresh_paid(session, order)
 
 
-async def unmatched(session: AsyncSession, by: User, limit: int) -> list[ErpPayment]:
+async def unmatched(
+    session: AsyncSession, by: User, *, limit: int, cursor: str | None
+) -> tuple[list[ErpPayment], str | None]:
+    """The cashier's list, newest first, a page at a time (keyed by the ERP's own id)."""
     query = (
         select(ErpPayment)
-        .where(ErpPayment.branch == by.branch, col(ErpPayment.repair_order_id).is_(None))
-        .order_by(col(ErpPayment.recorded_at).desc(), col(ErpPayment.erp_payment_id))
-        .limit(limit)
+        .where(
+            ErpPayment.branch == by.branch,
+            col(ErpPayment.repair_order_id).is_(None),
+            after(ErpPayment.recorded_at, ErpPayment.erp_payment_id, cursor, key=str),
+        )
+        .order_by(col(ErpPayment.recorded_at).desc(), col(ErpPayment.erp_payment_id).desc())
+        .limit(limit + 1)
     )
-    return list((await session.exec(query)).all())
+    rows = list((await session.exec(query)).all())
+    return page(rows, limit, "recorded_at", key="erp_payment_id")

@@ -37,7 +37,7 @@ from shared.auth import Role, User, require
 from shared.concurrency import IfMatch, set_etag
 from shared.events import utcnow
 from shared.idempotency import IdempotencyDep
-from shared.pagination import Cursor, Limit, Page
+from shared.pagination import Cursor, Limit, Page, whole
 from shared.problems import Conflict, InvalidInput
 from shared.service import ReadSessionDep, SessionDep, Write, writer
 from shared.types import Day
@@ -104,12 +104,13 @@ async def list_repair_orders(
 
 @router.get(
     "/repair-orders/at-risk",
-    response_model=list[RepairOrderPublic],
+    response_model=Page[RepairOrderPublic],
     tags=["promise time"],
-    summary="The advisor's list: open orders projected to miss their promise",
+    summary="The advisor's list: open orders projected to miss their promise (the first "
+    "`limit`; one page, as the open orders bound it)",
 )
 async def at_risk_repair_orders(session: ReadSessionDep, user: Reader, limit: Limit = 50):
-    return await promise.at_risk_orders(session, user, limit)
+    return whole(await promise.at_risk_orders(session, user, limit))
 
 
 @router.post(
@@ -409,7 +410,7 @@ async def dispatch_day(
 
 @router.get(
     "/technicians/productivity",
-    response_model=list[workshop.Productivity],
+    response_model=Page[workshop.Productivity],
     tags=["clocking"],
     summary="Hours clocked, efficiency and utilisation per technician for a day",
 )
@@ -420,34 +421,39 @@ async def technician_productivity(
     on: Annotated[Day | None, Query(description="the day in the branch's time zone")] = None,
 ):
     day = on or utcnow().astimezone(workshop.ZoneInfo(settings.time_zone)).date()
-    return await workshop.productivity(
-        session, user, day, settings.time_zone, settings.shift_hours, utcnow()
+    return whole(
+        await workshop.productivity(
+            session, user, day, settings.time_zone, settings.shift_hours, utcnow()
+        )
     )
 
 
 @router.get(
     "/repair-orders/{order_id}/erp-payments",
-    response_model=list[ErpPaymentPublic],
+    response_model=Page[ErpPaymentPublic],
     tags=["settlement and delivery"],
-    summary="Payments the ERP confirmed for this order's invoice, oldest first",
+    summary="Payments the ERP confirmed for this order's invoice, oldest first (one page)",
 )
 async def erp_payments_of_order(order_id: uuid.UUID, session: ReadSessionDep, user: MoneyReader):
     order = await service.get_repair_order(session, order_id, user)
-    return await payments.payments_of(session, order.id)
+    return whole(await payments.payments_of(session, order.id))
 
 
 @router.get(
     "/erp-payments/unmatched",
-    response_model=list[UnmatchedErpPayment],
+    response_model=Page[UnmatchedErpPayment],
     tags=["settlement and delivery"],
-    summary="The cashier's list: confirmed payments whose invoice matches no repair order",
+    summary="The cashier's list: confirmed payments whose invoice matches no repair order, "
+    "newest first",
 )
 async def unmatched_erp_payments(
     session: ReadSessionDep,
     user: Annotated[User, Depends(require(Role.cashier, Role.manager))],
     limit: Limit = 50,
+    cursor: Cursor = None,
 ):
-    return await payments.unmatched(session, user, limit)
+    items, next_cursor = await payments.unmatched(session, user, limit=limit, cursor=cursor)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 PdfLang = Annotated[str, Query(pattern="^(zh-CN|en)$", description="zh-CN or en")]
@@ -511,13 +517,13 @@ async def print_invoice(
 
 @router.get(
     "/repair-orders/{order_id}/invoice/prints",
-    response_model=list[InvoicePrint],
+    response_model=Page[InvoicePrint],
     tags=["documents"],
-    summary="Who printed the invoice when, the original first",
+    summary="Who printed the invoice when, the original first (one page)",
 )
 async def invoice_prints(order_id: uuid.UUID, session: ReadSessionDep, user: MoneyReader):
     order = await service.get_repair_order(session, order_id, user)
-    return await service.invoice_print_log(session, order.id)
+    return whole(await service.invoice_print_log(session, order.id))
 
 
 @router.get(
