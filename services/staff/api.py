@@ -38,9 +38,7 @@ class Answer:
 
 def page_items(body: Any) -> list[Any]:
     """The items of a list answer, `{items, next_cursor}`."""
-    if isinstance(body, dict):
-        return list(body.get("items") or [])
-    return list(body or [])  # a service not yet answering {items, next_cursor}
+    return list(body["items"])
 
 
 class ServiceUnreachable(Exception):
