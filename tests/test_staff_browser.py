@@ -216,3 +216,73 @@ async def test_an_expired_session_returns_to_the_page_after_signing_in(
         await page.wait_for_url(lambda url: url == f"{staff.url}{elsewhere}")
     finally:
         await context.close()
+
+
+async def test_advisor_registers_a_car_books_it_and_finds_it_at_the_desk(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    """Register (the VIN checked as it is typed), book from the vehicle's page, see the
+    booking on its day, find the car at the desk; outcomes read through the APIs."""
+    from playwright.async_api import expect
+
+    stack, staff = running
+    vin = with_check_digit("LFV2A21K0N3041234")
+    wrong = vin[:8] + ("1" if vin[8] != "1" else "2") + vin[9:]
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        await _sign_in(page, staff.url, "advisor-qian", "/advisor/register")
+        await page.get_by_label("姓名").fill("李雷")
+        await page.get_by_label("手机").fill("13912345678")
+        await page.get_by_label("VIN").fill(wrong)
+        check = page.get_by_test_id("vin-check")
+        await expect(check).to_contain_text("第 9 位校验位")
+        await shoot(page, "staff-06-register-vin-refused")
+        await page.get_by_label("VIN").fill(vin[:10])
+        await expect(check).to_contain_text("已输入 10 / 17 位")
+        await page.get_by_label("VIN").fill(vin)
+        await expect(check.locator("[data-state=ok]")).to_be_visible()
+        await page.get_by_label("车牌").fill("沪B67890")
+        await shoot(page, "staff-07-register-vin-ok")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+        await page.get_by_role("button", name="登记").click()
+        await page.wait_for_url(re.compile(r"/advisor/vehicles/"))
+        vehicle_id = page.url.rsplit("/", 1)[1]
+        await expect(page.get_by_test_id("vehicle-summary")).to_contain_text("李雷")
+
+        starts = datetime.now(SHANGHAI).replace(second=0, microsecond=0) + timedelta(hours=1)
+        booking = page.get_by_test_id("book")
+        await booking.get_by_label("到店时间").fill(starts.strftime("%Y-%m-%dT%H:%M"))
+        await booking.get_by_label("预计工时").fill("2")
+        await booking.get_by_label("客户描述").fill("空调有异味\n三万公里保养")
+        await shoot(page, "staff-08-vehicle-book")
+        await no_serious_violations(page)
+        await booking.get_by_role("button", name="预约").click()
+        await page.wait_for_url(re.compile(rf"/advisor\?day={starts.date()}"))
+        row = page.locator("tr[data-appointment]", has_text="沪B67890")
+        await expect(row).to_contain_text(starts.strftime("%H:%M"))
+        await expect(row).to_contain_text("空调有异味")
+
+        async with httpx.AsyncClient(base_url=stack.url("reception"), headers=ADVISOR) as api:
+            day = (await api.get("/appointments", params={"day": str(starts.date())})).json()
+            mine = [a for a in day["items"] if a["vehicle_id"] == vehicle_id]
+            assert len(mine) == 1 and mine[0]["concerns"] == ["空调有异味", "三万公里保养"]
+            assert datetime.fromisoformat(mine[0]["starts_at"]) == starts
+            vehicle = (await api.get(f"/vehicles/{vehicle_id}")).json()
+            assert vehicle["vin"] == vin and vehicle["plate"] == "沪B67890"
+
+        await page.goto(f"{staff.url}/advisor/desk")
+        box = page.get_by_label("车牌、车架号后六位、手机号或姓名")
+        for typed in ("B678", "13912345678", vin[-6:], "李"):
+            await box.fill(typed)
+            # The results that answer what was typed, not the ones before them.
+            hit = page.locator(f'#results [data-q="{typed}"] tr[data-vehicle="{vehicle_id}"]')
+            await expect(hit).to_contain_text("李雷")
+        await box.fill("B679")
+        await expect(page.locator('#results [data-q="B679"]')).to_contain_text("没有找到")
+        await shoot(page, "staff-09-desk-search")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+    finally:
+        await context.close()
