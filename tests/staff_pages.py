@@ -71,7 +71,8 @@ async def small_targets(page: Any) -> list[str]:
         """() => [...document.querySelectorAll(
                 'button, a, input:not([type=hidden]), select, textarea')]
             .filter((el) => el.offsetParent !== null)
-            .map((el) => [el, el.getBoundingClientRect()])
+            // A box or a radio button inside its label: the label is what a finger hits.
+            .map((el) => [el, (el.closest('label') || el).getBoundingClientRect()])
             .filter(([el, r]) => r.width > 0 && (r.height < 44 || r.width < 44))
             .map(([el, r]) =>
                 `${el.tagName} ${el.textContent.trim().slice(0, 20)} ${r.width}x${r.height}`)"""

@@ -5,6 +5,7 @@ in, both languages, role rules, accessibility (axe-core) and touch target sizes.
 import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -284,5 +285,116 @@ async def test_advisor_registers_a_car_books_it_and_finds_it_at_the_desk(
         await shoot(page, "staff-09-desk-search")
         await no_serious_violations(page)
         assert await small_targets(page) == []
+    finally:
+        await context.close()
+
+
+def _photo(path: Path) -> Path:
+    """A small real JPEG, as a tablet's camera would hand the page."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (320, 240), (200, 200, 205))
+    ImageDraw.Draw(image).line([(20, 200), (300, 40)], fill=(120, 0, 0), width=6)
+    image.save(path, "JPEG")
+    return path
+
+
+async def _check_in(page: Any, staff: ServiceProcess, booking: dict[str, Any], km: str) -> str:
+    await page.goto(f"{staff.url}/advisor?day={booking['day']}")
+    row = page.locator(f'tr[data-appointment="{booking["id"]}"]')
+    await row.get_by_role("button").click()
+    form = page.locator(f"#arrive-{booking['id']}")
+    await form.get_by_label("里程 (km)").fill(km)
+    await form.get_by_role("button").click()
+    await page.wait_for_url(re.compile(r"/advisor/intakes/"))
+    return str(page.url.rsplit("/", 1)[1])
+
+
+async def test_the_walk_around_with_marks_a_photo_and_the_signature(
+    running: tuple[Stack, ServiceProcess], browser: Any, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    stack, staff = running
+    booking = await _seed_booking(stack.url("reception"), "LBVPH1101NSB00001", "京C24680")
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        await _sign_in(page, staff.url, "advisor-zhao", f"/advisor?day={booking['day']}")
+        intake_id = await _check_in(page, staff, booking, "61000")
+        walk = page.get_by_test_id("walkaround")
+        # Two marks tapped on the car outline.
+        await page.locator('[data-zone="front_bumper"]').click()
+        await expect(page.locator('[data-mark="front_bumper"]')).to_be_visible()
+        await page.locator('[data-zone="front_left_door"]').click()
+        door = page.locator('[data-mark="front_left_door"]')
+        await expect(door).to_be_visible()
+        await door.get_by_label("类型").select_option("dent")
+        await door.get_by_label("备注").fill("凹陷约 3 厘米")
+        await door.get_by_label("照片").set_input_files(str(_photo(tmp_path / "door.jpg")))
+        await walk.get_by_text("50%").first.click()
+        await walk.get_by_label("灯光 正常").check()
+        await walk.get_by_label("雨刮 紧急").check()
+        await walk.get_by_label("已提醒客户带走车内贵重物品").check()
+        pad = page.get_by_test_id("signature-pad")
+        box = await pad.bounding_box()
+        assert box is not None
+        await page.mouse.move(box["x"] + 40, box["y"] + 120)
+        await page.mouse.down()
+        for step in range(1, 12):
+            await page.mouse.move(box["x"] + 40 + step * 35, box["y"] + 120 - (step % 3) * 30)
+        await page.mouse.up()
+        await shoot(page, "staff-10-walkaround-filled")
+        await page.get_by_test_id("save").click()
+        await expect(page.get_by_test_id("saved")).to_be_visible()
+        await expect(page.get_by_test_id("photo")).to_be_visible()
+        await expect(page.get_by_test_id("signature-shown")).to_be_visible()
+        await shoot(page, "staff-11-walkaround-saved")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+
+        async with httpx.AsyncClient(base_url=stack.url("reception"), headers=ADVISOR) as api:
+            intake = (await api.get(f"/intakes/{intake_id}")).json()
+            marks = {m["position"]: m for m in intake["damage_marks"]}
+            assert set(marks) == {"front_bumper", "front_left_door"}
+            assert marks["front_left_door"]["kind"] == "dent"
+            assert marks["front_left_door"]["note"] == "凹陷约 3 厘米"
+            assert marks["front_left_door"]["photo_file_id"]
+            assert intake["signature_file_id"] and intake["valuables_acknowledged_at"]
+            assert intake["fuel_level_pct"] == 50
+            states = {c["item"]: c["state"] for c in intake["checklist"]}
+            assert states == {"lights": "ok", "wipers": "urgent"}
+            # Another tablet changes the fuel level meanwhile.
+            current = await api.get(f"/intakes/{intake_id}")
+            other = await api.patch(
+                f"/intakes/{intake_id}",
+                headers={"If-Match": current.headers["ETag"]},
+                json={"fuel_level_pct": 75},
+            )
+            assert other.status_code == 200, other.text
+
+        await walk.get_by_label("备注").first.fill("右侧轻微划痕")
+        await page.get_by_test_id("save").click()
+        changed = page.get_by_test_id("changed")
+        await expect(changed).to_contain_text("油量：现在是「75%」")
+        await shoot(page, "staff-12-walkaround-412")
+        # The advisor's note is still there; saving again applies it over the change.
+        await expect(walk.get_by_label("备注").first).to_have_value("右侧轻微划痕")
+        await page.get_by_test_id("save").click()
+        await expect(page.get_by_test_id("saved")).to_be_visible()
+        await page.get_by_test_id("complete").click()
+        await expect(page.get_by_test_id("completed")).to_be_visible()
+        await shoot(page, "staff-13-walkaround-completed")
+
+        async with httpx.AsyncClient(base_url=stack.url("reception"), headers=ADVISOR) as api:
+            intake = (await api.get(f"/intakes/{intake_id}")).json()
+            assert intake["status"] == "completed"
+            marks = {m["position"]: m for m in intake["damage_marks"]}
+            assert marks["front_bumper"]["note"] == "右侧轻微划痕"
+        async with httpx.AsyncClient(base_url=stack.url("records"), headers=ADVISOR) as records:
+            photo = await records.get(f"/files/{marks['front_left_door']['photo_file_id']}/content")
+            assert photo.status_code == 200 and photo.content[:2] == b"\xff\xd8"
+            signature = await records.get(f"/files/{intake['signature_file_id']}/content")
+            assert signature.status_code == 200 and signature.content[:4] == b"\x89PNG"
     finally:
         await context.close()

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.staff.api import ServiceUnreachable
 from services.staff.config import Settings
 from services.staff.pages.advisor import desk as advisor_desk
+from services.staff.pages.advisor import intake as advisor_intake
 from services.staff.pages.advisor import routes as advisor
 from services.staff.session import Cookies
 from services.staff.signin import NotOffered, Provider, home_of
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(signin_router)
     advisor.install(app)
     advisor_desk.install(app)
+    advisor_intake.install(app)
     _install_errors(app)
     return app
 

@@ -54,3 +54,25 @@
     }
   });
 })();
+
+// The customer's signature on the screen (signature_pad, pinned under static/): each
+// stroke puts the picture into the form's hidden field, sent with the next save.
+(() => {
+  "use strict";
+  function setUp(root) {
+    for (const box of root.querySelectorAll("[data-signature]")) {
+      if (box.dataset.ready) continue;
+      box.dataset.ready = "1";
+      const canvas = box.querySelector("canvas");
+      const field = box.querySelector('input[name="signature_png"]');
+      const pad = new SignaturePad(canvas, { penColor: "#111", minWidth: 1.2, maxWidth: 3 });
+      pad.addEventListener("endStroke", () => { field.value = pad.toDataURL("image/png"); });
+      box.querySelector("[data-clear]").addEventListener("click", () => {
+        pad.clear();
+        field.value = "";
+      });
+    }
+  }
+  document.addEventListener("htmx:load", (e) => setUp(e.detail.elt));
+  document.addEventListener("DOMContentLoaded", () => setUp(document));
+})();

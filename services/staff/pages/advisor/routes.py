@@ -27,9 +27,6 @@ def install(app: FastAPI) -> None:
         methods=["POST"],
         include_in_schema=False,
     )
-    app.add_api_route(
-        "/advisor/intakes/{intake_id}", intake_page, methods=["GET"], include_in_schema=False
-    )
 
 
 async def _by_id(seen: Viewer, path: str, ids: set[str]) -> dict[str, dict[str, Any]]:
@@ -135,33 +132,4 @@ async def arrive(request: Request, appointment_id: str, seen: Advisor, form: For
         errors=errors,
         message=message,
         status_code=answer.status if answer.status in (409, 422) else 422,
-    )
-
-
-async def intake_page(request: Request, intake_id: str, seen: Advisor) -> Response:
-    intake = await seen.api.get("reception", f"/intakes/{intake_id}")
-    if not intake.ok:
-        return render(
-            request,
-            "error.html",
-            lang=seen.lang,
-            viewer=seen,
-            status_code=404,
-            message_key="not_found",
-            fmt={},
-        )
-    vehicle, customer = await gather(
-        seen.api.get("reception", f"/vehicles/{intake.body['vehicle_id']}"),
-        seen.api.get("reception", f"/customers/{intake.body['customer_id']}"),
-    )
-    return render(
-        request,
-        "intake.html",
-        lang=seen.lang,
-        viewer=seen,
-        intake=intake.body,
-        vehicle=vehicle.body,
-        customer=customer.body,
-        opened=seen.local(intake.body["opened_at"]),
-        nav="today",
     )
