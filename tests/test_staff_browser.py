@@ -398,3 +398,134 @@ async def test_the_walk_around_with_marks_a_photo_and_the_signature(
             assert signature.status_code == 200 and signature.content[:4] == b"\x89PNG"
     finally:
         await context.close()
+
+
+async def _draw(page: Any, test_id: str) -> None:
+    """A signature drawn with the finger (the mouse here) across the pad."""
+    pad = page.get_by_test_id(test_id)
+    await pad.scroll_into_view_if_needed()
+    box = await pad.bounding_box()
+    assert box is not None
+    await page.mouse.move(box["x"] + 30, box["y"] + 100)
+    await page.mouse.down()
+    for step in range(1, 10):
+        await page.mouse.move(box["x"] + 30 + step * 40, box["y"] + 100 - (step % 2) * 40)
+    await page.mouse.up()
+
+
+async def test_the_estimate_with_totals_per_payer_and_a_partial_consent(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    """Canned job and a warranty part added on the page, totals per payer as reception
+    prices them, then the customer approves two lines, declines one and signs."""
+    from playwright.async_api import expect
+
+    stack, staff = running
+    booking = await _seed_booking(stack.url("reception"), "LSVAU2180N2180001", "沪C11223")
+    async with httpx.AsyncClient(base_url=stack.url("reception"), headers=ADVISOR) as api:
+        canned = await api.post(
+            "/canned-jobs",
+            json={
+                "op_code": "BRK-PAD-F",
+                "description": "更换前刹车片",
+                "job_kind": "repair",
+                "flat_rate_hours": "1.20",
+                "labour_rate": "380.00",
+                "parts": [{"part_number": "5QD698151", "description": "前刹车片",
+                           "quantity": "1", "unit_price": "468.00"}],
+            },
+        )  # fmt: skip
+        assert canned.status_code in (200, 201), canned.text
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        await _sign_in(page, staff.url, "advisor-zhao", f"/advisor?day={booking['day']}")
+        intake_id = await _check_in(page, staff, booking, "35500")
+        await page.get_by_test_id("to-estimate").click()
+        promised = datetime.now(SHANGHAI).replace(second=0, microsecond=0) + timedelta(hours=5)
+        await page.get_by_label("承诺交车时间").fill(promised.strftime("%Y-%m-%dT%H:%M"))
+        await page.get_by_role("button", name="开始估价").click()
+        estimate = page.get_by_test_id("estimate")
+        await expect(estimate).to_have_attribute("data-revision", "1")
+
+        await page.get_by_test_id("canned").get_by_role("button", name="添加").click()
+        await expect(estimate).to_have_attribute("data-revision", "2")
+        line = page.get_by_test_id("add-line")
+        await line.get_by_label("类型").select_option("part")
+        await line.get_by_label("说明").fill("刹车盘")
+        await line.get_by_label("单价", exact=True).fill("abc")
+        await line.get_by_role("button", name="添加").click()
+        # Reception's 422 shown next to the field it names, in Chinese.
+        invalid = page.get_by_test_id("add-line").locator(".field.invalid")
+        await expect(invalid).to_contain_text("单价")
+        await expect(invalid.locator(".error")).to_have_text("应为数字")
+        await shoot(page, "staff-14-estimate-line-refused")
+        line = page.get_by_test_id("add-line")
+        await line.get_by_label("配件号").fill("5QD615301")
+        await line.get_by_label("单价", exact=True).fill("620")
+        await line.get_by_label("付费方").select_option("warranty")
+        await line.get_by_role("button", name="添加").click()
+        await expect(estimate).to_have_attribute("data-revision", "3")
+        totals = page.get_by_test_id("totals")
+        await shoot(page, "staff-15-estimate-lines")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+
+        async with httpx.AsyncClient(base_url=stack.url("reception"), headers=ADVISOR) as api:
+            priced = (await api.get(f"/intakes/{intake_id}/estimate")).json()
+        assert [ln["kind"] for ln in priced["lines"]] == ["labour", "part", "part"]
+        for row in priced["totals"]["by_pay_type"]:
+            shown = totals.locator(f'tr[data-pay-type="{row["pay_type"]}"]')
+            await expect(shown).to_contain_text(row["total"])
+        await expect(totals.locator('tr[data-pay-type="all"]')).to_contain_text(
+            priced["totals"]["total"]
+        )
+        assert {r["pay_type"] for r in priced["totals"]["by_pay_type"]} == {"customer", "warranty"}
+
+        # The QR code of the approval link.
+        await page.get_by_test_id("make-link").click()
+        await expect(page.get_by_test_id("approval-qr").locator("img")).to_be_visible()
+        url = await page.get_by_test_id("approval-url").inner_text()
+        assert "/approve/" in url
+
+        # Partial consent in person: labour and its pads approved, the disc declined.
+        labour, pads, disc = priced["lines"]
+        consent = page.get_by_test_id("consent")
+        await consent.get_by_role("button", name="记录客户确认").click()
+        await expect(page.get_by_test_id("consent").locator(".error")).to_have_text(
+            "请至少为一个项目选择同意或不做。"
+        )
+        consent = page.get_by_test_id("consent")
+        await (
+            consent.locator(f'[data-consent-line="{labour["line_id"]}"]')
+            .get_by_text("同意")
+            .click()
+        )
+        await (
+            consent.locator(f'[data-consent-line="{pads["line_id"]}"]').get_by_text("同意").click()
+        )
+        await (
+            consent.locator(f'[data-consent-line="{disc["line_id"]}"]').get_by_text("不做").click()
+        )
+        await _draw(page, "consent-signature")
+        await shoot(page, "staff-16-consent-signing")
+        await consent.get_by_role("button", name="记录客户确认").click()
+        await expect(estimate).to_have_attribute("data-status", "answered")
+        await shoot(page, "staff-17-consent-recorded")
+        await no_serious_violations(page)
+
+        async with httpx.AsyncClient(base_url=stack.url("reception"), headers=ADVISOR) as api:
+            answered = (await api.get(f"/intakes/{intake_id}/estimate")).json()
+            decisions = {ln["line_id"]: ln["answer"]["decision"] for ln in answered["lines"]}
+            assert decisions == {
+                labour["line_id"]: "approved",
+                pads["line_id"]: "approved",
+                disc["line_id"]: "declined",
+            }
+            assert answered["status"] == "answered"
+            ledger = (await api.get(f"/estimates/{answered['id']}/consents")).json()["items"]
+            assert {c["channel"] for c in ledger} == {"in_person"}
+            assert all(c["signature_file_id"] for c in ledger)
+            assert {c["by"] for c in ledger} == {"王芳"}
+    finally:
+        await context.close()

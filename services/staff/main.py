@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.staff.api import ServiceUnreachable
 from services.staff.config import Settings
 from services.staff.pages.advisor import desk as advisor_desk
+from services.staff.pages.advisor import estimate as advisor_estimate
 from services.staff.pages.advisor import intake as advisor_intake
 from services.staff.pages.advisor import routes as advisor
 from services.staff.session import Cookies
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     advisor.install(app)
     advisor_desk.install(app)
     advisor_intake.install(app)
+    advisor_estimate.install(app)
     _install_errors(app)
     return app
 

@@ -21,10 +21,21 @@ from services.staff.web import Form, Viewer, needs, redirect, render
 Advisor = Annotated[Viewer, Depends(needs("advisor", "manager"))]
 
 CHECKLIST = (
-    "lights", "tyre_front_left", "tyre_front_right", "tyre_rear_left", "tyre_rear_right",
-    "spare_tyre", "wipers", "battery", "engine_oil", "coolant", "brake_fluid",
-    "washer_fluid", "windscreen", "horn",
-)  # fmt: skip
+    "lights",
+    "tyre_front_left",
+    "tyre_front_right",
+    "tyre_rear_left",
+    "tyre_rear_right",
+    "spare_tyre",
+    "wipers",
+    "battery",
+    "engine_oil",
+    "coolant",
+    "brake_fluid",
+    "washer_fluid",
+    "windscreen",
+    "horn",
+)
 STATES = ("ok", "attention", "urgent")
 KINDS = ("scratch", "dent", "crack", "chip", "other")
 # The car outline's tap zones (top view, front up): position name and its rectangle.
@@ -45,8 +56,16 @@ ZONES: tuple[tuple[str, int, int, int, int], ...] = (
     ("rear_right_door", 184, 204, 46, 80),
     ("rear_right_wing", 184, 288, 46, 70),
 )
-SEEN_FIELDS = ("fuel_level_pct", "charge_level_pct", "checklist", "damage_marks", "concerns",
-               "valuables_acknowledged_at", "signature_file_id", "status")  # fmt: skip
+SEEN_FIELDS = (
+    "fuel_level_pct",
+    "charge_level_pct",
+    "checklist",
+    "damage_marks",
+    "concerns",
+    "valuables_acknowledged_at",
+    "signature_file_id",
+    "status",
+)
 
 
 def install(app: FastAPI) -> None:
@@ -102,8 +121,9 @@ def _values_from(form: dict[str, str]) -> dict[str, Any]:
         }
         marks.append(mark)
     if form.get("add_mark"):
-        marks.append({"position": form["add_mark"], "kind": "scratch", "note": "",
-                      "photo_file_id": None})  # fmt: skip
+        marks.append(
+            {"position": form["add_mark"], "kind": "scratch", "note": "", "photo_file_id": None}
+        )
     checklist = {}
     for item in CHECKLIST:
         state = form.get(f"check_{item}")
@@ -261,12 +281,15 @@ def _changes(before: dict[str, Any], now: dict[str, Any], lang: str) -> list[str
         if before.get(key) != now.get(key):
             value = now.get(key)
             if key == "damage_marks":
-                value = "、".join(f"{t.get('zone_' + m['position'], m['position'])}"
-                                 for m in value or [])  # fmt: skip
+                value = "、".join(
+                    f"{t.get('zone_' + m['position'], m['position'])}" for m in value or []
+                )
             elif key == "checklist":
-                value = "、".join(f"{t.get('item_' + c['item'], c['item'])} "
-                                 f"{t.get('state_' + c['state'], c['state'])}"
-                                 for c in value or [])  # fmt: skip
+                value = "、".join(
+                    f"{t.get('item_' + c['item'], c['item'])} "
+                    f"{t.get('state_' + c['state'], c['state'])}"
+                    for c in value or []
+                )
             elif key == "concerns":
                 value = "；".join(value or [])
             elif key in ("fuel_level_pct", "charge_level_pct") and value is not None:
