@@ -36,7 +36,8 @@ SIGN_IN_PAGE = re.compile(r"/signin/dev\?next=")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, ServiceProcess]]:
     require_chromium()
     root = tmp_path_factory.mktemp("staff")
-    stack = Stack(root).start()
+    # Promise projections 0.5 s after a change (5 s in production), for the at-risk list.
+    stack = Stack(root, extra_env={"WORKORDERS_PROMISE_RECHECK_DELAY": "0.5"}).start()
     try:
         staff = staff_process(stack, root)
         try:
@@ -442,7 +443,8 @@ async def test_the_estimate_with_totals_per_payer_and_a_partial_consent(
         await _sign_in(page, staff.url, "advisor-zhao", f"/advisor?day={booking['day']}")
         intake_id = await _check_in(page, staff, booking, "35500")
         await page.get_by_test_id("to-estimate").click()
-        promised = datetime.now(SHANGHAI).replace(second=0, microsecond=0) + timedelta(hours=5)
+        # Promised in 40 minutes: 1.2 hours of labour cannot make it, the order is at risk.
+        promised = datetime.now(SHANGHAI).replace(second=0, microsecond=0) + timedelta(minutes=40)
         await page.get_by_label("承诺交车时间").fill(promised.strftime("%Y-%m-%dT%H:%M"))
         await page.get_by_role("button", name="开始估价").click()
         estimate = page.get_by_test_id("estimate")
@@ -509,6 +511,13 @@ async def test_the_estimate_with_totals_per_payer_and_a_partial_consent(
         )
         await _draw(page, "consent-signature")
         await shoot(page, "staff-16-consent-signing")
+        # The at-risk list, open in another tab before the consent, follows live.
+        watching = await context.new_page()
+        await watching.goto(f"{staff.url}/advisor/at-risk")
+        await expect(
+            watching.get_by_test_id("none-at-risk").or_(watching.get_by_test_id("at-risk-list"))
+        ).to_be_visible()
+        await watching.evaluate("window.notReloaded = true")
         await consent.get_by_role("button", name="记录客户确认").click()
         await expect(estimate).to_have_attribute("data-status", "answered")
         await shoot(page, "staff-17-consent-recorded")
@@ -527,5 +536,32 @@ async def test_the_estimate_with_totals_per_payer_and_a_partial_consent(
             assert {c["channel"] for c in ledger} == {"in_person"}
             assert all(c["signature_file_id"] for c in ledger)
             assert {c["by"] for c in ledger} == {"王芳"}
+
+        # Workorders opens the order and projects it late: the row appears by itself.
+        row = watching.locator("tr[data-order]", has_text="沪C11223")
+        await expect(row).to_be_visible(timeout=20000)
+        assert await watching.evaluate("window.notReloaded") is True
+        await expect(row).to_contain_text(promised.strftime("%H:%M"))
+        await shoot(watching, "staff-18-at-risk")
+        await no_serious_violations(watching)
+        assert await small_targets(watching) == []
+        order_id = await row.get_attribute("data-order")
+        # The projection, rounded up to the quarter hour, is offered as the new promise.
+        offered = await row.get_by_label("新承诺时间（已告知客户）").input_value()
+        assert offered.endswith((":00", ":15", ":30", ":45")) and offered > promised.strftime(
+            "%Y-%m-%dT%H:%M"
+        )
+        new_promise = promised + timedelta(hours=3)
+        await row.get_by_label("新承诺时间（已告知客户）").fill(
+            new_promise.strftime("%Y-%m-%dT%H:%M")
+        )
+        await row.get_by_role("button", name="记录").click()
+        await expect(watching.get_by_test_id("recorded")).to_be_visible()
+        await expect(watching.locator(f'tr[data-order="{order_id}"]')).to_have_count(0)
+        async with httpx.AsyncClient(base_url=stack.url("workorders"), headers=ADVISOR) as api:
+            order = (await api.get(f"/repair-orders/{order_id}")).json()
+            assert datetime.fromisoformat(order["promised_at"]) == new_promise
+            assert order["customer_told_at"] and order["at_risk_since"] is None
+            assert len(order["jobs"]) == 1 and order["declined_lines"]
     finally:
         await context.close()

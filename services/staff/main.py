@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.staff.api import ServiceUnreachable
 from services.staff.config import Settings
+from services.staff.pages.advisor import at_risk as advisor_at_risk
 from services.staff.pages.advisor import desk as advisor_desk
 from services.staff.pages.advisor import estimate as advisor_estimate
 from services.staff.pages.advisor import intake as advisor_intake
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     advisor_desk.install(app)
     advisor_intake.install(app)
     advisor_estimate.install(app)
+    advisor_at_risk.install(app)
     _install_errors(app)
     return app
 
