@@ -13,7 +13,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.harness import ServiceProcess, Stack, auth
+from tests.harness import ServiceProcess, Stack, auth, token
 from tests.staff_pages import (
     TABLET_LANDSCAPE,
     TABLET_PORTRAIT,
@@ -563,5 +563,61 @@ async def test_the_estimate_with_totals_per_payer_and_a_partial_consent(
             assert datetime.fromisoformat(order["promised_at"]) == new_promise
             assert order["customer_told_at"] and order["at_risk_since"] is None
             assert len(order["jobs"]) == 1 and order["declined_lines"]
+    finally:
+        await context.close()
+
+
+async def test_offline_is_said_and_a_lost_answer_is_retried_with_the_same_key(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    """Shaky Wi-Fi: the check-in reaches the staff app and reception, but its answer is
+    lost. The page says it is offline; once back online it sends the same form again
+    with the same Idempotency-Key, and reception answers the first intake again."""
+    from playwright.async_api import expect
+
+    stack, staff = running
+    booking = await _seed_booking(stack.url("reception"), "LSVAU2180N2180002", "沪D55667")
+    context = await browser.new_context(viewport=TABLET_PORTRAIT, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        await _sign_in(page, staff.url, "advisor-zhao", f"/advisor?day={booking['day']}")
+        row = page.locator(f'tr[data-appointment="{booking["id"]}"]')
+        await row.get_by_role("button").click()
+        form = page.locator(f"#arrive-{booking['id']}")
+        await form.get_by_label("里程 (km)").fill("12000")
+        sent: list[str] = []
+
+        async def lose_the_answer(route: Any) -> None:
+            sent.append(route.request.post_data or "")
+            await route.fetch()  # the server did the work...
+            await context.set_offline(True)
+            await route.abort("internetdisconnected")  # ...the tablet never heard
+
+        await page.route("**/arrive", lose_the_answer, times=1)
+        await form.get_by_role("button").click()
+        await expect(page.locator("#offline")).to_be_visible()
+        await expect(page.locator("#offline")).to_contain_text("网络已断开")
+        await shoot(page, "staff-19-offline")
+        await context.set_offline(False)
+        await page.wait_for_url(re.compile(r"/advisor/intakes/"))
+        intake_id = page.url.rsplit("/", 1)[1]
+        await expect(page.locator("#offline")).to_be_hidden()
+
+        key = re.search(r"idempotency_key=(\w+)", sent[0])
+        assert key is not None
+        async with httpx.AsyncClient(base_url=stack.url("reception"), headers=ADVISOR) as api:
+            moved = (await api.get(f"/appointments/{booking['id']}")).json()
+            assert moved["status"] == "arrived"
+            # The retry was answered with the first intake: asking again as the same
+            # advisor with the same key and body replays it.
+            zhao = token("advisor", sub="advisor-zhao")
+            again = await api.post(
+                "/intakes",
+                headers={"Authorization": f"Bearer {zhao}", "Idempotency-Key": key.group(1)},
+                json={"vehicle_id": booking["vehicle_id"], "appointment_id": booking["id"],
+                      "odometer_km": 12000},
+            )  # fmt: skip
+        assert again.status_code in (200, 201), again.text
+        assert again.json()["id"] == intake_id and again.headers["Idempotent-Replayed"] == "true"
     finally:
         await context.close()
