@@ -13,7 +13,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.harness import ServiceProcess, Stack, auth, token
+from tests.harness import ServiceProcess, Stack, auth, eventually, token
 from tests.staff_pages import (
     TABLET_LANDSCAPE,
     TABLET_PORTRAIT,
@@ -563,6 +563,55 @@ async def test_the_estimate_with_totals_per_payer_and_a_partial_consent(
             assert datetime.fromisoformat(order["promised_at"]) == new_promise
             assert order["customer_told_at"] and order["at_risk_since"] is None
             assert len(order["jobs"]) == 1 and order["declined_lines"]
+
+        # The technician finds more work; it waits for the advisor and the customer.
+        tech = {"Authorization": f"Bearer {token('technician', sub='tech-li')}"}
+        async with httpx.AsyncClient(base_url=stack.url("workorders"), headers=tech) as api:
+            found = await api.post(
+                f"/repair-orders/{order_id}/extra-work",
+                json={
+                    "job_id": order["jobs"][0]["id"],
+                    "findings": "后刹车盘磨损",
+                    "proposed_lines": [
+                        {"kind": "labour", "op_code": "BRK-DISC-R", "flat_rate_hours": "1.5",
+                         "description": "更换后刹车盘"},
+                        {"kind": "part", "part_number": "BD-1", "description": "后刹车盘"},
+                    ],
+                },
+            )  # fmt: skip
+            assert found.status_code == 201, found.text
+
+        async def listed() -> bool:
+            await page.goto(f"{staff.url}/advisor/extra-work")
+            return await page.locator("tr[data-estimate]", has_text="沪C11223").count() == 1
+
+        await eventually(listed, what="the extra work on the advisor's list")
+        await shoot(page, "staff-20-extra-work")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+        await page.get_by_role("link", name="定价并确认").click()
+        for price in ("380", "420"):
+            await page.get_by_test_id("price-line").first.get_by_role("textbox").fill(price)
+            await page.get_by_test_id("price-line").first.get_by_role("button").click()
+            await expect(page.get_by_test_id("saved")).to_be_visible()
+        await expect(page.get_by_test_id("price-line")).to_have_count(0)
+        extra = page.get_by_test_id("consent")
+        await extra.locator("tr", has_text="BRK-DISC-R").get_by_text("同意").click()
+        await extra.locator("tr", has_text="BD-1").get_by_text("不做").click()
+        await _draw(page, "consent-signature")
+        await extra.get_by_role("button", name="记录客户确认").click()
+        await expect(estimate).to_have_attribute("data-status", "answered")
+        await shoot(page, "staff-21-extra-work-answered")
+        async with httpx.AsyncClient(base_url=stack.url("reception"), headers=ADVISOR) as api:
+            final = (await api.get(f"/intakes/{intake_id}/estimate")).json()
+            answers = {
+                ln["op_code"] or ln["part_number"]: (ln["net"], ln["answer"]["decision"])
+                for ln in final["lines"]
+                if ln["extra_work_id"]
+            }
+            assert answers == {"BRK-DISC-R": ("570.00", "approved"), "BD-1": ("420.00", "declined")}
+            waiting = (await api.get("/estimates/extra-work")).json()["items"]
+            assert all(e["id"] != final["id"] for e in waiting)
     finally:
         await context.close()
 

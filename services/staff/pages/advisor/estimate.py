@@ -41,6 +41,8 @@ def install(app: FastAPI) -> None:
         ("/advisor/intakes/{intake_id}/estimate", create, "POST"),
         ("/advisor/estimates/{estimate_id}/canned-jobs", add_canned_job, "POST"),
         ("/advisor/estimates/{estimate_id}/lines", add_line, "POST"),
+        ("/advisor/estimates/{estimate_id}/lines/{line_id}/price", price_line, "POST"),
+        ("/advisor/extra-work", extra_work, "GET"),
         ("/advisor/estimates/{estimate_id}/consents", consent, "POST"),
         ("/advisor/estimates/{estimate_id}/approval-link", approval_link, "POST"),
     ]
@@ -215,6 +217,63 @@ async def add_line(request: Request, estimate_id: str, seen: Advisor, form: Form
             for name, message in field_errors(answer, seen.lang).items()
         }
     return await _after_change(request, seen, form, answer, estimate_id, errors)
+
+
+async def price_line(
+    request: Request, estimate_id: str, line_id: str, seen: Advisor, form: Form
+) -> Response:
+    """Price a line the workshop proposed without a price: the revision again, that line
+    with its labour rate or unit price."""
+    current = await seen.api.get("reception", f"/estimates/{estimate_id}")
+    lines = [_kept(ln) for ln in current.body["lines"]]
+    index = next((i for i, ln in enumerate(lines) if str(ln["line_id"]) == line_id), None)
+    if index is None:
+        return await _after_change(request, seen, form, current, estimate_id)
+    key = "labour_rate" if lines[index]["kind"] == "labour" else "unit_price"
+    lines[index][key] = form.get("price", "")
+    body = {
+        "promised_at": current.body["promised_at"],
+        "note": current.body.get("note", ""),
+        "lines": lines,
+    }
+    answer = await seen.api.call(
+        "reception", "PUT", f"/estimates/{estimate_id}", json=body, if_match=form.get("etag")
+    )
+    errors = None
+    if not answer.ok:
+        found = field_errors(answer, seen.lang)
+        errors = {"price": found.get(f"lines.{index}.{key}") or problem_text(answer, seen.lang)}
+    return await _after_change(request, seen, form, answer, estimate_id, errors)
+
+
+async def extra_work(request: Request, seen: Advisor) -> Response:
+    """Work found in the workshop, waiting for the customer's answer."""
+    answer = await seen.api.get("reception", "/estimates/extra-work", limit=50)
+    estimates = page_items(answer.body) if answer.ok else []
+    vehicles = await gather(
+        *(seen.api.get("reception", f"/vehicles/{e['vehicle_id']}") for e in estimates)
+    )
+    customers = await gather(
+        *(seen.api.get("reception", f"/customers/{e['customer_id']}") for e in estimates)
+    )
+    rows = [
+        {
+            "estimate": e,
+            "vehicle": v.body if v.ok else {},
+            "customer": c.body if c.ok else {},
+            "lines": [ln for ln in e["lines"] if ln.get("extra_work_id") and not ln.get("answer")],
+        }
+        for e, v, c in zip(estimates, vehicles, customers, strict=True)
+    ]
+    return render(
+        request,
+        "extra_work.html",
+        lang=seen.lang,
+        viewer=seen,
+        rows=rows,
+        nav="extra_work",
+        problem=None if answer.ok else problem_text(answer, seen.lang),
+    )
 
 
 async def consent(request: Request, estimate_id: str, seen: Advisor, form: Form) -> Response:
