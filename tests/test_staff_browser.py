@@ -670,3 +670,123 @@ async def test_offline_is_said_and_a_lost_answer_is_retried_with_the_same_key(
         assert again.json()["id"] == intake_id and again.headers["Idempotent-Replayed"] == "true"
     finally:
         await context.close()
+
+
+async def test_the_advisor_flow_from_booking_to_partial_consent(
+    running: tuple[Stack, ServiceProcess], browser: Any, tmp_path: Path
+) -> None:
+    """The whole visit on the tablet, driven only through the pages: register and book,
+    the customer arrives, the walk-around with a photo and the signature, the estimate
+    from a canned job and a fee, the customer approves one line and declines two. The
+    outcomes are read through the services' APIs."""
+    from playwright.async_api import expect
+
+    stack, staff = running
+    async with httpx.AsyncClient(base_url=stack.url("reception"), headers=ADVISOR) as api:
+        canned = await api.post(
+            "/canned-jobs",
+            json={"op_code": "MNT-10K", "description": "一万公里保养", "job_kind": "maintenance",
+                  "flat_rate_hours": "0.80", "labour_rate": "380.00",
+                  "parts": [{"part_number": "06L115562B", "description": "机油滤清器",
+                             "quantity": "1", "unit_price": "68.00"}]},
+        )  # fmt: skip
+        assert canned.status_code == 201, canned.text
+    vin = with_check_digit("LSVAU2180N2189999")
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        await _sign_in(page, staff.url, "advisor-zhao", "/advisor/register")
+        await page.get_by_label("姓名").fill("赵小红")
+        await page.get_by_label("手机").fill("13600001234")
+        await page.get_by_label("VIN").fill(vin)
+        await expect(page.get_by_test_id("vin-check").locator("[data-state=ok]")).to_be_visible()
+        await page.get_by_label("车牌").fill("沪E98765")
+        await page.get_by_role("button", name="登记").click()
+        await page.wait_for_url(re.compile(r"/advisor/vehicles/"))
+        vehicle_id = page.url.rsplit("/", 1)[1]
+
+        # Booked for 30 minutes from now; the customer comes early and is checked in.
+        starts = datetime.now(SHANGHAI).replace(second=0, microsecond=0) + timedelta(minutes=30)
+        booking = page.get_by_test_id("book")
+        await booking.get_by_label("到店时间").fill(starts.strftime("%Y-%m-%dT%H:%M"))
+        await booking.get_by_label("预计工时").fill("1")
+        await booking.get_by_label("客户描述").fill("一万公里保养\n车门有划痕")
+        await booking.get_by_role("button", name="预约").click()
+        await page.wait_for_url(re.compile(rf"/advisor\?day={starts.date()}"))
+        row = page.locator("tr[data-appointment]", has_text="沪E98765")
+        appointment_id = await row.get_attribute("data-appointment")
+        await row.get_by_role("button", name="到店接车").click()
+        await page.locator(f"#arrive-{appointment_id}").get_by_label("里程 (km)").fill("10230")
+        await page.locator(f"#arrive-{appointment_id}").get_by_role("button").click()
+        await page.wait_for_url(re.compile(r"/advisor/intakes/"))
+        intake_id = page.url.rsplit("/", 1)[1]
+
+        # The walk-around: a scratch with its photo, fuel, valuables, signature.
+        await page.locator('[data-zone="rear_left_door"]').click()
+        mark = page.locator('[data-mark="rear_left_door"]')
+        await mark.get_by_label("照片").set_input_files(str(_photo(tmp_path / "scratch.jpg")))
+        walk = page.get_by_test_id("walkaround")
+        await walk.get_by_text("75%").first.click()
+        await walk.get_by_label("已提醒客户带走车内贵重物品").check()
+        await _draw(page, "signature-pad")
+        await page.get_by_test_id("save").click()
+        await expect(page.get_by_test_id("photo")).to_be_visible()
+        await page.get_by_test_id("complete").click()
+        await expect(page.get_by_test_id("completed")).to_be_visible()
+        await shoot(page, "staff-22-flow-walkaround")
+
+        # The estimate: the 10,000 km service and a disposal fee.
+        await page.get_by_test_id("to-estimate").click()
+        promised = starts + timedelta(hours=6)
+        await page.get_by_label("承诺交车时间").fill(promised.strftime("%Y-%m-%dT%H:%M"))
+        await page.get_by_role("button", name="开始估价").click()
+        estimate = page.get_by_test_id("estimate")
+        await page.get_by_test_id("canned").get_by_label("标准项目").select_option("MNT-10K")
+        await page.get_by_test_id("canned").get_by_role("button", name="添加").click()
+        await expect(estimate).to_have_attribute("data-revision", "2")
+        line = page.get_by_test_id("add-line")
+        await line.get_by_label("类型").select_option("fee")
+        await line.get_by_label("说明").fill("环保处理费")
+        await line.get_by_label("单价", exact=True).fill("15")
+        await line.get_by_role("button", name="添加").click()
+        await expect(estimate).to_have_attribute("data-revision", "3")
+
+        # Partial consent: the labour yes, the filter and the fee no.
+        consent = page.get_by_test_id("consent")
+        await consent.locator("tr", has_text="MNT-10K").get_by_text("同意").click()
+        await consent.locator("tr", has_text="06L115562B").get_by_text("不做").click()
+        await consent.locator("tr", has_text="环保处理费").get_by_text("不做").click()
+        await _draw(page, "consent-signature")
+        await consent.get_by_role("button", name="记录客户确认").click()
+        await expect(estimate).to_have_attribute("data-status", "answered")
+        await shoot(page, "staff-23-flow-consented")
+    finally:
+        await context.close()
+
+    async with httpx.AsyncClient(base_url=stack.url("reception"), headers=ADVISOR) as api:
+        appointment = (await api.get(f"/appointments/{appointment_id}")).json()
+        assert appointment["vehicle_id"] == vehicle_id and appointment["status"] == "arrived"
+        assert appointment["concerns"] == ["一万公里保养", "车门有划痕"]
+        intake = (await api.get(f"/intakes/{intake_id}")).json()
+        assert intake["status"] == "completed" and intake["fuel_level_pct"] == 75
+        assert intake["damage_marks"][0]["photo_file_id"] and intake["signature_file_id"]
+        answered = (await api.get(f"/intakes/{intake_id}/estimate")).json()
+        decisions = {
+            ln["part_number"] if ln["kind"] == "part" else ln["op_code"] or ln["description"]: ln[
+                "answer"
+            ]["decision"]
+            for ln in answered["lines"]
+        }
+        assert decisions == {"MNT-10K": "approved", "06L115562B": "declined",
+                             "环保处理费": "declined"}  # fmt: skip
+    async with httpx.AsyncClient(base_url=stack.url("workorders"), headers=ADVISOR) as api:
+
+        async def opened() -> dict[str, Any] | None:
+            found = await api.get("/repair-orders", params={"intake_id": intake_id})
+            items = found.json()["items"]
+            return items[0] if items and items[0]["status"] == "open" else None
+
+        order = await eventually(opened, what="the repair order opened from the consent")
+        detail = (await api.get(f"/repair-orders/{order['id']}")).json()
+        assert [job["op_code"] for job in detail["jobs"]] == ["MNT-10K"]
+        assert detail["jobs"][0]["parts"] == []  # the declined filter is not fitted
