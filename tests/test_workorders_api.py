@@ -368,6 +368,19 @@ async def test_clocking_edge_cases(wo: Workorders):
     assert_problem(await c.post(f"/jobs/{brakes}/clock-on", headers=TECH_LI), 403)  # not theirs
     await wo.assign(brakes, "tech-li")
     await wo.assign(engine, "tech-li", "B2")
+
+    async def mine(headers: dict[str, str]) -> list[tuple[str, str]]:
+        r = await c.get("/jobs/mine", headers=headers)
+        assert r.status_code == 200, r.text
+        return [(j["id"], j["status"]) for j in r.json()["items"]]
+
+    # The technician's own list, with the car: tech-wang has none, a foreman asks no list.
+    listed = (await c.get("/jobs/mine", headers=TECH_LI)).json()["items"]
+    assert {j["id"] for j in listed} == {brakes, engine}
+    assert {j["plate"] for j in listed} == {order["plate"]}
+    assert {j["repair_order_number"] for j in listed} == {order["number"]}
+    assert await mine(TECH_WANG) == []
+    assert_problem(await c.get("/jobs/mine", headers=FOREMAN), 403)
     assert_problem(await c.post(f"/jobs/{brakes}/clock-on", headers=TECH_WANG), 403)
     assert_problem(await c.post(f"/jobs/{brakes}/clock-on", headers=FOREMAN), 403)
     off = {"reason": "finished"}
@@ -390,6 +403,7 @@ async def test_clocking_edge_cases(wo: Workorders):
     r = await c.post(f"/jobs/{engine}/clock-off", headers=TECH_LI, json=off)
     assert r.status_code == 200
     assert (await wo.job(engine))["status"] == "done"
+    assert await mine(TECH_LI) == [(brakes, "paused")]  # a finished job leaves the list
     r = await c.post(f"/jobs/{brakes}/clock-off", headers=TECH_LI, json={"reason": "nap"})
     assert_problem(r, 422, "reason")
     # A job in progress is not reassigned under the technician's hands.

@@ -218,6 +218,15 @@ class JobPublic(BaseModel):
     version: int
 
 
+class MyJob(JobPublic):
+    """A technician's job as their tablet lists it: with the car and the order."""
+
+    repair_order_number: str
+    plate: str | None = None
+    vin: str
+    promised_at: datetime | None = None
+
+
 class TimeEntry(Base, table=True):
     """A technician's time on a job, from clock-on to clock-off."""
 
