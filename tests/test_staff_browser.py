@@ -790,3 +790,114 @@ async def test_the_advisor_flow_from_booking_to_partial_consent(
         detail = (await api.get(f"/repair-orders/{order['id']}")).json()
         assert [job["op_code"] for job in detail["jobs"]] == ["MNT-10K"]
         assert detail["jobs"][0]["parts"] == []  # the declined filter is not fitted
+
+
+async def _order_for(stack: Stack, technician: str, plate: str, vin: str) -> dict[str, Any]:
+    """A repair order whose job is dispatched to `technician`, made as the desk and the
+    foreman would (consent by phone, dispatch through workorders' API)."""
+    async with httpx.AsyncClient(base_url=stack.url("reception"), headers=ADVISOR) as api:
+        customer = await api.post("/customers", json={"name": "孙丽", "mobile": "13500009999"})
+        vehicle = await api.post(
+            "/vehicles",
+            json={
+                "customer_id": customer.json()["id"],
+                "vin": with_check_digit(vin),
+                "plate": plate,
+            },
+        )
+        intake = await api.post(
+            "/intakes", json={"vehicle_id": vehicle.json()["id"], "odometer_km": 80000}
+        )
+        promised = datetime.now(SHANGHAI) + timedelta(hours=8)
+        estimate = await api.post(
+            "/estimates",
+            json={"intake_id": intake.json()["id"], "promised_at": promised.isoformat(),
+                  "lines": [{"kind": "labour", "op_code": "SUS-ARM", "description": "更换下摆臂",
+                             "flat_rate_hours": "2", "labour_rate": "380"}]},
+        )  # fmt: skip
+        assert estimate.status_code == 201, estimate.text
+        line_id = estimate.json()["lines"][0]["line_id"]
+        consent = await api.post(
+            f"/estimates/{estimate.json()['id']}/consents",
+            headers={"If-Match": estimate.headers["ETag"]},
+            json={"decisions": [{"line_id": line_id, "decision": "approved"}], "by": "孙丽",
+                  "channel": "phone", "call_note": "电话同意"},
+        )  # fmt: skip
+        assert consent.status_code == 200, consent.text
+    foreman = auth("foreman")
+    async with httpx.AsyncClient(base_url=stack.url("workorders"), headers=foreman) as api:
+
+        async def opened() -> dict[str, Any] | None:
+            found = await api.get("/repair-orders", params={"intake_id": intake.json()["id"]})
+            items = found.json()["items"]
+            return items[0] if items and items[0]["status"] == "open" else None
+
+        order = await eventually(opened, what="the repair order opened")
+        detail = (await api.get(f"/repair-orders/{order['id']}")).json()
+        job = await api.get(f"/jobs/{detail['jobs'][0]['id']}")
+        assigned = await api.put(
+            f"/jobs/{job.json()['id']}/assignment",
+            headers={"If-Match": job.headers["ETag"]},
+            json={"technician_id": technician, "bay": "B3"},
+        )
+        assert assigned.status_code == 200, assigned.text
+        return {"order": detail, "job": assigned.json(), "intake_id": intake.json()["id"]}
+
+
+async def test_the_technician_clocks_on_reports_extra_work_and_finishes(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    stack, staff = running
+    made = await _order_for(stack, "tech-zhou", "沪F24680", "LSVAU2180N2181111")
+    job_id = made["job"]["id"]
+    context = await browser.new_context(viewport=TABLET_PORTRAIT, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        await page.goto(f"{staff.url}/")
+        await page.click('button[data-sub="tech-zhou"]')
+        await page.wait_for_url(f"{staff.url}/technician")
+        card = page.locator(f'li[data-job="{job_id}"]')
+        await expect(card).to_contain_text("沪F24680")
+        await expect(card).to_contain_text("SUS-ARM")
+        await shoot(page, "staff-24-technician-jobs")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+        await card.get_by_role("button", name="开工").click()
+        await expect(page.locator(f'li[data-job="{job_id}"]')).to_have_attribute(
+            "data-status", "in_progress"
+        )
+        card = page.locator(f'li[data-job="{job_id}"]')
+        await card.get_by_role("button", name="报告追加项目").click()
+        found = card.get_by_test_id("report-extra")
+        await found.get_by_label("检查发现").fill("左前减震器漏油")
+        await found.get_by_label("工时代码").fill("SUS-SHK-FL")
+        await found.get_by_label("工时", exact=True).fill("1.2")
+        await found.get_by_label("配件号").fill("SHK-FL-1")
+        await shoot(page, "staff-25-technician-extra-work")
+        await found.get_by_role("button", name="发给服务顾问").click()
+        await expect(page.get_by_test_id("reported")).to_be_visible()
+        await page.locator(f'li[data-job="{job_id}"]').get_by_role("button", name="完工").click()
+        await expect(page.locator(f'li[data-job="{job_id}"]')).to_have_count(0)
+        await shoot(page, "staff-26-technician-finished")
+
+        # An advisor page stays refused to the technician.
+        response = await page.goto(f"{staff.url}/advisor/at-risk")
+        assert response is not None and response.status == 403
+    finally:
+        await context.close()
+
+    async with httpx.AsyncClient(base_url=stack.url("workorders"), headers=ADVISOR) as api:
+        job = (await api.get(f"/jobs/{job_id}")).json()
+        assert job["status"] == "done" and job["technician_id"] == "tech-zhou"
+        order = (await api.get(f"/repair-orders/{made['order']['id']}")).json()
+        [extra] = order["extra_work"]
+        assert extra["findings"] == "左前减震器漏油"
+    async with httpx.AsyncClient(base_url=stack.url("reception"), headers=ADVISOR) as api:
+
+        async def waiting() -> bool:
+            items = (await api.get("/estimates/extra-work")).json()["items"]
+            return any(e["intake_id"] == made["intake_id"] for e in items)
+
+        await eventually(waiting, what="the extra work waiting for the customer at reception")
