@@ -792,7 +792,7 @@ async def test_the_advisor_flow_from_booking_to_partial_consent(
         assert detail["jobs"][0]["parts"] == []  # the declined filter is not fitted
 
 
-async def _order_for(stack: Stack, technician: str, plate: str, vin: str) -> dict[str, Any]:
+async def _order_for(stack: Stack, technician: str | None, plate: str, vin: str) -> dict[str, Any]:
     """A repair order whose job is dispatched to `technician`, made as the desk and the
     foreman would (consent by phone, dispatch through workorders' API)."""
     async with httpx.AsyncClient(base_url=stack.url("reception"), headers=ADVISOR) as api:
@@ -835,6 +835,8 @@ async def _order_for(stack: Stack, technician: str, plate: str, vin: str) -> dic
         order = await eventually(opened, what="the repair order opened")
         detail = (await api.get(f"/repair-orders/{order['id']}")).json()
         job = await api.get(f"/jobs/{detail['jobs'][0]['id']}")
+        if technician is None:
+            return {"order": detail, "job": job.json(), "intake_id": intake.json()["id"]}
         assigned = await api.put(
             f"/jobs/{job.json()['id']}/assignment",
             headers={"If-Match": job.headers["ETag"]},
@@ -901,3 +903,37 @@ async def test_the_technician_clocks_on_reports_extra_work_and_finishes(
             return any(e["intake_id"] == made["intake_id"] for e in items)
 
         await eventually(waiting, what="the extra work waiting for the customer at reception")
+
+
+async def test_the_foreman_dispatches_a_job_to_a_technician(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    stack, staff = running
+    made = await _order_for(stack, None, "沪G13579", "LSVAU2180N2182222")
+    job_id = made["job"]["id"]
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        await page.goto(f"{staff.url}/")
+        await page.click('button[data-sub="foreman-sun"]')
+        await page.wait_for_url(f"{staff.url}/foreman")
+        waiting = page.locator(f'li[data-job="{job_id}"]')
+        await expect(waiting).to_contain_text("沪G13579")
+        await shoot(page, "staff-27-foreman-dispatch")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+        form = waiting.get_by_test_id("assign")
+        await form.get_by_label("技师").select_option("tech-li")
+        await form.get_by_label("工位").fill("B2")
+        await form.get_by_role("button", name="派工").click()
+        await expect(page.get_by_test_id("assigned")).to_be_visible()
+        lane = page.locator('tr[data-lane="tech-li"]')
+        await expect(lane.locator(f'li[data-job="{job_id}"]')).to_contain_text("沪G13579")
+        await shoot(page, "staff-28-foreman-dispatched")
+    finally:
+        await context.close()
+    async with httpx.AsyncClient(base_url=stack.url("workorders"), headers=ADVISOR) as api:
+        job = (await api.get(f"/jobs/{job_id}")).json()
+        assert (job["technician_id"], job["bay"], job["status"]) == ("tech-li", "B2", "assigned")

@@ -20,6 +20,7 @@ from services.staff.pages.advisor import desk as advisor_desk
 from services.staff.pages.advisor import estimate as advisor_estimate
 from services.staff.pages.advisor import intake as advisor_intake
 from services.staff.pages.advisor import routes as advisor
+from services.staff.pages.foreman import routes as foreman
 from services.staff.pages.technician import routes as technician
 from services.staff.session import Cookies
 from services.staff.signin import NotOffered, Provider, home_of
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     advisor_estimate.install(app)
     advisor_at_risk.install(app)
     technician.install(app)
+    foreman.install(app)
     _install_errors(app)
     return app
 

@@ -126,6 +126,8 @@ def home_of(session: Session) -> str:
         return "/advisor"
     if session.has("technician"):
         return "/technician"
+    if session.has("foreman"):
+        return "/foreman"
     return "/welcome"
 
 
