@@ -493,6 +493,12 @@ async def test_from_consent_to_delivery_with_extra_work_and_a_failed_qc(wo: Work
         assert r.status_code == 200, r.text
     assert (await wo.move(order_id, "qc")).status_code == 200
     first = order["jobs"][0]["id"]
+    # The inspector's queue: every finished job, with its car; nobody else's list.
+    queue = await c.get("/jobs/awaiting-qc", headers=QC)
+    assert queue.status_code == 200, queue.text
+    assert {j["id"] for j in queue.json()["items"]} == {j["id"] for j in order["jobs"]}
+    assert {j["repair_order_number"] for j in queue.json()["items"]} == {order["number"]}
+    assert_problem(await c.get("/jobs/awaiting-qc", headers=TECH_LI), 403)
     r = await c.post(f"/jobs/{first}/qc", headers=QC, json={"passed": False})
     assert_problem(r, 422, "reason")
     r = await c.post(f"/jobs/{first}/qc", headers=FOREMAN, json={"passed": True})
@@ -505,6 +511,8 @@ async def test_from_consent_to_delivery_with_extra_work_and_a_failed_qc(wo: Work
     assert r.status_code == 201, r.text
     job = await wo.job(first)
     assert (job["status"], job["rework_count"]) == ("rework", 1)
+    queue = (await c.get("/jobs/awaiting-qc", headers=QC)).json()["items"]
+    assert first not in {j["id"] for j in queue}  # back to the technician
     assert (await wo.order(order_id))["status"] == "in_progress"
     assert_problem(await wo.move(order_id, "qc"), 409)  # the rework is not done
     assert (await c.post(f"/jobs/{first}/clock-on", headers=TECH_LI)).status_code == 201

@@ -273,6 +273,16 @@ async def my_jobs(session: ReadSessionDep, user: Technician, limit: Limit = 50):
 
 
 @router.get(
+    "/jobs/awaiting-qc",
+    response_model=Page[MyJob],
+    tags=["QC"],
+    summary="Jobs finished and not inspected yet, oldest first (qc; the first `limit`, one page)",
+)
+async def jobs_awaiting_qc(session: ReadSessionDep, user: Inspector, limit: Limit = 50):
+    return whole(await service.awaiting_qc(session, user, limit))
+
+
+@router.get(
     "/jobs/{job_id}",
     response_model=JobPublic,
     tags=["jobs"],

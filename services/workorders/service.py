@@ -521,15 +521,25 @@ async def my_jobs(session: AsyncSession, by: User, limit: int) -> list[MyJob]:
         JobStatus.rework,
         JobStatus.qc_failed,
     ]
+    return await _jobs_with_cars(
+        session, [Job.technician_id == by.id, col(Job.status).in_(open_)], by, limit
+    )
+
+
+async def awaiting_qc(session: AsyncSession, by: User, limit: int) -> list[MyJob]:
+    """Jobs finished and not inspected yet, oldest finish first: the QC inspector's queue."""
+    return await _jobs_with_cars(session, [Job.status == JobStatus.done], by, limit, done=True)
+
+
+async def _jobs_with_cars(
+    session: AsyncSession, where: list[Any], by: User, limit: int, done: bool = False
+) -> list[MyJob]:
+    order_by = (col(Job.done_at), col(Job.id)) if done else (col(Job.planned_start_at), col(Job.id))
     query = (
         select(Job, RepairOrder)
         .join(RepairOrder, col(RepairOrder.id) == col(Job.repair_order_id))
-        .where(
-            Job.branch == by.branch,
-            Job.technician_id == by.id,
-            col(Job.status).in_(open_),
-        )
-        .order_by(col(Job.planned_start_at), col(Job.id))
+        .where(Job.branch == by.branch, *where)
+        .order_by(*order_by)
         .limit(limit)
     )
     rows = (await session.exec(query)).all()
