@@ -937,3 +937,59 @@ async def test_the_foreman_dispatches_a_job_to_a_technician(
     async with httpx.AsyncClient(base_url=stack.url("workorders"), headers=ADVISOR) as api:
         job = (await api.get(f"/jobs/{job_id}")).json()
         assert (job["technician_id"], job["bay"], job["status"]) == ("tech-li", "B2", "assigned")
+
+
+async def test_the_qc_inspector_fails_a_job_with_its_reason_then_passes_it(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    stack, staff = running
+    made = await _order_for(stack, "tech-qc-run", "沪H11335", "LSVAU2180N2183333")
+    job_id = made["job"]["id"]
+    tech = {"Authorization": f"Bearer {token('technician', sub='tech-qc-run')}"}
+
+    async def work_it() -> None:
+        async with httpx.AsyncClient(base_url=stack.url("workorders"), headers=tech) as api:
+            assert (await api.post(f"/jobs/{job_id}/clock-on")).status_code == 201
+            off = await api.post(f"/jobs/{job_id}/clock-off", json={"reason": "finished"})
+            assert off.status_code == 200, off.text
+
+    await work_it()
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        await page.goto(f"{staff.url}/")
+        await page.click('button[data-sub="qc-wu"]')
+        await page.wait_for_url(f"{staff.url}/qc")
+        card = page.locator(f'li[data-job="{job_id}"]')
+        await expect(card).to_contain_text("沪H11335")
+        await shoot(page, "staff-29-qc-queue")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+        await card.get_by_role("button", name="不通过，返工").click()
+        card = page.locator(f'li[data-job="{job_id}"]')
+        await expect(card.locator(".field.invalid .error")).to_have_text("不通过时必须写明原因")
+        await card.get_by_label("不通过的原因（不通过时必填）").fill("制动时仍有异响")
+        await card.get_by_role("button", name="不通过，返工").click()
+        await expect(page.get_by_test_id("judged")).to_contain_text("不通过")
+        await expect(page.locator(f'li[data-job="{job_id}"]')).to_have_count(0)
+        await page.evaluate("window.notReloaded = true")
+
+        # The technician redoes it; the job comes back to the queue by itself.
+        await work_it()
+        await expect(page.locator(f'li[data-job="{job_id}"]')).to_be_visible(timeout=10000)
+        assert await page.evaluate("window.notReloaded") is True
+        await page.locator(f'li[data-job="{job_id}"]').get_by_label("已路试").check()
+        await (
+            page.locator(f'li[data-job="{job_id}"]')
+            .get_by_role("button", name="通过", exact=True)
+            .click()
+        )
+        await expect(page.get_by_test_id("judged")).to_have_text("已记录：质检通过。")
+        await shoot(page, "staff-30-qc-passed")
+    finally:
+        await context.close()
+    async with httpx.AsyncClient(base_url=stack.url("workorders"), headers=ADVISOR) as api:
+        job = (await api.get(f"/jobs/{job_id}")).json()
+        assert (job["status"], job["rework_count"], job["road_test"]) == ("qc_passed", 1, True)

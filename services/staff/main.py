@@ -21,6 +21,7 @@ from services.staff.pages.advisor import estimate as advisor_estimate
 from services.staff.pages.advisor import intake as advisor_intake
 from services.staff.pages.advisor import routes as advisor
 from services.staff.pages.foreman import routes as foreman
+from services.staff.pages.qc import routes as qc
 from services.staff.pages.technician import routes as technician
 from services.staff.session import Cookies
 from services.staff.signin import NotOffered, Provider, home_of
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     advisor_at_risk.install(app)
     technician.install(app)
     foreman.install(app)
+    qc.install(app)
     _install_errors(app)
     return app
 

@@ -128,6 +128,8 @@ def home_of(session: Session) -> str:
         return "/technician"
     if session.has("foreman"):
         return "/foreman"
+    if session.has("qc"):
+        return "/qc"
     return "/welcome"
 
 
