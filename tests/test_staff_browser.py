@@ -993,3 +993,62 @@ async def test_the_qc_inspector_fails_a_job_with_its_reason_then_passes_it(
     async with httpx.AsyncClient(base_url=stack.url("workorders"), headers=ADVISOR) as api:
         job = (await api.get(f"/jobs/{job_id}")).json()
         assert (job["status"], job["rework_count"], job["road_test"]) == ("qc_passed", 1, True)
+
+
+async def test_the_cashier_settles_a_ready_order(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    stack, staff = running
+    made = await _order_for(stack, "tech-cash-run", "沪J80808", "LSVAU2180N2184444")
+    order_id, job_id = made["order"]["id"], made["job"]["id"]
+    tech = {"Authorization": f"Bearer {token('technician', sub='tech-cash-run')}"}
+    async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
+        # The workshop's part, as its people do it on their own pages.
+        assert (await api.post(f"/jobs/{job_id}/clock-on", headers=tech)).status_code == 201
+        off = await api.post(f"/jobs/{job_id}/clock-off", headers=tech, json={})
+        assert off.status_code == 200, off.text
+        for to in ("qc", "ready"):
+            current = await api.get(f"/repair-orders/{order_id}", headers=auth("foreman"))
+            if to == "ready":
+                passed = await api.post(
+                    f"/jobs/{job_id}/qc", headers=auth("qc"), json={"passed": True}
+                )
+                assert passed.status_code == 201, passed.text
+                current = await api.get(f"/repair-orders/{order_id}", headers=auth("foreman"))
+            moved = await api.post(
+                f"/repair-orders/{order_id}/transitions",
+                headers={**auth("foreman"), "If-Match": current.headers["ETag"]},
+                json={"to": to},
+            )
+            assert moved.status_code == 200, moved.text
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        await page.goto(f"{staff.url}/")
+        await page.click('button[data-sub="cashier-zheng"]')
+        await page.wait_for_url(f"{staff.url}/cashier")
+        card = page.locator(f'li[data-order="{order_id}"]')
+        await expect(card).to_contain_text("沪J80808")
+        due = await card.get_by_test_id("due").inner_text()
+        assert due == "858.80"  # 2 h × 380.00 = 760.00 net, 13 % tax 98.80
+        await shoot(page, "staff-31-cashier")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+        form = card.get_by_test_id("settle")
+        await form.get_by_label("折扣（%）").fill("5")
+        await form.get_by_role("button", name="结算").click()
+        card = page.locator(f'li[data-order="{order_id}"]')
+        await expect(card.locator(".field.invalid")).to_contain_text("折扣原因")
+        await card.get_by_label("折扣（%）").fill("")
+        await card.get_by_label("付款方式").select_option("wechat")
+        await card.get_by_role("button", name="结算").click()
+        await expect(page.get_by_test_id("settled")).to_contain_text("已结算")
+        await expect(page.locator(f'li[data-order="{order_id}"]')).to_have_count(0)
+        await shoot(page, "staff-32-cashier-settled")
+    finally:
+        await context.close()
+    async with httpx.AsyncClient(base_url=stack.url("workorders")) as api:
+        order = (await api.get(f"/repair-orders/{order_id}", headers=auth("cashier"))).json()
+        assert order["status"] == "settled" and order["invoice_number"]

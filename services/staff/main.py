@@ -20,6 +20,7 @@ from services.staff.pages.advisor import desk as advisor_desk
 from services.staff.pages.advisor import estimate as advisor_estimate
 from services.staff.pages.advisor import intake as advisor_intake
 from services.staff.pages.advisor import routes as advisor
+from services.staff.pages.cashier import routes as cashier
 from services.staff.pages.foreman import routes as foreman
 from services.staff.pages.qc import routes as qc
 from services.staff.pages.technician import routes as technician
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     technician.install(app)
     foreman.install(app)
     qc.install(app)
+    cashier.install(app)
     _install_errors(app)
     return app
 
