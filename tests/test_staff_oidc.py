@@ -5,6 +5,7 @@ token, the development sign-in is refused, and a technician is refused an adviso
 
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -139,5 +140,35 @@ async def test_a_technician_signed_in_through_the_provider_is_refused_advisor_pa
         await page.goto(f"{staff.url}/advisor")
         await page.get_by_role("button", name="林峰 (OIDC)").click()
         await expect(page.locator("h1")).to_have_text("您的角色无权打开此页面。")
+    finally:
+        await context.close()
+
+
+async def test_an_expired_session_signs_in_again_at_the_provider_and_returns(
+    running: tuple[Stack, ServiceProcess], provider: str, browser: Any
+) -> None:
+    """Past its token's expiry the session sends the user through the provider again and
+    back to the page they asked for."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    from services.staff.config import Settings
+    from services.staff.session import SESSION_COOKIE
+
+    _, staff = running
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE)
+    try:
+        page = await context.new_page()
+        await page.goto(f"{staff.url}/advisor/desk")
+        await page.get_by_role("button", name="陈晓 (OIDC)").click()
+        await page.wait_for_url(f"{staff.url}/advisor/desk")
+        cookie = next(c for c in await context.cookies() if c["name"] == SESSION_COOKIE)
+        signer = URLSafeTimedSerializer(Settings().session_secret, salt="staff-session")
+        data = signer.loads(cookie["value"])
+        data["exp"] = time.time() - 1  # what the clock does once the token's hour is over
+        await context.add_cookies([{**cookie, "value": signer.dumps(data)}])
+        await page.goto(f"{staff.url}/advisor/at-risk")
+        await page.wait_for_url(lambda url: url.startswith(f"{provider}/authorize?"))
+        await page.get_by_role("button", name="陈晓 (OIDC)").click()
+        await page.wait_for_url(f"{staff.url}/advisor/at-risk")
     finally:
         await context.close()
