@@ -741,15 +741,21 @@ async def test_the_advisor_flow_from_booking_to_partial_consent(
         await page.get_by_label("承诺交车时间").fill(promised.strftime("%Y-%m-%dT%H:%M"))
         await page.get_by_role("button", name="开始估价").click()
         estimate = page.get_by_test_id("estimate")
+        # The customer needs the car an hour later than first said.
+        promised += timedelta(hours=1)
+        change = page.get_by_test_id("promise")
+        await change.get_by_label("承诺交车时间").fill(promised.strftime("%Y-%m-%dT%H:%M"))
+        await change.get_by_role("button", name="修改承诺时间").click()
+        await expect(estimate).to_have_attribute("data-revision", "2")
         await page.get_by_test_id("canned").get_by_label("标准项目").select_option("MNT-10K")
         await page.get_by_test_id("canned").get_by_role("button", name="添加").click()
-        await expect(estimate).to_have_attribute("data-revision", "2")
+        await expect(estimate).to_have_attribute("data-revision", "3")
         line = page.get_by_test_id("add-line")
         await line.get_by_label("类型").select_option("fee")
         await line.get_by_label("说明").fill("环保处理费")
         await line.get_by_label("单价", exact=True).fill("15")
         await line.get_by_role("button", name="添加").click()
-        await expect(estimate).to_have_attribute("data-revision", "3")
+        await expect(estimate).to_have_attribute("data-revision", "4")
 
         # Partial consent: the labour yes, the filter and the fee no.
         consent = page.get_by_test_id("consent")
@@ -779,6 +785,7 @@ async def test_the_advisor_flow_from_booking_to_partial_consent(
         }
         assert decisions == {"MNT-10K": "approved", "06L115562B": "declined",
                              "环保处理费": "declined"}  # fmt: skip
+        assert datetime.fromisoformat(answered["promised_at"]) == promised
     async with httpx.AsyncClient(base_url=stack.url("workorders"), headers=ADVISOR) as api:
 
         async def opened() -> dict[str, Any] | None:

@@ -158,6 +158,7 @@ LABELS: dict[str, dict[str, str]] = {
         "price_and_ask": "定价并确认",
         "no_extra_work": "没有等待确认的追加项目。",
         "set_price": "定价",
+        "change_promise": "修改承诺时间",
         "nav_at_risk": "延误风险",
         "at_risk_title": "有延误风险的车辆",
         "at_risk_hint": "预计完工接近或超过承诺时间：请致电客户，记录新承诺。列表实时更新。",
@@ -439,6 +440,7 @@ LABELS: dict[str, dict[str, str]] = {
         "price_and_ask": "Price and ask",
         "no_extra_work": "No extra work is waiting.",
         "set_price": "Set price",
+        "change_promise": "Change the promise",
         "nav_at_risk": "At risk",
         "at_risk_title": "Cars at risk of being late",
         "at_risk_hint": (

@@ -42,6 +42,7 @@ def install(app: FastAPI) -> None:
         ("/advisor/estimates/{estimate_id}/canned-jobs", add_canned_job, "POST"),
         ("/advisor/estimates/{estimate_id}/lines", add_line, "POST"),
         ("/advisor/estimates/{estimate_id}/lines/{line_id}/price", price_line, "POST"),
+        ("/advisor/estimates/{estimate_id}/promise", new_promise, "POST"),
         ("/advisor/extra-work", extra_work, "GET"),
         ("/advisor/estimates/{estimate_id}/consents", consent, "POST"),
         ("/advisor/estimates/{estimate_id}/approval-link", approval_link, "POST"),
@@ -244,6 +245,20 @@ async def price_line(
         found = field_errors(answer, seen.lang)
         errors = {"price": found.get(f"lines.{index}.{key}") or problem_text(answer, seen.lang)}
     return await _after_change(request, seen, form, answer, estimate_id, errors)
+
+
+async def new_promise(request: Request, estimate_id: str, seen: Advisor, form: Form) -> Response:
+    """A new promised time: the revision again with every line as it is."""
+    current = await seen.api.get("reception", f"/estimates/{estimate_id}")
+    body = {
+        "promised_at": _instant(form.get("promised_at", ""), seen),
+        "note": current.body.get("note", ""),
+        "lines": [_kept(ln) for ln in current.body["lines"]],
+    }
+    answer = await seen.api.call(
+        "reception", "PUT", f"/estimates/{estimate_id}", json=body, if_match=form.get("etag")
+    )
+    return await _after_change(request, seen, form, answer, estimate_id)
 
 
 async def extra_work(request: Request, seen: Advisor) -> Response:
