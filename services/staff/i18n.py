@@ -604,14 +604,30 @@ _ZH_MESSAGES: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
-def say(message: str, lang: str) -> str:
+def say(message: str, lang: str, lead: str | None = None) -> str:
+    """A service's message in the user's language: a known one said in Chinese, any other
+    after a Chinese lead (the field's "not valid" unless another is given)."""
     if lang != "zh-CN":
         return message
     for pattern, chinese in _ZH_MESSAGES:
         found = pattern.search(message)
         if found:
             return found.expand(chinese)
-    return f"{LABELS['zh-CN']['field_invalid']}（{message}）"
+    return f"{lead or LABELS['zh-CN']['field_invalid']}（{message}）"
+
+
+# What a status means to the person at the tablet, before the service's own words.
+_STATUS_LEADS = {
+    "zh-CN": {
+        409: "与当前状态冲突",
+        412: "此记录已被他人修改，请重新载入",
+        403: "无权执行",
+        404: "找不到",
+        429: "操作太频繁，请稍后再试",
+        503: "服务暂时不可用",
+    },
+    "en": {},
+}
 
 
 def field_errors(answer: Answer, lang: str) -> dict[str, str]:
@@ -622,4 +638,5 @@ def field_errors(answer: Answer, lang: str) -> dict[str, str]:
 def problem_text(answer: Answer, lang: str) -> str:
     problem: dict[str, Any] = answer.problem or {}
     detail = str(problem.get("detail") or problem.get("title") or answer.status)
-    return labels(lang)["error_generic"].format(detail=say(detail, lang))
+    lead = _STATUS_LEADS.get(lang, {}).get(answer.status)
+    return labels(lang)["error_generic"].format(detail=say(detail, lang, lead))
