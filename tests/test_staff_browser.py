@@ -29,6 +29,10 @@ from tools.demo import with_check_digit
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ADVISOR = auth("advisor")
+LINE_FIELDS = (
+    "line_id", "kind", "description", "op_code", "op_group", "job_kind", "flat_rate_hours",
+    "labour_rate", "part_number", "quantity", "unit_price", "discount", "pay_type",
+)  # fmt: skip
 SIGN_IN_PAGE = re.compile(r"/signin/dev\?next=")
 
 
@@ -462,12 +466,47 @@ async def test_the_estimate_with_totals_per_payer_and_a_partial_consent(
         await expect(invalid).to_contain_text("单价")
         await expect(invalid.locator(".error")).to_have_text("应为数字")
         await shoot(page, "staff-14-estimate-line-refused")
+        # Another tablet adds the same canned job meanwhile: this page's next change is
+        # refused (412) and says what the estimate now is.
+        async with httpx.AsyncClient(base_url=stack.url("reception"), headers=ADVISOR) as api:
+            now = await api.get(f"/intakes/{intake_id}/estimate")
+            other = await api.post(
+                f"/estimates/{now.json()['id']}/canned-jobs",
+                headers={"If-Match": now.headers["ETag"]},
+                json={"op_code": "BRK-PAD-F"},
+            )
+            assert other.status_code == 200, other.text
+            other_total = other.json()["totals"]["total"]
+        stale = page.get_by_test_id("add-line")
+        await stale.get_by_label("配件号").fill("5QD615301")
+        await stale.get_by_label("单价", exact=True).fill("620")
+        await stale.get_by_role("button", name="添加").click()
+        await expect(page.get_by_test_id("changed")).to_contain_text(
+            f"现在是第 3 版，合计 {other_total}"
+        )
+        await shoot(page, "staff-15a-estimate-412")
+        # The other tablet's lines are taken back out, as the advisor decides.
+        async with httpx.AsyncClient(base_url=stack.url("reception"), headers=ADVISOR) as api:
+            now = await api.get(f"/intakes/{intake_id}/estimate")
+            kept = [
+                {k: v for k, v in ln.items() if k in LINE_FIELDS} for ln in now.json()["lines"][:2]
+            ]
+            undone = await api.put(
+                f"/estimates/{now.json()['id']}",
+                headers={"If-Match": now.headers["ETag"]},
+                json={"promised_at": now.json()["promised_at"], "lines": kept},
+            )
+            assert undone.status_code == 200, undone.text
+        await page.reload()
+        await expect(estimate).to_have_attribute("data-revision", "4")
         line = page.get_by_test_id("add-line")
+        await line.get_by_label("类型").select_option("part")
+        await line.get_by_label("说明").fill("刹车盘")
         await line.get_by_label("配件号").fill("5QD615301")
         await line.get_by_label("单价", exact=True).fill("620")
         await line.get_by_label("付费方").select_option("warranty")
         await line.get_by_role("button", name="添加").click()
-        await expect(estimate).to_have_attribute("data-revision", "3")
+        await expect(estimate).to_have_attribute("data-revision", "5")
         totals = page.get_by_test_id("totals")
         await shoot(page, "staff-15-estimate-lines")
         await no_serious_violations(page)
