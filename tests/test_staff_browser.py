@@ -390,6 +390,15 @@ async def test_the_walk_around_with_marks_a_photo_and_the_signature(
         await page.get_by_test_id("complete").click()
         await expect(page.get_by_test_id("completed")).to_be_visible()
         await shoot(page, "staff-13-walkaround-completed")
+        # The same page in English on the tablet held upright.
+        await page.get_by_test_id("language").click()
+        await expect(page.get_by_test_id("completed")).to_have_text(
+            "Walk-around completed and signed."
+        )
+        await page.set_viewport_size(TABLET_PORTRAIT)
+        await shoot(page, "staff-13a-walkaround-en-portrait")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
 
         async with httpx.AsyncClient(base_url=stack.url("reception"), headers=ADVISOR) as api:
             intake = (await api.get(f"/intakes/{intake_id}")).json()

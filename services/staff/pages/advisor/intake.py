@@ -42,7 +42,7 @@ KINDS = ("scratch", "dent", "crack", "chip", "other")
 ZONES: tuple[tuple[str, int, int, int, int], ...] = (
     ("front_bumper", 60, 8, 120, 33),
     ("bonnet", 60, 45, 120, 70),
-    ("windscreen", 60, 118, 120, 28),
+    ("windscreen", 60, 117, 120, 31),
     ("roof", 60, 150, 120, 84),
     ("rear_window", 60, 238, 120, 32),
     ("boot", 60, 274, 120, 56),
