@@ -175,3 +175,25 @@ async def test_two_owner_changes_at_once_chain_in_the_history(
         assert chain == [(seller, first), (first, second)]
         r = await reception.get(f"/vehicles/{car}", headers=ADVISOR)
         assert r.json()["customer_id"] == second
+
+
+async def test_a_vin_is_checked_as_it_is_typed(reception: httpx.AsyncClient):
+    """`GET /vins/{vin}`: the registration's own check, before anything is written."""
+    vin = valid_vin()
+    r = await reception.get(f"/vins/{vin.lower()}", headers=ADVISOR)
+    assert r.status_code == 200, r.text
+    assert r.json()["vin"] == vin and r.json()["registered_vehicle_id"] is None
+
+    short = await reception.get(f"/vins/{vin[:12]}", headers=ADVISOR)
+    assert_problem(short, 422, "vin")
+    wrong_digit = vin[:8] + ("1" if vin[8] != "1" else "2") + vin[9:]
+    bad = await reception.get(f"/vins/{wrong_digit}", headers=ADVISOR)
+    assert_problem(bad, 422, "vin")
+    assert "check digit" in bad.json()["errors"][0]["message"]
+
+    owner = await _customer(reception, "王芳", "13800138000")
+    vehicle = await _vehicle(reception, owner, "沪A12345", vin)
+    again = await reception.get(f"/vins/{vin}", headers=auth("cashier"))
+    assert again.json()["registered_vehicle_id"] == vehicle
+    other_branch = await reception.get(f"/vins/{vin}", headers=auth("advisor", "BR02"))
+    assert other_branch.json()["registered_vehicle_id"] is None

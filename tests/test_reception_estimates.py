@@ -377,6 +377,8 @@ async def test_extra_work_from_the_workshop_becomes_a_revision_for_consent(
         ],
         found_at=datetime.now(UTC),
     )
+    before = await reception.client.get("/estimates/extra-work", headers=ADVISOR)
+    assert before.json()["items"] == []  # the advisor's own estimate is no extra work
     await _publish_extra_work(reception.nats_url, event)
     url = f"/estimates/{r.json()['id']}"
 
@@ -386,6 +388,13 @@ async def test_extra_work_from_the_workshop_becomes_a_revision_for_consent(
 
     current = await eventually(revised, what="the extra-work revision")
     body = current.json()
+    # On the advisor's list of extra work waiting for the customer, in this branch only.
+    waiting = await reception.client.get("/estimates/extra-work", headers=auth("cashier"))
+    assert waiting.status_code == 200, waiting.text
+    assert [e["id"] for e in waiting.json()["items"]] == [body["id"]]
+    assert waiting.json()["items"][0]["revision"] == 2
+    other = await reception.client.get("/estimates/extra-work", headers=auth("advisor", "BR02"))
+    assert other.json()["items"] == []
     assert body["extra_work_id"] == str(event.extra_work_id)
     assert body["status"] == "awaiting_consent"
     assert ids(current) == [labour, part_line, fee, str(disc), str(disc_part)]
@@ -431,6 +440,8 @@ async def test_extra_work_from_the_workshop_becomes_a_revision_for_consent(
 
     done = await reception.consent(priced, {str(disc): "approved", str(disc_part): "declined"})
     assert done.status_code == 200, done.text
+    answered = await reception.client.get("/estimates/extra-work", headers=ADVISOR)
+    assert answered.json()["items"] == []  # answered: off the list
     _, extra = await reception.approvals()
     assert (extra.revision, extra.extra_work_id) == (3, event.extra_work_id)
     assert extra.repair_order_id == event.repair_order_id

@@ -369,6 +369,19 @@ async def test_clocking_edge_cases(wo: Workorders):
     assert_problem(await c.post(f"/jobs/{brakes}/clock-on", headers=TECH_LI), 403)  # not theirs
     await wo.assign(brakes, "tech-li")
     await wo.assign(engine, "tech-li", "B2")
+
+    async def mine(headers: dict[str, str]) -> list[tuple[str, str]]:
+        r = await c.get("/jobs/mine", headers=headers)
+        assert r.status_code == 200, r.text
+        return [(j["id"], j["status"]) for j in r.json()["items"]]
+
+    # The technician's own list, with the car: tech-wang has none, a foreman asks no list.
+    listed = (await c.get("/jobs/mine", headers=TECH_LI)).json()["items"]
+    assert {j["id"] for j in listed} == {brakes, engine}
+    assert {j["plate"] for j in listed} == {order["plate"]}
+    assert {j["repair_order_number"] for j in listed} == {order["number"]}
+    assert await mine(TECH_WANG) == []
+    assert_problem(await c.get("/jobs/mine", headers=FOREMAN), 403)
     assert_problem(await c.post(f"/jobs/{brakes}/clock-on", headers=TECH_WANG), 403)
     assert_problem(await c.post(f"/jobs/{brakes}/clock-on", headers=FOREMAN), 403)
     off = {"reason": "finished"}
@@ -391,6 +404,7 @@ async def test_clocking_edge_cases(wo: Workorders):
     r = await c.post(f"/jobs/{engine}/clock-off", headers=TECH_LI, json=off)
     assert r.status_code == 200
     assert (await wo.job(engine))["status"] == "done"
+    assert await mine(TECH_LI) == [(brakes, "paused")]  # a finished job leaves the list
     r = await c.post(f"/jobs/{brakes}/clock-off", headers=TECH_LI, json={"reason": "nap"})
     assert_problem(r, 422, "reason")
     # A job in progress is not reassigned under the technician's hands.
@@ -480,6 +494,12 @@ async def test_from_consent_to_delivery_with_extra_work_and_a_failed_qc(wo: Work
         assert r.status_code == 200, r.text
     assert (await wo.move(order_id, "qc")).status_code == 200
     first = order["jobs"][0]["id"]
+    # The inspector's queue: every finished job, with its car; nobody else's list.
+    queue = await c.get("/jobs/awaiting-qc", headers=QC)
+    assert queue.status_code == 200, queue.text
+    assert {j["id"] for j in queue.json()["items"]} == {j["id"] for j in order["jobs"]}
+    assert {j["repair_order_number"] for j in queue.json()["items"]} == {order["number"]}
+    assert_problem(await c.get("/jobs/awaiting-qc", headers=TECH_LI), 403)
     r = await c.post(f"/jobs/{first}/qc", headers=QC, json={"passed": False})
     assert_problem(r, 422, "reason")
     r = await c.post(f"/jobs/{first}/qc", headers=FOREMAN, json={"passed": True})
@@ -492,6 +512,8 @@ async def test_from_consent_to_delivery_with_extra_work_and_a_failed_qc(wo: Work
     assert r.status_code == 201, r.text
     job = await wo.job(first)
     assert (job["status"], job["rework_count"]) == ("rework", 1)
+    queue = (await c.get("/jobs/awaiting-qc", headers=QC)).json()["items"]
+    assert first not in {j["id"] for j in queue}  # back to the technician
     assert (await wo.order(order_id))["status"] == "in_progress"
     assert_problem(await wo.move(order_id, "qc"), 409)  # the rework is not done
     assert (await c.post(f"/jobs/{first}/clock-on", headers=TECH_LI)).status_code == 201

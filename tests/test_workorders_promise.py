@@ -106,6 +106,11 @@ async def test_an_order_at_risk_is_announced_once_per_promise(wo: Workorders):
     assert (await wo.order(order["id"]))["etag"] == etag
     r = await wo.client.get("/repair-orders/at-risk", headers=auth("advisor"))
     assert [o["id"] for o in r.json()["items"]] == [order["id"]]
+    # With the projection the advisor tells the customer, as the order's own page has it.
+    [listed] = r.json()["items"]
+    detail = await wo.order(order["id"])
+    assert listed["projected_finish_at"] == detail["projected_finish_at"] is not None
+    assert listed["at_risk_since"] == detail["at_risk_since"] is not None
     assert (await wo.client.get("/repair-orders/at-risk", headers=auth("advisor", "BR02"))).json()[
         "items"
     ] == []

@@ -1,5 +1,6 @@
-"""`make run`: nats-server and the four services on SQLite under var/, a demo branch day
-(only into an empty branch), docs URLs and a development token printed; Ctrl-C stops everything.
+"""`make run`: nats-server, the four services on SQLite under var/ and the staff app, a demo
+branch day (only into an empty branch), the staff app's URL first, then docs URLs and a
+development token; Ctrl-C stops everything.
 
 Any service can be pointed elsewhere with its own variables, e.g.
 RECEPTION_DATABASE_URL=postgresql+asyncpg://... or WORKSHOP_NATS_URL=nats://host:4222
@@ -19,6 +20,7 @@ from tools.processes import ROOT, SERVICES, NatsServer, ServiceProcess
 
 VAR = ROOT / "var"
 PORTS = {"reception": 8001, "workorders": 8002, "followup": 8003, "records": 8004}
+STAFF_PORT = int(os.environ.get("WORKSHOP_STAFF_PORT", "8000"))
 NATS_PORT = int(os.environ.get("WORKSHOP_NATS_PORT", "4223"))
 
 
@@ -39,6 +41,10 @@ def main() -> int:
             ),
         }
         services[name] = ServiceProcess(name, env, VAR / "logs", port=PORTS[name])
+    staff_env = {f"STAFF_{name.upper()}_URL": svc.url for name, svc in services.items()}
+    staff_env["STAFF_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{STAFF_PORT}"
+    staff_env.update({k: v for k, v in os.environ.items() if k.startswith("STAFF_")})
+    services["staff"] = ServiceProcess("staff", staff_env, VAR / "logs", port=STAFF_PORT)
     stopping = threading.Event()
     try:
         for svc in services.values():
@@ -50,9 +56,11 @@ def main() -> int:
         loaded = demo.load(urls, secret, ReceptionSettings().time_zone)
         print(demo.describe(loaded))
         print("\nWorkshop platform is running (logs in var/logs/):")
+        print(f"\n  Open the staff app:  {services['staff'].url}/\n")
         print(f"  NATS        {nats_url}")
         for name, svc in services.items():
-            print(f"  {name:<11} {svc.url}/docs")
+            if name != "staff":
+                print(f"  {name:<11} {svc.url}/docs")
         token = issue_dev_token(secret, role=["advisor", "manager"], ttl=24 * 3600)
         print(f"\nDevelopment token (advisor, manager; branch BR01; 24 h):\n{token}\n")
         print("Other roles: make token ROLE=foreman   Stop: Ctrl-C")

@@ -7,6 +7,7 @@ from sqlalchemy import and_
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.reception import vin as vins
 from services.reception.models import (
     Customer,
     CustomerPhone,
@@ -15,6 +16,7 @@ from services.reception.models import (
     OwnerChange,
     PlateSuffix,
     Vehicle,
+    VinCheck,
 )
 from shared.auth import User
 from shared.contracts import (
@@ -28,6 +30,24 @@ from shared.outbox import add_event
 from shared.pagination import after, decode_cursor, page
 from shared.problems import Conflict, InvalidInput, NotFound
 from shared.search import contains
+
+
+async def check_vin(session: AsyncSession, by: User, raw: str) -> VinCheck:
+    """What registering this VIN would say, before the customer's details are typed."""
+    try:
+        decoded = vins.decode(raw.strip().upper())
+    except vins.InvalidVin as exc:
+        raise InvalidInput("vin", str(exc)) from exc
+    known = await session.exec(
+        select(Vehicle.id).where(Vehicle.branch == by.branch, Vehicle.vin == decoded.vin)
+    )
+    return VinCheck(
+        vin=decoded.vin,
+        manufacturer=decoded.manufacturer,
+        country=decoded.country,
+        model_year=decoded.model_year,
+        registered_vehicle_id=known.first(),
+    )
 
 
 async def _vehicle(

@@ -116,6 +116,28 @@ async def find_by_intake(session: AsyncSession, intake_id: uuid.UUID, by: User) 
     return estimate
 
 
+async def extra_work_waiting(session: AsyncSession, by: User, limit: int) -> list[EstimatePublic]:
+    """The branch's estimates whose current revision answers work found in the workshop and
+    is not answered yet, newest first: the advisor's list of calls to make."""
+    query = (
+        select(Estimate, EstimateRevision)
+        .join(
+            EstimateRevision,
+            (col(EstimateRevision.estimate_id) == col(Estimate.id))
+            & (col(EstimateRevision.number) == col(Estimate.current_revision)),
+        )
+        .where(
+            Estimate.branch == by.branch,
+            col(EstimateRevision.extra_work_id).is_not(None),
+            col(EstimateRevision.approved_at).is_(None),
+        )
+        .order_by(col(EstimateRevision.created_at).desc())
+        .limit(limit)
+    )
+    rows = (await session.exec(query)).all()
+    return [await public(session, estimate, revision) for estimate, revision in rows]
+
+
 async def get_revision(
     session: AsyncSession, estimate: Estimate, number: int | None = None
 ) -> EstimateRevision:

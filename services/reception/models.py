@@ -1052,6 +1052,16 @@ class OwnerChangePublic(SQLModel):
     changed_at: datetime
 
 
+class VinCheck(BaseModel):
+    """A VIN as the desk types it: checked, decoded, and whether the branch knows it."""
+
+    vin: str
+    manufacturer: str | None
+    country: str | None
+    model_year: int | None
+    registered_vehicle_id: uuid.UUID | None
+
+
 class DeskHit(BaseModel):
     """One vehicle with its owner, as the desk search lists it."""
 

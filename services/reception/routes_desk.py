@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from services.reception import desk
 from services.reception.models import (
@@ -16,6 +16,7 @@ from services.reception.models import (
     OwnerChangeCreate,
     OwnerChangePublic,
     VehiclePublic,
+    VinCheck,
 )
 from services.reception.routes import Advisor, Reader
 from shared.concurrency import set_etag
@@ -52,6 +53,17 @@ async def search(
         cursor=cursor,
     )
     return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/vins/{vin}",
+    response_model=VinCheck,
+    summary="Check a VIN as it is typed: form and check digit, decoded, already registered?",
+)
+async def check_vin(
+    vin: Annotated[str, Path(max_length=40)], session: ReadSessionDep, user: Reader
+):
+    return await desk.check_vin(session, user, vin)
 
 
 @router.post(

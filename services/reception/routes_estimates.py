@@ -27,7 +27,7 @@ from services.reception.models import (
 from services.reception.routes import Advisor, Reader
 from shared.concurrency import IfMatch, check_if_match
 from shared.idempotency import Idempotency, IdempotencyDep
-from shared.pagination import Page, whole
+from shared.pagination import Limit, Page, whole
 from shared.service import ReadSessionDep, SessionDep, runtime
 
 router = APIRouter()
@@ -119,6 +119,17 @@ async def create_estimate(
         EstimatePublic,
         response=response,
     )
+
+
+@router.get(
+    "/estimates/extra-work",
+    response_model=Page[EstimatePublic],
+    tags=["estimates"],
+    summary="Estimates waiting for the customer's answer on work found in the workshop "
+    "(newest first; the first `limit`, one page)",
+)
+async def extra_work_waiting(session: ReadSessionDep, user: Advisor, limit: Limit = 50):
+    return whole(await estimates.extra_work_waiting(session, user, limit))
 
 
 @router.get(

@@ -218,6 +218,29 @@ class JobPublic(BaseModel):
     version: int
 
 
+class PartToFit(BaseModel):
+    """A part line of a job as the workshop needs it: what to fit, not what it costs."""
+
+    line_id: uuid.UUID
+    kind: str
+    description: str = ""
+    part_number: str | None = None
+    quantity: Decimal = Decimal("1")
+    pay_type: str
+
+
+class MyJob(JobPublic):
+    """A technician's or QC's job as their phone lists it: with the car and the order, and
+    the parts without their prices (the workshop's lists carry no money)."""
+
+    parts: list[PartToFit] = []  # type: ignore[assignment]
+
+    repair_order_number: str
+    plate: str | None = None
+    vin: str
+    promised_at: datetime | None = None
+
+
 class TimeEntry(Base, table=True):
     """A technician's time on a job, from clock-on to clock-off."""
 

@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.workorders import board
 from services.workorders.config import Settings
-from services.workorders.models import Job, PromiseCheck, RepairOrder
+from services.workorders.models import Job, PromiseCheck, RepairOrder, RepairOrderPublic
 from services.workorders.schemas import NewPromise
 from services.workorders.service import (
     actual_seconds,
@@ -334,9 +334,11 @@ async def renew_promise(
     return order
 
 
-async def at_risk_orders(session: AsyncSession, by: User, limit: int) -> list[RepairOrder]:
+async def at_risk_orders(session: AsyncSession, by: User, limit: int) -> list[RepairOrderPublic]:
+    """The advisor's list, each order with its projected finish and since when it is at
+    risk: what the advisor tells the customer on the phone."""
     query = (
-        select(RepairOrder)
+        select(RepairOrder, PromiseCheck.projected_finish_at, PromiseCheck.at_risk_since)
         .join(PromiseCheck, col(PromiseCheck.repair_order_id) == col(RepairOrder.id))
         .where(
             PromiseCheck.branch == by.branch,
@@ -346,4 +348,9 @@ async def at_risk_orders(session: AsyncSession, by: User, limit: int) -> list[Re
         .order_by(col(RepairOrder.promised_at))
         .limit(limit)
     )
-    return list((await session.exec(query)).all())
+    listed = []
+    for order, finish_at, since in (await session.exec(query)).all():
+        public = RepairOrderPublic.model_validate(order, from_attributes=True)
+        public.projected_finish_at, public.at_risk_since = finish_at, since
+        listed.append(public)
+    return listed

@@ -13,6 +13,7 @@ from services.workorders.models import (
     ExtraWorkPublic,
     InvoicePrint,
     JobPublic,
+    MyJob,
     PartLinePublic,
     RepairOrderDetail,
     RepairOrderPublic,
@@ -68,6 +69,7 @@ Foreman = Annotated[User, Depends(require(Role.foreman, Role.manager))]
 # Clocking, the busiest writes: the technician, the key and the session in one dependency.
 TechnicianWrite = Annotated[Write, Depends(writer(Role.technician), scope="function")]
 Finder = Annotated[User, Depends(require(Role.technician, Role.foreman))]
+Technician = Annotated[User, Depends(require(Role.technician))]
 Inspector = Annotated[User, Depends(require(Role.qc))]
 # A cashier settles; a manager may too (and only a manager grants a large discount).
 Cashier = Annotated[User, Depends(require(Role.cashier, Role.manager))]
@@ -253,6 +255,26 @@ async def deliver_repair_order(
     return await idempotency(session).run(
         work, RepairOrderDetail, status_code=200, response=response
     )
+
+
+@router.get(
+    "/jobs/mine",
+    response_model=Page[MyJob],
+    tags=["clocking"],
+    summary="Your jobs to do or under way, as planned (technician; the first `limit`, one page)",
+)
+async def my_jobs(session: ReadSessionDep, user: Technician, limit: Limit = 50):
+    return whole(await service.my_jobs(session, user, limit))
+
+
+@router.get(
+    "/jobs/awaiting-qc",
+    response_model=Page[MyJob],
+    tags=["QC"],
+    summary="Jobs finished and not inspected yet, oldest first (qc; the first `limit`, one page)",
+)
+async def jobs_awaiting_qc(session: ReadSessionDep, user: Inspector, limit: Limit = 50):
+    return whole(await service.awaiting_qc(session, user, limit))
 
 
 @router.get(

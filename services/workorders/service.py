@@ -22,6 +22,7 @@ from services.workorders.models import (
     InvoicePrintRecord,
     Job,
     JobPublic,
+    MyJob,
     PartLine,
     PartLinePublic,
     PromiseCheck,
@@ -509,6 +510,52 @@ async def get_job(session: AsyncSession, job_id: uuid.UUID, by: User) -> Job:
     if job is None or job.branch != by.branch:
         raise NotFound(f"job {job_id} not found")
     return job
+
+
+async def my_jobs(session: AsyncSession, by: User, limit: int) -> list[MyJob]:
+    """The caller's jobs still to do or under way, in the order they are planned."""
+    open_ = [
+        JobStatus.assigned,
+        JobStatus.in_progress,
+        JobStatus.paused,
+        JobStatus.rework,
+        JobStatus.qc_failed,
+    ]
+    return await _jobs_with_cars(
+        session, [Job.technician_id == by.id, col(Job.status).in_(open_)], by, limit
+    )
+
+
+async def awaiting_qc(session: AsyncSession, by: User, limit: int) -> list[MyJob]:
+    """Jobs finished and not inspected yet, oldest finish first: the QC inspector's queue."""
+    return await _jobs_with_cars(session, [Job.status == JobStatus.done], by, limit, done=True)
+
+
+async def _jobs_with_cars(
+    session: AsyncSession, where: list[Any], by: User, limit: int, done: bool = False
+) -> list[MyJob]:
+    order_by = (col(Job.done_at), col(Job.id)) if done else (col(Job.planned_start_at), col(Job.id))
+    query = (
+        select(Job, RepairOrder)
+        .join(RepairOrder, col(RepairOrder.id) == col(Job.repair_order_id))
+        .where(Job.branch == by.branch, *where)
+        .order_by(*order_by)
+        .limit(limit)
+    )
+    rows = (await session.exec(query)).all()
+    ids = [job.id for job, _ in rows]
+    seconds = await actual_seconds(session, ids, utcnow())
+    etas = await parts_eta(session, ids)
+    return [
+        MyJob(
+            **job_public(job, seconds.get(job.id, 0.0), etas.get(job.id)).model_dump(),
+            repair_order_number=order.number,
+            plate=order.plate,
+            vin=order.vin,
+            promised_at=order.promised_at,
+        )
+        for job, order in rows
+    ]
 
 
 async def job_detail(session: AsyncSession, job: Job) -> JobPublic:
