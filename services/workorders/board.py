@@ -854,6 +854,7 @@ def _viewer(variant: ScreenVariant | None, page: bool = False) -> Any:
                 raise
             return None
 
+    viewer.allowed_roles = READER_ROLES  # type: ignore[attr-defined]  # shown in the OpenAPI
     return viewer
 
 
