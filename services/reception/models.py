@@ -685,8 +685,6 @@ class ConsentCreate(BaseModel):
             raise ValueError("consent in person needs the signature_file_id")
         if self.channel == ConsentChannel.phone and not self.call_note:
             raise ValueError("consent by phone needs a call_note")
-        if len({d.line_id for d in self.decisions}) != len(self.decisions):
-            raise ValueError("each line may be answered once per request")
         return self
 
 
