@@ -112,7 +112,7 @@ async def update_document(
 
 @router.post(
     "/documents/{document_id}/versions",
-    status_code=status.HTTP_201_CREATED,
+    status_code=status.HTTP_200_OK,
     response_model=LibraryDocumentPublic,
     summary="Make an uploaded file the current version (If-Match required)",
 )
@@ -136,7 +136,9 @@ async def add_version(
         return document
 
     async with rt.db.transaction() as session:
-        return await idempotency(session).run(work, LibraryDocumentPublic, response=response)
+        return await idempotency(session).run(
+            work, LibraryDocumentPublic, status_code=200, response=response
+        )
 
 
 @router.get(
