@@ -109,10 +109,33 @@ def _problem_response(status: int, existing: dict[str, Any] | None) -> dict[str,
         description = DESCRIPTIONS[422]
     if description == "Additional Response":
         description = DESCRIPTIONS.get(status, "Error")
-    return {
-        "description": description,
-        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    # A route may answer an error in another form too (a page's HTML): kept beside it.
+    content = {
+        media: value
+        for media, value in (existing or {}).get("content", {}).items()
+        if media != "application/json"
     }
+    content[PROBLEM_JSON] = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    return {"description": description, "content": content}
+
+
+def _hoist_definitions(node: Any, components: dict[str, Any]) -> Any:
+    """A schema given whole (a signed body's, through openapi_extra) keeps its `$defs`,
+    which no reference can reach inside an OpenAPI document: they become components."""
+    if isinstance(node, dict):
+        for name, definition in node.pop("$defs", {}).items():
+            components.setdefault(name, _hoist_definitions(definition, components))
+        return {
+            key: (
+                value.replace("#/$defs/", "#/components/schemas/")
+                if key == "$ref" and isinstance(value, str)
+                else _hoist_definitions(value, components)
+            )
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_hoist_definitions(item, components) for item in node]
+    return node
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -126,6 +149,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     components["Problem"] = PROBLEM_SCHEMA
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
+    schema["paths"] = _hoist_definitions(schema["paths"], components)
     for route in app.routes:
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue

@@ -869,6 +869,19 @@ Lang = Annotated[str, Query(pattern="^(zh-CN|en)$", description="zh-CN or en")]
 # --- routes ------------------------------------------------------------------------------
 
 router = APIRouter(tags=["status board"])
+EVENT_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "An endless stream of board events",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+# A revoked screen's own token gets the page saying so (HTML), any other refusal a problem.
+PAGE_WITHDRAWN: dict[int | str, dict[str, Any]] = {
+    401: {
+        "description": "Not signed in; a withdrawn screen gets a page saying so",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+}
 
 
 def _runtime(request: Request) -> Runtime:
@@ -942,6 +955,7 @@ router.add_api_route(
     methods=["GET"],
     summary="Server-Sent Events of the board (resumes from Last-Event-ID)",
     response_class=StreamingResponse,
+    responses=EVENT_STREAM,
 )
 router.add_api_route(
     "/board/lounge/events",
@@ -949,6 +963,7 @@ router.add_api_route(
     methods=["GET"],
     summary="Server-Sent Events of the customer-lounge board (no names, masked plates)",
     response_class=StreamingResponse,
+    responses=EVENT_STREAM,
 )
 
 
@@ -979,7 +994,12 @@ async def _page(request: Request, user: User | None, lang: str, lounge: bool) ->
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/board", response_class=HTMLResponse, summary="The workshop's status board (TV page)")
+@router.get(
+    "/board",
+    response_class=HTMLResponse,
+    summary="The workshop's status board (TV page)",
+    responses=PAGE_WITHDRAWN,
+)
 async def board_page(request: Request, user: PageViewer, lang: Lang = "zh-CN") -> HTMLResponse:
     return await _page(request, user, lang, lounge=False)
 
@@ -988,6 +1008,7 @@ async def board_page(request: Request, user: PageViewer, lang: Lang = "zh-CN") -
     "/board/lounge",
     response_class=HTMLResponse,
     summary="The customer-lounge board: masked plates, no names",
+    responses=PAGE_WITHDRAWN,
 )
 async def lounge_page(
     request: Request, user: LoungePageViewer, lang: Lang = "zh-CN"
