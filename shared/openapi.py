@@ -67,6 +67,15 @@ WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ROLES_ATTRIBUTE = "allowed_roles"
 
 
+def content_of(
+    *media_types: str, description: str, status: int = 200
+) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses` entry for an answer that is not JSON (a PDF, a font, a file's
+    own bytes: `*/*`)."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {status: {"description": description, "content": {m: binary for m in media_types}}}
+
+
 def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
     for sub in dependant.dependencies:
         yield sub

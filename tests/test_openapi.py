@@ -71,6 +71,29 @@ def test_metrics_are_text_and_lists_have_one_shape(service: str) -> None:
             assert content.get("schema", {}).get("type") != "array", f"{method} {path}"
 
 
+# The board's cards are JSON built without a model (the hot path of every screen).
+SCHEMALESS_JSON = {("workorders", "/board/cards")}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_answer_names_its_media_type(service: str) -> None:
+    """A PDF, a font or a file's bytes are not documented as JSON; JSON has its schema."""
+    vague = []
+    for method, path, op in operations(app_of(service).openapi()):
+        for status, answer in op["responses"].items():
+            if status[0] != "2" or status == "204":
+                continue
+            content = answer.get("content", {})
+            json_schema = content.get("application/json", {}).get("schema")
+            if not content or (
+                "application/json" in content
+                and not json_schema
+                and (service, path) not in SCHEMALESS_JSON
+            ):
+                vague.append(f"{method} {path} {status}")
+    assert vague == []
+
+
 def test_every_reference_resolves() -> None:
     """A body schema given whole (records' signed ERP bodies) brings its definitions into
     the components, where its references point."""

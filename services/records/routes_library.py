@@ -21,6 +21,7 @@ from services.records.routes_files import file_response
 from shared.auth import Role, User, require
 from shared.concurrency import IfMatch, set_etag
 from shared.idempotency import IdempotencyDep
+from shared.openapi import content_of
 from shared.pagination import Cursor, Limit, Page, whole
 from shared.problems import InvalidInput, NotFound
 from shared.service import ReadSessionDep, SessionDep, runtime
@@ -153,7 +154,12 @@ async def list_versions(document_id: uuid.UUID, session: ReadSessionDep, user: R
 @router.get(
     "/documents/{document_id}/content",
     summary="Download the current (or a given) version; Range supported; every call logged",
-    responses={206: {}, 416: {}},
+    response_class=Response,
+    responses={
+        **content_of("*/*", description="the version's file, in its own media type"),
+        **content_of("*/*", description="the range asked for", status=206),
+        416: {},
+    },
 )
 async def download(
     document_id: uuid.UUID,

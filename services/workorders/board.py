@@ -60,6 +60,7 @@ from shared import driver
 from shared.auth import SCREEN_TOKEN_PREFIX, Authenticator, Role, User
 from shared.driver import DriverStatement, DriverTransaction, Statements
 from shared.events import utcnow
+from shared.openapi import content_of
 from shared.problems import Forbidden, Unauthorized
 from shared.service import Runtime
 from shared.types import UTCDateTime
@@ -898,6 +899,7 @@ def _resume_from(last_event_id: str | None, after: int | None) -> int | None:
     "/board/font.ttf",
     summary="The board's font (Chinese and Latin), cached by the screen",
     response_class=Response,
+    responses=content_of("font/ttf", description="TrueType"),
 )
 async def board_font_file(user: AnyViewer) -> Response:
     # The CJK face of the printed documents, as plain TrueType: a TV browser without
