@@ -119,6 +119,8 @@ def run_schemathesis(name: str, url: str, env: dict[str, str], max_time: int) ->
     shutil.rmtree(reports, ignore_errors=True)
     command = [
         str(Path(sys.executable).parent / "st"),
+        "--config-file",
+        str(ROOT / "tools" / "contract.toml"),
         "run",
         f"{url}/openapi.json",
         "--phases",
@@ -139,8 +141,6 @@ def run_schemathesis(name: str, url: str, env: dict[str, str], max_time: int) ->
         "junit,ndjson",
         "--report-dir",
         str(reports),
-        "--output-truncate",
-        "false",
         *(arg for path in STREAMS for arg in ("--exclude-path", path)),
     ]
     print(f"== {name}: {' '.join(command[1:])}", flush=True)
