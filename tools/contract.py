@@ -72,7 +72,8 @@ class Receiver:
 
 
 def seed_webhooks(records: str, receiver: Receiver, secret: str) -> dict[str, str]:
-    """An endpoint at the receiver and one delivery to it: what ping and replay name."""
+    """An endpoint at the receiver and one delivery to it (what ping and replay name), and
+    an ERP source whose secret signs the inbound bodies."""
     headers = {"Authorization": f"Bearer {issue_dev_token(secret, role='manager')}"}
     with httpx.Client(base_url=records, headers=headers, timeout=10) as client:
         r = client.post(
@@ -84,12 +85,25 @@ def seed_webhooks(records: str, receiver: Receiver, secret: str) -> dict[str, st
         r = client.post(f"/webhooks/endpoints/{endpoint}/ping")
         r.raise_for_status()
         delivery = r.json()["id"]
+        # In another branch than the tokens schemathesis sends: its own calls (a rotated
+        # secret, a source switched off) cannot take the signing secret away mid-run.
+        other = {
+            "Authorization": f"Bearer {issue_dev_token(secret, role='manager', branch='BR02')}"
+        }
+        r = client.post("/webhooks/erp-sources", json={"name": "Contract ERP"}, headers=other)
+        r.raise_for_status()
+        source, source_secret = r.json()["id"], r.json()["secret"]
     deadline = time.monotonic() + 10
     while not receiver.calls and time.monotonic() < deadline:
         time.sleep(0.05)  # a thread's poll with a deadline, not a wait for a result
     if not receiver.calls:
         raise RuntimeError("the receiver got no ping from records")
-    return {"CONTRACT_ENDPOINT_ID": endpoint, "CONTRACT_DELIVERY_ID": delivery}
+    return {
+        "CONTRACT_ENDPOINT_ID": endpoint,
+        "CONTRACT_DELIVERY_ID": delivery,
+        "CONTRACT_ERP_SOURCE_ID": source,
+        "CONTRACT_ERP_SECRET": source_secret,
+    }
 
 
 def check_event_streams(workorders: str, secret: str) -> list[str]:

@@ -2,6 +2,8 @@
 
 - Auth: each operation gets a development token carrying the roles its OpenAPI lists under
   `x-roles` (shared.openapi), signed with the services' development secret.
+- Records' inbound ERP webhooks are signed (Standard Webhooks) with the secret of an ERP
+  source the runner registered, so their bodies are checked, not only their signature.
 - Records' outbound ERP webhooks: every `url` a request would register is forced to the
   loopback receiver the runner started, and the path ids of ping, replay and the endpoint's
   other operations name the endpoint and delivery the runner made there. Schemathesis never
@@ -10,12 +12,16 @@
 Configured by the runner through the environment (CONTRACT_*).
 """
 
+import json
 import os
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import schemathesis
 from schemathesis import GenerationMode
+from standardwebhooks import Webhook
 
 from shared.auth import issue_dev_token
 
@@ -74,10 +80,36 @@ def _positive(case: Any, location: str) -> bool:
     return meta.generation.mode == GenerationMode.POSITIVE
 
 
+INBOUND = ("/erp/{source_id}/payments", "/erp/{source_id}/price-lists")
+
+
+def _sign_inbound(case: Any) -> None:
+    """The runner's ERP source signs the body exactly as it is sent (requests' json.dumps)."""
+    source, secret = os.environ.get("CONTRACT_ERP_SOURCE_ID"), os.environ.get("CONTRACT_ERP_SECRET")
+    if not source or not secret or not _positive(case, "path"):
+        return
+    try:
+        payload = json.dumps(case.body, allow_nan=False)
+    except (TypeError, ValueError):
+        return  # not JSON: refused unsigned, as it would be anyway
+    case.path_parameters = {**(case.path_parameters or {}), "source_id": source}
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    signature = Webhook(secret).sign(msg_id, datetime.now(UTC), payload)
+    case.headers = {
+        **(case.headers or {}),
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(datetime.now(UTC).timestamp())),
+        "webhook-signature": signature,
+    }
+
+
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     receiver = os.environ.get("CONTRACT_RECEIVER_URL")
     path = case.operation.path
+    if path in INBOUND and case.operation.method.upper() == "POST":
+        _sign_inbound(case)
+        return
     if not receiver or not path.startswith(WEBHOOK_PATHS):
         return
     body = case.body
