@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)
 ROLE ?= advisor
 BRANCH ?= BR01
 
-.PHONY: install run test test-postgres test-clock lint format token bench clean
+.PHONY: install run test test-postgres test-clock test-contract lint format token bench clean
 
 # Dependencies' bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set no
 # import writes it, and every service process (and each test that starts one) would compile
@@ -42,6 +42,12 @@ test-clock: install
 		echo "== clock at $$at"; \
 		WORKSHOP_TEST_NOW=$$at $(BIN)/python -m pytest -m "not e2e" -n 2 -q -p no:cacheprovider; \
 	done
+
+# The contract leg: schemathesis against the four services as real processes on a real
+# nats-server, each held to its OpenAPI (tools/contract.py; CONTRACT_MAX_TIME seconds per
+# service, 60 by default; reports under var/contract/).
+test-contract: install
+	$(BIN)/python -m tools.contract
 
 lint: install
 	$(BIN)/ruff check .

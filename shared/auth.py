@@ -144,6 +144,7 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, User]]:
             raise Forbidden(f"needs one of the roles: {', '.join(sorted(allowed))}")
         return user
 
+    check.allowed_roles = allowed  # type: ignore[attr-defined]  # shown in the OpenAPI
     return check
 
 

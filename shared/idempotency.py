@@ -77,10 +77,16 @@ class Idempotency:
         status_code: int = 201,
         *,
         response: Response | None = None,
+        replay: Callable[[Any], Awaitable[Any]] | None = None,
     ) -> Any:
         """Do `work` once per key; a retry gets the stored answer. Given the route's
         `response`, the ETag `work` set on it is kept with the answer and sent with every
-        retry: the tablet that lost the first answer needs it for its next write."""
+        retry: the tablet that lost the first answer needs it for its next write.
+
+        An answer that holds something never stored (a secret shown once) stores only
+        `response_model`'s part; `replay` then makes a retry's whole answer from that part
+        (with `response`, where it sets the ETag), so the retry's body has the same shape
+        as the first."""
         if self.key is None:
             return await work()
         find, claim, answer = _statements(self.statements.info[IDEMPOTENCY_MODEL].__table__)
@@ -93,6 +99,10 @@ class Idempotency:
             headers = {REPLAYED_HEADER: "true"}
             if isinstance(stored_body, dict) and stored_body.keys() == {_ANSWER, _ETAG}:
                 stored_body, headers["ETag"] = stored_body[_ANSWER], stored_body[_ETAG]
+            if replay is not None and response is not None:
+                response.status_code = stored_status
+                response.headers[REPLAYED_HEADER] = "true"
+                return await replay(stored_body)
             return JSONResponse(stored_body, status_code=stored_status, headers=headers)
         try:
             await self.statements.execute(

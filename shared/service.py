@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import MetaData
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared import metrics
+from shared import metrics, openapi
 from shared.access import Projections
 from shared.aio import settle
 from shared.auth import Authenticator, BearerCredentials, Role, User, require
@@ -197,7 +199,13 @@ def writer(*roles: Role) -> Callable[..., AsyncIterator[Write]]:
         async with runtime(request).db.hot_transaction() as statements:
             yield Write(user, keyed(statements), statements)
 
+    write.allowed_roles = check.allowed_roles  # type: ignore[attr-defined]
     return write
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
 
 
 def _ops_router() -> APIRouter:
@@ -208,7 +216,10 @@ def _ops_router() -> APIRouter:
         return {"status": "ok"}
 
     @router.get(
-        "/readyz", summary="Database reachable, JetStream taking events", response_model=None
+        "/readyz",
+        summary="Database reachable, JetStream taking events",
+        response_model=Readiness,
+        responses={503: {"description": "Not ready: the failing check is named in `checks`"}},
     )
     async def readyz(request: Request) -> Any:
         rt = runtime(request)
@@ -237,8 +248,9 @@ def _ops_router() -> APIRouter:
 
     @router.get(
         "/metrics",
-        summary="Prometheus metrics",
+        summary="Prometheus metrics (text exposition format)",
         dependencies=[Depends(require(Role.admin, Role.manager))],
+        response_class=PlainTextResponse,
     )
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
@@ -303,6 +315,7 @@ def create_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
+    openapi.install(app)
     # The routes go straight onto the app's router: `include_router` keeps each router as a
     # nested one, which matched every request twice through layers of scope bookkeeping
     # (7% of a clock-on's instructions). The routers carry no prefix or dependencies of

@@ -5,7 +5,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -71,5 +71,31 @@ def _in_years(value: date) -> Any:
 # Every date and time a request carries (query, path or body) is one of these: an ISO
 # string, never a number, a time with its offset, within FIRST_YEAR..LAST_YEAR
 # (tests/test_input_dates.py holds every route to it).
-Day = Annotated[date, BeforeValidator(_iso_day), AfterValidator(_in_years)]
-Instant = Annotated[datetime, BeforeValidator(_iso_instant), AfterValidator(_in_years)]
+# The OpenAPI says as much: a client (and a contract test) sees the pattern and the years.
+_YEARS = f"years {FIRST_YEAR} to {LAST_YEAR}"
+Day = Annotated[
+    date,
+    BeforeValidator(_iso_day),
+    AfterValidator(_in_years),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date",
+            "pattern": "^" + _ISO_DAY.pattern + "$",
+            "description": f"YYYY-MM-DD, {_YEARS}",
+        }
+    ),
+]
+Instant = Annotated[
+    datetime,
+    BeforeValidator(_iso_instant),
+    AfterValidator(_in_years),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": "^" + _ISO_INSTANT.pattern + "$",
+            "description": f"ISO 8601 with its offset (Z, +08:00), {_YEARS}",
+        }
+    ),
+]

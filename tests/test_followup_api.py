@@ -313,7 +313,11 @@ async def test_a_low_survey_opens_a_complaint_worked_to_closed(followup: Followu
     etag = r.headers["ETag"]
 
     r = await c.post(move, json={"to": "resolved"}, headers={**AGENT, "If-Match": etag})
-    assert_problem(r, 409)  # no root cause yet
+    assert_problem(r, 422, "root_cause")  # no root cause yet: the body lacks it
+    r = await c.post(
+        move, json={"to": "in_progress", "root_cause": "x"}, headers={**AGENT, "If-Match": etag}
+    )
+    assert_problem(r, 422, "root_cause")  # given only when resolving
     r = await c.patch(
         url,
         json={"root_cause": "卡钳导向销缺润滑", "compensation_amount": "200.005"},
@@ -344,6 +348,35 @@ async def test_a_low_survey_opens_a_complaint_worked_to_closed(followup: Followu
     kinds = [e["kind"] for e in r.json()["items"]]
     assert kinds == ["opened", "status", "action", "changed", "status", "status"]
     assert r.json()["items"][3]["changes"]["compensation_amount"] == [None, "200.50"]
+
+
+async def test_a_case_is_resolved_with_its_root_cause_in_one_request(followup: Followup) -> None:
+    c = followup.client
+    r = await c.post(
+        "/complaints",
+        json={
+            "source": "walk_in",
+            "severity": "minor",
+            "category": "repair_quality",
+            "description": "刹车异响又出现",
+        },
+        headers=AGENT,
+    )
+    assert r.status_code == 201, r.text
+    url, etag = f"/complaints/{r.json()['id']}", r.headers["ETag"]
+    r = await c.post(
+        f"{url}/transitions", json={"to": "in_progress"}, headers={**AGENT, "If-Match": etag}
+    )
+    assert r.status_code == 200, r.text
+    r = await c.post(
+        f"{url}/transitions",
+        json={"to": "resolved", "root_cause": "卡钳导向销缺润滑"},
+        headers={**AGENT, "If-Match": r.headers["ETag"]},
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["root_cause"]) == ("resolved", "卡钳导向销缺润滑")
+    history = (await c.get(f"{url}/history", headers=AGENT)).json()["items"]
+    assert {"root_cause": [None, "卡钳导向销缺润滑"]} in [e["changes"] for e in history]
 
 
 async def test_a_stale_write_loses_even_after_passing_the_check(followup: Followup) -> None:
@@ -493,7 +526,7 @@ async def test_service_reminders_due_list_and_outcome(followup: Followup) -> Non
     r = await c.post(url, json={"outcome": "booked"}, headers=auth("followup_agent", "BR02"))
     assert_problem(r, 404)
     r = await c.post(url, json={"outcome": "sold_car", "note": "卖了"}, headers=AGENT)
-    assert r.status_code == 201, r.text
+    assert r.status_code == 200, r.text  # the reminder changed; nothing new was made
     assert r.json()["status"] == "sold_car"
     assert_problem(await c.post(url, json={"outcome": "booked"}, headers=AGENT), 409)
     assert (await c.get("/reminders", headers=AGENT)).json()["items"] == []

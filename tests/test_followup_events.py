@@ -61,7 +61,7 @@ async def test_closing_without_a_survey_says_whether_the_customer_was_reached(
     r = await c.post(
         f"/visits/{declined}/outcome", json={"outcome": "declined_survey"}, headers=AGENT
     )
-    assert r.status_code == 201, r.text
+    assert r.status_code == 200, r.text  # the visit closed: changed, not created
     await c.post(f"/visits/{wrong}/calls", json={"result": "no_answer"}, headers=AGENT)
     r = await c.post(f"/visits/{wrong}/calls", json={"result": "wrong_number"}, headers=AGENT)
     assert r.status_code == 201, r.text
@@ -111,7 +111,7 @@ async def test_a_reminder_going_out_is_recorded_and_published(followup: Followup
     headers = {**AGENT, "Idempotency-Key": "reminder-1"}
     for _ in range(2):
         r = await c.post(url, json={"channel": "sms"}, headers=headers)
-        assert r.status_code == 201, r.text
+        assert r.status_code == 200, r.text
     assert (r.json()["times_sent"], r.json()["sent_channel"]) == (1, "sms")
     assert r.json()["sent_at"] == "2026-12-03T02:00:00Z"
     r = await c.post(url, json={"channel": "wechat"}, headers=AGENT)
@@ -126,6 +126,6 @@ async def test_a_reminder_going_out_is_recorded_and_published(followup: Followup
     assert sent[0].due_on is not None and sent[0].sent_at == DUE
 
     r = await c.post(f"/reminders/{reminder.id}/outcome", json={"outcome": "booked"}, headers=AGENT)
-    assert r.status_code == 201
+    assert r.status_code == 200
     assert_problem(await c.post(url, json={"channel": "sms"}, headers=AGENT), 409)
     assert len(await published(followup, ReminderSent)) == 2

@@ -187,7 +187,8 @@ async def test_a_visit_closed_through_both_replicas_at_once_closes_once(
     )
     payloads = [bytes(row["payload"]).decode() for row in closed]
     closings = [p for p in payloads if any(v in p for v in visits)]
-    twice = [pair for pair in answers if pair != [201, 409]]
+    # the survey (201, created) or the outcome (200, the visit changed) wins, the other 409
+    twice = [pair for pair in answers if pair not in ([201, 409], [200, 409])]
     assert not twice, f"{len(twice)} of {len(visits)} visits answered {twice[:5]}"
     assert len(closings) == len(visits)
 

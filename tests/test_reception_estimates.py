@@ -453,6 +453,39 @@ async def test_extra_work_from_the_workshop_becomes_a_revision_for_consent(
     assert next(line for line in extra.approved_lines if line.line_id == disc).net == 570
 
 
+async def test_a_line_answered_twice_in_one_request_is_a_422_naming_it(reception: Reception):
+    r = await reception.estimate()
+    labour, part_line, _ = ids(r)
+    twice = [
+        {"line_id": labour, "decision": "approved"},
+        {"line_id": part_line, "decision": "approved"},
+        {"line_id": labour, "decision": "declined"},
+    ]
+    url = f"/estimates/{r.json()['id']}/consents"
+    answer = await reception.client.post(
+        url,
+        headers={**ADVISOR, "If-Match": r.headers["ETag"]},
+        json={
+            "decisions": twice,
+            "by": "王芳",
+            "channel": "in_person",
+            "signature_file_id": reception.signature,
+        },
+    )
+    assert_problem(answer, 422, "decisions.2.line_id")
+    # The customer's link: the same.
+    link = await reception.client.post(
+        f"/estimates/{r.json()['id']}/approval-links", headers=ADVISOR, json={}
+    )
+    assert link.status_code == 201, link.text
+    answer = await reception.client.post(
+        f"/approve/{link.json()['token']}", json={"by": "王芳", "decisions": twice}
+    )
+    assert_problem(answer, 422, "decisions.2.line_id")
+    assert (await reception.client.get(url, headers=ADVISOR)).json()["items"] == []
+    assert await reception.approvals() == []
+
+
 async def test_the_customer_answers_through_a_link_that_expires_and_can_be_revoked(
     reception: Reception,
 ):

@@ -644,6 +644,8 @@ async def test_export_holds_everything_about_the_customer(records) -> None:
     assert data["customer"]["name"] == "王芳"
     assert data["customer"]["mobile"] == "13700137000"
     assert [v["vin"] for v in data["vehicles"]] == [VIN]
+    found = (await records.get("/vehicles", params={"vin": VIN}, headers=CLERK)).json()
+    assert ([v["vin"] for v in found["items"]], found["next_cursor"]) == ([VIN], None)
     assert len(data["timeline"]) == ENTRIES
     assert [e["kind"] for e in data["timeline"] if e["kept_for_law"]] == ["repair_order.settled"]
     assert data["erasures"] == []

@@ -111,7 +111,7 @@ async def test_text_of_an_uploaded_pdf_is_searchable_and_follows_the_current_ver
         headers={**CLERK, "If-Match": doc["etag"]},
         json={"file_id": file_id, "note": "2027"},
     )
-    assert r.status_code == 201, r.text
+    assert r.status_code == 200, r.text
     assert await found(records, "coolant") == [doc["id"]]
     assert await found(records, "caliper") == []
 

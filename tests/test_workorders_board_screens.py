@@ -21,6 +21,7 @@ from services.workorders.board import hub_for
 from services.workorders.config import Settings
 from services.workorders.main import create_app
 from services.workorders.models import BoardScreen
+from services.workorders.screens import ScreenIssued
 from shared.events import utcnow
 from shared.service import Runtime
 from tests.harness import NatsServer, auth, eventually
@@ -252,6 +253,28 @@ async def test_a_stale_if_match_does_not_revoke(wo: Workorders):
 
 
 @pytest.mark.asyncio
+async def test_a_retried_re_pairing_answers_a_token_again(wo: Workorders):
+    """The first answer's secret is kept nowhere: a retry of the same key (If-Match as
+    first sent) answers the schema's shape with another new token, and only that one works."""
+    screen = await register(wo)
+    url = f"/board/screens/{screen['id']}/token"
+    headers = {**FOREMAN, "Idempotency-Key": "re-pair-1", "If-Match": screen["etag"]}
+    first = await wo.client.post(url, headers=headers)
+    assert first.status_code == 200, first.text
+    retry = await wo.client.post(url, headers=headers)
+    assert retry.status_code == 200, retry.text
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    again = ScreenIssued.model_validate(retry.json())
+    assert str(again.id) == screen["id"] and again.token != first.json()["token"]
+    assert retry.headers["ETag"] == f'"{again.version}"'
+    assert (await wo.client.get(first.json()["url"])).status_code == 401
+    assert (await wo.client.get(again.url)).status_code == 200
+    # The same key with another body is still refused, and changes nothing.
+    assert_problem(await wo.client.post(url, headers=headers, json={}), 422, "Idempotency-Key")
+    assert (await wo.client.get(again.url)).status_code == 200
+
+
+@pytest.mark.asyncio
 async def test_a_new_token_replaces_the_old_one_at_once(wo: Workorders):
     screen = await register(wo)
     old_stream = open_stream(wo, screen)
@@ -382,14 +405,18 @@ async def test_the_secret_is_shown_once_and_kept_nowhere(
     body = {"name": "Workshop TV 1", "variant": "board", "lang": "en"}
     first = await wo.client.post("/board/screens", json=body, headers=headers)
     assert first.status_code == 201, first.text
-    screen = first.json()
-    secret = screen["token"].split("_", 2)[2]
-    # A retry registers no second screen and does not get the secret again.
+    lost = first.json()
+    # A retry registers no second screen and cannot get the lost secret again (it is kept
+    # nowhere): it answers the same shape, the same screen with a new token, and the lost
+    # one stops working.
     retry = await wo.client.post("/board/screens", json=body, headers=headers)
     assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
-    assert retry.json()["id"] == screen["id"]
-    assert "token" not in retry.json() and "url" not in retry.json()
+    screen = ScreenIssued.model_validate(retry.json()).model_dump(mode="json")
+    assert screen["id"] == lost["id"] and screen["token"] != lost["token"]
+    assert retry.headers["ETag"] == f'"{screen["version"]}"' != first.headers["ETag"]
     assert len(await rows(wo, "SELECT id FROM board_screen")) == 1
+    assert (await wo.client.get(lost["url"])).status_code == 401
+    secret = screen["token"].split("_", 2)[2]
 
     # Use it, list it, re-pair and revoke it: the token shows in no list and no log line.
     assert (await wo.client.get(screen["url"])).status_code == 200

@@ -270,6 +270,6 @@ async def test_repair_order_and_invoice_pdfs_with_counted_copies(wo: Workorders)
     assert (log[2]["printed_by"], log[2]["printed_by_name"]) == ("mgr-qian", "钱经理")
     assert log[0]["printed_at"] <= log[1]["printed_at"] <= log[2]["printed_at"]
     listed = await c.get(prints, headers=auth("advisor"))
-    assert listed.status_code == 200 and listed.json() == log
+    assert listed.status_code == 200 and listed.json() == {"items": log, "next_cursor": None}
     assert_problem(await c.get(prints, headers=auth("technician")), 403)
     assert_problem(await c.get(prints, headers=auth("cashier", "BR02")), 404)

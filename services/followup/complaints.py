@@ -264,13 +264,28 @@ async def transition(
     *,
     if_match: str | None,
 ) -> Complaint:
+    # A wrong body is refused before the case's state is looked at.
+    if body.root_cause is not None and body.to != ComplaintStatus.resolved:
+        raise InvalidInput("root_cause", "given only when resolving; edit the case otherwise")
     case = await get_case(session, complaint_id, by)
     check_if_match(if_match, case.version)
     current = ComplaintStatus(case.status)
     require_transition(current, body.to)
-    if body.to == ComplaintStatus.resolved and not case.root_cause:
-        raise Conflict("record the root cause before resolving the case")
+    if body.to == ComplaintStatus.resolved and not (body.root_cause or case.root_cause):
+        raise InvalidInput(
+            "root_cause", "resolving needs the root cause: give it here or record it first"
+        )
     now = settings.clock()
+    if body.root_cause is not None and body.root_cause != case.root_cause:
+        _log(
+            session,
+            case,
+            "changed",
+            by.id,
+            now,
+            changes={"root_cause": [case.root_cause, body.root_cause]},
+        )
+        case.root_cause = body.root_cause
     case.status, case.updated_at = body.to, now
     if body.to == ComplaintStatus.resolved:
         case.resolved_at = now

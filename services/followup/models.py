@@ -402,6 +402,8 @@ class ComplaintTransition(BaseModel):
 
     to: ComplaintStatus
     note: Note = ""
+    # Resolving needs the root cause: recorded on the case before, or given here.
+    root_cause: Text | None = None
 
 
 class ComplaintActionCreate(BaseModel):

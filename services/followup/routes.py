@@ -168,7 +168,7 @@ async def list_calls(visit_id: uuid.UUID, session: ReadSessionDep, user: Contact
 
 @router.post(
     "/visits/{visit_id}/outcome",
-    status_code=status.HTTP_201_CREATED,
+    status_code=status.HTTP_200_OK,
     response_model=VisitPublic,
     tags=["visits"],
     summary="Close a visit without a survey (declined, or the customer refuses contact)",
@@ -182,7 +182,9 @@ async def record_outcome(
     idempotency: IdempotencyDep,
 ):
     return await idempotency(session).run(
-        lambda: service.record_outcome(session, visit_id, body, user, settings), VisitPublic
+        lambda: service.record_outcome(session, visit_id, body, user, settings),
+        VisitPublic,
+        status_code=200,
     )
 
 
@@ -433,7 +435,7 @@ async def reminder_list(
 
 @router.post(
     "/reminders/{reminder_id}/outcome",
-    status_code=status.HTTP_201_CREATED,
+    status_code=status.HTTP_200_OK,
     response_model=ReminderPublic,
     tags=["reminders"],
     summary="Record what the customer said: booked, not interested, sold the car",
@@ -449,12 +451,13 @@ async def reminder_outcome(
     return await idempotency(session).run(
         lambda: reminders.record_outcome(session, reminder_id, body, user, settings),
         ReminderPublic,
+        status_code=200,
     )
 
 
 @router.post(
     "/reminders/{reminder_id}/sent",
-    status_code=status.HTTP_201_CREATED,
+    status_code=status.HTTP_200_OK,
     response_model=ReminderPublic,
     tags=["reminders"],
     summary="Record that the reminder went out (SMS, phone, WeChat, e-mail, letter)",
@@ -470,4 +473,5 @@ async def reminder_sent(
     return await idempotency(session).run(
         lambda: reminders.record_sent(session, reminder_id, body, user, settings),
         ReminderPublic,
+        status_code=200,
     )

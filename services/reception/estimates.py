@@ -486,6 +486,15 @@ async def record_consent(
         raise Conflict(f"the estimate changed (now revision {revision.number}); ask for a new link")
     if revision.promised_at is None:
         raise Conflict("set the promised completion time (revise the estimate) before consent")
+    # A line twice in one answer is a wrong body (422 naming the second), not a line
+    # "already answered" (409): the ledger has nothing of it yet.
+    seen: set[uuid.UUID] = set()
+    for index, decision in enumerate(decisions):
+        if decision.line_id in seen:
+            raise InvalidInput(
+                f"decisions.{index}.line_id", "this line is answered twice in one request"
+            )
+        seen.add(decision.line_id)
     lines = {line.line_id: line for line in revision.revision_lines()}
     records = await ledger(session, estimate.id)
     answered = answers_for(lines.values(), records)

@@ -8,7 +8,14 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic import Field as PField
 from sqlalchemy import JSON, Column, Index, Integer, Numeric, String
 from sqlalchemy.orm import registry
@@ -73,7 +80,7 @@ class CustomerBase(SQLModel):
     company: Annotated[str, StringConstraints(max_length=200)] | None = Field(
         default=None, sa_type=String(200)
     )
-    contact_consent: bool = True
+    contact_consent: StrictBool = True
     account_kind: AccountKind = Field(
         default=AccountKind.private,
         sa_type=String(16),
@@ -131,7 +138,7 @@ class CustomerUpdate(BaseModel):
     preferred_channel: ContactChannel | None = None
     language: Language | None = None
     company: Annotated[str, StringConstraints(max_length=200)] | None = None
-    contact_consent: bool | None = None
+    contact_consent: StrictBool | None = None
     account_kind: AccountKind | None = None
 
     @field_validator(
@@ -393,7 +400,7 @@ class IntakeWalkaround(BaseModel):
     checklist: list[ChecklistEntry] | None = PField(default=None, max_length=60)
     damage_marks: list[DamageMark] | None = PField(default=None, max_length=60)
     concerns: list[Concern] | None = PField(default=None, max_length=30)
-    valuables_acknowledged: bool | None = None
+    valuables_acknowledged: StrictBool | None = None
     signature_file_id: uuid.UUID | None = None
 
 
@@ -685,8 +692,6 @@ class ConsentCreate(BaseModel):
             raise ValueError("consent in person needs the signature_file_id")
         if self.channel == ConsentChannel.phone and not self.call_note:
             raise ValueError("consent by phone needs a call_note")
-        if len({d.line_id for d in self.decisions}) != len(self.decisions):
-            raise ValueError("each line may be answered once per request")
         return self
 
 

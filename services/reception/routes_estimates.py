@@ -2,7 +2,7 @@
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.responses import HTMLResponse
@@ -325,11 +325,18 @@ async def revoke_approval_link(
     return await approval.revoke_link(session, estimate_id, link_id, user)
 
 
+LINK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    410: {"description": "The link expired or was revoked"},
+    429: {"description": "Too many tries with this link or from this address"},
+}
+
+
 @router.get(
     "/approve/{token}",
     response_class=HTMLResponse,
     tags=["customer"],
     summary="The customer's approval page (the token is the credential)",
+    responses=LINK_RESPONSES,
 )
 async def approval_page(
     token: Token, _counted: LinkAttempt, session: ReadSessionDep, settings: SettingsDep
@@ -345,6 +352,7 @@ async def approval_page(
     response_model=EstimatePublic,
     tags=["customer"],
     summary="The customer's answers through the link (channel link)",
+    responses=LINK_RESPONSES,
 )
 async def approve_by_link(
     token: Token,

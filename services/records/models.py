@@ -5,7 +5,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, StringConstraints
+from pydantic import ConfigDict, StrictBool, StringConstraints
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import registry
@@ -280,11 +280,11 @@ class LibraryDocumentFields(SQLModel):
     text: Annotated[str, StringConstraints(max_length=200_000)] = Field(
         default="", description="text to search: extracted from the file or typed by the clerk"
     )
-    confidential: bool = False
+    confidential: StrictBool = False
     allowed_roles: list[Role] = Field(
         default_factory=list, description="who may read a confidential document"
     )
-    shared: bool = Field(default=False, description="visible to every branch of the group")
+    shared: StrictBool = Field(default=False, description="visible to every branch of the group")
 
 
 class LibraryDocumentCreate(LibraryDocumentFields):
@@ -304,9 +304,9 @@ class LibraryDocumentUpdate(SQLModel):
     op_codes: list[OpCode] | None = Field(default=None, max_length=100)
     applies_to: list[Applicability] | None = Field(default=None, max_length=100)
     text: Annotated[str, StringConstraints(max_length=200_000)] | None = None
-    confidential: bool | None = None
+    confidential: StrictBool | None = None
     allowed_roles: list[Role] | None = None
-    shared: bool | None = None
+    shared: StrictBool | None = None
 
 
 _DOCUMENT_VERSION = Column("version", Integer, nullable=False)

@@ -26,6 +26,7 @@ from services.records.report_schedule import FORMATS, FREQUENCIES
 from shared.auth import Role, User, require
 from shared.downloads import export_headers
 from shared.idempotency import IdempotencyDep
+from shared.openapi import content_of
 from shared.pagination import Cursor, Limit, Page, after, decode_cursor, encode_cursor, page
 from shared.problems import Forbidden, InvalidInput, NotFound
 from shared.service import ReadSessionDep, SessionDep
@@ -122,6 +123,7 @@ class Definitions(BaseModel):
     "/reports/font.ttf",
     summary="The report page's font (Chinese and Latin); public, like any web font",
     response_class=Response,
+    responses=content_of("font/ttf", description="TrueType"),
 )
 async def report_font() -> Response:
     from shared import pdf  # reportlab loads on first use
@@ -164,10 +166,16 @@ def _filename(report: report_kpis.Report, fmt: str) -> str:
     return f"report-{scope}-{report.from_on}-{report.to_on}-{report.lang}.{fmt}"
 
 
+BINARY = {"type": "string", "format": "binary"}
+
+
 @router.get(
     "/reports/kpis.{fmt}",
     summary="The same report as CSV, XLSX, PDF with charts, or the HTML report page",
-    responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}},
+    response_class=Response,
+    responses=content_of(
+        *(t for f, t in MEDIA_TYPES.items() if f != "json"), description="the report"
+    ),
 )
 async def kpis_file(
     fmt: Literal["csv", "xlsx", "pdf", "html"],
@@ -421,7 +429,16 @@ async def get_run(run_id: uuid.UUID, session: ReadSessionDep, user: Reader) -> A
 @router.get(
     "/reports/runs/{run_id}/files/{fmt}",
     summary="Download a generated report (pdf, xlsx, csv, json)",
-    responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}},
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the report's file; json: the report as GET /reports/kpis answers it",
+            "content": {
+                t: {"schema": {"type": "object"} if f == "json" else BINARY}
+                for f, t in MEDIA_TYPES.items()
+            },
+        }
+    },
 )
 async def download_run_file(
     run_id: uuid.UUID,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Respons
 
 from services.records import files, service
 from services.records.models import (
+    ArchivedVehicle,
     CustomerErasure,
     CustomerTimeline,
     ErasurePublic,
@@ -20,7 +21,7 @@ from shared.auth import Role, User, require
 from shared.downloads import file_headers
 from shared.events import utcnow
 from shared.idempotency import IdempotencyDep
-from shared.pagination import Cursor, Limit
+from shared.pagination import Cursor, Limit, Page, whole
 from shared.service import ReadSessionDep, SessionDep, runtime
 
 router = APIRouter(tags=["archive"])
@@ -115,15 +116,15 @@ async def vehicle_history_pdf(
     )
 
 
-@router.get("/vehicles", summary="Archived vehicles by VIN")
+@router.get(
+    "/vehicles",
+    response_model=Page[ArchivedVehicle],
+    summary="Archived vehicles by VIN (one page)",
+)
 async def find_vehicles(
     session: ReadSessionDep, user: Reader, vin: Annotated[str, Query(min_length=17, max_length=17)]
-):
-    return {
-        "items": [
-            v.model_dump(mode="json") for v in await service.find_vehicles(session, user, vin)
-        ]
-    }
+) -> Any:
+    return whole(await service.find_vehicles(session, user, vin))
 
 
 @router.get(

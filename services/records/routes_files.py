@@ -15,6 +15,7 @@ from services.records.models import (
 from shared.auth import Role, User, require
 from shared.downloads import file_headers
 from shared.idempotency import IdempotencyDep
+from shared.openapi import content_of
 from shared.pagination import Page, whole
 from shared.service import ReadSessionDep, SessionDep, runtime
 
@@ -76,7 +77,11 @@ async def get_file(file_id: uuid.UUID, session: ReadSessionDep, user: Staff):
     "/files/{file_id}/content",
     summary="The file's bytes; a single Range gets 206",
     response_class=StreamingResponse,
-    responses={206: {}, 416: {}},
+    responses={
+        **content_of("*/*", description="the file, in its own media type"),
+        **content_of("*/*", description="the range asked for", status=206),
+        416: {},
+    },
 )
 async def download_file(
     file_id: uuid.UUID,

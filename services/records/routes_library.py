@@ -21,6 +21,7 @@ from services.records.routes_files import file_response
 from shared.auth import Role, User, require
 from shared.concurrency import IfMatch, set_etag
 from shared.idempotency import IdempotencyDep
+from shared.openapi import content_of
 from shared.pagination import Cursor, Limit, Page, whole
 from shared.problems import InvalidInput, NotFound
 from shared.service import ReadSessionDep, SessionDep, runtime
@@ -112,7 +113,7 @@ async def update_document(
 
 @router.post(
     "/documents/{document_id}/versions",
-    status_code=status.HTTP_201_CREATED,
+    status_code=status.HTTP_200_OK,
     response_model=LibraryDocumentPublic,
     summary="Make an uploaded file the current version (If-Match required)",
 )
@@ -136,7 +137,9 @@ async def add_version(
         return document
 
     async with rt.db.transaction() as session:
-        return await idempotency(session).run(work, LibraryDocumentPublic, response=response)
+        return await idempotency(session).run(
+            work, LibraryDocumentPublic, status_code=200, response=response
+        )
 
 
 @router.get(
@@ -151,7 +154,12 @@ async def list_versions(document_id: uuid.UUID, session: ReadSessionDep, user: R
 @router.get(
     "/documents/{document_id}/content",
     summary="Download the current (or a given) version; Range supported; every call logged",
-    responses={206: {}, 416: {}},
+    response_class=Response,
+    responses={
+        **content_of("*/*", description="the version's file, in its own media type"),
+        **content_of("*/*", description="the range asked for", status=206),
+        416: {},
+    },
 )
 async def download(
     document_id: uuid.UUID,

@@ -6,7 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, StringConstraints, field_validator
+from pydantic import ConfigDict, StrictBool, StringConstraints, field_validator
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -259,7 +259,7 @@ class EndpointCreate(SQLModel):
     url: Url
     event_types: list[EventType] = Field(min_length=1, max_length=len(EventType))
     description: Text200 = ""
-    active: bool = True
+    active: StrictBool = True
 
     @field_validator("event_types")
     @classmethod
@@ -275,7 +275,7 @@ class EndpointUpdate(SQLModel):
         default=None, min_length=1, max_length=len(EventType)
     )
     description: Text200 | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
 
 
 class SecretRotation(SQLModel):
@@ -350,7 +350,7 @@ class ErpSourceUpdate(SQLModel):
         Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
         | None
     ) = None
-    active: bool | None = None
+    active: StrictBool | None = None
 
 
 class ErpSourcePublic(SQLModel):

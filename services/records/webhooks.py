@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from services.records import (
     webhook_handlers,
@@ -42,7 +43,7 @@ from services.records.webhook_models import (
 from shared.auth import Role, User, require
 from shared.concurrency import IfMatch, set_etag
 from shared.idempotency import IdempotencyDep
-from shared.pagination import Cursor, Limit, Page
+from shared.pagination import Cursor, Limit, Page, whole
 from shared.problems import InvalidInput
 from shared.service import ReadSessionDep, SessionDep
 from shared.types import Instant
@@ -83,9 +84,19 @@ def _target_rules(request: Request) -> dict[str, bool]:
     }
 
 
-@router.get("/webhooks/event-types", tags=["webhooks"], summary="What an endpoint can subscribe to")
-async def event_types(user: Manager) -> list[dict[str, str]]:
-    return [{"type": t.value, "description": d} for t, d in EVENT_TYPES.items()]
+class EventTypePublic(BaseModel):
+    type: str
+    description: str
+
+
+@router.get(
+    "/webhooks/event-types",
+    response_model=Page[EventTypePublic],
+    tags=["webhooks"],
+    summary="What an endpoint can subscribe to (one page)",
+)
+async def event_types(user: Manager) -> Any:
+    return whole([EventTypePublic(type=t.value, description=d) for t, d in EVENT_TYPES.items()])
 
 
 @router.post(
@@ -346,12 +357,20 @@ def _answer(created: bool, row_id: uuid.UUID) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json"), status_code=201 if created else 200)
 
 
+# Signed by the ERP (Standard Webhooks headers), not a bearer token.
+INBOUND_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": InboundAnswer, "description": "A duplicate: already accepted"},
+    401: {"description": "Missing, stale or wrong webhook signature"},
+}
+
+
 @router.post(
     "/erp/{source_id}/payments",
     status_code=status.HTTP_201_CREATED,
     response_model=InboundAnswer,
     tags=["erp inbound"],
     summary="ERP: a payment confirmation (signed; 201 accepted, 200 duplicate)",
+    responses=INBOUND_RESPONSES,
     openapi_extra={
         "requestBody": {
             "content": {"application/json": {"schema": PaymentIn.model_json_schema()}},
@@ -373,6 +392,7 @@ async def inbound_payment(source_id: uuid.UUID, request: Request, session: Sessi
     response_model=InboundAnswer,
     tags=["erp inbound"],
     summary="ERP: a parts price list (signed; 201 accepted, 200 duplicate)",
+    responses=INBOUND_RESPONSES,
     openapi_extra={
         "requestBody": {
             "content": {"application/json": {"schema": PriceListIn.model_json_schema()}},

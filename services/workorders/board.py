@@ -60,6 +60,7 @@ from shared import driver
 from shared.auth import SCREEN_TOKEN_PREFIX, Authenticator, Role, User
 from shared.driver import DriverStatement, DriverTransaction, Statements
 from shared.events import utcnow
+from shared.openapi import content_of
 from shared.problems import Forbidden, Unauthorized
 from shared.service import Runtime
 from shared.types import UTCDateTime
@@ -854,6 +855,7 @@ def _viewer(variant: ScreenVariant | None, page: bool = False) -> Any:
                 raise
             return None
 
+    viewer.allowed_roles = READER_ROLES  # type: ignore[attr-defined]  # shown in the OpenAPI
     return viewer
 
 
@@ -868,6 +870,19 @@ Lang = Annotated[str, Query(pattern="^(zh-CN|en)$", description="zh-CN or en")]
 # --- routes ------------------------------------------------------------------------------
 
 router = APIRouter(tags=["status board"])
+EVENT_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "An endless stream of board events",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+# A revoked screen's own token gets the page saying so (HTML), any other refusal a problem.
+PAGE_WITHDRAWN: dict[int | str, dict[str, Any]] = {
+    401: {
+        "description": "Not signed in; a withdrawn screen gets a page saying so",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+}
 
 
 def _runtime(request: Request) -> Runtime:
@@ -884,6 +899,7 @@ def _resume_from(last_event_id: str | None, after: int | None) -> int | None:
     "/board/font.ttf",
     summary="The board's font (Chinese and Latin), cached by the screen",
     response_class=Response,
+    responses=content_of("font/ttf", description="TrueType"),
 )
 async def board_font_file(user: AnyViewer) -> Response:
     # The CJK face of the printed documents, as plain TrueType: a TV browser without
@@ -941,6 +957,7 @@ router.add_api_route(
     methods=["GET"],
     summary="Server-Sent Events of the board (resumes from Last-Event-ID)",
     response_class=StreamingResponse,
+    responses=EVENT_STREAM,
 )
 router.add_api_route(
     "/board/lounge/events",
@@ -948,6 +965,7 @@ router.add_api_route(
     methods=["GET"],
     summary="Server-Sent Events of the customer-lounge board (no names, masked plates)",
     response_class=StreamingResponse,
+    responses=EVENT_STREAM,
 )
 
 
@@ -978,7 +996,12 @@ async def _page(request: Request, user: User | None, lang: str, lounge: bool) ->
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/board", response_class=HTMLResponse, summary="The workshop's status board (TV page)")
+@router.get(
+    "/board",
+    response_class=HTMLResponse,
+    summary="The workshop's status board (TV page)",
+    responses=PAGE_WITHDRAWN,
+)
 async def board_page(request: Request, user: PageViewer, lang: Lang = "zh-CN") -> HTMLResponse:
     return await _page(request, user, lang, lounge=False)
 
@@ -987,6 +1010,7 @@ async def board_page(request: Request, user: PageViewer, lang: Lang = "zh-CN") -
     "/board/lounge",
     response_class=HTMLResponse,
     summary="The customer-lounge board: masked plates, no names",
+    responses=PAGE_WITHDRAWN,
 )
 async def lounge_page(
     request: Request, user: LoungePageViewer, lang: Lang = "zh-CN"

@@ -39,6 +39,7 @@ from shared.concurrency import IfMatch, set_etag
 from shared.downloads import file_headers
 from shared.events import utcnow
 from shared.idempotency import IdempotencyDep
+from shared.openapi import content_of
 from shared.pagination import Cursor, Limit, Page, whole
 from shared.problems import Conflict, InvalidInput
 from shared.service import ReadSessionDep, SessionDep, Write, writer
@@ -480,6 +481,7 @@ PDF_HEADERS = {"Cache-Control": "no-store"}
 @router.get(
     "/repair-orders/{order_id}/repair-order.pdf",
     response_class=Response,
+    responses=content_of("application/pdf", description="the repair order"),
     tags=["documents"],
     summary="The repair order as a PDF, in Chinese or English",
 )
@@ -546,6 +548,7 @@ async def invoice_prints(order_id: uuid.UUID, session: ReadSessionDep, user: Mon
 @router.get(
     "/repair-orders/{order_id}/invoice.pdf",
     response_class=Response,
+    responses=content_of("application/pdf", description="the invoice"),
     tags=["documents"],
     summary=(
         "The invoice as a PDF: the last recorded print, or print n (copies are marked);"

@@ -6,7 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from services.workorders.states import PartStatus, RepairOrderStatus
 from shared.types import Instant
@@ -152,10 +152,10 @@ class QcVerdict(BaseModel):
         },
     )
 
-    passed: bool
+    passed: StrictBool
     checklist: list[ChecklistItem] = Field(default_factory=list, max_length=100)
     reason: str | None = Field(default=None, max_length=2000)
-    road_test: bool = False
+    road_test: StrictBool = False
 
 
 class QcInspectionPublic(BaseModel):
@@ -237,10 +237,10 @@ class Handover(BaseModel):
         },
     )
 
-    charges_explained: bool
-    old_parts_offered: bool
-    keys_returned: bool
-    declined_work_told: bool
+    charges_explained: StrictBool
+    old_parts_offered: StrictBool
+    keys_returned: StrictBool
+    declined_work_told: StrictBool
     note: str | None = Field(default=None, max_length=2000)
 
 

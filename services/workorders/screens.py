@@ -313,7 +313,9 @@ ScreenKeeper = Annotated[User, Depends(require(Role.foreman, Role.manager, Role.
     status_code=status.HTTP_201_CREATED,
     response_model=ScreenIssued,
     summary="Register a TV screen: its token and page URL are in this answer only",
-    responses={201: {"description": "A replay of the same Idempotency-Key has no token"}},
+    description="A retry with the same Idempotency-Key registers nothing more: it answers "
+    "the same screen with a new token (the first one's secret is kept nowhere, so it cannot "
+    "be shown again, and it stops working).",
 )
 async def register_screen(
     body: ScreenCreate,
@@ -327,8 +329,22 @@ async def register_screen(
         set_etag(response, issued.version)
         return issued
 
+    async def again(stored: dict[str, Any]) -> ScreenIssued:
+        return await _reissued(session, uuid.UUID(stored["id"]), user, response)
+
     # The stored answer is the screen without its token: the secret is kept nowhere.
-    return await idempotency(session).run(work, ScreenPublic, status_code=201, response=response)
+    return await idempotency(session).run(
+        work, ScreenPublic, status_code=201, response=response, replay=again
+    )
+
+
+async def _reissued(
+    session: AsyncSession, screen_id: uuid.UUID, user: User, response: Response
+) -> ScreenIssued:
+    """A retry's answer: the first request's If-Match was checked when it ran."""
+    issued = await reissue_token(session, screen_id, user, if_match=None)
+    set_etag(response, issued.version)
+    return issued
 
 
 @router.get(
@@ -372,6 +388,8 @@ async def revoke_board_screen(
     "/board/screens/{screen_id}/token",
     response_model=ScreenIssued,
     summary="A new token for the screen (re-pair a TV); the old one stops working at once",
+    description="A retry with the same Idempotency-Key answers with yet another new token "
+    "(the lost answer's secret is kept nowhere).",
 )
 async def reissue_board_screen_token(
     screen_id: uuid.UUID,
@@ -386,4 +404,9 @@ async def reissue_board_screen_token(
         set_etag(response, issued.version)
         return issued
 
-    return await idempotency(session).run(work, ScreenPublic, status_code=200, response=response)
+    async def again(stored: dict[str, Any]) -> ScreenIssued:
+        return await _reissued(session, screen_id, user, response)
+
+    return await idempotency(session).run(
+        work, ScreenPublic, status_code=200, response=response, replay=again
+    )
