@@ -4,9 +4,10 @@ once, here, as `application/problem+json` with its schema, not route by route.
 Which errors an operation documents follows from what it takes, the way the service
 answers them: a bearer token (401; 403 for a role or a branch rule), a path id (404), a
 body (400 malformed JSON, 413 too large, 422), any parameter (422), If-Match (412 stale,
-428 missing), a write (409 against the current state). A route adds what only it answers
-(410, 415, 416, 429, 503) in its own `responses`; those get the problem schema too. The
-roles an operation lets in are listed under `x-roles`, so a client (and the contract
+428 missing), a write (409 against the current state); every operation may answer 414 and
+431, the request's own limits (shared/http.py), before any route runs. A route adds what
+only it answers (410, 415, 416, 429, 503) in its own `responses`; those get the problem
+schema too. The roles an operation lets in are listed under `x-roles`, so a client (and the contract
 test) knows whose token it needs.
 """
 
@@ -54,10 +55,12 @@ DESCRIPTIONS = {
     410: "Gone",
     412: "The resource changed since you read it (If-Match)",
     413: "Request body too large",
+    414: "The path and query string are too long",
     415: "Unsupported media type",
     416: "Range not satisfiable",
     422: "Invalid input; `errors[].field` names each bad field",
     428: "If-Match header required",
+    431: "Request headers too large or too many",
     429: "Too many requests",
     503: "A dependency is unavailable; nothing was applied",
 }
@@ -93,7 +96,7 @@ def _roles(route: APIRoute) -> list[str] | None:
 
 def _statuses(route: APIRoute, method: str, operation: dict[str, Any]) -> set[int]:
     params = operation.get("parameters", [])
-    statuses: set[int] = set()
+    statuses: set[int] = {414, 431}  # the request's own limits, checked before the route
     if operation.get("security"):  # the bearer token's dependency puts it there
         statuses |= {401, 403}
     if any(p.get("in") == "path" for p in params):

@@ -181,6 +181,7 @@ def main() -> int:
                     f"{prefix}_LOG_LEVEL": "WARNING",
                     # records' outbound webhooks may reach the loopback receiver
                     "RECORDS_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+                    "RECORDS_WEBHOOK_ALLOW_HTTP": "true",  # the receiver is plain http
                 }
                 processes[name] = ServiceProcess(name, env, root / "logs")
             processes["reception"].env["RECEPTION_RECORDS_URL"] = processes["records"].url
