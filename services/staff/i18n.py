@@ -216,6 +216,20 @@ _ZH_MESSAGES: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+# --- words of other pages' packages (e.g. pages/floor/labels.py), merged in at import ----
+
+
+def add_words(
+    labels: dict[str, dict[str, str]], messages: tuple[tuple[re.Pattern[str], str], ...] = ()
+) -> None:
+    """A page package's labels and Chinese service messages joined to the catalog; a key
+    the catalog already has keeps its words."""
+    for lang, words in labels.items():
+        for key, value in words.items():
+            LABELS[lang].setdefault(key, value)
+    _ZH_MESSAGES.extend(messages)
+
+
 def say(message: str, lang: str) -> str:
     if lang != "zh-CN":
         return message

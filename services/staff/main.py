@@ -17,6 +17,8 @@ from services.staff.api import ServiceUnreachable
 from services.staff.config import Settings
 from services.staff.pages.advisor import desk as advisor_desk
 from services.staff.pages.advisor import routes as advisor
+from services.staff.pages.floor import common as floor
+from services.staff.pages.floor import foreman
 from services.staff.session import Cookies
 from services.staff.signin import NotOffered, Provider, home_of
 from services.staff.signin import router as signin_router
@@ -121,6 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(signin_router)
     advisor.install(app)
     advisor_desk.install(app)
+    floor.install(app)
+    foreman.install(app)
     _install_errors(app)
     return app
 

@@ -124,6 +124,8 @@ def _session_from(token: str, claims: dict[str, Any]) -> Session:
 def home_of(session: Session) -> str:
     if session.has("advisor", "manager"):
         return "/advisor"
+    if session.has("foreman"):
+        return "/foreman"
     return "/welcome"
 
 

@@ -1,0 +1,242 @@
+"""The shop floor's pages of the staff app in Debian's chromium, against workorders,
+records and the staff app as real processes: the foreman's dispatch board (assign with a
+tap, live on a second tablet, a stale edit told), the TV screens; role rules; both
+languages, accessibility and touch target sizes."""
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.flow import order_opened, publish_consent
+from tests.harness import ServiceProcess, Stack, auth
+from tests.staff_pages import (
+    TABLET_LANDSCAPE,
+    launch,
+    no_serious_violations,
+    require_chromium,
+    shoot,
+    small_targets,
+    staff_process,
+)
+from tests.test_workorders_api import approved_now, labour
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+FOREMAN = auth("foreman")
+SIGN_IN_PAGE = re.compile(r"/signin/dev\?next=")
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, ServiceProcess]]:
+    require_chromium()
+    root = tmp_path_factory.mktemp("floor")
+    stack = Stack(root, services=("reception", "workorders", "records")).start()
+    try:
+        staff = staff_process(stack, root)
+        try:
+            yield stack, staff
+        finally:
+            staff.stop()
+    finally:
+        stack.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser(running: Any) -> AsyncIterator[Any]:
+    async for chromium in launch():
+        yield chromium
+
+
+async def sign_in(page: Any, base: str, sub: str, next_path: str) -> None:
+    await page.goto(f"{base}{next_path}")
+    await page.wait_for_url(SIGN_IN_PAGE)
+    await page.click(f'button[data-sub="{sub}"]')
+    await page.wait_for_url(lambda url: url == f"{base}{next_path}")
+
+
+async def order_with_jobs(stack: Stack, plate: str, *ops: tuple[str, str]) -> dict[str, Any]:
+    """A repair order the customer consented to, its jobs waiting to be dispatched."""
+    event = approved_now(
+        lines=[labour(code, hours, "300") for code, hours in ops],
+        plate=plate,
+        vehicle_id=uuid.uuid4(),
+    )
+    await publish_consent(stack, event)
+    async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
+        order = await order_opened(api, event.intake_id)
+        detail = await api.get(f"/repair-orders/{order['id']}", headers=FOREMAN)
+        return dict(detail.json())
+
+
+async def job(stack: Stack, job_id: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
+        r = await api.get(f"/jobs/{job_id}", headers=FOREMAN)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+
+async def test_foreman_dispatches_live_and_a_stale_tablet_is_told_what_changed(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    stack, staff = running
+    order = await order_with_jobs(stack, "沪B20001", ("BRK-010", "1.5"), ("ENG-200", "2.0"))
+    first, second = (j["id"] for j in order["jobs"])
+    day = datetime.now(SHANGHAI).date().isoformat()
+    start = datetime.now(SHANGHAI).strftime("%H:%M")
+    path = f"/foreman?day={day}"
+
+    desk = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    # A second tablet whose live feed has dropped: what it shows goes stale.
+    stale = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    await stale.route("**/floor/events", lambda route: route.abort())
+    try:
+        page = await desk.new_page()
+        await sign_in(page, staff.url, "foreman-sun", path)
+        card = page.get_by_test_id("unassigned").locator(f'[data-job="{first}"]')
+        await expect(card).to_contain_text("沪B20001")
+        await expect(card).to_contain_text("BRK-010")
+        await shoot(page, "floor-01-dispatch-zh")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+
+        other = await stale.new_page()
+        await sign_in(other, staff.url, "foreman-sun", path)
+        await expect(other.locator(f'[data-job="{first}"]')).to_be_visible()
+
+        # Assign with a tap: technician, bay, planned start.
+        form = page.get_by_test_id(f"assign-{first}")
+        await form.get_by_label("技师").select_option(label="李军")
+        await form.get_by_label("工位").fill("B2")
+        await form.get_by_label("计划开工").fill(start)
+        await form.get_by_role("button", name="派工").click()
+        await expect(page.get_by_test_id("saved")).to_contain_text("已派给 李军，工位 B2")
+        lane = page.locator('[data-technician="tech-li"]')
+        await expect(lane.locator(f'[data-job="{first}"]')).to_contain_text("B2")
+        assigned = await job(stack, first)
+        assert (assigned["technician_id"], assigned["bay"], assigned["status"]) == (
+            "tech-li",
+            "B2",
+            "assigned",
+        )
+        local = datetime.fromisoformat(assigned["planned_start_at"]).astimezone(SHANGHAI)
+        assert local.strftime("%H:%M") == start and local.date().isoformat() == day
+
+        # The stale tablet reassigns the same job from what it saw: refused, and told what
+        # changed, in Chinese; nothing written.
+        stale_form = other.get_by_test_id(f"assign-{first}")
+        await stale_form.get_by_label("技师").select_option(label="周涛")
+        await stale_form.get_by_label("工位").fill("B5")
+        await stale_form.get_by_role("button", name="派工").click()
+        changed = other.get_by_test_id("changed")
+        await expect(changed).to_contain_text("技师：现在是「李军」")
+        await expect(changed).to_contain_text("工位：现在是「B2」")
+        await shoot(other, "floor-02-dispatch-stale-zh")
+        assert (await job(stack, first))["technician_id"] == "tech-li"
+
+        # The stale tablet assigns the other job; the first tablet sees it live.
+        await other.reload()
+        form2 = other.get_by_test_id(f"assign-{second}")
+        await form2.get_by_label("技师").select_option(label="周涛")
+        await form2.get_by_label("工位").fill("B3")
+        await form2.get_by_role("button", name="派工").click()
+        await expect(other.get_by_test_id("saved")).to_be_visible()
+        live_lane = page.locator('[data-technician="tech-zhou"]')
+        await expect(live_lane.locator(f'[data-job="{second}"]')).to_contain_text("B3")
+        await expect(
+            page.get_by_test_id("unassigned").locator(f'[data-job="{second}"]')
+        ).to_have_count(0)
+        assert (await job(stack, second))["technician_id"] == "tech-zhou"
+
+        # Reassign from the technician's queue.
+        queued = page.locator('[data-technician="tech-zhou"]').locator(f'[data-job="{second}"]')
+        await queued.get_by_role("button", name="改派").click()
+        reform = page.get_by_test_id(f"assign-{second}")
+        await reform.get_by_label("技师").select_option(label="李军")
+        await reform.get_by_label("工位").fill("B4")
+        await reform.get_by_role("button", name="改派").click()
+        await expect(lane.locator(f'[data-job="{second}"]')).to_contain_text("B4")
+        assert (await job(stack, second))["technician_id"] == "tech-li"
+        await shoot(page, "floor-03-dispatch-reassigned-zh")
+
+        # English.
+        await page.get_by_test_id("language").click()
+        await expect(page.get_by_role("heading", name="Dispatch board")).to_be_visible()
+        await expect(lane.locator(f'[data-job="{second}"]')).to_contain_text("Assigned")
+        await shoot(page, "floor-04-dispatch-en")
+        await page.get_by_test_id("language").click()
+    finally:
+        await desk.close()
+        await stale.close()
+
+
+async def test_foreman_registers_a_screen_sees_its_address_once_and_withdraws_it(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    stack, staff = running
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        await sign_in(page, staff.url, "foreman-sun", "/foreman/screens")
+        form = page.get_by_test_id("register-screen")
+        await form.get_by_label("屏幕名称").fill("   ")
+        await form.get_by_role("button", name="登记大屏").click()
+        await expect(page.locator(".field.invalid")).to_be_visible()
+        await form.get_by_label("屏幕名称").fill("客户休息区电视")
+        await form.get_by_label("类型").select_option("lounge")
+        await page.get_by_test_id("register-screen").get_by_role("button", name="登记大屏").click()
+        url = await page.get_by_test_id("screen-url").inner_text()
+        assert "/board/lounge?access_token=scr_" in url
+        await shoot(page, "floor-05-screen-registered-zh")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+
+        async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
+            listed = (await api.get("/board/screens", headers=FOREMAN)).json()["items"]
+            screen = next(s for s in listed if s["name"] == "客户休息区电视")
+            assert screen["variant"] == "lounge" and screen["revoked_at"] is None
+            # The address opens the lounge board.
+            opened = await api.get(url.removeprefix(stack.url("workorders")))
+            assert opened.status_code == 200
+
+        await page.goto(f"{staff.url}/foreman/screens")
+        await expect(page.get_by_test_id("screen-url")).to_have_count(0)  # shown once only
+        row = page.locator(f'tr[data-screen="{screen["id"]}"]')
+        await row.get_by_role("button", name="撤销访问").click()
+        await expect(page.locator(f'tr[data-screen="{screen["id"]}"]')).to_contain_text("已撤销")
+        async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
+            after = (await api.get(f"/board/screens/{screen['id']}", headers=FOREMAN)).json()
+            assert after["revoked_at"] is not None
+            assert (await api.get(url.removeprefix(stack.url("workorders")))).status_code == 401
+        await shoot(page, "floor-06-screen-withdrawn-zh")
+    finally:
+        await context.close()
+
+
+async def test_the_foreman_pages_are_refused_to_a_technician(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    _, staff = running
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        await page.goto(f"{staff.url}/foreman")
+        await page.wait_for_url(SIGN_IN_PAGE)
+        await page.click('button[data-sub="tech-li"]')
+        await page.wait_for_load_state()
+        for path in ("/foreman", "/foreman/screens"):
+            response = await page.goto(f"{staff.url}{path}")
+            assert response is not None and response.status == 403
+            assert "无权" in await page.locator("h1").inner_text()
+    finally:
+        await context.close()
