@@ -240,3 +240,99 @@ async def test_the_foreman_pages_are_refused_to_a_technician(
             assert "无权" in await page.locator("h1").inner_text()
     finally:
         await context.close()
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+async def assign_as_foreman(stack: Stack, job_id: str, technician: str, bay: str) -> None:
+    async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
+        current = await api.get(f"/jobs/{job_id}", headers=FOREMAN)
+        r = await api.put(
+            f"/jobs/{job_id}/assignment",
+            headers={**FOREMAN, "If-Match": current.headers["ETag"]},
+            json={"technician_id": technician, "bay": bay},
+        )
+        assert r.status_code == 200, r.text
+
+
+async def test_technician_clocks_on_pauses_with_a_reason_and_finishes_on_the_phone(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    stack, staff = running
+    order = await order_with_jobs(stack, "沪C30003", ("SUS-100", "1.0"), ("AC-300", "0.5"))
+    first, second = (j["id"] for j in order["jobs"])
+    await assign_as_foreman(stack, first, "tech-zhou", "B7")
+    await assign_as_foreman(stack, second, "tech-zhou", "B7")
+    context = await browser.new_context(viewport=PHONE, locale="zh-CN", has_touch=True)
+    try:
+        page = await context.new_page()
+        await sign_in(page, staff.url, "tech-zhou", "/tech")
+        card = page.locator(f'[data-job="{first}"]')
+        await expect(card).to_contain_text("沪C30003")
+        await expect(card).to_contain_text("已派工")
+        await shoot(page, "floor-07-my-jobs-phone-zh")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+
+        await card.get_by_role("button", name="开工").click()
+        await expect(page.locator(f'[data-job="{first}"] [data-testid=status]')).to_have_text(
+            "施工中"
+        )
+        assert (await job(stack, first))["status"] == "in_progress"
+
+        # One job at a time: the second is refused, said in Chinese, nothing written.
+        await page.locator(f'[data-job="{second}"]').get_by_role("button", name="开工").click()
+        error = page.locator(f'[data-job="{second}"] [data-testid=clock-error]')
+        await expect(error).to_contain_text("您已在另一项作业上计时")
+        assert (await job(stack, second))["status"] == "assigned"
+        await shoot(page, "floor-08-clock-refused-phone-zh")
+
+        paused = page.locator(f'[data-job="{first}"]')
+        await paused.get_by_label("暂停原因").select_option(label="等待配件")
+        await paused.get_by_role("button", name="暂停").click()
+        await expect(page.locator(f'[data-job="{first}"] [data-testid=status]')).to_have_text(
+            "已暂停"
+        )
+        now = await job(stack, first)
+        assert (now["status"], now["pause_reason"]) == ("paused", "waiting_parts")
+
+        # Work dispatched meanwhile appears without a reload.
+        later = await order_with_jobs(stack, "沪C30004", ("WHL-050", "0.3"))
+        await assign_as_foreman(stack, later["jobs"][0]["id"], "tech-zhou", "B8")
+        await expect(page.locator(f'[data-job="{later["jobs"][0]["id"]}"]')).to_contain_text(
+            "沪C30004"
+        )
+
+        await page.locator(f'[data-job="{first}"]').get_by_role("button", name="开工").click()
+        await page.locator(f'[data-job="{first}"]').get_by_role("button", name="完工").click()
+        await expect(page.locator(f'[data-job="{first}"] [data-testid=status]')).to_have_text(
+            "已完工"
+        )
+        assert (await job(stack, first))["status"] == "done"
+        await shoot(page, "floor-09-my-jobs-done-phone-zh")
+
+        await page.get_by_test_id("language").click()
+        await expect(page.get_by_role("heading", name="My jobs")).to_be_visible()
+        await shoot(page, "floor-10-my-jobs-phone-en")
+        await page.get_by_test_id("language").click()
+
+        # The foreman's board is not the technician's, nor the reverse.
+        response = await page.goto(f"{staff.url}/foreman")
+        assert response is not None and response.status == 403
+    finally:
+        await context.close()
+
+    foreman = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    try:
+        page = await foreman.new_page()
+        await page.goto(f"{staff.url}/tech")
+        await page.wait_for_url(SIGN_IN_PAGE)
+        await page.click('button[data-sub="foreman-sun"]')
+        await page.wait_for_load_state()
+        response = await page.goto(f"{staff.url}/tech")
+        assert response is not None and response.status == 403
+    finally:
+        await foreman.close()

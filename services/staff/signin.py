@@ -126,6 +126,8 @@ def home_of(session: Session) -> str:
         return "/advisor"
     if session.has("foreman"):
         return "/foreman"
+    if session.has("technician"):
+        return "/tech"
     return "/welcome"
 
 

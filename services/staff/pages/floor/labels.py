@@ -49,6 +49,16 @@ LABELS: dict[str, dict[str, str]] = {
         "withdraw": "撤销访问",
         "no_screens": "还没有登记大屏。",
         "created": "登记于",
+        "nav_my_jobs": "我的作业",
+        "no_my_jobs": "目前没有派给您的作业。",
+        "clock_on": "开工",
+        "pause": "暂停",
+        "pause_reason": "暂停原因",
+        "clock_off_finished": "完工",
+        "reason_break": "休息",
+        "reason_waiting_parts": "等待配件",
+        "reason_end_of_shift": "下班",
+        "reason_other": "其他",
     },
     "en": {
         "nav_dispatch": "Dispatch",
@@ -94,11 +104,23 @@ LABELS: dict[str, dict[str, str]] = {
         "withdraw": "Withdraw access",
         "no_screens": "No screen registered yet.",
         "created": "Registered",
+        "nav_my_jobs": "My jobs",
+        "no_my_jobs": "No job is assigned to you now.",
+        "clock_on": "Clock on",
+        "pause": "Pause",
+        "pause_reason": "Why pause",
+        "clock_off_finished": "Finished",
+        "reason_break": "Break",
+        "reason_waiting_parts": "Waiting for parts",
+        "reason_end_of_shift": "End of shift",
+        "reason_other": "Other",
     },
 }
 
 MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"clocked on", re.I), "作业正在计时，不能改派"),
+    (re.compile(r"clocked on another job", re.I), "您已在另一项作业上计时，请先暂停或完工"),
+    (re.compile(r"already clocked on this job", re.I), "您已在这项作业上计时"),
+    (re.compile(r"must clock off first", re.I), "技师需先停止计时，才能改派"),
     (re.compile(r"stale|does not match the current version", re.I), "记录已被他人修改"),
 )
 
