@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from tests.flow import order_opened, publish_consent
-from tests.harness import ServiceProcess, Stack, auth
+from tests.harness import ServiceProcess, Stack, auth, token
 from tests.staff_pages import (
     TABLET_LANDSCAPE,
     launch,
@@ -336,3 +336,75 @@ async def test_technician_clocks_on_pauses_with_a_reason_and_finishes_on_the_pho
         assert response is not None and response.status == 403
     finally:
         await foreman.close()
+
+
+async def finished_and_in_qc(stack: Stack, plate: str, technician: str) -> tuple[str, str]:
+    """A job its technician has finished, its order moved to QC (as the workshop would)."""
+    order = await order_with_jobs(stack, plate, ("BRK-020", "1.0"))
+    job_id = order["jobs"][0]["id"]
+    await assign_as_foreman(stack, job_id, technician, "B1")
+    tech = {"Authorization": f"Bearer {token('technician', sub=technician)}"}
+    async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
+        assert (await api.post(f"/jobs/{job_id}/clock-on", headers=tech)).status_code == 201
+        r = await api.post(f"/jobs/{job_id}/clock-off", headers=tech, json={})
+        assert r.status_code == 200, r.text
+        current = await api.get(f"/repair-orders/{order['id']}", headers=FOREMAN)
+        r = await api.post(
+            f"/repair-orders/{order['id']}/transitions",
+            headers={**FOREMAN, "If-Match": current.headers["ETag"]},
+            json={"to": "qc"},
+        )
+        assert r.status_code == 200, r.text
+    return order["id"], job_id
+
+
+async def test_qc_fails_a_job_with_its_reason_and_the_technician_sees_it(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    stack, staff = running
+    _, job_id = await finished_and_in_qc(stack, "沪D40004", "tech-li")
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        await sign_in(page, staff.url, "qc-wu", "/qc")
+        form = page.get_by_test_id(f"qc-{job_id}")
+        await expect(page.locator(f'[data-job="{job_id}"]')).to_contain_text("沪D40004")
+        await form.get_by_label("紧固力矩已检查").check()
+        await form.get_by_label("已路试").check()
+        key = await form.locator("[name=idempotency_key]").input_value()
+        await form.get_by_role("button", name="不通过，返工").click()
+        form = page.get_by_test_id(f"qc-{job_id}")
+        await expect(form.locator(".field.invalid .error")).to_contain_text("不通过须填写原因")
+        assert await form.locator("[name=idempotency_key]").input_value() == key
+        await expect(form.get_by_label("已路试")).to_be_checked()
+        await shoot(page, "floor-11-qc-reason-required-zh")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+
+        await form.get_by_label("不通过的原因（不通过时必填）").fill("制动时仍有异响")
+        await form.get_by_role("button", name="不通过，返工").click()
+        await expect(page.get_by_test_id("saved")).to_contain_text("作业已退回技师返工")
+        await expect(page.locator(f'[data-job="{job_id}"]')).to_have_count(0)
+        async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
+            verdicts = (await api.get(f"/jobs/{job_id}/qc", headers=FOREMAN)).json()["items"]
+            assert [(v["passed"], v["reason"], v["road_test"]) for v in verdicts] == [
+                (False, "制动时仍有异响", True)
+            ]
+            assert (await job(stack, job_id))["status"] == "rework"
+        await shoot(page, "floor-12-qc-failed-zh")
+    finally:
+        await context.close()
+
+    phone = await browser.new_context(viewport=PHONE, locale="zh-CN", has_touch=True)
+    try:
+        page = await phone.new_page()
+        await sign_in(page, staff.url, "tech-li", "/tech")
+        reason = page.locator(f'[data-job="{job_id}"] [data-testid=qc-reason]')
+        await expect(reason).to_contain_text("制动时仍有异响")
+        await shoot(page, "floor-13-sent-back-phone-zh")
+        response = await page.goto(f"{staff.url}/qc")
+        assert response is not None and response.status == 403
+    finally:
+        await phone.close()

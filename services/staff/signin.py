@@ -128,6 +128,8 @@ def home_of(session: Session) -> str:
         return "/foreman"
     if session.has("technician"):
         return "/tech"
+    if session.has("qc"):
+        return "/qc"
     return "/welcome"
 
 

@@ -40,6 +40,12 @@ async def _mine(seen: Viewer) -> tuple[list[dict[str, Any]], str | None]:
         for job in answer.body.get("jobs", []):
             if job.get("technician_id") == seen.session.sub and job["status"] in _MINE:
                 rows.append(job_row(seen, job, answer.body))
+    # A job sent back by QC shows why: the last failed verdict's reason.
+    sent_back = [r for r in rows if r["rework_count"] and r["status"] != "done"]
+    verdicts = await gather(*(seen.api.get("workorders", f"/jobs/{r['id']}/qc") for r in sent_back))
+    for row, answer in zip(sent_back, verdicts, strict=True):
+        failed = [v for v in page_items(answer.body) if not v["passed"]] if answer.ok else []
+        row["qc_reason"] = failed[0]["reason"] if failed else None
     far = datetime.max.replace(tzinfo=seen.tz)
     rows.sort(key=lambda r: (r["status"] == "done", r["planned_start_at"] or far, r["id"]))
     return rows, problem
