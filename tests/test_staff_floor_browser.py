@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from tests.flow import order_opened, publish_consent
-from tests.harness import ServiceProcess, Stack, auth, token
+from tests.harness import ServiceProcess, Stack, auth, eventually, token
 from tests.staff_pages import (
     TABLET_LANDSCAPE,
     launch,
@@ -408,3 +408,100 @@ async def test_qc_fails_a_job_with_its_reason_and_the_technician_sees_it(
         assert response is not None and response.status == 403
     finally:
         await phone.close()
+
+
+async def ready_to_settle(stack: Stack, plate: str) -> str:
+    """An order whose job passed QC, ready to settle."""
+    order_id, job_id = await finished_and_in_qc(stack, plate, "tech-zhou")
+    async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
+        r = await api.post(f"/jobs/{job_id}/qc", headers=auth("qc"), json={"passed": True})
+        assert r.status_code == 201, r.text
+        current = await api.get(f"/repair-orders/{order_id}", headers=FOREMAN)
+        r = await api.post(
+            f"/repair-orders/{order_id}/transitions",
+            headers={**FOREMAN, "If-Match": current.headers["ETag"]},
+            json={"to": "ready"},
+        )
+        assert r.status_code == 200, r.text
+    return order_id
+
+
+async def test_cashier_settles_with_a_discount_a_manager_approves_and_prints(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    stack, staff = running
+    order_id = await ready_to_settle(stack, "沪E50005")
+    wo = stack.url("workorders")
+    async with httpx.AsyncClient(base_url=wo, timeout=10) as api:
+        preview = (
+            await api.get(f"/repair-orders/{order_id}/invoice-preview", headers=auth("cashier"))
+        ).json()
+    due = preview["customer_due"]
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        await sign_in(page, staff.url, "cashier-zheng", "/cashier")
+        await page.locator(f'tr[data-order="{order_id}"]').get_by_role("link").click()
+        await expect(page.get_by_test_id("due")).to_contain_text(due)
+        customer = page.get_by_test_id("totals").locator('[data-payer="customer"]')
+        await expect(customer).to_contain_text(preview["totals"][0]["gross"])
+        await shoot(page, "floor-14-cashier-preview-zh")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+
+        # Payments that do not add up: said next to the amount, in Chinese.
+        form = page.get_by_test_id("settle")
+        await form.get_by_label("金额 1").fill("1.00")
+        key = await form.locator("[name=idempotency_key]").input_value()
+        await form.get_by_role("button", name="确认结算").click()
+        await expect(page.locator("#payments-err")).to_contain_text("收款合计须等于客户应付金额")
+        assert await page.locator("[name=idempotency_key]").input_value() == key
+
+        # A 20% discount is above the cashier's limit: a manager approves on the spot.
+        form = page.get_by_test_id("settle")
+        await form.get_by_label("折扣（百分比或金额）").fill("20")
+        await form.get_by_label("折扣原因").fill("老客户")
+        await form.get_by_label("金额 1").fill(due)
+        await form.get_by_role("button", name="确认结算").click()
+        await expect(page.get_by_test_id("settle-error")).to_contain_text("需经理当场批准")
+        await shoot(page, "floor-15-cashier-needs-manager-zh")
+        async with httpx.AsyncClient(base_url=wo, timeout=10) as api:
+            order = (await api.get(f"/repair-orders/{order_id}", headers=FOREMAN)).json()
+            assert order["status"] == "ready"
+
+        await page.get_by_test_id("manager").click()
+        await page.click('button[data-sub="manager-wang"]')
+        await page.wait_for_url(f"**/cashier/orders/{order_id}")
+        form = page.get_by_test_id("settle")
+        await form.get_by_label("折扣（百分比或金额）").fill("20")
+        await form.get_by_label("折扣原因").fill("老客户")
+        await form.get_by_label("付款方式 1").select_option(label="微信")
+        discounted = await page.evaluate(f"(Math.round({due} * 0.8 * 100) / 100).toFixed(2)")
+        await form.get_by_label("金额 1").fill(discounted)
+        await form.get_by_role("button", name="确认结算").click()
+        await expect(page.get_by_test_id("saved")).to_contain_text("已结算")
+        async with httpx.AsyncClient(base_url=wo, timeout=10) as api:
+            order = (await api.get(f"/repair-orders/{order_id}", headers=FOREMAN)).json()
+            assert order["status"] == "settled"
+            assert order["invoice"]["payments"] == [{"method": "wechat", "amount": discounted}]
+        await shoot(page, "floor-16-cashier-settled-zh")
+
+        # Printing: the print is recorded and the invoice PDF comes back.
+        pdfs: list[Any] = []
+        page.on("response", lambda r: pdfs.append(r) if "invoice.pdf" in r.url else None)
+        await page.get_by_test_id("print").get_by_role("button").click(no_wait_after=True)
+
+        async def printed() -> bool:
+            return bool(pdfs)
+
+        await eventually(printed, what="the invoice PDF")
+        assert pdfs[0].status == 200 and pdfs[0].headers["content-type"] == "application/pdf"
+        async with httpx.AsyncClient(base_url=wo, timeout=10) as api:
+            prints = (
+                await api.get(f"/repair-orders/{order_id}/invoice/prints", headers=FOREMAN)
+            ).json()["items"]
+            assert len(prints) == 1 and prints[0]["printed_by"] == "manager-wang"
+    finally:
+        await context.close()

@@ -17,8 +17,8 @@ from services.staff.api import ServiceUnreachable
 from services.staff.config import Settings
 from services.staff.pages.advisor import desk as advisor_desk
 from services.staff.pages.advisor import routes as advisor
+from services.staff.pages.floor import cashier, foreman, qc, technician
 from services.staff.pages.floor import common as floor
-from services.staff.pages.floor import foreman, qc, technician
 from services.staff.session import Cookies
 from services.staff.signin import NotOffered, Provider, home_of
 from services.staff.signin import router as signin_router
@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     foreman.install(app)
     technician.install(app)
     qc.install(app)
+    cashier.install(app)
     _install_errors(app)
     return app
 

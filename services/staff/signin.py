@@ -130,6 +130,8 @@ def home_of(session: Session) -> str:
         return "/tech"
     if session.has("qc"):
         return "/qc"
+    if session.has("cashier"):
+        return "/cashier"
     return "/welcome"
 
 
