@@ -505,3 +505,70 @@ async def test_cashier_settles_with_a_discount_a_manager_approves_and_prints(
             assert len(prints) == 1 and prints[0]["printed_by"] == "manager-wang"
     finally:
         await context.close()
+
+
+async def test_technician_asks_for_a_part_and_reports_extra_work_with_a_photo(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    stack, staff = running
+    order = await order_with_jobs(stack, "沪F60006", ("BRK-030", "1.0"))
+    job_id = order["jobs"][0]["id"]
+    await assign_as_foreman(stack, job_id, "tech-li", "B2")
+    tech = {"Authorization": f"Bearer {token('technician', sub='tech-li')}"}
+    async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
+        assert (await api.post(f"/jobs/{job_id}/clock-on", headers=tech)).status_code == 201
+    context = await browser.new_context(viewport=PHONE, locale="zh-CN", has_touch=True)
+    try:
+        page = await context.new_page()
+        await sign_in(page, staff.url, "tech-li", "/tech")
+        await page.locator(f'[data-job="{job_id}"]').get_by_test_id("details").click()
+        await page.wait_for_url(f"**/tech/jobs/{job_id}")
+        photo = await page.screenshot()  # a picture the phone's camera would have taken
+
+        part = page.get_by_test_id("part")
+        await part.get_by_label("配件号").fill("BP-4411")
+        await part.get_by_label("数量/工时").fill("0")
+        await part.get_by_role("button", name="申请配件").click()
+        part = page.get_by_test_id("part")
+        await expect(part.locator(".field.invalid .error")).to_be_visible()
+        await part.get_by_label("数量/工时").fill("2")
+        await part.get_by_role("button", name="申请配件").click()
+        await expect(page.get_by_test_id("saved")).to_contain_text("配件申请已提交")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+
+        extra = page.get_by_test_id("extra")
+        await extra.get_by_label("发现的问题").fill("前刹车片磨损至2mm")
+        await extra.get_by_label("照片").set_input_files(
+            {"name": "pads.png", "mimeType": "image/png", "buffer": photo}
+        )
+        await extra.get_by_label("工时代码").fill("BRK-010")
+        await extra.get_by_label("标准工时").fill("0.8")
+        await extra.get_by_label("项目").fill("更换前刹车片")
+        await extra.get_by_role("button", name="报告增项").click()
+        await expect(page.get_by_test_id("saved")).to_contain_text("增项已报告")
+        await shoot(page, "floor-17-extra-work-phone-zh")
+
+        async with httpx.AsyncClient(timeout=10) as api:
+            detail = (
+                await api.get(
+                    f"{stack.url('workorders')}/repair-orders/{order['id']}", headers=FOREMAN
+                )
+            ).json()
+            parts = [(p["part_number"], p["quantity"], p["status"]) for p in detail["part_lines"]]
+            assert ("BP-4411", "2.000", "requested") in parts or (
+                "BP-4411",
+                "2",
+                "requested",
+            ) in parts
+            [found] = detail["extra_work"]
+            assert found["findings"] == "前刹车片磨损至2mm" and found["job_id"] == job_id
+            assert found["proposed_lines"][0]["op_code"] == "BRK-010"
+            [file_id] = found["photo_file_ids"]
+            stored = await api.get(f"{stack.url('records')}/files/{file_id}", headers=tech)
+            assert stored.status_code == 200, stored.text
+            assert stored.json()["size"] == len(photo)
+    finally:
+        await context.close()

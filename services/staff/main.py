@@ -17,7 +17,7 @@ from services.staff.api import ServiceUnreachable
 from services.staff.config import Settings
 from services.staff.pages.advisor import desk as advisor_desk
 from services.staff.pages.advisor import routes as advisor
-from services.staff.pages.floor import cashier, foreman, qc, technician
+from services.staff.pages.floor import cashier, foreman, qc, technician, technician_job
 from services.staff.pages.floor import common as floor
 from services.staff.session import Cookies
 from services.staff.signin import NotOffered, Provider, home_of
@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     floor.install(app)
     foreman.install(app)
     technician.install(app)
+    technician_job.install(app)
     qc.install(app)
     cashier.install(app)
     _install_errors(app)
