@@ -527,6 +527,48 @@ async def test_technician_asks_for_a_part_and_reports_extra_work_with_a_photo(
         await page.wait_for_url(f"**/tech/jobs/{job_id}")
         photo = await page.screenshot()  # a picture the phone's camera would have taken
 
+        # The library: one document for the operation, one for cars of this VIN's maker,
+        # one for neither (set up as the records clerk would).
+        clerk = auth("records_clerk")
+        async with httpx.AsyncClient(base_url=stack.url("records"), timeout=10) as api:
+            stored = await api.post(
+                "/files", headers=clerk, files={"file": ("d.png", photo, "image/png")}
+            )
+            file_id = stored.json()["id"]
+            docs = {}
+            for title, fields in (
+                ("制动钳维修手册", {"category": "manual", "op_codes": ["BRK-030"]}),
+                (
+                    "本车型电路图",
+                    {
+                        "category": "wiring_diagram",
+                        "applies_to": [{"vin_prefix": order["vin"][:8]}],
+                    },
+                ),
+                (
+                    "发动机数据表",
+                    {
+                        "category": "data_sheet",
+                        "op_codes": ["ENG-999"],
+                        "applies_to": [{"make": "Toyota"}],
+                    },
+                ),
+            ):
+                r = await api.post(
+                    "/library/documents",
+                    headers=clerk,
+                    json={"title": title, "file_id": file_id, **fields},
+                )
+                assert r.status_code == 201, r.text
+                docs[title] = r.json()["id"]
+        await page.reload()
+        listed = page.get_by_test_id("documents")
+        await expect(listed.locator(f'[data-document="{docs["制动钳维修手册"]}"]')).to_be_visible()
+        await expect(listed.locator(f'[data-document="{docs["本车型电路图"]}"]')).to_be_visible()
+        await expect(listed.locator(f'[data-document="{docs["发动机数据表"]}"]')).to_have_count(0)
+        content = await page.request.get(f"{staff.url}/tech/library/{docs['制动钳维修手册']}")
+        assert content.status == 200 and await content.body() == photo
+
         part = page.get_by_test_id("part")
         await part.get_by_label("配件号").fill("BP-4411")
         await part.get_by_label("数量/工时").fill("0")
@@ -550,6 +592,8 @@ async def test_technician_asks_for_a_part_and_reports_extra_work_with_a_photo(
         await extra.get_by_role("button", name="报告增项").click()
         await expect(page.get_by_test_id("saved")).to_contain_text("增项已报告")
         await shoot(page, "floor-17-extra-work-phone-zh")
+        await page.goto(f"{staff.url}/tech/jobs/{job_id}")
+        await shoot(page, "floor-18-job-documents-phone-zh")
 
         async with httpx.AsyncClient(timeout=10) as api:
             detail = (

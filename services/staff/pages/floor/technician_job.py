@@ -7,6 +7,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
+from services.staff.api import gather, page_items
 from services.staff.pages.floor.common import job_row, refused
 from services.staff.web import Form, Viewer, needs, render
 
@@ -16,6 +17,7 @@ Technician = Annotated[Viewer, Depends(needs("technician"))]
 def install(app: FastAPI) -> None:
     route = app.add_api_route
     route("/tech/jobs/{job_id}", job_page, methods=["GET"], include_in_schema=False)
+    route("/tech/library/{document_id}", document, methods=["GET"], include_in_schema=False)
     route("/tech/jobs/{job_id}/parts", ask_part, methods=["POST"], include_in_schema=False)
     route("/tech/jobs/{job_id}/extra-work", report, methods=["POST"], include_in_schema=False)
 
@@ -35,6 +37,18 @@ async def _page(
             fmt={},
         )
     order = await seen.api.get("workorders", f"/repair-orders/{job.body['repair_order_id']}")
+    # The library's documents for this car (by its VIN) and for this job's operation.
+    vin = order.body.get("vin") if order.ok else None
+    for_car, for_op = await gather(
+        seen.api.get("records", "/library/for-vehicle", vin=vin, limit=50),
+        seen.api.get("records", "/library/for-op-codes", op_code=[job.body["op_code"]], limit=50),
+    )
+    documents: dict[str, dict[str, Any]] = {}
+    for answer in (for_op, for_car):
+        if answer.ok:
+            for item in page_items(answer.body):
+                doc = item.get("document", item)  # a hit carries its document
+                documents.setdefault(doc["id"], doc)
     empty: dict[str, Any] = {"values": {}, "errors": {}, "message": None}
     return render(
         request,
@@ -45,6 +59,7 @@ async def _page(
         part=forms.get("part") or empty,
         extra=forms.get("extra") or empty,
         saved=forms.get("saved"),
+        documents=list(documents.values()),
         nav="my_jobs",
         status_code=status_code,
     )
@@ -52,6 +67,20 @@ async def _page(
 
 async def job_page(request: Request, job_id: str, seen: Technician) -> Response:
     return await _page(request, seen, job_id)
+
+
+async def document(request: Request, document_id: str, seen: Technician) -> Response:
+    """A library document's current version, read with the technician's rights (records
+    logs the download)."""
+    http = request.app.state.http
+    url = request.app.state.api_bases["records"] + f"/library/documents/{document_id}/content"
+    upstream = await http.get(url, headers={"Authorization": f"Bearer {seen.api.token}"})
+    return Response(
+        upstream.content,
+        status_code=upstream.status_code,
+        media_type=upstream.headers.get("content-type", "application/octet-stream"),
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 async def ask_part(request: Request, job_id: str, seen: Technician, form: Form) -> Response:
