@@ -616,3 +616,34 @@ async def test_technician_asks_for_a_part_and_reports_extra_work_with_a_photo(
             assert stored.json()["size"] == len(photo)
     finally:
         await context.close()
+
+
+async def test_cashier_is_told_when_the_order_changed_since_the_preview(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    stack, staff = running
+    order_id = await ready_to_settle(stack, "沪G70007")
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        await sign_in(page, staff.url, "cashier-zheng", f"/cashier/orders/{order_id}")
+        await expect(page.get_by_test_id("due")).to_be_visible()
+        # Meanwhile the workshop takes the car back in for extra work.
+        async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
+            current = await api.get(f"/repair-orders/{order_id}", headers=FOREMAN)
+            r = await api.post(
+                f"/repair-orders/{order_id}/transitions",
+                headers={**FOREMAN, "If-Match": current.headers["ETag"]},
+                json={"to": "in_progress", "reason": "extra work"},
+            )
+            assert r.status_code == 200, r.text
+        await page.get_by_test_id("settle").get_by_role("button", name="确认结算").click()
+        await expect(page.get_by_test_id("changed")).to_contain_text("状态：现在是「维修中」")
+        await shoot(page, "floor-19-cashier-stale-zh")
+        async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
+            order = (await api.get(f"/repair-orders/{order_id}", headers=FOREMAN)).json()
+            assert order["status"] == "in_progress" and order["invoice"] is None
+    finally:
+        await context.close()

@@ -119,7 +119,11 @@ async def settle(request: Request, order_id: str, seen: Cashier, form: Form) -> 
     if answer.status == 412:
         now = await seen.api.get("workorders", f"/repair-orders/{order_id}")
         changed = what_changed(
-            seen, form, now.body or {}, {"status": "status"}, lambda _, v: v
+            seen,
+            form,
+            now.body or {},
+            {"status": "status"},
+            lambda _, v: seen.t.get(f"order_{v}", v),
         ) or [seen.t["changed_lines"]]
         message = None
     values = {**form, "idempotency_key": "" if changed else form.get("idempotency_key")}
