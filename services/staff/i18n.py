@@ -604,6 +604,20 @@ _ZH_MESSAGES: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+# --- words of other pages' packages (e.g. pages/floor/labels.py), merged in at import ----
+
+
+def add_words(
+    labels: dict[str, dict[str, str]], messages: tuple[tuple[re.Pattern[str], str], ...] = ()
+) -> None:
+    """A page package's labels and Chinese service messages joined to the catalog; a key
+    the catalog already has keeps its words."""
+    for lang, words in labels.items():
+        for key, value in words.items():
+            LABELS[lang].setdefault(key, value)
+    _ZH_MESSAGES.extend(messages)
+
+
 def say(message: str, lang: str, lead: str | None = None) -> str:
     """A service's message in the user's language: a known one said in Chinese, any other
     after a Chinese lead (the field's "not valid" unless another is given)."""

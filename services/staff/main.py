@@ -20,10 +20,8 @@ from services.staff.pages.advisor import desk as advisor_desk
 from services.staff.pages.advisor import estimate as advisor_estimate
 from services.staff.pages.advisor import intake as advisor_intake
 from services.staff.pages.advisor import routes as advisor
-from services.staff.pages.cashier import routes as cashier
-from services.staff.pages.foreman import routes as foreman
-from services.staff.pages.qc import routes as qc
-from services.staff.pages.technician import routes as technician
+from services.staff.pages.floor import cashier, foreman, qc, technician, technician_job
+from services.staff.pages.floor import common as floor
 from services.staff.session import Cookies
 from services.staff.signin import NotOffered, Provider, home_of
 from services.staff.signin import router as signin_router
@@ -131,8 +129,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     advisor_intake.install(app)
     advisor_estimate.install(app)
     advisor_at_risk.install(app)
-    technician.install(app)
+    floor.install(app)
     foreman.install(app)
+    technician.install(app)
+    technician_job.install(app)
     qc.install(app)
     cashier.install(app)
     _install_errors(app)

@@ -124,10 +124,10 @@ def _session_from(token: str, claims: dict[str, Any]) -> Session:
 def home_of(session: Session) -> str:
     if session.has("advisor", "manager"):
         return "/advisor"
-    if session.has("technician"):
-        return "/technician"
     if session.has("foreman"):
         return "/foreman"
+    if session.has("technician"):
+        return "/tech"
     if session.has("qc"):
         return "/qc"
     if session.has("cashier"):

@@ -290,6 +290,18 @@ async def get_job(job_id: uuid.UUID, response: Response, session: ReadSessionDep
     return await service.job_detail(session, job)
 
 
+@router.get(
+    "/jobs/{job_id}/qc",
+    response_model=Page[QcInspectionPublic],
+    tags=["QC"],
+    summary="A job's QC verdicts, newest first (a fail's reason is what rework answers)",
+)
+async def job_qc_history(job_id: uuid.UUID, session: ReadSessionDep, user: Reader):
+    job = await service.get_job(session, job_id, user)
+    inspections = await service.qc_history(session, job)
+    return whole([QcInspectionPublic.model_validate(i) for i in inspections])
+
+
 @router.put(
     "/jobs/{job_id}/assignment",
     response_model=JobPublic,

@@ -558,6 +558,18 @@ async def _jobs_with_cars(
     ]
 
 
+async def qc_history(session: AsyncSession, job: Job) -> list[QcInspection]:
+    """A job's QC verdicts, newest first: a failed one's reason is what the technician
+    reworks against."""
+    query = (
+        select(QcInspection)
+        .where(QcInspection.job_id == job.id)
+        .order_by(col(QcInspection.inspected_at).desc())
+        .limit(100)
+    )
+    return list((await session.exec(query)).all())
+
+
 async def job_detail(session: AsyncSession, job: Job) -> JobPublic:
     seconds = await actual_seconds(session, [job.id], utcnow())
     etas = await parts_eta(session, [job.id])
