@@ -389,7 +389,7 @@ async def test_extra_work_from_the_workshop_becomes_a_revision_for_consent(
     current = await eventually(revised, what="the extra-work revision")
     body = current.json()
     # On the advisor's list of extra work waiting for the customer, in this branch only.
-    waiting = await reception.client.get("/estimates/extra-work", headers=auth("cashier"))
+    waiting = await reception.client.get("/estimates/extra-work", headers=auth("manager"))
     assert waiting.status_code == 200, waiting.text
     assert [e["id"] for e in waiting.json()["items"]] == [body["id"]]
     assert waiting.json()["items"][0]["revision"] == 2

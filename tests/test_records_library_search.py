@@ -304,7 +304,7 @@ async def test_a_pdf_over_the_memory_budget_is_kept_and_flagged(
             headers={**CLERK, "If-Match": doc["etag"]},
             json={"file_id": file_id, "note": "2027"},
         )
-        assert r.status_code == 201, r.text
+        assert r.status_code == 200, r.text  # a new version changes the document
         assert r.json()["text_extraction"] == "over_budget"
         assert r.json()["current_version"] == 2
 

@@ -30,6 +30,7 @@ from tests.test_workorders_api import approved_now, labour
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 FOREMAN = auth("foreman")
+MANAGER = auth("manager")
 SIGN_IN_PAGE = re.compile(r"/signin/dev\?next=")
 
 
@@ -71,13 +72,13 @@ async def order_with_jobs(stack: Stack, plate: str, *ops: tuple[str, str]) -> di
     await publish_consent(stack, event)
     async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
         order = await order_opened(api, event.intake_id)
-        detail = await api.get(f"/repair-orders/{order['id']}", headers=FOREMAN)
+        detail = await api.get(f"/repair-orders/{order['id']}", headers=MANAGER)
         return dict(detail.json())
 
 
 async def job(stack: Stack, job_id: str) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
-        r = await api.get(f"/jobs/{job_id}", headers=FOREMAN)
+        r = await api.get(f"/jobs/{job_id}", headers=MANAGER)
         assert r.status_code == 200, r.text
         return dict(r.json())
 
@@ -202,7 +203,7 @@ async def test_foreman_registers_a_screen_sees_its_address_once_and_withdraws_it
         assert await small_targets(page) == []
 
         async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
-            listed = (await api.get("/board/screens", headers=FOREMAN)).json()["items"]
+            listed = (await api.get("/board/screens", headers=MANAGER)).json()["items"]
             screen = next(s for s in listed if s["name"] == "客户休息区电视")
             assert screen["variant"] == "lounge" and screen["revoked_at"] is None
             # The address opens the lounge board.
@@ -215,7 +216,7 @@ async def test_foreman_registers_a_screen_sees_its_address_once_and_withdraws_it
         await row.get_by_role("button", name="撤销访问").click()
         await expect(page.locator(f'tr[data-screen="{screen["id"]}"]')).to_contain_text("已撤销")
         async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
-            after = (await api.get(f"/board/screens/{screen['id']}", headers=FOREMAN)).json()
+            after = (await api.get(f"/board/screens/{screen['id']}", headers=MANAGER)).json()
             assert after["revoked_at"] is not None
             assert (await api.get(url.removeprefix(stack.url("workorders")))).status_code == 401
         await shoot(page, "floor-06-screen-withdrawn-zh")
@@ -247,7 +248,7 @@ PHONE = {"width": 390, "height": 844}
 
 async def assign_as_foreman(stack: Stack, job_id: str, technician: str, bay: str) -> None:
     async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
-        current = await api.get(f"/jobs/{job_id}", headers=FOREMAN)
+        current = await api.get(f"/jobs/{job_id}", headers=MANAGER)
         r = await api.put(
             f"/jobs/{job_id}/assignment",
             headers={**FOREMAN, "If-Match": current.headers["ETag"]},
@@ -348,7 +349,7 @@ async def finished_and_in_qc(stack: Stack, plate: str, technician: str) -> tuple
         assert (await api.post(f"/jobs/{job_id}/clock-on", headers=tech)).status_code == 201
         r = await api.post(f"/jobs/{job_id}/clock-off", headers=tech, json={})
         assert r.status_code == 200, r.text
-        current = await api.get(f"/repair-orders/{order['id']}", headers=FOREMAN)
+        current = await api.get(f"/repair-orders/{order['id']}", headers=MANAGER)
         r = await api.post(
             f"/repair-orders/{order['id']}/transitions",
             headers={**FOREMAN, "If-Match": current.headers["ETag"]},
@@ -376,7 +377,7 @@ async def test_qc_fails_a_job_with_its_reason_and_the_technician_sees_it(
         key = await form.locator("[name=idempotency_key]").input_value()
         await form.get_by_role("button", name="不通过，返工").click()
         form = page.get_by_test_id(f"qc-{job_id}")
-        await expect(form.locator(".field.invalid .error")).to_contain_text("不通过须填写原因")
+        await expect(form.locator(".field.invalid .error")).to_contain_text("不通过时必须写明原因")
         assert await form.locator("[name=idempotency_key]").input_value() == key
         await expect(form.get_by_label("已路试")).to_be_checked()
         await shoot(page, "floor-11-qc-reason-required-zh")
@@ -388,7 +389,7 @@ async def test_qc_fails_a_job_with_its_reason_and_the_technician_sees_it(
         await expect(page.get_by_test_id("saved")).to_contain_text("作业已退回技师返工")
         await expect(page.locator(f'[data-job="{job_id}"]')).to_have_count(0)
         async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
-            verdicts = (await api.get(f"/jobs/{job_id}/qc", headers=FOREMAN)).json()["items"]
+            verdicts = (await api.get(f"/jobs/{job_id}/qc", headers=MANAGER)).json()["items"]
             assert [(v["passed"], v["reason"], v["road_test"]) for v in verdicts] == [
                 (False, "制动时仍有异响", True)
             ]
@@ -416,7 +417,7 @@ async def ready_to_settle(stack: Stack, plate: str) -> str:
     async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
         r = await api.post(f"/jobs/{job_id}/qc", headers=auth("qc"), json={"passed": True})
         assert r.status_code == 201, r.text
-        current = await api.get(f"/repair-orders/{order_id}", headers=FOREMAN)
+        current = await api.get(f"/repair-orders/{order_id}", headers=MANAGER)
         r = await api.post(
             f"/repair-orders/{order_id}/transitions",
             headers={**FOREMAN, "If-Match": current.headers["ETag"]},
@@ -468,7 +469,7 @@ async def test_cashier_settles_with_a_discount_a_manager_approves_and_prints(
         await expect(page.get_by_test_id("settle-error")).to_contain_text("需经理当场批准")
         await shoot(page, "floor-15-cashier-needs-manager-zh")
         async with httpx.AsyncClient(base_url=wo, timeout=10) as api:
-            order = (await api.get(f"/repair-orders/{order_id}", headers=FOREMAN)).json()
+            order = (await api.get(f"/repair-orders/{order_id}", headers=MANAGER)).json()
             assert order["status"] == "ready"
 
         await page.get_by_test_id("manager").click()
@@ -483,7 +484,7 @@ async def test_cashier_settles_with_a_discount_a_manager_approves_and_prints(
         await form.get_by_role("button", name="确认结算").click()
         await expect(page.get_by_test_id("saved")).to_contain_text("已结算")
         async with httpx.AsyncClient(base_url=wo, timeout=10) as api:
-            order = (await api.get(f"/repair-orders/{order_id}", headers=FOREMAN)).json()
+            order = (await api.get(f"/repair-orders/{order_id}", headers=MANAGER)).json()
             assert order["status"] == "settled"
             assert order["invoice"]["payments"] == [{"method": "wechat", "amount": discounted}]
         await shoot(page, "floor-16-cashier-settled-zh")
@@ -500,7 +501,7 @@ async def test_cashier_settles_with_a_discount_a_manager_approves_and_prints(
         assert pdfs[0].status == 200 and pdfs[0].headers["content-type"] == "application/pdf"
         async with httpx.AsyncClient(base_url=wo, timeout=10) as api:
             prints = (
-                await api.get(f"/repair-orders/{order_id}/invoice/prints", headers=FOREMAN)
+                await api.get(f"/repair-orders/{order_id}/invoice/prints", headers=MANAGER)
             ).json()["items"]
             assert len(prints) == 1 and prints[0]["printed_by"] == "manager-wang"
     finally:
@@ -571,11 +572,11 @@ async def test_technician_asks_for_a_part_and_reports_extra_work_with_a_photo(
 
         part = page.get_by_test_id("part")
         await part.get_by_label("配件号").fill("BP-4411")
-        await part.get_by_label("数量/工时").fill("0")
+        await part.get_by_label("数量").fill("0")
         await part.get_by_role("button", name="申请配件").click()
         part = page.get_by_test_id("part")
         await expect(part.locator(".field.invalid .error")).to_be_visible()
-        await part.get_by_label("数量/工时").fill("2")
+        await part.get_by_label("数量").fill("2")
         await part.get_by_role("button", name="申请配件").click()
         await expect(page.get_by_test_id("saved")).to_contain_text("配件申请已提交")
         await no_serious_violations(page)
@@ -632,7 +633,7 @@ async def test_cashier_is_told_when_the_order_changed_since_the_preview(
         await expect(page.get_by_test_id("due")).to_be_visible()
         # Meanwhile the workshop takes the car back in for extra work.
         async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
-            current = await api.get(f"/repair-orders/{order_id}", headers=FOREMAN)
+            current = await api.get(f"/repair-orders/{order_id}", headers=MANAGER)
             r = await api.post(
                 f"/repair-orders/{order_id}/transitions",
                 headers={**FOREMAN, "If-Match": current.headers["ETag"]},
@@ -643,7 +644,7 @@ async def test_cashier_is_told_when_the_order_changed_since_the_preview(
         await expect(page.get_by_test_id("changed")).to_contain_text("状态：现在是「维修中」")
         await shoot(page, "floor-19-cashier-stale-zh")
         async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
-            order = (await api.get(f"/repair-orders/{order_id}", headers=FOREMAN)).json()
+            order = (await api.get(f"/repair-orders/{order_id}", headers=MANAGER)).json()
             assert order["status"] == "in_progress" and order["invoice"] is None
     finally:
         await context.close()

@@ -276,7 +276,6 @@ MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"clocked on another job", re.I), "您已在另一项作业上计时，请先暂停或完工"),
     (re.compile(r"already clocked on this job", re.I), "您已在这项作业上计时"),
     (re.compile(r"must clock off first", re.I), "技师需先停止计时，才能改派"),
-    (re.compile(r"a failed QC needs a reason", re.I), "不通过须填写原因"),
     (re.compile(r"payments add up to|must add up", re.I), "收款合计须等于客户应付金额"),
     (re.compile(r"stale|does not match the current version", re.I), "记录已被他人修改"),
 )
