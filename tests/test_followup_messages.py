@@ -10,7 +10,12 @@ import pytest_asyncio
 from sqlmodel import func, select
 
 from services.followup.main import SPEC
-from services.followup.messages import lease_due, queue_message
+from services.followup.messages import (
+    lease_due,
+    queue_message,
+    record_failure,
+    record_sent,
+)
 from services.followup.models import CustomerMessage
 from shared.db import Database
 from shared.migrations import upgrade
@@ -79,3 +84,58 @@ async def test_a_leased_message_is_taken_by_one_sender_until_its_lease_runs_out(
     held_back = await lease(db, NOW + timedelta(seconds=91))
     assert len(held_back) == 1
     assert held_back != first
+
+
+async def test_a_sent_message_keeps_its_provider_status_and_is_not_leased_again(
+    db: Database,
+) -> None:
+    await queue(db, "car_ready:ro-1")
+    [message_id] = await lease(db, NOW)
+    async with db.transaction() as session:
+        await record_sent(
+            session,
+            message_id,
+            provider="aliyun",
+            provider_message_id="900619746936498440^0",
+            provider_status="OK",
+            now=NOW,
+        )
+    assert await lease(db, NOW + timedelta(days=1)) == []
+    async with db.reader() as session:
+        message = await session.get(CustomerMessage, message_id)
+        assert message is not None
+        kept = (message.status, message.provider, message.provider_status, message.attempts)
+        assert (message.sent_at, message.lease_until) == (NOW, None)
+    assert kept == ("sent", "aliyun", "OK", 1)
+
+
+async def test_a_failed_send_backs_off_and_is_given_up_after_the_last_attempt(
+    db: Database,
+) -> None:
+    await queue(db, "car_ready:ro-1")
+    now, waits = NOW, []
+    for attempt in range(1, 4):
+        [message_id] = await lease(db, now)
+        async with db.transaction() as session:
+            status = await record_failure(
+                session,
+                message_id,
+                provider="aliyun",
+                provider_status="isv.BUSINESS_LIMIT_CONTROL",
+                error="flow control",
+                now=now,
+                max_attempts=3,
+                base=30,
+                cap=600,
+            )
+        assert status == ("failed" if attempt == 3 else "pending")
+        async with db.reader() as session:
+            message = await session.get(CustomerMessage, message_id)
+            assert message is not None and message.attempts == attempt
+            next_attempt_at = message.next_attempt_at
+        if status == "pending":
+            assert await lease(db, next_attempt_at - timedelta(seconds=1)) == []
+            waits.append(next_attempt_at - now)
+            now = next_attempt_at
+    assert waits == [timedelta(seconds=30), timedelta(seconds=60)]
+    assert await lease(db, now + timedelta(days=1)) == []

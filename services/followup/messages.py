@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.followup.message_rules import retry_delay
 from services.followup.models import CustomerMessage
 
 
@@ -86,3 +87,59 @@ async def lease_due(
         if result.rowcount == 1:
             leased.append(message_id)
     return leased
+
+
+async def record_sent(
+    session: AsyncSession,
+    message_id: uuid.UUID,
+    *,
+    provider: str,
+    provider_message_id: str,
+    provider_status: str,
+    now: datetime,
+) -> None:
+    """The provider took the message: kept with its id and status, never sent again."""
+    await session.exec(
+        update(CustomerMessage)
+        .where(col(CustomerMessage.id) == message_id)
+        .values(
+            status="sent",
+            provider=provider,
+            provider_message_id=provider_message_id,
+            provider_status=provider_status,
+            attempts=CustomerMessage.attempts + 1,
+            sent_at=now,
+            lease_until=None,
+            last_error=None,
+        )
+    )
+
+
+async def record_failure(
+    session: AsyncSession,
+    message_id: uuid.UUID,
+    *,
+    provider: str,
+    provider_status: str,
+    error: str,
+    now: datetime,
+    max_attempts: int,
+    base: float = 30.0,
+    cap: float = 3600.0,
+) -> str:
+    """Every provider failed this time: the message waits longer after each attempt
+    (`retry_delay`) and is given up (`failed`) after `max_attempts`. The count is read and
+    written under the row's lease; returns the message's new status."""
+    message = await session.get(CustomerMessage, message_id, with_for_update=True)
+    if message is None or message.status != "pending":
+        return message.status if message else "missing"
+    message.attempts += 1
+    message.provider, message.provider_status = provider, provider_status
+    message.last_error = error[:500]
+    message.lease_until = None
+    if message.attempts >= max_attempts:
+        message.status = "failed"
+    else:
+        message.next_attempt_at = now + retry_delay(message.attempts, base=base, cap=cap)
+    await session.flush()
+    return message.status
