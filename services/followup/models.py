@@ -601,3 +601,41 @@ class ReminderPublic(ReminderBase):
     sent_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+# --- customer messages -----------------------------------------------------------------
+
+
+class CustomerMessage(Base, table=True):
+    """One message to one recipient over one channel for one cause (e.g. the car of one
+    repair order is ready): the unique key makes a duplicate event, a replica or a restart
+    add nothing, so each message is sent once."""
+
+    __tablename__ = "customer_message"
+    __table_args__ = (
+        UniqueConstraint("cause", "channel", "recipient", name="ux_customer_message_cause"),
+        Index("ix_customer_message_due", "status", "next_attempt_at"),
+        Index("ix_customer_message_customer", "customer_id", "created_at", "id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    branch: str = Field(sa_type=String(32))
+    customer_id: uuid.UUID
+    cause: str = Field(sa_type=String(120))
+    channel: str = Field(sa_type=String(16))
+    recipient: str = Field(sa_type=String(254))
+    purpose: str = Field(sa_type=String(16))
+    template: str = Field(sa_type=String(64))
+    language: str = Field(sa_type=String(8))
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", sa_type=String(16))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    next_attempt_at: datetime = _utc()
+    # A sender holds a row until this moment; another replica takes it only after.
+    lease_until: datetime | None = _utc(nullable=True)
+    provider: str | None = Field(default=None, sa_type=String(32))
+    provider_message_id: str | None = Field(default=None, sa_type=String(128))
+    provider_status: str | None = Field(default=None, sa_type=String(64))
+    last_error: str | None = Field(default=None, sa_type=String(500))
+    created_at: datetime = _utc()
+    sent_at: datetime | None = _utc(nullable=True)
