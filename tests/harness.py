@@ -199,14 +199,19 @@ async def second_starts_before_first_commits(
 
 
 def postgres_available() -> bool:
+    """Whether PostgreSQL answers at 127.0.0.1:5432; callable from a test's running event
+    loop too (the probe gets a loop of its own in a thread)."""
+    import concurrent.futures
+
+    import asyncpg
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
+        await conn.close()
+
     try:
-        import asyncpg
-
-        async def probe() -> None:
-            conn = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
-            await conn.close()
-
-        asyncio.run(probe())
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, probe()).result()
         return True
     except Exception:
         return False

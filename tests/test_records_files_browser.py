@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import Stack, auth, backend, postgres_available
+from tests.harness import Stack, auth, backend, require_postgres
 from tests.test_records_files import PNG
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
@@ -27,8 +27,8 @@ def _require() -> None:
         if IN_CI:
             pytest.fail(f"{CHROMIUM} is missing (CI installs Debian's chromium package)")
         pytest.skip(f"{CHROMIUM} not installed")
-    if backend() == "postgres" and not postgres_available():
-        pytest.skip("PostgreSQL not reachable")
+    if backend() == "postgres":
+        require_postgres()
 
 
 async def test_a_picture_with_a_page_behind_it_never_runs_in_a_browser(tmp_path: Path):

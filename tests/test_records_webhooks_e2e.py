@@ -15,7 +15,7 @@ import pytest
 from services.records.webhook_service import new_secret
 from shared.events import encode
 from tests.flow import open_intake, register, repair_orders_for
-from tests.harness import Stack, auth, backend, eventually, postgres_available, token
+from tests.harness import Stack, auth, backend, eventually, require_postgres, token
 from tests.test_records_webhooks import Receiver, payment, signed
 from tests.test_workorders_api import approved_now, labour, part
 
@@ -26,8 +26,8 @@ MANAGER = auth("manager")
 
 @pytest.fixture(scope="module")
 def webhook_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if backend() == "postgres" and not postgres_available():
-        pytest.skip("PostgreSQL not reachable")
+    if backend() == "postgres":
+        require_postgres()
     running = Stack(
         Path(tmp_path_factory.mktemp("webhooks")),
         services=("reception", "workorders", "records"),
