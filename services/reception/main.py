@@ -6,10 +6,12 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.reception import (
+    branch_models,  # noqa: F401  (its tables join Base.metadata)
     file_releases,
     handlers,
     routes,
     routes_appointments,
+    routes_branches,
     routes_desk,
     routes_documents,
     routes_estimates,
@@ -30,6 +32,7 @@ SPEC = ServiceSpec(
         routes_desk.router,
         routes_appointments.router,
         routes_documents.router,
+        routes_branches.router,
     ],
     metadata=Base.metadata,
     outbox_model=OutboxEvent,

@@ -17,6 +17,7 @@ from shared.contracts.followup import (
 from shared.contracts.reception import (
     AppointmentBooked,
     AppointmentClosed,
+    BranchChanged,
     ConsentRef,
     CustomerRegistered,
     CustomerUpdated,
@@ -24,6 +25,8 @@ from shared.contracts.reception import (
     EstimateApproved,
     IntakeInspected,
     IntakeOpened,
+    OpeningHours,
+    StaffMemberChanged,
     VehicleOwnerChanged,
     VehicleRegistered,
 )
@@ -45,6 +48,7 @@ from shared.contracts.workorders import (
 __all__ = [
     "AppointmentBooked",
     "AppointmentClosed",
+    "BranchChanged",
     "ComebackRecorded",
     "ComplaintEscalated",
     "ComplaintOpened",
@@ -62,6 +66,7 @@ __all__ = [
     "InvoiceLine",
     "JobClocked",
     "LoanOverdue",
+    "OpeningHours",
     "PayTypeTotal",
     "PaymentConfirmed",
     "PaymentTaken",
@@ -72,6 +77,7 @@ __all__ = [
     "RepairOrderOpened",
     "RepairOrderSettled",
     "ServqualAnswer",
+    "StaffMemberChanged",
     "SurveyAnswered",
     "VehicleOwnerChanged",
     "VehicleRegistered",

@@ -1,7 +1,7 @@
 """Events reception publishes."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from pydantic import BaseModel
@@ -165,5 +165,58 @@ class VehicleOwnerChanged(Contract):
     previous_customer_id: uuid.UUID
     customer_id: uuid.UUID
     reason: str = ""
+    changed_by: str
+    changed_at: datetime
+
+
+class OpeningHours(BaseModel):
+    """One weekday's opening hours, or a working shift, on the branch's local clock."""
+
+    start: str  # "08:30"
+    end: str  # "17:30"
+
+
+class BranchChanged(Contract):
+    """A branch of the directory as it is now (created or edited): its zone, hours, tax
+    rate, daily capacity, follow-up day and targets. `version` only grows: a consumer keeps
+    the highest it has seen and ignores repeats and stragglers."""
+
+    type = "reception.branch.changed.v1"
+
+    branch: str
+    version: int
+    name: str
+    address: str = ""
+    time_zone: str
+    # Weekday ("mon" … "sun") → opening hours; a weekday left out is closed.
+    business_hours: dict[str, OpeningHours] = {}
+    tax_rate: Decimal
+    daily_bays: int
+    daily_technician_hours: Decimal
+    follow_up_day: int
+    # KPI name → target (on_time_delivery, first_time_fix, csi, major_complaint_rate …).
+    targets: dict[str, Decimal] = {}
+    changed_by: str
+    changed_at: datetime
+
+
+class StaffMemberChanged(Contract):
+    """A member of a branch's staff roster as they are now: `staff_id` is the `sub` of
+    their token, the id a job is dispatched to. `active` false: left the roster. `version`
+    only grows, per member."""
+
+    type = "reception.staff_member.changed.v1"
+
+    branch: str
+    staff_id: str
+    version: int
+    name: str
+    roles: list[str] = []
+    skills: list[str] = []
+    bay: str | None = None
+    # Weekday ("mon" … "sun") → shift; a weekday left out is a day off every week.
+    working_hours: dict[str, OpeningHours] = {}
+    days_off: list[date] = []
+    active: bool = True
     changed_by: str
     changed_at: datetime
