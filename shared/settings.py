@@ -2,7 +2,7 @@
 
 from datetime import date
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -78,6 +78,16 @@ class ServiceSettings(BaseSettings):
     business_opens_hour: int = Field(default=9, ge=0, le=23)
     business_closes_hour: int = Field(default=18, ge=1, le=24)
     business_hours: dict[str, tuple[int, int]] = Field(default_factory=dict)
+
+    # A branch's time zone from the branch directory's events (`shared.branch_zones`): each
+    # process reloads the zones its service has kept this often.
+    branch_zone_refresh_seconds: float = Field(default=30.0, gt=0)
+    _directory_zones: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def directory_zones(self) -> dict[str, str]:
+        """Branch → time zone, as the branch directory announced it (empty until then)."""
+        return self._directory_zones
 
     @field_validator("business_hours")
     @classmethod

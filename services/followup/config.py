@@ -58,7 +58,10 @@ class Settings(ServiceSettings):
     timer_batch: int = Field(default=200, ge=1)
 
     def zone_of(self, branch: str) -> str:
-        return self.branch_time_zones.get(branch, self.time_zone)
+        """The branch's time zone: the branch directory's (reception's events), else the
+        settings' for that branch, else `time_zone`."""
+        zone = self.directory_zones.get(branch)
+        return zone or self.branch_time_zones.get(branch, self.time_zone)
 
     def visit_due_day_of(self, branch: str) -> int:
         return self.branch_visit_due_days.get(branch, self.visit_due_day)

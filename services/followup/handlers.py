@@ -4,6 +4,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.followup import service
 from services.followup.config import Settings
+from services.followup.models import BranchZone
+from shared.branch_zones import with_branch_zones
 from shared.consumers import Subscribers
 from shared.contracts import CustomerRegistered, IntakeOpened
 from shared.contracts.workorders import RepairOrderDelivered
@@ -33,4 +35,5 @@ def subscribers(settings: Settings) -> Subscribers:
     async def schedule_visit(event: RepairOrderDelivered, session: AsyncSession) -> None:
         await service.record_delivery(session, event, settings)
 
-    return subscriber
+    # The branch's zone from the directory, into this app's settings (`zone_of`).
+    return with_branch_zones(subscriber, service="followup", model=BranchZone, settings=settings)

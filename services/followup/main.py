@@ -8,7 +8,8 @@ from fastapi import FastAPI
 from services.followup import handlers, routes, timers
 from services.followup.access import PROJECTIONS
 from services.followup.config import Settings
-from services.followup.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
+from services.followup.models import Base, BranchZone, IdempotencyRecord, InboxEvent, OutboxEvent
+from shared.branch_zones import zones_job
 from shared.service import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
@@ -24,7 +25,7 @@ SPEC = ServiceSpec(
     idempotency_model=IdempotencyRecord,
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscribers(Settings()),
-    background=[timers.timer_job],
+    background=[timers.timer_job, zones_job(BranchZone)],
     projections=PROJECTIONS,
 )
 

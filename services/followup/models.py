@@ -12,6 +12,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from services.followup.rules import ComplaintStatus
+from shared.branch_zones import BranchZoneColumns
 from shared.idempotency import make_idempotency_model
 from shared.outbox import make_outbox_models
 from shared.types import Instant, UTCDateTime
@@ -639,3 +640,9 @@ class CustomerMessage(Base, table=True):
     last_error: str | None = Field(default=None, sa_type=String(500))
     created_at: datetime = _utc()
     sent_at: datetime | None = _utc(nullable=True)
+
+
+class BranchZone(Base, BranchZoneColumns, table=True):
+    """A branch's time zone from the branch directory (`reception.branch.changed.v1`)."""
+
+    __tablename__ = "branch_zone"

@@ -17,7 +17,8 @@ class Settings(ServiceSettings):
     database_url: str = "sqlite+aiosqlite:///var/records.db"
 
     # A branch's days (reports, loans' due dates) are the local days of its time zone: the
-    # branch's own here, else report_time_zone. See `zone_of`.
+    # branch directory's (reception's events), else the branch's own here, else
+    # report_time_zone. See `zone_of`.
     report_time_zone: str = "Asia/Shanghai"
     report_branch_time_zones: dict[str, str] = {}
     # Management reports (report_*.py).
@@ -93,11 +94,17 @@ class Settings(ServiceSettings):
     # Inbound from the ERP: a signed message older or newer than this is refused (s).
     webhook_inbound_tolerance_seconds: float = 300.0
 
+    def branch_zones(self) -> dict[str, str]:
+        """Branch → time zone: the branch directory's (reception's events) over the
+        settings' `report_branch_time_zones`."""
+        return {**self.report_branch_time_zones, **self.directory_zones}
+
     def zone_of(self, branch: str | None) -> str:
         """The time zone whose days are `branch`'s (the group's: report_time_zone)."""
         if branch is None:
             return self.report_time_zone
-        return self.report_branch_time_zones.get(branch, self.report_time_zone)
+        zone = self.directory_zones.get(branch)
+        return zone or self.report_branch_time_zones.get(branch, self.report_time_zone)
 
 
 def _settings(request: Request) -> Settings:

@@ -273,7 +273,7 @@ async def overdue(
 def zones(settings: Settings) -> list[tuple[str, ColumnElement[bool]]]:
     """Each time zone the branches keep their days in, with the condition that picks the
     loans of its branches (a branch without a zone of its own is in report_time_zone's)."""
-    own = settings.report_branch_time_zones
+    own = settings.branch_zones()
     groups: list[tuple[str, ColumnElement[bool]]] = []
     for zone in sorted({settings.report_time_zone, *own.values()}):
         branches: ColumnElement[bool] = col(Loan.branch).in_(

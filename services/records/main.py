@@ -1,5 +1,6 @@
 """Records's app factory: `uvicorn --factory services.records.main:create_app`."""
 
+import dataclasses
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -18,7 +19,8 @@ from services.records import (
 )
 from services.records.access import PROJECTIONS
 from services.records.config import Settings
-from services.records.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
+from services.records.models import Base, BranchZone, IdempotencyRecord, InboxEvent, OutboxEvent
+from shared.branch_zones import with_branch_zones, zones_job
 from shared.service import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
@@ -41,7 +43,9 @@ SPEC = ServiceSpec(
     inbox_model=InboxEvent,
     idempotency_model=IdempotencyRecord,
     migrations=Path(__file__).parent / "migrations",
-    subscribers=handlers.subscriber,
+    subscribers=with_branch_zones(
+        handlers.subscriber, service="records", model=BranchZone, settings=Settings()
+    ),
     background=[
         files.file_collector,
         lending.overdue_reminder,
@@ -49,6 +53,7 @@ SPEC = ServiceSpec(
         library.reindex_on_start,
         *reporting.BACKGROUND,
         *webhooks.BACKGROUND,
+        zones_job(BranchZone),
     ],
     # The SQLite full-text index is derived data, made before the first request.
     startup=[
@@ -63,4 +68,8 @@ SPEC = ServiceSpec(
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(settings or Settings(), SPEC)
+    settings = settings or Settings()
+    subscribers = with_branch_zones(
+        handlers.subscriber, service="records", model=BranchZone, settings=settings
+    )
+    return create_service_app(settings, dataclasses.replace(SPEC, subscribers=subscribers))

@@ -12,6 +12,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from shared.auth import Role
+from shared.branch_zones import BranchZoneColumns
 from shared.idempotency import make_idempotency_model
 from shared.outbox import make_outbox_models
 from shared.types import Day, UTCDateTime
@@ -657,3 +658,9 @@ class LoanPublic(SQLModel):
     note: str
     overdue: bool = False
     etag: str = ""
+
+
+class BranchZone(Base, BranchZoneColumns, table=True):
+    """A branch's time zone from the branch directory (`reception.branch.changed.v1`)."""
+
+    __tablename__ = "branch_zone"

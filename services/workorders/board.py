@@ -990,7 +990,7 @@ async def _page(request: Request, user: User | None, lang: str, lounge: bool) ->
         lang=lang,
         lounge=lounge,
         branch=user.branch,
-        time_zone=settings.time_zone,
+        time_zone=settings.zone_of(user.branch),
         events_path="/board/lounge/events" if lounge else "/board/events",
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})

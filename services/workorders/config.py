@@ -10,7 +10,8 @@ class Settings(ServiceSettings):
 
     service_name: str = "workorders"
     database_url: str = "sqlite+aiosqlite:///var/workorders.db"
-    # The branch's clock for day views (dispatch board, productivity).
+    # The branch's clock for day views (dispatch board, productivity, dispatch's day) when
+    # the branch directory has not announced the branch's own (`zone_of`).
     time_zone: str = "Asia/Shanghai"
     # Hours a technician is available per day, the base of utilisation.
     shift_hours: float = 8.0
@@ -45,3 +46,7 @@ class Settings(ServiceSettings):
     discount_limit_percent: float = 10.0
     # The dealer's name printed at the top of every repair order and invoice.
     dealer_name: str = "Workshop"
+
+    def zone_of(self, branch: str) -> str:
+        """The branch's time zone: the directory's (reception's events), else `time_zone`."""
+        return self.directory_zones.get(branch, self.time_zone)

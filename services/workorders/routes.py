@@ -6,7 +6,7 @@ from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from services.workorders import payments, promise, service, workshop
+from services.workorders import payments, promise, roster, service, workshop
 from services.workorders.config import Settings
 from services.workorders.models import (
     ErpPaymentPublic,
@@ -314,9 +314,12 @@ async def assign_job(
     response: Response,
     session: SessionDep,
     user: Foreman,
+    settings: SettingsDep,
     if_match: IfMatch = None,
 ):
-    job = await workshop.assign(session, job_id, body, user, if_match=if_match)
+    job = await workshop.assign(
+        session, job_id, body, user, if_match=if_match, zone=settings.zone_of(user.branch)
+    )
     set_etag(response, job.version)
     return await service.job_detail(session, job)
 
@@ -434,8 +437,25 @@ async def dispatch_day(
     settings: SettingsDep,
     on: Annotated[Day | None, Query(description="the day in the branch's time zone")] = None,
 ):
-    day = on or utcnow().astimezone(workshop.ZoneInfo(settings.time_zone)).date()
-    return await workshop.day_board(session, user, day, settings.time_zone, utcnow())
+    zone = settings.zone_of(user.branch)
+    day = on or utcnow().astimezone(workshop.ZoneInfo(zone)).date()
+    return await workshop.day_board(session, user, day, zone, utcnow())
+
+
+@router.get(
+    "/technicians/working",
+    response_model=Page[roster.WorkingTechnician],
+    tags=["dispatch"],
+    summary="The branch's technicians working a day (its roster), whom dispatch may offer",
+)
+async def technicians_working(
+    session: ReadSessionDep,
+    user: Foreman,
+    settings: SettingsDep,
+    on: Annotated[Day | None, Query(description="the day in the branch's time zone")] = None,
+):
+    day = on or roster.day_of(utcnow(), settings.zone_of(user.branch))
+    return await roster.working_technicians(session, user.branch, day)
 
 
 @router.get(
@@ -450,11 +470,10 @@ async def technician_productivity(
     settings: SettingsDep,
     on: Annotated[Day | None, Query(description="the day in the branch's time zone")] = None,
 ):
-    day = on or utcnow().astimezone(workshop.ZoneInfo(settings.time_zone)).date()
+    zone = settings.zone_of(user.branch)
+    day = on or utcnow().astimezone(workshop.ZoneInfo(zone)).date()
     return whole(
-        await workshop.productivity(
-            session, user, day, settings.time_zone, settings.shift_hours, utcnow()
-        )
+        await workshop.productivity(session, user, day, zone, settings.shift_hours, utcnow())
     )
 
 
@@ -516,7 +535,7 @@ async def repair_order_document(
         detail,
         lang=lang,
         dealer=settings.dealer_name,
-        zone=settings.time_zone,
+        zone=settings.zone_of(order.branch),
     )
     return Response(
         data,
@@ -591,7 +610,7 @@ async def invoice_document(
         detail,
         lang=lang,
         dealer=settings.dealer_name,
-        zone=settings.time_zone,
+        zone=settings.zone_of(order.branch),
         printed=number,
     )
     name = order.invoice_number or order.number

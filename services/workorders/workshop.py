@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import and_, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.workorders import board
+from services.workorders import board, roster
 from services.workorders.models import Job, JobPublic, RepairOrder, TimeEntry, TimeEntryPublic
 from services.workorders.schemas import ClockOff, JobAssignment, StopReason
 from services.workorders.service import (
@@ -36,6 +36,7 @@ from shared.auth import Role, User
 from shared.concurrency import check_if_match
 from shared.contracts.workorders import JobClocked
 from shared.driver import DriverStatement, Statements
+from shared.events import utcnow
 from shared.outbox import add_event
 from shared.problems import Conflict, Forbidden, NotFound
 
@@ -89,8 +90,11 @@ async def assign(
     by: User,
     *,
     if_match: str | None,
+    zone: str,
 ) -> Job:
-    """Dispatch (派工) a job to a technician and a bay, or move it to another one."""
+    """Dispatch (派工) a job to a technician and a bay, or move it to another one: a
+    technician on the branch's roster who works the planned start's day (today without
+    one) in the branch's `zone` (`roster.check_dispatch`)."""
     job = await get_job(session, job_id, by)
     check_if_match(if_match, job.version)
     order = await _order_of(session, job)
@@ -106,6 +110,8 @@ async def assign(
             ),
             current_status=str(job.status),
         )
+    day = roster.day_of(body.planned_start_at or utcnow(), zone)
+    await roster.check_dispatch(session, order.branch, body.technician_id, day)
     if job.status == JobStatus.pending:
         job.status = move_job(job.status, JobStatus.assigned)
     job.technician_id, job.bay = body.technician_id, body.bay
