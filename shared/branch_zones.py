@@ -50,8 +50,8 @@ async def keep_zone(
 
 async def load_zones(db: Database, model: Any) -> dict[str, str]:
     async with db.reader() as session:
-        rows = (await session.exec(select(model))).all()
-    return {row.branch: row.time_zone for row in rows}
+        rows = (await session.exec(select(model.branch, model.time_zone))).all()
+    return {branch: zone for branch, zone in rows}
 
 
 def zones_job(model: Any) -> Any:

@@ -120,7 +120,9 @@ async def check_dispatch(session: AsyncSession, branch: str, technician_id: str,
         )
     if not member.works_on(day):
         raise InvalidInput(
-            "technician_id", f"{technician_id} does not work on {day.isoformat()}", day=day
+            "technician_id",
+            f"{technician_id} does not work on {day.isoformat()}",
+            day=day.isoformat(),
         )
 
 
