@@ -41,6 +41,11 @@ def _check_reach(user: User, branch: str) -> None:
 # --- the branch ------------------------------------------------------------------------
 
 
+def _plain(value: Decimal) -> Decimal:
+    """As entered, without the column's trailing zeros (0.1300 -> 0.13, 48.00 -> 48)."""
+    return Decimal(format(Decimal(value).normalize(), "f"))
+
+
 def branch_public(row: Branch) -> BranchPublic:
     return BranchPublic(
         code=row.code,
@@ -48,9 +53,9 @@ def branch_public(row: Branch) -> BranchPublic:
         address=row.address,
         time_zone=row.time_zone,
         business_hours=row.business_hours,
-        tax_rate=Decimal(row.tax_rate),
+        tax_rate=_plain(row.tax_rate),
         daily_bays=row.daily_bays,
-        daily_technician_hours=Decimal(row.daily_technician_hours),
+        daily_technician_hours=_plain(row.daily_technician_hours),
         follow_up_day=row.follow_up_day,
         targets={k: Decimal(str(v)) for k, v in row.targets.items()},
         changed_by=row.changed_by,
@@ -115,9 +120,9 @@ async def put_branch(
             address=row.address,
             time_zone=row.time_zone,
             business_hours={d: OpeningHours(**h) for d, h in row.business_hours.items()},
-            tax_rate=Decimal(row.tax_rate),
+            tax_rate=_plain(row.tax_rate),
             daily_bays=row.daily_bays,
-            daily_technician_hours=Decimal(row.daily_technician_hours),
+            daily_technician_hours=_plain(row.daily_technician_hours),
             follow_up_day=row.follow_up_day,
             targets=body.targets,
             changed_by=user.id,
