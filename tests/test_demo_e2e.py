@@ -76,6 +76,16 @@ async def test_demo_loads_a_branch_day_with_every_state_once(stack: Stack) -> No
         assert {(job["technician_id"], job["bay"]) for job in dispatched} == {
             (t.id, t.bay) for t in demo.TECHNICIANS
         }
+        # ...and are the branch's roster, which workorders offers for today.
+        r = await client.get(
+            f"{stack.url('workorders')}/technicians/working",
+            params={"on": today.isoformat()},
+            headers=auth("foreman"),
+        )
+        working = {(t["technician_id"], t["bay"]) for t in r.json()["items"]}
+        assert working == {(t.id, t.bay) for t in demo.TECHNICIANS}
+        r = await client.get(f"{stack.url('reception')}/branches/BR01", headers=auth("advisor"))
+        assert (r.status_code, r.json()["time_zone"]) == (200, ZONE)
         assert {job["status"] for job in jobs["dispatched"]} == {"assigned"}
         assert "in_progress" in {job["status"] for job in jobs["in_work"]}
         (waiting,) = jobs["waiting_parts"]

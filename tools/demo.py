@@ -57,6 +57,7 @@ STAFF = {
     "manager": ("mgr-guo", "郭峰"),
 }
 RATE = "380"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def labour(op_code: str, description: str, hours: str, **extra: str) -> dict[str, str]:
@@ -442,6 +443,35 @@ async def book_ahead(branch: Branch, vehicles: list[dict[str, Any]], summary: Su
         summary.appointments += 1
 
 
+async def roster(branch: Branch, zone: str) -> None:
+    """The branch's record and its five technicians (open every day, so the demo's
+    dispatch works whatever day it runs), then waits until workorders has the roster."""
+    hours = {d: {"start": "08:00", "end": "18:00"} for d in WEEKDAYS}
+    await branch.call(
+        "PUT", "reception", f"/branches/{BRANCH}", "manager",
+        json={"name": "浦东服务中心 Pudong Service Centre",
+              "address": "上海市浦东新区张江路 100 号",
+              "time_zone": zone, "business_hours": hours, "tax_rate": "0.13",
+              "daily_bays": len(TECHNICIANS), "daily_technician_hours": str(8 * len(TECHNICIANS)),
+              "follow_up_day": 3,
+              "targets": {"on_time_delivery": "0.95", "major_complaint_rate": "0.01"}},
+    )  # fmt: skip
+    for tech in TECHNICIANS:
+        await branch.call(
+            "PUT", "reception", f"/branches/{BRANCH}/staff/{tech.id}", "manager",
+            json={"name": tech.name, "roles": ["technician"], "skills": [tech.skill],
+                  "bay": tech.bay, "working_hours": hours},
+        )  # fmt: skip
+    deadline = clock.monotonic() + 30
+    while clock.monotonic() < deadline:
+        page = await branch.json("GET", "workorders", "/technicians/working", "foreman",
+                                 params={"on": branch.today.isoformat()})  # fmt: skip
+        if len(page["items"]) == len(TECHNICIANS):
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("demo: workorders did not get the roster within 30 s")
+
+
 async def load_async(urls: dict[str, str], secret: str, zone: str) -> Summary | None:
     """Load the branch's day; None when the branch already has customers (nothing done)."""
     async with httpx.AsyncClient(timeout=30) as client:
@@ -450,6 +480,7 @@ async def load_async(urls: dict[str, str], secret: str, zone: str) -> Summary | 
                                      params={"limit": 1})  # fmt: skip
         if existing["items"]:
             return None
+        await roster(branch, zone)
         for day in (branch.today, branch.today + timedelta(days=1)):
             await branch.call(
                 "PUT", "reception", f"/capacity/{day.isoformat()}", "manager",
