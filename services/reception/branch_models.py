@@ -12,6 +12,7 @@ from sqlmodel import Field
 
 from services.reception.models import Base, _timestamp
 from shared.auth import Role
+from shared.types import Day
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Roles a member of staff works in (a screen and the ERP are machines, not people).
@@ -216,7 +217,7 @@ class StaffMemberSet(BaseModel):
         None
     ) = None
     working_hours: dict[str, Hours] = PField(default_factory=dict)
-    days_off: list[date] = PField(default_factory=list, max_length=366)
+    days_off: list[Day] = PField(default_factory=list, max_length=366)
     active: bool = True
 
     @field_validator("roles")

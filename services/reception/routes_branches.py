@@ -62,7 +62,7 @@ async def get_branch(
     "/branches/{branch}",
     response_model=BranchPublic,
     summary="Create a branch, or replace its record (If-Match)",
-    responses={201: {"description": "created"}},
+    responses={201: {"model": BranchPublic, "description": "created"}},
 )
 async def put_branch(
     branch: BranchCode,
@@ -116,7 +116,7 @@ async def get_staff_member(
     "/branches/{branch}/staff/{staff_id}",
     response_model=StaffMemberPublic,
     summary="Put a member on the roster, or replace them (If-Match)",
-    responses={201: {"description": "created"}},
+    responses={201: {"model": StaffMemberPublic, "description": "created"}},
 )
 async def put_staff_member(
     branch: BranchCode,
