@@ -54,6 +54,7 @@ async def _jobs(
                 JobAssignment(technician_id=technicians[n % len(technicians)].id, bay="B1"),
                 FOREMAN,
                 if_match=f'"{job.version}"',
+                zone="Asia/Shanghai",
             )
         return [j.id for j in jobs]
 
