@@ -3,8 +3,10 @@
 day, and both events as they reach NATS."""
 
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -13,6 +15,7 @@ from sqlmodel import func, select
 
 from services.reception.branch_models import Branch, StaffMember
 from services.reception.models import OutboxEvent
+from tests.flow import open_intake, register
 from tests.harness import NatsServer, auth, eventually
 from tests.test_bad_input import _client, assert_problem
 from tests.test_reception_customers import _events
@@ -246,3 +249,40 @@ async def test_branch_and_roster_changes_reach_nats(
         "tech-li", ["technician"], "B3", ["2026-12-24"], True,
     )  # fmt: skip
     assert data["working_hours"] == shift("mon", "tue") and data["version"] == 1
+
+
+async def test_reception_books_and_prices_by_its_branch_record(reception: httpx.AsyncClient):
+    la = ZoneInfo("America/Los_Angeles")
+    body = {**BRANCH, "time_zone": "America/Los_Angeles", "tax_rate": "0.06",
+            "daily_bays": 2, "daily_technician_hours": "12"}  # fmt: skip
+    assert (await reception.put("/branches/BR01", headers=MANAGER, json=body)).status_code == 201
+    _, vehicle = await register(reception, "")
+    # 18:00 UTC three days on: the morning in Los Angeles, already the next day in Shanghai.
+    starts_at = datetime.combine(datetime.now(UTC).date() + timedelta(days=3), time(18), tzinfo=UTC)
+    day = starts_at.astimezone(la).date()
+    assert day != starts_at.astimezone(ZoneInfo("Asia/Shanghai")).date()
+    r = await reception.post(
+        "/appointments",
+        headers={**ADVISOR, "Idempotency-Key": "b-1"},
+        json={"vehicle_id": vehicle["id"], "starts_at": starts_at.isoformat(),
+              "planned_hours": "2"},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    assert r.json()["day"] == day.isoformat()
+    r = await reception.get(f"/capacity/{day.isoformat()}", headers=ADVISOR)
+    capacity = r.json()
+    assert (capacity["bays"], Decimal(capacity["technician_hours"])) == (2, Decimal("12"))
+    assert Decimal(capacity["free_hours"]) == Decimal("10")
+
+    intake = await open_intake(reception, "", vehicle["id"])
+    r = await reception.post(
+        "/estimates",
+        headers={**ADVISOR, "Idempotency-Key": "b-2"},
+        json={"intake_id": intake["id"],
+              "promised_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+              "lines": [{"kind": "labour", "op_code": "BRK-PAD-F", "flat_rate_hours": "1",
+                         "labour_rate": "100"}]},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    assert Decimal(r.json()["tax_rate"]) == Decimal("0.06")
+    assert Decimal(str(r.json()["totals"]["tax"])) == Decimal("6.00")

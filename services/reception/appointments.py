@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.reception import branches
 from services.reception.config import Settings
 from services.reception.models import (
     Appointment,
@@ -44,8 +45,8 @@ class OverBooked(Conflict):
     slug, title = "over-booked", "That day is fully booked"
 
 
-def local_day(at: datetime, settings: Settings) -> date:
-    return at.astimezone(ZoneInfo(settings.time_zone)).date()
+def local_day(at: datetime, zone: str) -> date:
+    return at.astimezone(ZoneInfo(zone)).date()
 
 
 async def lock_day(session: AsyncSession, branch: str, day: date) -> None:
@@ -76,8 +77,11 @@ async def capacity(
     (bays × `bay_hours_per_day`). Booked and arrived appointments take their hours; a
     no-show or a cancellation gives them back."""
     row = await session.get(DayCapacity, (branch, day))
-    bays = row.bays if row else settings.default_bays
-    hours = Decimal(row.technician_hours) if row else settings.default_technician_hours
+    if row is None:  # the branch's daily capacity (the settings' without a record)
+        terms = await branches.terms_of(session, branch, settings)
+        bays, hours = terms.daily_bays, terms.daily_technician_hours
+    else:
+        bays, hours = row.bays, Decimal(row.technician_hours)
     bookable = min(hours, bays * settings.bay_hours_per_day).quantize(Decimal("0.01"))
     booked = (
         await session.exec(
@@ -185,7 +189,9 @@ async def book(
         raise InvalidInput("vehicle_id", f"no vehicle {data.vehicle_id} in branch {by.branch}")
     if data.starts_at.tzinfo is None or data.starts_at <= utcnow():
         raise InvalidInput("starts_at", "give a future time with its offset")
-    day = local_day(data.starts_at, settings)
+    day = local_day(
+        data.starts_at, (await branches.terms_of(session, by.branch, settings)).time_zone
+    )
     hours = data.planned_hours or await _jobs_hours(session, by.branch, data.planned_jobs)
     hours = hours.quantize(Decimal("0.01"))
     await _check_room(session, by.branch, day, hours, settings)
@@ -235,7 +241,8 @@ async def move(
         hours = planned_hours or Decimal(appointment.planned_hours)
         appointment.status = S.cancelled  # its own hours do not count against the new day
         await session.flush()
-        day = local_day(starts_at, settings)
+        zone = (await branches.terms_of(session, appointment.branch, settings)).time_zone
+        day = local_day(starts_at, zone)
         await _check_room(session, appointment.branch, day, hours, settings)
         appointment.starts_at, appointment.day, appointment.planned_hours = starts_at, day, hours
     appointment.status = to

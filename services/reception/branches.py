@@ -2,6 +2,7 @@
 its branch and its people) and tells the other services through events."""
 
 import base64
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,7 @@ from services.reception.branch_models import (
     WorkingMember,
     weekday_of,
 )
+from services.reception.config import Settings
 from shared.auth import Role, User
 from shared.concurrency import check_if_match
 from shared.contracts.reception import BranchChanged, OpeningHours, StaffMemberChanged
@@ -26,6 +28,34 @@ from shared.events import utcnow
 from shared.outbox import add_event
 from shared.pagination import Page, whole
 from shared.problems import InvalidInput, NotFound
+
+
+@dataclass(frozen=True)
+class BranchTerms:
+    """What reception's own rules take from a branch's record: the settings' values for a
+    branch not in the directory yet."""
+
+    time_zone: str
+    tax_rate: Decimal
+    daily_bays: int
+    daily_technician_hours: Decimal
+
+
+async def terms_of(session: AsyncSession, branch: str, settings: Settings) -> BranchTerms:
+    row = await session.get(Branch, branch)
+    if row is None:
+        return BranchTerms(
+            settings.time_zone,
+            settings.tax_rate,
+            settings.default_bays,
+            settings.default_technician_hours,
+        )
+    return BranchTerms(
+        row.time_zone,
+        _plain(row.tax_rate),
+        row.daily_bays,
+        _plain(row.daily_technician_hours),
+    )
 
 
 def may_see(user: User, branch: str) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.reception import pricing
+from services.reception import branches, pricing
 from services.reception.config import Settings
 from services.reception.models import (
     CannedJob,
@@ -318,7 +318,7 @@ async def create(
         lines=priced,
         promised_at=promised_at,
         note=data.note,
-        tax_rate=settings.tax_rate,
+        tax_rate=(await branches.terms_of(session, estimate.branch, settings)).tax_rate,
         by=by.id,
     )
     await session.flush()
@@ -360,7 +360,7 @@ async def revise(
         lines=price_lines(data.lines, previous),
         promised_at=_future(data.promised_at),
         note=data.note,
-        tax_rate=settings.tax_rate,
+        tax_rate=(await branches.terms_of(session, estimate.branch, settings)).tax_rate,
         by=by.id,
         **_link(current),
     )
@@ -641,7 +641,8 @@ async def extra_work_found(
     if estimate is None:
         estimate = _new_estimate(intake, intake.advisor, settings)
         kept: list[RevisionLine] = []
-        promised_at, tax_rate = None, settings.tax_rate
+        promised_at = None
+        tax_rate = (await branches.terms_of(session, intake.branch, settings)).tax_rate
     else:
         current = await get_revision(session, estimate)
         kept = current.revision_lines()
