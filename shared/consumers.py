@@ -31,7 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared import metrics
 from shared.aio import settle
 from shared.db import Database
-from shared.events import DEAD_LETTER_PREFIX, Contract, Envelope, decode, utcnow
+from shared.events import DEAD_LETTER_PREFIX, REPLAY_FOR, Contract, Envelope, decode, utcnow
 from shared.logs import event_id_var
 from shared.messaging import Messaging
 from shared.settings import ServiceSettings
@@ -155,6 +155,9 @@ class ConsumerRunner:
 
     async def _handle_batch(self, handler: Handler, messages: list[Msg]) -> None:
         """A fetched batch in one transaction; on any failure, one message at a time."""
+        messages = await self._only_mine(handler, messages)
+        if not messages:
+            return
         if len(messages) == 1:
             await self._handle(handler, messages[0])
             return
@@ -177,6 +180,18 @@ class ConsumerRunner:
                 return
         for message in messages:
             await self._handle(handler, message)
+
+    async def _only_mine(self, handler: Handler, messages: list[Msg]) -> list[Msg]:
+        """A replayed dead letter names the consumer it is for; the others ack it unread."""
+        mine = []
+        for message in messages:
+            target = (message.headers or {}).get(REPLAY_FOR)
+            if target is None or target == handler.durable:
+                mine.append(message)
+            else:
+                metrics.EVENTS_HANDLED.labels(handler.durable, "replay_for_other").inc()
+                await message.ack()
+        return mine
 
     async def _run_batch(self, handler: Handler, events: list[Contract]) -> list[str]:
         inbox = self.inbox_model

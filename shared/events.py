@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 SPECVERSION = "1.0"
 DEAD_LETTER_STREAM = "DEADLETTER"
 DEAD_LETTER_PREFIX = "deadletter"
+# A dead letter sent again (shared/deadletters.py) is for the one consumer that failed it;
+# every other consumer of the subject acknowledges it unread.
+REPLAY_FOR = "Workshop-Replay-For"
 
 CONTRACTS: dict[str, type["Contract"]] = {}
 RESERVED_FIELDS = frozenset(

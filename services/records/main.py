@@ -57,6 +57,7 @@ SPEC = ServiceSpec(
         *reporting.STARTUP,
         *webhooks.STARTUP,
     ],
+    gauges=webhooks.GAUGES,
     large_bodies=frozenset({"POST /files"}),
     projections=PROJECTIONS,
 )
