@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared import metrics
+from shared import metrics, tracing
 from shared.aio import settle
 from shared.db import Database
 from shared.events import DEAD_LETTER_PREFIX, REPLAY_FOR, Contract, Envelope, decode, utcnow
@@ -181,6 +181,18 @@ class ConsumerRunner:
         for message in messages:
             await self._handle(handler, message)
 
+    def _span(self, handler: Handler, envelope: Envelope) -> Any:
+        """The handler's consumer span, in the trace the event carries (none when off)."""
+        return tracing.event_span(
+            self.settings.service_name,
+            f"handle {handler.durable}",
+            "consumer",
+            envelope.traceparent,
+            envelope.tracestate,
+            **{"messaging.system": "nats", "messaging.consumer.group.name": handler.durable},
+            **{"messaging.message.id": envelope.id, "cloudevents.event_type": envelope.type},
+        )
+
     async def _only_mine(self, handler: Handler, messages: list[Msg]) -> list[Msg]:
         """A replayed dead letter names the consumer it is for; the others ack it unread."""
         mine = []
@@ -216,7 +228,8 @@ class ConsumerRunner:
                 session.add(inbox(consumer=handler.durable, event_id=event_id, handled_at=utcnow()))
                 token = event_id_var.set(event_id)
                 try:
-                    await handler.func(event, session)
+                    with self._span(handler, event.envelope):
+                        await handler.func(event, session)
                 finally:
                     event_id_var.reset(token)
                 outcomes.append("handled")
@@ -269,7 +282,8 @@ class ConsumerRunner:
                 session.add(
                     inbox(consumer=handler.durable, event_id=envelope.id, handled_at=utcnow())
                 )
-                await handler.func(event, session)
+                with self._span(handler, envelope):
+                    await handler.func(event, session)
         except IntegrityError:
             # Another replica committed the same event between our check and insert.
             async with self.db.reader() as session:

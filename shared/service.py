@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy import MetaData
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared import gauges, metrics, openapi
+from shared import gauges, metrics, openapi, tracing
 from shared.access import Projections
 from shared.aio import settle
 from shared.auth import Authenticator, BearerCredentials, Role, User, require
@@ -313,6 +313,7 @@ def create_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
         finally:
             await rt.stop()
 
+    tracing.configure(spec.name, settings.otlp_endpoint)
     app = FastAPI(
         title=spec.title, description=spec.description, version=spec.version, lifespan=lifespan
     )
@@ -331,4 +332,6 @@ def create_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=spec.large_bodies)
     app.add_middleware(HeadLimit)
     app.add_middleware(RequestContext)
+    if tracing.enabled():
+        app.add_middleware(tracing.TracingMiddleware, service=spec.name)
     return app
