@@ -262,13 +262,11 @@ async def test_a_call_ends_in_a_low_survey_whose_complaint_is_worked_to_its_clos
         await expect(page.get_by_test_id("saved")).to_contain_text("措施已记录")
         await expect(page.get_by_test_id("history")).to_contain_text("约定周六到店复查刹车")
 
-        # Resolving without a root cause: told next to the field.
+        # Resolving without a root cause: told next to the root cause's field.
         moving = page.get_by_test_id("move-form")
         await moving.get_by_role("button", name="标记为已解决").click()
-        moving = page.get_by_test_id("move-form")
-        await expect(moving.locator(".field.invalid .error")).to_contain_text(
-            "解决前须写明根本原因"
-        )
+        cause = page.get_by_test_id("cause-form")
+        await expect(cause.locator(".field.invalid .error")).to_contain_text("解决前须写明根本原因")
         await shoot(page, "followup-07-root-cause-required-zh")
         assert (await followup_get(stack, f"/complaints/{case_id}"))["status"] == "in_progress"
 
@@ -288,7 +286,7 @@ async def test_a_call_ends_in_a_low_survey_whose_complaint_is_worked_to_its_clos
         await cause.get_by_label("补偿说明").fill("赠送一次保养")
         await cause.get_by_role("button", name="保存原因与补偿").click()
         cause = page.get_by_test_id("cause-form")
-        await expect(cause.get_by_test_id("changed")).to_contain_text("技师：现在是「tech-zhou」")
+        await expect(cause.get_by_test_id("changed")).to_contain_text("技师：现在是「周涛」")
         await expect(cause.get_by_label("根本原因")).to_have_value("刹车片安装时未清洁卡钳导向销")
         await shoot(page, "followup-08-stale-zh")
         assert (await followup_get(stack, f"/complaints/{case_id}"))["root_cause"] is None

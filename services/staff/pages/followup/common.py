@@ -37,7 +37,11 @@ def when(seen: Viewer, value: str | None, with_day: bool = True) -> str:
 
 
 def what_changed(
-    seen: Viewer, before: dict[str, str], now: dict[str, Any], fields: dict[str, str]
+    seen: Viewer,
+    before: dict[str, str],
+    now: dict[str, Any],
+    fields: dict[str, str],
+    names: dict[str, str],
 ) -> list[str]:
     """For a 412: each field whose value differs from the one the form was rendered with
     (its `seen_<name>` hidden field), told with its value now."""
@@ -50,5 +54,9 @@ def what_changed(
             shown = current_text
             if name == "status":
                 shown = t.get(f"fu_cs_{current_text}", current_text)
+            elif name == "severity":
+                shown = t.get(f"fu_sev_{current_text}", current_text)
+            elif name in ("owner", "technician_id"):
+                shown = names.get(current_text, current_text)
             lines.append(t["changed_field"].format(field=t[label], now=shown or "—"))
     return lines

@@ -192,7 +192,7 @@ def _change_lines(seen: Viewer, entry: dict[str, Any], names: dict[str, str]) ->
         text = str(value)
         if name in _VALUE_KEYS:
             return t.get(_VALUE_KEYS[name] + text, text)
-        if name == "owner":
+        if name in ("owner", "technician_id"):
             return names.get(text, text)
         if name == "due_at":
             return when(seen, text)
@@ -258,10 +258,13 @@ async def _refused(
     values = dict(form)
     if answer.status == 412:
         now = await seen.api.get("followup", f"/complaints/{complaint_id}")
-        changed = what_changed(seen, form, now.body or {}, WATCHED)
+        changed = what_changed(seen, form, now.body or {}, WATCHED, _names(request))
         message = None if changed else seen.t["changed"]
         values["idempotency_key"] = ""
     forms = {which: {"values": values, "errors": errors, "message": message, "changed": changed}}
+    if which == "move" and "root_cause" in errors:
+        # The root cause is written in the cause form: the service's word goes there.
+        forms["cause"] = {"values": {}, "errors": {"root_cause": errors.pop("root_cause")}}
     return await _case_page(request, seen, complaint_id, forms, answer.status)
 
 

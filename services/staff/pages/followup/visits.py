@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from services.staff.api import Answer, gather, page_items
 from services.staff.pages.followup.common import CATEGORIES, Agent, refused, when
-from services.staff.web import Form, Viewer, redirect, render
+from services.staff.web import Form, Viewer, redirect, render, settings_of
 
 VIEWS = ("today", "overdue", "open")
 CALL_RESULTS = ("reached", "no_answer", "call_back", "wrong_number")
@@ -111,6 +111,7 @@ async def _visit_page(
         outcomes=OUTCOMES,
         dimensions=DIMENSIONS,
         categories=CATEGORIES,
+        names={m.sub: m.name for m in settings_of(request).demo_staff},
         status_code=status_code,
     )
 
