@@ -140,7 +140,13 @@ async def _case_page(
         survey = answer.body if answer.ok else None
     names = _names(request)
     entries = [
-        {**e, "when": when(seen, e["at"]), "lines": _change_lines(seen, e, names)}
+        {
+            **e,
+            "when": when(seen, e["at"]),
+            "lines": _change_lines(seen, e, names),
+            # The timer's note is for the logs (a UTC instant): the line says it already.
+            "note": "" if e["kind"] == "escalated" else e.get("note", ""),
+        }
         for e in (page_items(history.body) if history.ok else [])
     ]
     return render(
