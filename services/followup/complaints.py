@@ -184,6 +184,7 @@ async def list_cases(
     status: ComplaintStatus | None,
     severity: Severity | None,
     overdue: bool | None,
+    escalated: bool | None = None,
     limit: int,
     cursor: str | None,
 ) -> tuple[list[Complaint], str | None]:
@@ -197,6 +198,9 @@ async def list_cases(
             col(Complaint.due_at) < settings.clock()
         )
         query = query.where(late if overdue else ~late)
+    if escalated is not None:
+        handed = col(Complaint.escalated_at).is_not(None)
+        query = query.where(handed if escalated else ~handed)
     query = (
         query.where(after(Complaint.opened_at, Complaint.id, cursor))
         .order_by(col(Complaint.opened_at).desc(), col(Complaint.id).desc())
