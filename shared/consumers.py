@@ -328,12 +328,19 @@ class ConsumerRunner:
             "Nats-Msg-Id": f"{handler.durable}:{event_id}",
             "Workshop-Consumer": handler.durable,
             "Workshop-Subject": message.subject,
-            "Workshop-Error": str(exc)[:500],
+            "Workshop-Error": header_text(str(exc))[:500],
             "Workshop-Deliveries": str(message.metadata.num_delivered),
         }
         await self.messaging.js.publish(
             f"{DEAD_LETTER_PREFIX}.{handler.durable}", message.data, headers=headers
         )
+
+
+def header_text(text: str) -> str:
+    """A header value NATS carries intact: one line of ASCII (other characters escaped as
+    `\\uXXXX`; a line break would end the header, and the client misreads non-ASCII)."""
+    one_line = " ".join(text.split())
+    return one_line.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def dead_letter_payload(message: Msg) -> dict[str, Any]:

@@ -54,7 +54,8 @@ async def dead_letters(js: JetStreamContext, consumer: str | None = None) -> lis
             message = await js.get_msg(DEAD_LETTER_STREAM, seq)
         except NotFoundError:
             continue  # deleted after an earlier replay
-        headers = message.headers or {}
+        # Values that are not ASCII come back as email.header.Header: read them as text.
+        headers = {k: str(v) for k, v in (message.headers or {}).items()}
         name = headers.get("Workshop-Consumer") or (message.subject or "").removeprefix(
             f"{DEAD_LETTER_PREFIX}."
         )

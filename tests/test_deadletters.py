@@ -50,7 +50,7 @@ async def test_dead_letters_are_replayed_once_to_the_consumer_that_failed_them(
 
     async def behaviour(event: PingSent, attempt: int) -> None:
         if broken:
-            raise ValueError("the handler's bug")
+            raise ValueError("the handler's bug:\n第二行")
 
     async with node(database_url, nats_server.url, behaviour) as n:
         # A second consumer of the same events, which handles them the first time.
@@ -87,7 +87,9 @@ async def test_dead_letters_are_replayed_once_to_the_consumer_that_failed_them(
             await deadletters.main(["list", "--servers", nats_server.url])
             listed = capsys.readouterr().out
             assert "3 dead letters" in listed
-            assert "the handler's bug" in listed and "probe.ping.sent.v1" in listed
+            assert "probe.ping.sent.v1" in listed
+            # Told on one line, what is not ASCII escaped (NATS headers carry ASCII).
+            assert "the handler's bug: \\u7b2c\\u4e8c\\u884c" in listed
 
             calls_before = {ping_id: n.calls.count(ping_id) for ping_id in ids}
             broken = False  # the fix is deployed
