@@ -8,7 +8,7 @@ accessibility and touch target sizes at a tablet's 1024×768."""
 
 import re
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,7 +45,10 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, S
     stack = Stack(
         root,
         services=("workorders", "followup", "records"),
-        extra_env={"RECORDS_FILES_DIR": str(root / "files")},
+        extra_env={
+            "RECORDS_FILES_DIR": str(root / "files"),
+            "RECORDS_REPORT_CHECK_INTERVAL_SECONDS": "1",
+        },
     ).start()
     try:
         staff = staff_process(stack, root)
@@ -169,6 +172,28 @@ async def day(running: tuple[Stack, ServiceProcess]) -> dict[str, Any]:
 
         await eventually(reported, timeout=30, what="the day in records' report")
     return {"orders": {"A": a, "B": b, "C": c}, "on": on}
+
+
+async def backdate_schedule(stack: Stack, schedule_id: str, days: int) -> None:
+    """Set the schedule's creation back, as if it had been made `days` ago (records owes a
+    schedule only the runs due since it exists)."""
+    import uuid
+
+    from sqlalchemy import update
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from services.records.report_models import ReportSchedule
+
+    engine = create_async_engine(stack.database_urls["records"])
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(ReportSchedule)
+                .where(ReportSchedule.id == uuid.UUID(schedule_id))  # type: ignore[arg-type]
+                .values(created_at=datetime.now(UTC) - timedelta(days=days))
+            )
+    finally:
+        await engine.dispose()
 
 
 async def report_now(stack: Stack, on: str, lang: str = "zh-CN") -> dict[str, Any]:
@@ -347,6 +372,34 @@ async def test_complaints_technicians_and_scheduled_reports(
         schedule = page.locator(f'tr[data-schedule="{listed[0]["id"]}"]')
         await expect(schedule).to_contain_text("每周")
         await expect(schedule).to_contain_text("07:00")
+
+        # A daily schedule as if made three days ago: records makes up its runs, and the
+        # page shows the newest with its files, fetched with the manager's token.
+        async with httpx.AsyncClient(base_url=stack.url("records"), timeout=10) as rec:
+            r = await rec.post(
+                "/reports/schedules", json={"frequency": "daily", "hour": 0}, headers=MANAGER
+            )
+            assert r.status_code == 201, r.text
+            daily = r.json()["id"]
+        await backdate_schedule(stack, daily, days=3)
+        async with httpx.AsyncClient(base_url=stack.url("records"), timeout=30) as rec:
+
+            async def made() -> list[dict[str, Any]] | None:
+                r = await rec.get("/reports/runs", params={"schedule_id": daily}, headers=MANAGER)
+                runs = r.json()["items"]
+                return runs if len(runs) >= 2 and runs[0]["status"] == "ready" else None
+
+            runs = await eventually(made, timeout=60, what="the made-up daily runs")
+        await page.reload()
+        row = page.locator(f'tr[data-schedule="{daily}"]')
+        await expect(row).to_contain_text("每日")
+        await expect(row).to_contain_text(runs[0]["from_on"])
+        await expect(row).to_contain_text("已生成")
+        for fmt, magic in (("XLSX", b"PK"), ("PDF", b"%PDF")):  # an XLSX is a zip
+            href = await row.get_by_role("link", name=fmt).get_attribute("href")
+            assert href == f"/manager/reports/runs/{runs[0]['id']}/files/{fmt.lower()}"
+            got = await page.request.get(f"{staff.url}{href}")
+            assert got.status == 200 and (await got.body()).startswith(magic), fmt
         await no_serious_violations(page)
         assert await small_targets(page) == []
         await shoot(page, "manager-07-reports-zh")

@@ -3,6 +3,7 @@
 their last runs and files, and the orders waiting to be settled, where a discount above the
 cashier's limit is approved on the cashier's own page."""
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -222,7 +223,7 @@ async def add_schedule(request: Request, seen: Manager, form: Form) -> Response:
     )
 
 
-async def report_file(request: Request, run_id: str, fmt: str, seen: Manager) -> Response:
+async def report_file(request: Request, run_id: uuid.UUID, fmt: str, seen: Manager) -> Response:
     """A kept report, fetched from records with the manager's token."""
     if fmt not in REPORT_FORMATS:
         return Response(status_code=404)
