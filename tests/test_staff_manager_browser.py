@@ -246,6 +246,13 @@ async def test_the_dashboard_shows_records_figures_and_drills_down_to_the_orders
         await expect(matrix.get_by_test_id("complaints-major")).to_have_text("1")
         await expect(matrix.get_by_test_id("complaints-minor")).to_have_text("1")
         await expect(page.locator("svg.hbar").first).to_be_visible()
+        async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
+            r = await api.get("/repair-orders/at-risk", params={"limit": 200}, headers=MANAGER)
+            at_risk = len(r.json()["items"])
+        await expect(page.get_by_test_id("at-risk-count")).to_contain_text(f"{at_risk} 张工单")
+        await expect(page.get_by_test_id("at-risk-panel").get_by_role("link")).to_have_attribute(
+            "href", "/advisor/at-risk"
+        )
         await shoot(page, "manager-01-dashboard-zh")
         await no_serious_violations(page)
         assert await small_targets(page) == []
