@@ -42,8 +42,9 @@ def install(app: FastAPI) -> None:
 
 
 async def complaints(
-    request: Request, seen: Manager, severity: str | None = None, age: int | None = None
+    request: Request, seen: Manager, severity: str | None = None, age: str | None = None
 ) -> Response:
+    bucket_asked = int(age) if age and age.isdigit() and int(age) < len(AGES) else None
     open_cases, working = await gather(
         soft(seen.api.get("followup", "/complaints", status="open", limit=200)),
         soft(seen.api.get("followup", "/complaints", status="in_progress", limit=200)),
@@ -56,7 +57,7 @@ async def complaints(
         bucket = age_bucket(opened, now)
         if severity in ("major", "minor") and case.get("severity") != severity:
             continue
-        if age is not None and bucket != age:
+        if bucket_asked is not None and bucket != bucket_asked:
             continue
         due = seen.local(case.get("due_at"))
         rows.append(
@@ -84,7 +85,7 @@ async def complaints(
         nav="complaints",
         rows=rows,
         severity=severity if severity in ("major", "minor") else None,
-        age=age if age is not None and 0 <= age < len(AGES) else None,
+        age=bucket_asked,
         ages=AGES,
         problem=trouble(open_cases, seen) or trouble(working, seen),
     )
