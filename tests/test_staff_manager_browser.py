@@ -410,6 +410,16 @@ async def test_complaints_technicians_and_scheduled_reports(
         await no_serious_violations(page)
         assert await small_targets(page) == []
         await shoot(page, "manager-07-reports-zh")
+
+        # Stopping the weekly one: records marks it inactive, the page says so.
+        weekly = page.locator(f'tr[data-schedule="{listed[0]["id"]}"]')
+        await weekly.get_by_role("button", name="停止").click()
+        await expect(weekly).to_contain_text("已停止")
+        await expect(weekly.get_by_role("button")).to_have_count(0)
+        async with httpx.AsyncClient(base_url=stack.url("records"), timeout=10) as rec:
+            r = await rec.get("/reports/schedules", headers=MANAGER)
+        active = {s["id"]: s["active"] for s in r.json()["items"]}
+        assert active == {listed[0]["id"]: False, daily: True}
     finally:
         await context.close()
 

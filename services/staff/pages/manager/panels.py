@@ -33,6 +33,12 @@ def install(app: FastAPI) -> None:
     route("/manager/reports", reports, methods=["GET"], include_in_schema=False)
     route("/manager/reports/schedules", add_schedule, methods=["POST"], include_in_schema=False)
     route(
+        "/manager/reports/schedules/{schedule_id}/stop",
+        stop_schedule,
+        methods=["POST"],
+        include_in_schema=False,
+    )
+    route(
         "/manager/reports/runs/{run_id}/files/{fmt}",
         report_file,
         methods=["GET"],
@@ -221,6 +227,22 @@ async def add_schedule(request: Request, seen: Manager, form: Form) -> Response:
         seen,
         form={"values": form, "errors": errors, "message": message},
         status_code=answer.status if answer.status in (403, 409, 422) else 200,
+    )
+
+
+async def stop_schedule(
+    request: Request, schedule_id: uuid.UUID, seen: Manager, form: Form
+) -> Response:
+    """Stop a schedule (records keeps its reports)."""
+    answer = await seen.api.call("records", "DELETE", f"/reports/schedules/{schedule_id}")
+    if answer.ok:
+        return redirect("/manager/reports", request)
+    errors, message = refused(answer, seen)
+    return await _reports_page(
+        request,
+        seen,
+        form={"values": {}, "errors": errors, "message": message},
+        status_code=answer.status if answer.status in (403, 404, 409) else 200,
     )
 
 
