@@ -284,6 +284,13 @@ async def test_the_dashboard_shows_records_figures_and_drills_down_to_the_orders
         assert await small_targets(page) == []
         await shoot(page, "manager-03-drill-on-time-zh")
 
+        # Any KPI of the report drills down the same way, named as records defines it.
+        await page.goto(f"{staff.url}/manager/kpis/revenue_total?period=day&on={on}")
+        await expect(page.get_by_role("heading", name="营业额（不含税）：明细")).to_be_visible()
+        await expect(page.get_by_test_id("drill").locator("tbody tr")).to_have_count(2)
+        response = await page.goto(f"{staff.url}/manager/kpis/happiness?period=day&on={on}")
+        assert response is not None and response.status == 404
+
         # The month around the day: the daily chart, the same figures as records' month.
         await page.goto(f"{staff.url}{path}")
         await page.get_by_test_id("period").get_by_label("统计期").select_option("month")

@@ -4,6 +4,7 @@ orders at risk and orders waiting to be settled, all read in parallel."""
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -114,7 +115,7 @@ async def drill(
     named = (
         {
             d["id"]: (d["name_zh"] if seen.lang == "zh-CN" else d["name_en"])
-            for d in (definitions.body or {}).get("kpis", [])
+            for d in (definitions.body or {}).get("definitions", [])
         }
         if definitions.ok
         else {}
@@ -124,7 +125,7 @@ async def drill(
     rows = [_row(seen, kpi, item, words) for item in items(found)]
     base = f"/manager/kpis/{kpi}?period={kind}&on={day.isoformat()}"
     if technician:
-        base += f"&technician={technician}"
+        base += f"&technician={quote(technician)}"
     body = found.body if found.ok else {}
     next_cursor = body.get("next_cursor") if body else None
     return render(
@@ -143,7 +144,10 @@ async def drill(
         rows=rows,
         problem=trouble(found, seen),
         base=base,
-        more=(f"{base}&cursor={next_cursor}" + (f"&counted={counted}" if only is not None else ""))
+        more=(
+            f"{base}&cursor={quote(next_cursor)}"
+            + (f"&counted={str(only).lower()}" if only is not None else "")
+        )
         if next_cursor
         else None,
         counted_words=words,

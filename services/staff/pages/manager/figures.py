@@ -2,7 +2,7 @@
 KPI's value in its unit, against its target, the rows behind it, and the shapes of the
 server-drawn SVG charts (bars, a target mark, the daily columns). No logic in templates."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -49,7 +49,6 @@ class Figure:
     met: bool | None
     bar: Bar | None
     drill: str  # the page listing what is behind it
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def period_params(period: str, on: date) -> dict[str, str]:

@@ -6,6 +6,7 @@ cashier's limit is approved on the cashier's own page."""
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -123,9 +124,9 @@ async def technicians(
                 "efficiency_px": round(min(r.get("efficiency") or 0, 1.5) / 1.5 * 200),
                 "utilisation_px": round(min(r.get("utilisation") or 0, 1.0) * 200),
                 "efficiency_drill": f"/manager/kpis/technician_efficiency?{query}"
-                f"&technician={tech}",
+                f"&technician={quote(tech)}",
                 "utilisation_drill": f"/manager/kpis/technician_utilisation?{query}"
-                f"&technician={tech}",
+                f"&technician={quote(tech)}",
             }
         )
     return render(
