@@ -24,6 +24,8 @@ from services.staff.pages.floor import cashier, foreman, qc, technician, technic
 from services.staff.pages.floor import common as floor
 from services.staff.pages.followup import complaints as followup_complaints
 from services.staff.pages.followup import visits as followup_visits
+from services.staff.pages.manager import dashboard as manager_dashboard
+from services.staff.pages.manager import panels as manager_panels
 from services.staff.session import Cookies
 from services.staff.signin import NotOffered, Provider, home_of
 from services.staff.signin import router as signin_router
@@ -139,6 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     cashier.install(app)
     followup_visits.install(app)
     followup_complaints.install(app)
+    manager_dashboard.install(app)
+    manager_panels.install(app)
     _install_errors(app)
     return app
 
