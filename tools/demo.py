@@ -8,6 +8,7 @@ to now in the branch's zone. It loads only into an empty branch (no customer yet
 second `make run` on the same `var/` adds nothing."""
 
 import asyncio
+import contextlib
 import time as clock
 import uuid
 from dataclasses import dataclass, field
@@ -190,17 +191,24 @@ def with_check_digit(vin: str) -> str:
 class Branch:
     """The branch's staff at work: one HTTP client, a token per role, the clock and zone."""
 
-    def __init__(self, client: httpx.AsyncClient, urls: dict[str, str], secret: str, zone: str):
-        self.client, self.urls, self.zone = client, urls, ZoneInfo(zone)
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        urls: dict[str, str],
+        secret: str,
+        zone: str,
+        code: str = BRANCH,
+    ):
+        self.client, self.urls, self.zone, self.code = client, urls, ZoneInfo(zone), code
         self.now = datetime.now(UTC)
         self.today = self.now.astimezone(self.zone).date()
         self.tokens = {
-            role: issue_dev_token(secret, role=role, branch=BRANCH, sub=sub, name=name)
+            role: issue_dev_token(secret, role=role, branch=code, sub=sub, name=name)
             for role, (sub, name) in STAFF.items()
         }
         for tech in TECHNICIANS:
             self.tokens[tech.id] = issue_dev_token(
-                secret, role="technician", branch=BRANCH, sub=tech.id, name=tech.name
+                secret, role="technician", branch=code, sub=tech.id, name=tech.name
             )
         # A technician clocks on one job at a time: stories sharing one take turns.
         self.bench = {tech.id: asyncio.Lock() for tech in TECHNICIANS}
@@ -442,10 +450,20 @@ async def book_ahead(branch: Branch, vehicles: list[dict[str, Any]], summary: Su
         summary.appointments += 1
 
 
-async def load_async(urls: dict[str, str], secret: str, zone: str) -> Summary | None:
-    """Load the branch's day; None when the branch already has customers (nothing done)."""
-    async with httpx.AsyncClient(timeout=30) as client:
-        branch = Branch(client, urls, secret, zone)
+async def load_async(
+    urls: dict[str, str],
+    secret: str,
+    zone: str,
+    *,
+    code: str = BRANCH,
+    client: httpx.AsyncClient | None = None,
+) -> Summary | None:
+    """Load the branch's day; None when the branch already has customers (nothing done).
+    `code` names the branch; `client` is the caller's (bench/group_hour.py times it)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if client is None:
+            client = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
+        branch = Branch(client, urls, secret, zone, code)
         existing = await branch.json("GET", "reception", "/customers", "advisor",
                                      params={"limit": 1})  # fmt: skip
         if existing["items"]:
@@ -468,6 +486,7 @@ async def load_async(urls: dict[str, str], secret: str, zone: str) -> Summary | 
         for tech, job_id in branch.working:
             await branch.clock(tech, job_id, None)
         return summary
+    return None  # unreachable: the block above returns
 
 
 def load(urls: dict[str, str], secret: str, zone: str = "Asia/Shanghai") -> Summary | None:
