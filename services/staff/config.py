@@ -22,6 +22,7 @@ DEMO_STAFF = (
     DemoStaff(sub="qc-wu", name="吴静", role="qc"),
     DemoStaff(sub="cashier-zheng", name="郑丽", role="cashier"),
     DemoStaff(sub="manager-wang", name="王刚", role="manager"),
+    DemoStaff(sub="clerk-chen", name="陈芳", role="records_clerk"),
 )
 
 

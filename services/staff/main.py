@@ -22,6 +22,7 @@ from services.staff.pages.advisor import intake as advisor_intake
 from services.staff.pages.advisor import routes as advisor
 from services.staff.pages.floor import cashier, foreman, qc, technician, technician_job
 from services.staff.pages.floor import common as floor
+from services.staff.pages.records import routes as records_pages
 from services.staff.session import Cookies
 from services.staff.signin import NotOffered, Provider, home_of
 from services.staff.signin import router as signin_router
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     technician_job.install(app)
     qc.install(app)
     cashier.install(app)
+    records_pages.install(app)
     _install_errors(app)
     return app
 

@@ -132,6 +132,8 @@ def home_of(session: Session) -> str:
         return "/qc"
     if session.has("cashier"):
         return "/cashier"
+    if session.has("records_clerk"):
+        return "/records"
     return "/welcome"
 
 
