@@ -317,6 +317,14 @@ async def test_a_loan_from_request_to_return_and_an_overdue_one(
             page.get_by_test_id("out").locator(f'[data-loan="{late["id"]}"]')
         ).to_contain_text("已逾期")
         await checked(page, "records-07-lending-overdue-zh")
+        # Never coming back: recorded as lost, and so is the item.
+        await page.get_by_test_id(f"report-lost-{late['id']}").get_by_role("button").click()
+        await expect(page.get_by_test_id("saved")).to_contain_text("已登记遗失")
+        await expect(
+            page.get_by_test_id("shelf").locator(f'[data-item="{item["id"]}"]')
+        ).to_contain_text("已遗失")
+        assert (await records_get(stack, f"/lending/loans/{late['id']}"))["status"] == "lost"
+        assert (await records_get(stack, f"/lending/items/{item['id']}"))["lost_at"]
         await page.get_by_test_id("language").click()
         await expect(
             page.get_by_role("heading", name="Overdue (chase the borrower)")

@@ -33,6 +33,7 @@ _ENTRY_KINDS = {
 
 LABELS: dict[str, dict[str, str]] = {
     "zh-CN": {
+        "rec_colon": "：",
         "nav_library": "技术资料",
         "nav_lending": "借阅台",
         "nav_archive": "档案",
@@ -194,6 +195,7 @@ LABELS: dict[str, dict[str, str]] = {
         "already_erased": "此客户的个人信息已于 {at} 删除。",
     },
     "en": {
+        "rec_colon": ": ",
         "nav_library": "Library",
         "nav_lending": "Lending desk",
         "nav_archive": "Archive",
