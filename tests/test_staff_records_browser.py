@@ -23,6 +23,7 @@ from shared import pdf
 from tests.flow import valid_vin
 from tests.harness import ServiceProcess, Stack, auth, backend, eventually, token
 from tests.staff_pages import (
+    SCREENSHOTS,
     TABLET_LANDSCAPE,
     launch,
     no_serious_violations,
@@ -72,6 +73,15 @@ async def checked(page: Any, name: str) -> None:
     await shoot(page, name)
     await no_serious_violations(page)
     assert await small_targets(page) == []
+
+
+def picture(document: bytes, name: str) -> None:
+    """The PDF's first page as a PNG beside the screenshots, to look at."""
+    import pypdfium2
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = pypdfium2.PdfDocument(document)[0]
+    page.render(scale=1.5).to_pil().save(SCREENSHOTS / f"{name}.png")
 
 
 async def records_get(
@@ -393,6 +403,7 @@ async def test_an_archive_with_its_history_pdf_and_an_erasure_after_its_confirma
             said = pdf.pdf_text(body)
             assert vehicle["vin"] in said and words in said.lower()
             assert "韩梅梅" not in said  # the history goes with the car, not its owner
+            picture(body, f"records-history-{lang}")
 
         # The owner's file: the erasure, with its confirmation step.
         await page.get_by_test_id("owner").click()
