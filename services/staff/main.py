@@ -26,6 +26,7 @@ from services.staff.pages.followup import complaints as followup_complaints
 from services.staff.pages.followup import visits as followup_visits
 from services.staff.pages.manager import dashboard as manager_dashboard
 from services.staff.pages.manager import panels as manager_panels
+from services.staff.pages.records import routes as records_pages
 from services.staff.session import Cookies
 from services.staff.signin import NotOffered, Provider, home_of
 from services.staff.signin import router as signin_router
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     followup_complaints.install(app)
     manager_dashboard.install(app)
     manager_panels.install(app)
+    records_pages.install(app)
     _install_errors(app)
     return app
 

@@ -134,6 +134,8 @@ def home_of(session: Session) -> str:
         return "/cashier"
     if session.has("followup_agent"):
         return "/followup"
+    if session.has("records_clerk"):
+        return "/records"
     return "/welcome"
 
 
