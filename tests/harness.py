@@ -317,3 +317,61 @@ class Stack:
             for url in self.database_urls.values():
                 with contextlib.suppress(Exception):
                     asyncio.run(drop_pg_database(url))
+
+
+class Group:
+    """Two replicas of each service on one PostgreSQL database per service, on a NATS
+    cluster: what a dealer group runs (tests/test_cluster_e2e.py, bench/group_hour.py)."""
+
+    def __init__(self, root: Path, cluster: NatsCluster, pool: tuple[int, int] = (4, 4)):
+        self.root, self.cluster, self.pool = root, cluster, pool
+        self.replicas: dict[str, list[ServiceProcess]] = {}
+        self.urls: dict[str, str] = {}
+
+    def start(self) -> "Group":
+        for name in SERVICES:
+            self.urls[name] = asyncio.run(create_pg_database(f"ws_cl_{name}"))
+        for name in SERVICES:
+            prefix = name.upper()
+            env = {
+                f"{prefix}_DATABASE_URL": self.urls[name],
+                f"{prefix}_NATS_URL": self.cluster.url,
+                f"{prefix}_STREAM_REPLICAS": "3",
+                # Eight processes share the server's connections.
+                f"{prefix}_DATABASE_POOL_SIZE": str(self.pool[0]),
+                f"{prefix}_DATABASE_MAX_OVERFLOW": str(self.pool[1]),
+                f"{prefix}_RELAY_POLL_INTERVAL": "0.5",
+                f"{prefix}_CONSUMER_BACKOFF": "[0.5, 1, 2, 4, 8]",
+            }
+            if name == "records":
+                env["RECORDS_FILES_DIR"] = str(self.root / "files")
+            first = ServiceProcess(f"{name}", env, self.root / "logs")
+            second = ServiceProcess(
+                f"{name}", {**env, f"{prefix}_AUTO_MIGRATE": "false"}, self.root / "logs2"
+            )
+            self.replicas[name] = [first, second]
+        reception_env = {"RECEPTION_RECORDS_URL": self.replicas["records"][0].url}
+        for replica in self.replicas["reception"]:
+            replica.env.update(reception_env)
+        try:
+            # The first of each migrates; the second starts on the migrated database.
+            for name in SERVICES:
+                self.replicas[name][0].start(wait=False)
+            for name in SERVICES:
+                self.replicas[name][0].wait_healthy()
+            for name in SERVICES:
+                self.replicas[name][1].start(wait=False)
+            for name in SERVICES:
+                self.replicas[name][1].wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for pair in self.replicas.values():
+            for replica in pair:
+                replica.stop()
+        for url in self.urls.values():
+            with contextlib.suppress(Exception):
+                asyncio.run(drop_pg_database(url))

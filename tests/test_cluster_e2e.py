@@ -18,76 +18,13 @@ import nats
 import pytest
 
 from tests.flow import valid_vin
-from tests.harness import (
-    auth,
-    create_pg_database,
-    drop_pg_database,
-    eventually,
-    require_postgres,
-)
-from tools.processes import SERVICES, NatsCluster, ServiceProcess
+from tests.harness import Group, auth, eventually, require_postgres
+from tools.processes import NatsCluster, ServiceProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
 CUSTOMERS = 24  # two cars each: 48 intakes, two visits per contact
 ADVISOR = auth("advisor")
-
-
-class Group:
-    """Two replicas of each service on one PostgreSQL database per service."""
-
-    def __init__(self, root: Path, cluster: NatsCluster):
-        self.root, self.cluster = root, cluster
-        self.replicas: dict[str, list[ServiceProcess]] = {}
-        self.urls: dict[str, str] = {}
-
-    def start(self) -> "Group":
-        for name in SERVICES:
-            self.urls[name] = asyncio.run(create_pg_database(f"ws_cl_{name}"))
-        for name in SERVICES:
-            prefix = name.upper()
-            env = {
-                f"{prefix}_DATABASE_URL": self.urls[name],
-                f"{prefix}_NATS_URL": self.cluster.url,
-                f"{prefix}_STREAM_REPLICAS": "3",
-                # Eight processes share the server's connections.
-                f"{prefix}_DATABASE_POOL_SIZE": "4",
-                f"{prefix}_DATABASE_MAX_OVERFLOW": "4",
-                f"{prefix}_RELAY_POLL_INTERVAL": "0.5",
-                f"{prefix}_CONSUMER_BACKOFF": "[0.5, 1, 2, 4, 8]",
-            }
-            if name == "records":
-                env["RECORDS_FILES_DIR"] = str(self.root / "files")
-            first = ServiceProcess(f"{name}", env, self.root / "logs")
-            second = ServiceProcess(
-                f"{name}", {**env, f"{prefix}_AUTO_MIGRATE": "false"}, self.root / "logs2"
-            )
-            self.replicas[name] = [first, second]
-        reception_env = {"RECEPTION_RECORDS_URL": self.replicas["records"][0].url}
-        for replica in self.replicas["reception"]:
-            replica.env.update(reception_env)
-        try:
-            # The first of each migrates; the second starts on the migrated database.
-            for name in SERVICES:
-                self.replicas[name][0].start(wait=False)
-            for name in SERVICES:
-                self.replicas[name][0].wait_healthy()
-            for name in SERVICES:
-                self.replicas[name][1].start(wait=False)
-            for name in SERVICES:
-                self.replicas[name][1].wait_healthy()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        for pair in self.replicas.values():
-            for replica in pair:
-                replica.stop()
-        for url in self.urls.values():
-            with contextlib.suppress(Exception):
-                asyncio.run(drop_pg_database(url))
 
 
 @pytest.fixture
