@@ -37,6 +37,12 @@ def region_is_workday(region: str, day: date) -> bool:
     return bool(_region_year(region, day.year).is_working_day(day))
 
 
+def region_is_holiday(region: str, day: date) -> bool:
+    """A public holiday of the region, or a weekday given off in exchange for a worked
+    weekend day (both are in the `holidays` release's list; ordinary weekends are not)."""
+    return day in _region_year(region, day.year)
+
+
 def region_data_years(region: str, years: Iterable[int]) -> list[int]:
     """Of `years`, those for which the installed release holds the region's published
     make-up working days (in China: the State Council's notice for that year)."""
@@ -92,6 +98,41 @@ class BranchCalendar:
             return True
         return region_is_workday(self.region, day)
 
+    def _region_off(self, day: date) -> bool:
+        """Not worked by the region's rules and notice (the branch's own days aside)."""
+        if day in self.holidays:
+            return True
+        if day in self.workdays:
+            return False
+        return not region_is_workday(self.region, day)
+
+    def is_open(self, day: date) -> bool:
+        """Whether the branch takes customers that day (appointments): every day but its
+        own closing days and a public holiday's whole break. A workshop takes cars on an
+        ordinary weekend; the weekend days a holiday break runs over (国庆 1-7 October,
+        the Spring Festival's nine days) are part of the break as the notice counts it,
+        and a make-up working Saturday or Sunday is open like any working day."""
+        if day in self.closing_days:
+            return False
+        if not self._region_off(day):
+            return True
+        # The run of days off around `day`: a break if one of them is a holiday.
+        run = [day]
+        for step in (-1, 1):
+            probe = day + timedelta(days=step)
+            while self._region_off(probe) and abs((probe - day).days) < 31:
+                run.append(probe)
+                probe += timedelta(days=step)
+        return not any(d in self.holidays or region_is_holiday(self.region, d) for d in run)
+
+    def next_open_day(self, day: date) -> date:
+        """`day` if the branch is open then, else the first day after it that it is."""
+        for _ in range(366):
+            if self.is_open(day):
+                return day
+            day += timedelta(days=1)
+        raise ValueError(f"no open day within a year of {day}")
+
     def next_workday(self, day: date) -> date:
         """`day` if the branch works then, else the first working day after it."""
         for _ in range(366):
@@ -121,17 +162,42 @@ class BranchCalendar:
     def closing(self, day: date) -> datetime:
         return datetime.combine(day, time(0), self.zone) + timedelta(hours=self.closes_hour)
 
-    def place(self, at: datetime) -> datetime:
-        """The first moment at or after `at` when the branch is open (returned in UTC)."""
+    def place(self, at: datetime, *, open_days: bool = False) -> datetime:
+        """The first moment at or after `at` within opening hours of a working day (with
+        `open_days`: of a day the branch is open, ordinary weekends too), in UTC."""
+        works = self.is_open if open_days else self.is_workday
         local = at.astimezone(self.zone)
         day = local.date()
-        if self.is_workday(day):
+        if works(day):
             if local < self.opening(day):
                 return self.opening(day).astimezone(UTC)
             if local < self.closing(day):
                 return local.astimezone(UTC)
-        day = self.next_workday(day + timedelta(days=1))
-        return self.opening(day).astimezone(UTC)
+        day += timedelta(days=1)
+        for _ in range(366):
+            if works(day):
+                return self.opening(day).astimezone(UTC)
+            day += timedelta(days=1)
+        raise ValueError(f"no working day within a year of {local.date()}")
+
+    def add_working_time(
+        self, at: datetime, duration: timedelta, *, open_days: bool = False
+    ) -> datetime:
+        """`at` plus `duration` of the branch's opening hours on its working days (returned
+        in UTC): work left at closing time goes on at the next working day's opening, past
+        weekends, holidays and closing days (with `open_days`: on the days the branch is
+        open, `is_open`, so ordinary weekends count). No time added, `at` is kept."""
+        if duration <= timedelta(0):
+            return at.astimezone(UTC)
+        left = duration
+        local = self.place(at, open_days=open_days).astimezone(self.zone)
+        for _ in range(3660):  # ten years of working days: a bound, never reached
+            closing = self.closing(local.date())
+            if left <= closing - local:
+                return (local + left).astimezone(UTC)
+            left -= closing - local
+            local = self.place(closing, open_days=open_days).astimezone(self.zone)
+        raise ValueError(f"{duration} of working time does not end within ten years of {at}")
 
     def local_date(self, at: datetime) -> date:
         return at.astimezone(self.zone).date()
