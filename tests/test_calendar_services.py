@@ -14,6 +14,9 @@ import httpx
 import pytest
 import time_machine
 
+from services.followup import timers
+from services.followup.config import Settings as FollowupSettings
+from services.followup.main import create_app as followup_app
 from services.reception.config import Settings as ReceptionSettings
 from services.reception.main import create_app as reception_app
 from services.workorders import promise
@@ -21,9 +24,11 @@ from services.workorders.config import Settings as WorkordersSettings
 from services.workorders.main import create_app as workorders_app
 from services.workorders.promise import PlannedJob, calendars_of, project
 from shared.calendar import BranchCalendar
+from shared.db import Database
 from tests.flow import register
 from tests.harness import NatsServer, auth, eventually
 from tests.test_bad_input import assert_problem
+from tests.test_followup_timers import Clock
 from tests.test_workorders_api import Workorders, approved, labour
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -284,3 +289,112 @@ async def test_an_order_promised_for_national_day_is_at_risk_before_the_holiday(
         detail = await eventually(projected, timeout=10, what="the projection past the holiday")
         # Straight through it would be 19:30 on the 30th, in time for the promise.
         assert detail["at_risk_since"] is not None
+
+
+# --- followup: complaint deadlines in working hours ---------------------------------------
+
+
+@asynccontextmanager
+async def followup(
+    database_url: str, nats_server: NatsServer, clock: Clock, **settings: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, FollowupSettings, Database]]:
+    config = FollowupSettings(
+        database_url=database_url,
+        nats_url=nats_server.url,
+        clock=clock,
+        timer_interval=3600,
+        branch_managers={"BR01": "manager-zhang"},
+        **settings,
+    )
+    app = followup_app(config)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client,
+    ):
+        yield client, config, app.state.runtime.db
+
+
+async def complain(client: httpx.AsyncClient, severity: str) -> dict[str, Any]:
+    r = await client.post(
+        "/complaints",
+        headers=auth("followup_agent"),
+        json={"source": "call", "severity": severity, "category": "repair_quality",
+              "description": "brakes still squeal"},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    return {**r.json(), "etag": r.headers["ETag"]}
+
+
+def due(case: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(case["due_at"]).astimezone(SHANGHAI)
+
+
+@pytest.mark.asyncio
+@pytest.mark.store
+async def test_complaints_opened_before_national_day_2026_fall_due_after_it(
+    database_url: str, nats_server: NatsServer
+) -> None:
+    clock = Clock(local(2026, 9, 30, 17).astimezone(UTC))
+    async with followup(database_url, nats_server, clock) as (client, settings, db):
+        major, minor = await complain(client, "major"), await complain(client, "minor")
+        # Major, one working day (9 h): 17-18 on the 30th, 09-17 on Thursday 8 October.
+        assert due(major) == local(2026, 10, 8, 17)
+        # Minor, three (27 h): 1 h, the 8th, the 9th, and 8 h of Saturday the 10th (调休).
+        assert due(minor) == local(2026, 10, 10, 17)
+        # A week later on the wall clock, in the middle of the holiday, nothing is overdue.
+        clock.now = local(2026, 10, 7, 23, 59).astimezone(UTC)
+        manager = auth("manager")
+        r = await client.get("/complaints", params={"overdue": "true"}, headers=manager)
+        assert r.json()["items"] == []
+        assert (await timers.run_timers(db, settings))["escalated_complaints"] == 0
+        clock.now = local(2026, 10, 8, 17, 1).astimezone(UTC)
+        r = await client.get("/complaints", params={"overdue": "true"}, headers=manager)
+        assert [case["id"] for case in r.json()["items"]] == [major["id"]]
+        assert (await timers.run_timers(db, settings))["escalated_complaints"] == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.store
+async def test_complaint_deadlines_over_the_spring_festival_2026_and_a_closing_day(
+    database_url: str, nats_server: NatsServer
+) -> None:
+    clock = Clock(local(2026, 2, 13, 16).astimezone(UTC))  # Friday before the festival
+    closing = {"BR01": [date(2026, 2, 24)]}
+    async with followup(database_url, nats_server, clock, calendar_closing_days=closing) as (
+        client,
+        _,
+        _,
+    ):
+        # 16-18 on Friday, then Saturday the 14th is a working day (调休).
+        assert due(await complain(client, "major")) == local(2026, 2, 14, 16)
+        clock.now = local(2026, 2, 14, 12).astimezone(UTC)
+        # 6 h on Saturday; the break (15th-23rd) and the branch's closing day (24th) skipped;
+        # 9 h on the 25th and 26th; 3 h on the 27th.
+        minor = await complain(client, "minor")
+        assert due(minor) == local(2026, 2, 27, 12)
+        # Made major: counted again from the opening, 6 h on Saturday and 3 h on the 25th.
+        r = await client.patch(
+            f"/complaints/{minor['id']}",
+            headers={**auth("followup_agent"), "If-Match": minor["etag"]},
+            json={"severity": "major"},
+        )
+        assert r.status_code == 200, r.text
+        assert due(r.json()) == local(2026, 2, 25, 12)
+        # Opened on a Sunday of an ordinary weekend: counted from Monday's opening.
+        clock.now = local(2026, 3, 8, 15).astimezone(UTC)
+        assert due(await complain(client, "major")) == local(2026, 3, 9, 18)
+
+
+@pytest.mark.asyncio
+@pytest.mark.store
+async def test_a_complaint_before_the_2027_spring_festival_with_the_notice_in_the_settings(
+    database_url: str, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock(local(2027, 2, 4, 17).astimezone(UTC))
+    async with followup(database_url, nats_server, clock) as (client, _, _):
+        # Without the notice: the pinned release's days off, 5-10 February.
+        assert due(await complain(client, "major")) == local(2027, 2, 11, 17)
+    monkeypatch.setenv("FOLLOWUP_CALENDAR_HOLIDAYS", '{"CN": ["2027-02-11", "2027-02-12"]}')
+    async with followup(database_url, nats_server, clock) as (client, _, _):
+        # With it: the 11th and 12th off, and the weekend after them in the break.
+        assert due(await complain(client, "major")) == local(2027, 2, 15, 17)
