@@ -3,10 +3,12 @@ throwaway PostgreSQL databases, and polling with a deadline."""
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,6 +45,20 @@ def token(role: str | list[str] = "advisor", branch: str = "BR01", sub: str | No
 
 def auth(role: str | list[str] = "advisor", branch: str = "BR01") -> dict[str, str]:
     return {"Authorization": f"Bearer {token(role, branch)}"}
+
+
+def round_the_clock(days: int = 3) -> dict[str, str]:
+    """A `Stack`'s settings for a branch that works around the clock from yesterday to
+    `days` ahead, holidays or not: real processes keep the real time, and a test of a day's
+    flow (bookings, promises) must not depend on the hour or the date it runs on. The branch
+    calendar's own rules are tested on set clocks (tests/test_calendar*.py)."""
+    today = datetime.now(UTC).date()
+    worked = [str(today + timedelta(days=i)) for i in range(-1, days + 1)]
+    return {
+        "{SERVICE}_BUSINESS_OPENS_HOUR": "0",
+        "{SERVICE}_BUSINESS_CLOSES_HOUR": "24",
+        "{SERVICE}_CALENDAR_WORKDAYS": json.dumps({"CN": worked}),
+    }
 
 
 def wall_clock() -> float:

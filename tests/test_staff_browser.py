@@ -13,7 +13,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.harness import ServiceProcess, Stack, auth, eventually, token
+from tests.harness import ServiceProcess, Stack, auth, eventually, round_the_clock, token
 from tests.staff_pages import (
     TABLET_LANDSCAPE,
     TABLET_PORTRAIT,
@@ -41,7 +41,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, S
     require_chromium()
     root = tmp_path_factory.mktemp("staff")
     # Promise projections 0.5 s after a change (5 s in production), for the at-risk list.
-    stack = Stack(root, extra_env={"WORKORDERS_PROMISE_RECHECK_DELAY": "0.5"}).start()
+    stack = Stack(
+        root, extra_env={"WORKORDERS_PROMISE_RECHECK_DELAY": "0.5", **round_the_clock()}
+    ).start()
     try:
         staff = staff_process(stack, root)
         try:

@@ -248,6 +248,12 @@ class Branch:
     async def json(self, method: str, service: str, path: str, role: str, **kwargs: Any) -> Any:
         return (await self.call(method, service, path, role, **kwargs)).json()
 
+    async def open_on(self, day: date) -> bool:
+        """Whether the branch takes appointments that day (not in a holiday's break nor on
+        its own closing day): on a closed day the demo's cars come in as walk-ins."""
+        capacity = await self.json("GET", "reception", f"/capacity/{day}", "advisor")
+        return bool(capacity["open"])
+
     async def etag(self, service: str, path: str) -> str:
         return (await self.call("GET", service, path, "foreman")).headers["ETag"]
 
@@ -317,7 +323,7 @@ async def visit(branch: Branch, car: Car, vehicle: dict[str, Any], summary: Summ
         "odometer_km": 8000 + int(car.mobile[-4:]) * 7,
         "concerns": car.concerns,
     }
-    if car.booked:  # booked for now this morning; the customer came in as they were due
+    if car.booked and await branch.open_on(branch.today):  # booked; came in as due
         appointment = await branch.json(
             "POST", "reception", "/appointments", "advisor",
             json={"vehicle_id": vehicle["id"], "starts_at": _iso(branch.now + timedelta(minutes=2)),
@@ -441,6 +447,8 @@ async def book_ahead(branch: Branch, vehicles: list[dict[str, Any]], summary: Su
         for at, hours, concerns in LATER_TODAY
         if branch.local(branch.today, at) > branch.now + timedelta(minutes=10)
     ] + [(branch.local(tomorrow, at), hours, concerns) for at, hours, concerns in TOMORROW]
+    open_days = {day for day in (branch.today, tomorrow) if await branch.open_on(day)}
+    slots = [slot for slot in slots if slot[0].astimezone(branch.zone).date() in open_days]
     for (starts_at, hours, concerns), vehicle in zip(slots, vehicles, strict=False):
         await branch.call(
             "POST", "reception", "/appointments", "advisor",
