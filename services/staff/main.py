@@ -15,12 +15,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.staff.api import ServiceUnreachable
 from services.staff.config import Settings
+from services.staff.pages.advisor import appointments as advisor_appointments
 from services.staff.pages.advisor import at_risk as advisor_at_risk
+from services.staff.pages.advisor import delivery as advisor_delivery
 from services.staff.pages.advisor import desk as advisor_desk
 from services.staff.pages.advisor import estimate as advisor_estimate
 from services.staff.pages.advisor import intake as advisor_intake
 from services.staff.pages.advisor import routes as advisor
-from services.staff.pages.floor import cashier, foreman, qc, technician, technician_job
+from services.staff.pages.floor import cashier, foreman, orders_flow, qc, technician, technician_job
 from services.staff.pages.floor import common as floor
 from services.staff.session import Cookies
 from services.staff.signin import NotOffered, Provider, home_of
@@ -129,12 +131,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     advisor_intake.install(app)
     advisor_estimate.install(app)
     advisor_at_risk.install(app)
+    advisor_appointments.install(app)
+    advisor_delivery.install(app)
     floor.install(app)
     foreman.install(app)
     technician.install(app)
     technician_job.install(app)
     qc.install(app)
     cashier.install(app)
+    orders_flow.install(app)
     _install_errors(app)
     return app
 
