@@ -179,25 +179,30 @@ async def test_one_whole_visit_through_the_pages(
     assert datetime.fromisoformat(appointment["starts_at"]) == moved
     assert appointment["status"] == "booked"
 
-    # A second booking the customer no longer needs: cancelled from the day's page.
-    await advisor.goto(f"{staff.url}/advisor/vehicles/{appointment['vehicle_id']}")
-    later = (now + timedelta(days=2)).replace(hour=15, minute=0)
-    booking = advisor.get_by_test_id("book")
-    await booking.get_by_label("到店时间").fill(later.strftime("%Y-%m-%dT%H:%M"))
-    await booking.get_by_label("预计工时").fill("1")
-    await booking.get_by_label("客户描述").fill("空调异味")
-    await booking.get_by_role("button", name="预约").click()
-    await advisor.wait_for_url(re.compile(rf"/advisor\?day={later.date()}"))
-    second = advisor.locator("tr[data-appointment]", has_text="沪F24680")
-    second_id = await second.get_attribute("data-appointment")
-    await advisor.get_by_test_id(f"cancel-{second_id}").click()
-    await expect(advisor.get_by_test_id("saved")).to_contain_text("预约已取消")
-    await expect(advisor.locator(f'tr[data-appointment="{second_id}"]')).to_have_attribute(
-        "data-status", "cancelled"
-    )
-    await shoot(advisor, "visit-03-second-booking-cancelled")
-    cancelled = await read.get("reception", f"/appointments/{second_id}")
-    assert cancelled["status"] == "cancelled"
+    # Two more bookings: one the customer no longer needs is cancelled, one they did not
+    # come to is marked no-show, each from its day's page.
+    for days, move, said, status in (
+        (2, "cancel", "预约已取消", "cancelled"),
+        (3, "no-show", "已记为未到店", "no_show"),
+    ):
+        await advisor.goto(f"{staff.url}/advisor/vehicles/{appointment['vehicle_id']}")
+        later = (now + timedelta(days=days)).replace(hour=15, minute=0)
+        booking = advisor.get_by_test_id("book")
+        await booking.get_by_label("到店时间").fill(later.strftime("%Y-%m-%dT%H:%M"))
+        await booking.get_by_label("预计工时").fill("1")
+        await booking.get_by_label("客户描述").fill("空调异味")
+        await booking.get_by_role("button", name="预约").click()
+        await advisor.wait_for_url(re.compile(rf"/advisor\?day={later.date()}"))
+        other = advisor.locator("tr[data-appointment]", has_text="沪F24680")
+        other_id = await other.get_attribute("data-appointment")
+        await advisor.get_by_test_id(f"{move}-{other_id}").click()
+        await expect(advisor.get_by_test_id("saved")).to_contain_text(said)
+        await expect(advisor.locator(f'tr[data-appointment="{other_id}"]')).to_have_attribute(
+            "data-status", status
+        )
+        await shoot(advisor, f"visit-03-booking-{status}")
+        closed = await read.get("reception", f"/appointments/{other_id}")
+        assert closed["status"] == status
 
     await advisor.goto(f"{staff.url}/advisor?day={moved.date()}")
     row = advisor.locator(f'tr[data-appointment="{appointment_id}"]')
