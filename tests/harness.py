@@ -311,6 +311,10 @@ class Stack:
             self.services["reception"].env.setdefault(
                 "RECEPTION_RECORDS_URL", self.services["records"].url
             )
+        if "reception" in self.services:
+            # The approval link a customer opens is reception's own address here.
+            reception = self.services["reception"]
+            reception.env.setdefault("RECEPTION_PUBLIC_BASE_URL", reception.url)
         try:
             for svc in self.services.values():
                 svc.start(wait=False)

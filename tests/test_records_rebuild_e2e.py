@@ -16,7 +16,15 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.harness import JWT_SECRET, Stack, auth, backend, eventually, require_postgres
+from tests.harness import (
+    JWT_SECRET,
+    Stack,
+    auth,
+    backend,
+    eventually,
+    require_postgres,
+    round_the_clock,
+)
 from tests.test_records_webhooks import Receiver
 from tools import demo
 from tools.processes import ROOT
@@ -38,6 +46,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             "RECORDS_WEBHOOK_ALLOW_HTTP": "true",
             "RECORDS_WEBHOOK_POLL_INTERVAL": "0.1",
             "RECORDS_FILES_DIR": str(tmp_path / "files"),
+            **round_the_clock(),
         },
     ).start()
     yield running

@@ -309,7 +309,7 @@ def _photo(path: Path) -> Path:
 async def _check_in(page: Any, staff: ServiceProcess, booking: dict[str, Any], km: str) -> str:
     await page.goto(f"{staff.url}/advisor?day={booking['day']}")
     row = page.locator(f'tr[data-appointment="{booking["id"]}"]')
-    await row.get_by_role("button").click()
+    await row.get_by_role("button", name="到店接车").click()
     form = page.locator(f"#arrive-{booking['id']}")
     await form.get_by_label("里程 (km)").fill(km)
     await form.get_by_role("button").click()
@@ -681,7 +681,7 @@ async def test_offline_is_said_and_a_lost_answer_is_retried_with_the_same_key(
         page = await context.new_page()
         await _sign_in(page, staff.url, "advisor-zhao", f"/advisor?day={booking['day']}")
         row = page.locator(f'tr[data-appointment="{booking["id"]}"]')
-        await row.get_by_role("button").click()
+        await row.get_by_role("button", name="到店接车").click()
         form = page.locator(f"#arrive-{booking['id']}")
         await form.get_by_label("里程 (km)").fill("12000")
         sent: list[str] = []
