@@ -208,12 +208,18 @@ class Branch:
         }
         for tech in TECHNICIANS:
             self.tokens[tech.id] = issue_dev_token(
-                secret, role="technician", branch=code, sub=tech.id, name=tech.name
+                secret, role="technician", branch=code, sub=self.person(tech.id), name=tech.name
             )
         # A technician clocks on one job at a time: stories sharing one take turns.
         self.bench = {tech.id: asyncio.Lock() for tech in TECHNICIANS}
         # (technician, job) on which they stay clocked on at the end.
         self.working: list[tuple[str, str]] = []
+
+    def person(self, technician: str) -> str:
+        """The technician's user id: the demo's own in the demo branch, made unique per
+        branch elsewhere (bench/group_hour.py loads many branches; a person clocks on one
+        job at a time in the whole group)."""
+        return technician if self.code == BRANCH else f"{technician}.{self.code.lower()}"
 
     def local(self, day: date, at: time) -> datetime:
         return datetime.combine(day, at, tzinfo=self.zone).astimezone(UTC)
@@ -378,7 +384,8 @@ async def dispatch(branch: Branch, car: Car, order: dict[str, Any]) -> None:
         etag = await branch.etag("workorders", path)
         await branch.call(
             "PUT", "workorders", f"{path}/assignment", "foreman", etag=etag,
-            json={"technician_id": tech.id, "bay": tech.bay, "planned_start_at": _iso(start)},
+            json={"technician_id": branch.person(tech.id), "bay": tech.bay,
+                  "planned_start_at": _iso(start)},
         )  # fmt: skip
 
 
