@@ -58,6 +58,34 @@ else
     echo "check.sh: haproxy not installed, haproxy.cfg not checked"
 fi
 
+# --- Monitoring ---------------------------------------------------------------------------
+# The alert rules, their unit tests, the scrape config, and every query of the dashboard
+# (written into a rules file so that promtool parses each one).
+mon="$here/monitoring"
+if command -v promtool >/dev/null 2>&1; then
+    promtool check rules --lint-fatal "$mon/alerts.yaml" >/dev/null
+    (cd "$mon" && promtool test rules alerts_test.yaml >/dev/null)
+    promtool check config --syntax-only "$mon/prometheus.yml" >/dev/null
+    dashboard_rules="$(mktemp)"
+    python3 - "$mon/dashboard.json" >"$dashboard_rules" <<'PY'
+import json, sys
+panels = json.load(open(sys.argv[1]))["panels"]
+print("groups:\n  - name: dashboard\n    rules:")
+for i, panel in enumerate(panels):
+    for target in panel["targets"]:
+        print(f"      - record: dashboard:panel_{i}\n        expr: {json.dumps(target['expr'])}")
+PY
+    promtool check rules "$dashboard_rules" >/dev/null
+    rm -f "$dashboard_rules"
+    echo "check.sh: alert rules, their tests, prometheus.yml and the dashboard's queries are valid"
+else
+    if [ "${CI:-}" = true ]; then
+        echo "check.sh: promtool not found (apt-get install prometheus)" >&2
+        exit 3
+    fi
+    echo "check.sh: promtool not installed, alert rules not checked"
+fi
+
 # --- Kubernetes ---------------------------------------------------------------------------
 k8s="$here/k8s"
 # The oldest Kubernetes the manifests are written for, and the newest the schemas cover.

@@ -28,10 +28,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared import metrics
+from shared import metrics, tracing
 from shared.aio import settle
 from shared.db import Database
-from shared.events import DEAD_LETTER_PREFIX, Contract, Envelope, decode, utcnow
+from shared.events import DEAD_LETTER_PREFIX, REPLAY_FOR, Contract, Envelope, decode, utcnow
 from shared.logs import event_id_var
 from shared.messaging import Messaging
 from shared.settings import ServiceSettings
@@ -155,6 +155,9 @@ class ConsumerRunner:
 
     async def _handle_batch(self, handler: Handler, messages: list[Msg]) -> None:
         """A fetched batch in one transaction; on any failure, one message at a time."""
+        messages = await self._only_mine(handler, messages)
+        if not messages:
+            return
         if len(messages) == 1:
             await self._handle(handler, messages[0])
             return
@@ -177,6 +180,30 @@ class ConsumerRunner:
                 return
         for message in messages:
             await self._handle(handler, message)
+
+    def _span(self, handler: Handler, envelope: Envelope) -> Any:
+        """The handler's consumer span, in the trace the event carries (none when off)."""
+        return tracing.event_span(
+            self.settings.service_name,
+            f"handle {handler.durable}",
+            "consumer",
+            envelope.traceparent,
+            envelope.tracestate,
+            **{"messaging.system": "nats", "messaging.consumer.group.name": handler.durable},
+            **{"messaging.message.id": envelope.id, "cloudevents.event_type": envelope.type},
+        )
+
+    async def _only_mine(self, handler: Handler, messages: list[Msg]) -> list[Msg]:
+        """A replayed dead letter names the consumer it is for; the others ack it unread."""
+        mine = []
+        for message in messages:
+            target = (message.headers or {}).get(REPLAY_FOR)
+            if target is None or target == handler.durable:
+                mine.append(message)
+            else:
+                metrics.EVENTS_HANDLED.labels(handler.durable, "replay_for_other").inc()
+                await message.ack()
+        return mine
 
     async def _run_batch(self, handler: Handler, events: list[Contract]) -> list[str]:
         inbox = self.inbox_model
@@ -201,7 +228,8 @@ class ConsumerRunner:
                 session.add(inbox(consumer=handler.durable, event_id=event_id, handled_at=utcnow()))
                 token = event_id_var.set(event_id)
                 try:
-                    await handler.func(event, session)
+                    with self._span(handler, event.envelope):
+                        await handler.func(event, session)
                 finally:
                     event_id_var.reset(token)
                 outcomes.append("handled")
@@ -254,7 +282,8 @@ class ConsumerRunner:
                 session.add(
                     inbox(consumer=handler.durable, event_id=envelope.id, handled_at=utcnow())
                 )
-                await handler.func(event, session)
+                with self._span(handler, envelope):
+                    await handler.func(event, session)
         except IntegrityError:
             # Another replica committed the same event between our check and insert.
             async with self.db.reader() as session:
@@ -299,12 +328,19 @@ class ConsumerRunner:
             "Nats-Msg-Id": f"{handler.durable}:{event_id}",
             "Workshop-Consumer": handler.durable,
             "Workshop-Subject": message.subject,
-            "Workshop-Error": str(exc)[:500],
+            "Workshop-Error": header_text(str(exc))[:500],
             "Workshop-Deliveries": str(message.metadata.num_delivered),
         }
         await self.messaging.js.publish(
             f"{DEAD_LETTER_PREFIX}.{handler.durable}", message.data, headers=headers
         )
+
+
+def header_text(text: str) -> str:
+    """A header value NATS carries intact: one line of ASCII (other characters escaped as
+    `\\uXXXX`; a line break would end the header, and the client misreads non-ASCII)."""
+    one_line = " ".join(text.split())
+    return one_line.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def dead_letter_payload(message: Msg) -> dict[str, Any]:

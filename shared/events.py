@@ -12,9 +12,14 @@ from typing import Any, ClassVar, Self
 import orjson
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
+from shared import tracing
+
 SPECVERSION = "1.0"
 DEAD_LETTER_STREAM = "DEADLETTER"
 DEAD_LETTER_PREFIX = "deadletter"
+# A dead letter sent again (shared/deadletters.py) is for the one consumer that failed it;
+# every other consumer of the subject acknowledges it unread.
+REPLAY_FOR = "Workshop-Replay-For"
 
 CONTRACTS: dict[str, type["Contract"]] = {}
 RESERVED_FIELDS = frozenset(
@@ -44,6 +49,10 @@ class Envelope(BaseModel):
     subject: str
     datacontenttype: str = "application/json"
     data: dict[str, Any]
+    # CloudEvents' distributed tracing extension: the trace the event was written in
+    # (shared/tracing.py); absent when tracing is off.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 class Contract(BaseModel):
@@ -102,6 +111,7 @@ class Contract(BaseModel):
             time=utcnow(),
             subject=subject,
             data=self.model_dump(mode="json"),
+            **tracing.event_context(),
         )
 
     @classmethod
@@ -112,7 +122,14 @@ class Contract(BaseModel):
 
 
 def encode(envelope: Envelope) -> bytes:
-    return orjson.dumps(envelope.model_dump(mode="json"))
+    attributes = envelope.model_dump(mode="json")
+    for name in _TRACING:
+        if attributes[name] is None:
+            del attributes[name]
+    return orjson.dumps(attributes)
+
+
+_TRACING = ("traceparent", "tracestate")
 
 
 def decode(payload: bytes) -> Envelope:

@@ -26,3 +26,35 @@ EVENT_LOOP_LAG = Histogram(
     "How late the event loop ran a timer: what every request waited behind other work",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+
+# Read when /metrics is scraped (`shared.service.refresh_gauges`): where an event is, and
+# why it is late.
+OUTBOX_OLDEST_UNSENT = Gauge(
+    "outbox_oldest_unsent_age_seconds", "Age of the oldest outbox row not yet published (0: none)"
+)
+OUTBOX_UNSENT = Gauge("outbox_unsent_rows", "Outbox rows not yet published")
+CONSUMER_PENDING = Gauge(
+    "consumer_pending_messages", "Messages the consumer has not been delivered yet", ["consumer"]
+)
+CONSUMER_ACK_PENDING = Gauge(
+    "consumer_ack_pending_messages", "Messages delivered and not yet acknowledged", ["consumer"]
+)
+CONSUMER_REDELIVERED = Gauge(
+    "consumer_redelivered_messages",
+    "Messages delivered more than once, not yet acknowledged",
+    ["consumer"],
+)
+DEAD_LETTERS = Gauge(
+    "dead_letter_messages", "Messages in the dead-letter stream, by consumer", ["consumer"]
+)
+WEBHOOK_FAILING = Gauge(
+    "webhook_deliveries_failing",
+    "Deliveries to an endpoint whose last attempt failed and that are retried, or gave up",
+    ["endpoint", "state"],
+)
+WEBHOOK_ENDPOINTS_DISABLED = Gauge(
+    "webhook_endpoints_disabled", "Webhook endpoints disabled after failing for too long"
+)
+SCRAPE_ERRORS = Counter(
+    "metrics_refresh_errors_total", "Parts of a scrape that could not be read", ["part"]
+)

@@ -12,12 +12,13 @@ from functools import cache
 from typing import Any
 
 import nats.errors
+import orjson
 from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, event, func, insert, update
 from sqlalchemy.orm import Session
 from sqlmodel import Column, Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared import metrics
+from shared import metrics, tracing
 from shared.aio import settle
 from shared.db import EVENTS_ADDED, Database
 from shared.driver import DriverStatement, DriverTransaction, Statements, before_commit
@@ -389,8 +390,12 @@ class Relay:
             return [], ConnectionError("not connected to NATS")
         acks = PipelinedAcks(self.messaging.lost)
         js = self.messaging.js
+        traced = tracing.enabled()
         try:
             for _seq, event_id, subject, payload in rows:
+                if traced:
+                    acks.add(await self._publish_traced(subject, event_id, payload))
+                    continue
                 acks.add(
                     await js.publish_async(subject, payload, headers={"Nats-Msg-Id": event_id})
                 )
@@ -400,6 +405,22 @@ class Relay:
         sent = [row[0] for row in rows[:acked]]
         metrics.EVENTS_PUBLISHED.inc(len(sent))
         return sent, acks.error
+
+    async def _publish_traced(self, subject: str, event_id: str, payload: bytes) -> Any:
+        """The publish as a producer span in the trace the event was written in."""
+        attributes = orjson.loads(payload)
+        with tracing.event_span(
+            self.messaging.settings.service_name,
+            f"publish {subject}",
+            "producer",
+            attributes.get("traceparent"),
+            attributes.get("tracestate"),
+            **{"messaging.system": "nats", "messaging.destination.name": subject},
+            **{"messaging.message.id": event_id},
+        ):
+            return await self.messaging.js.publish_async(
+                subject, payload, headers={"Nats-Msg-Id": event_id}
+            )
 
     async def _mark_sent(self, session: AsyncSession, seqs: list[int]) -> None:
         await session.exec(

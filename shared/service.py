@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy import MetaData
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared import metrics, openapi
+from shared import gauges, metrics, openapi, tracing
 from shared.access import Projections
 from shared.aio import settle
 from shared.auth import Authenticator, BearerCredentials, Role, User, require
@@ -61,6 +61,8 @@ class ServiceSpec:
     large_bodies: frozenset[str] = frozenset()
     # Which fields of which operations' answers each role sees (least privilege).
     projections: Projections | None = None
+    # The service's own gauges, read when /metrics is scraped (shared/gauges.py).
+    gauges: list[Callable[["Runtime"], Coroutine[Any, Any, None]]] = field(default_factory=list)
     version: str = "0.1.0"
 
 
@@ -252,7 +254,8 @@ def _ops_router() -> APIRouter:
         dependencies=[Depends(require(Role.admin, Role.manager))],
         response_class=PlainTextResponse,
     )
-    async def metrics_endpoint() -> Response:
+    async def metrics_endpoint(request: Request) -> Response:
+        await gauges.refresh(runtime(request))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
@@ -310,6 +313,7 @@ def create_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
         finally:
             await rt.stop()
 
+    tracing.configure(spec.name, settings.otlp_endpoint)
     app = FastAPI(
         title=spec.title, description=spec.description, version=spec.version, lifespan=lifespan
     )
@@ -328,4 +332,6 @@ def create_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=spec.large_bodies)
     app.add_middleware(HeadLimit)
     app.add_middleware(RequestContext)
+    if tracing.enabled():
+        app.add_middleware(tracing.TracingMiddleware, service=spec.name)
     return app

@@ -32,6 +32,10 @@ class ServiceSettings(BaseSettings):
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
 
+    # OpenTelemetry traces exported by OTLP/HTTP here (e.g.
+    # http://otel-collector:4318/v1/traces); unset, tracing is off (shared/tracing.py).
+    otlp_endpoint: str | None = None
+
     auto_migrate: bool = True
     echo_sql: bool = False
     log_level: str = "INFO"

@@ -16,6 +16,7 @@ from tests.harness import (
     create_pg_database,
     drop_pg_database,
     require_postgres,
+    round_the_clock,
 )
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -100,6 +101,6 @@ def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if backend() == "postgres":
         require_postgres()
-    running = Stack(tmp_path_factory.mktemp("stack")).start()
+    running = Stack(tmp_path_factory.mktemp("stack"), extra_env=round_the_clock()).start()
     yield running
     running.stop()

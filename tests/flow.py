@@ -2,6 +2,7 @@
 
 import itertools
 import uuid
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -9,11 +10,23 @@ import nats
 from nats.js.errors import NotFoundError
 
 from services.reception.vin import check_digit
+from shared.calendar import BranchCalendar
 from shared.contracts.reception import EstimateApproved
 from shared.events import Contract, encode
 from tests.harness import Stack, auth, eventually
 
 _serial = itertools.count(1)
+
+
+def open_days_ahead(days: int, span: int = 8) -> date:
+    """A day at least `days` ahead (UTC) from which the default branch (Asia/Shanghai, CN)
+    is open `span` days in a row: bookings a test makes a few days out are never refused
+    for a holiday, whatever today's date."""
+    calendar = BranchCalendar.of("Asia/Shanghai")
+    day = datetime.now(UTC).date() + timedelta(days=days)
+    while not all(calendar.is_open(day + timedelta(days=i)) for i in range(span)):
+        day += timedelta(days=1)
+    return day
 
 
 def valid_vin(prefix: str = "LSVAU2180N", serial: int | None = None) -> str:

@@ -3,10 +3,12 @@ throwaway PostgreSQL databases, and polling with a deadline."""
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,6 +45,20 @@ def token(role: str | list[str] = "advisor", branch: str = "BR01", sub: str | No
 
 def auth(role: str | list[str] = "advisor", branch: str = "BR01") -> dict[str, str]:
     return {"Authorization": f"Bearer {token(role, branch)}"}
+
+
+def round_the_clock(days: int = 3) -> dict[str, str]:
+    """A `Stack`'s settings for a branch that works around the clock from yesterday to
+    `days` ahead, holidays or not: real processes keep the real time, and a test of a day's
+    flow (bookings, promises) must not depend on the hour or the date it runs on. The branch
+    calendar's own rules are tested on set clocks (tests/test_calendar*.py)."""
+    today = datetime.now(UTC).date()
+    worked = [str(today + timedelta(days=i)) for i in range(-1, days + 1)]
+    return {
+        "{SERVICE}_BUSINESS_OPENS_HOUR": "0",
+        "{SERVICE}_BUSINESS_CLOSES_HOUR": "24",
+        "{SERVICE}_CALENDAR_WORKDAYS": json.dumps({"CN": worked}),
+    }
 
 
 def wall_clock() -> float:
@@ -295,6 +311,10 @@ class Stack:
             self.services["reception"].env.setdefault(
                 "RECEPTION_RECORDS_URL", self.services["records"].url
             )
+        if "reception" in self.services:
+            # The approval link a customer opens is reception's own address here.
+            reception = self.services["reception"]
+            reception.env.setdefault("RECEPTION_PUBLIC_BASE_URL", reception.url)
         try:
             for svc in self.services.values():
                 svc.start(wait=False)
@@ -317,3 +337,61 @@ class Stack:
             for url in self.database_urls.values():
                 with contextlib.suppress(Exception):
                     asyncio.run(drop_pg_database(url))
+
+
+class Group:
+    """Two replicas of each service on one PostgreSQL database per service, on a NATS
+    cluster: what a dealer group runs (tests/test_cluster_e2e.py, bench/group_hour.py)."""
+
+    def __init__(self, root: Path, cluster: NatsCluster, pool: tuple[int, int] = (4, 4)):
+        self.root, self.cluster, self.pool = root, cluster, pool
+        self.replicas: dict[str, list[ServiceProcess]] = {}
+        self.urls: dict[str, str] = {}
+
+    def start(self) -> "Group":
+        for name in SERVICES:
+            self.urls[name] = asyncio.run(create_pg_database(f"ws_cl_{name}"))
+        for name in SERVICES:
+            prefix = name.upper()
+            env = {
+                f"{prefix}_DATABASE_URL": self.urls[name],
+                f"{prefix}_NATS_URL": self.cluster.url,
+                f"{prefix}_STREAM_REPLICAS": "3",
+                # Eight processes share the server's connections.
+                f"{prefix}_DATABASE_POOL_SIZE": str(self.pool[0]),
+                f"{prefix}_DATABASE_MAX_OVERFLOW": str(self.pool[1]),
+                f"{prefix}_RELAY_POLL_INTERVAL": "0.5",
+                f"{prefix}_CONSUMER_BACKOFF": "[0.5, 1, 2, 4, 8]",
+            }
+            if name == "records":
+                env["RECORDS_FILES_DIR"] = str(self.root / "files")
+            first = ServiceProcess(f"{name}", env, self.root / "logs")
+            second = ServiceProcess(
+                f"{name}", {**env, f"{prefix}_AUTO_MIGRATE": "false"}, self.root / "logs2"
+            )
+            self.replicas[name] = [first, second]
+        reception_env = {"RECEPTION_RECORDS_URL": self.replicas["records"][0].url}
+        for replica in self.replicas["reception"]:
+            replica.env.update(reception_env)
+        try:
+            # The first of each migrates; the second starts on the migrated database.
+            for name in SERVICES:
+                self.replicas[name][0].start(wait=False)
+            for name in SERVICES:
+                self.replicas[name][0].wait_healthy()
+            for name in SERVICES:
+                self.replicas[name][1].start(wait=False)
+            for name in SERVICES:
+                self.replicas[name][1].wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for pair in self.replicas.values():
+            for replica in pair:
+                replica.stop()
+        for url in self.urls.values():
+            with contextlib.suppress(Exception):
+                asyncio.run(drop_pg_database(url))

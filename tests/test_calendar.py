@@ -95,8 +95,10 @@ def test_a_service_reminder_due_in_the_holiday_is_sent_after_it() -> None:
 
 
 def test_the_pinned_release_holds_the_2026_notice_and_not_2027s() -> None:
-    # When this fails, the `holidays` release was upgraded with a new year's notice: add
-    # that year's weeks to this file as 2026's are (README: the branch calendar).
+    # The tripwire: when this fails, the `holidays` release was upgraded with a new year's
+    # notice. Check its days against the notice, add that year's weeks to this file as
+    # 2026's are, and remove the year's `<PREFIX>_CALENDAR_HOLIDAYS` / `_WORKDAYS` entries
+    # from every service's settings (README: the branch calendar).
     assert region_data_years("CN", [2025, 2026, 2027]) == [2025, 2026]
 
 

@@ -14,7 +14,7 @@ from services.followup.config import Settings as FollowupSettings
 from services.followup.main import create_app as followup_app
 from services.workorders.config import Settings as WorkordersSettings
 from services.workorders.main import create_app as workorders_app
-from tests.flow import open_intake, register
+from tests.flow import open_days_ahead, open_intake, register
 from tests.harness import NatsServer, auth
 from tests.test_bad_input import _client
 from tests.test_followup_timers import MONDAY, Clock
@@ -127,7 +127,7 @@ async def test_reception_writes_answer_with_the_new_etag(reception: httpx.AsyncC
     assert opened.headers.get("ETag") == await current_etag(reception, intake, ADVISOR)
 
     # So is an appointment booked (rescheduled next).
-    day = datetime.now(UTC).date() + timedelta(days=3)
+    day = open_days_ahead(3)
     starts_at = datetime(day.year, day.month, day.day, 2, 0, tzinfo=UTC)
     booking = {"vehicle_id": vehicle["id"], "starts_at": starts_at.isoformat(), "planned_hours": 1}
     booked = await reception.post("/appointments", headers=ADVISOR, json=booking)

@@ -74,6 +74,7 @@ async def seeded(followup: Desk) -> dict[str, str]:
     return {
         "customer_id": str(customer),
         "visit_id": delivery["visit_id"],
+        "repair_order_id": str(delivery["event"].repair_order_id),
         "complaint_id": r.json()["id"],
     }
 

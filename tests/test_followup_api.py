@@ -450,6 +450,48 @@ async def test_overdue_cases_are_listed_and_escalated(followup: Followup) -> Non
     assert r.json()["owner"] == r.json()["escalated_to"] == "manager-zhang"
 
 
+async def test_escalated_cases_are_listed_apart(followup: Followup) -> None:
+    c = followup.client
+    body = {"source": "call", "severity": "minor", "category": "price", "description": "bill"}
+    late = (await c.post("/complaints", json=body, headers=AGENT)).json()["id"]
+    followup.clock.now = MONDAY + timedelta(hours=73)
+    fresh = (await c.post("/complaints", json=body, headers=AGENT)).json()["id"]
+    await timers.run_timers(followup.db, followup.settings)
+    r = await c.get("/complaints", params={"escalated": "true"}, headers=MANAGER)
+    assert [x["id"] for x in r.json()["items"]] == [late]
+    r = await c.get("/complaints", params={"escalated": "false"}, headers=AGENT)
+    assert [x["id"] for x in r.json()["items"]] == [fresh]
+    r = await c.get("/complaints", params={"escalated": "maybe"}, headers=AGENT)
+    assert_problem(r, 422, "escalated")
+
+
+async def test_the_delivered_order_behind_a_visit(followup: Followup) -> None:
+    c = followup.client
+    delivery = await followup.deliver(
+        jobs=[("BRAKES", "repair", "tech-7"), ("OIL", "maintenance", "tech-8")],
+        number="RO-2026-000777",
+    )
+    order_id = str(delivery["event"].repair_order_id)
+    r = await c.get(f"/delivered-orders/{order_id}", headers=AGENT)
+    assert r.status_code == 200, r.text
+    order = r.json()
+    assert (order["number"], order["odometer_km"], order["has_fix"]) == (
+        "RO-2026-000777",
+        42000,
+        True,
+    )
+    assert [(j["op_code"], j["kind"], j["technician_id"]) for j in order["jobs"]] == [
+        ("BRAKES-01", "repair", "tech-7"),
+        ("OIL-01", "maintenance", "tech-8"),
+    ]
+    r = await c.get(f"/delivered-orders/{order_id}", headers=auth("followup_agent", "BR02"))
+    assert r.status_code == 404
+    r = await c.get(f"/delivered-orders/{uuid.uuid4()}", headers=AGENT)
+    assert r.status_code == 404
+    r = await c.get(f"/delivered-orders/{order_id}", headers=auth("technician"))
+    assert r.status_code == 403
+
+
 # --- comebacks and KPIs ----------------------------------------------------------------
 
 

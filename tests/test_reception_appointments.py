@@ -10,7 +10,7 @@ import pytest_asyncio
 
 from services.reception.appointments import TRANSITIONS
 from services.reception.models import AppointmentStatus
-from tests.flow import register
+from tests.flow import open_days_ahead, register
 from tests.harness import NatsServer, auth
 from tests.test_bad_input import _client, assert_problem
 
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.store]
 
 ADVISOR = auth("advisor")
 # 10:00 in Shanghai, a few days ahead: the same local day whatever the test's hour
-DAY = (datetime.now(UTC) + timedelta(days=3)).date()
+DAY = open_days_ahead(3)
 AT = datetime(DAY.year, DAY.month, DAY.day, 2, 0, tzinfo=UTC)
 
 

@@ -15,7 +15,7 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from tests.flow import register
+from tests.flow import open_days_ahead, register
 from tests.harness import (
     NatsServer,
     auth,
@@ -29,7 +29,7 @@ from tools.processes import ServiceProcess
 
 ADVISOR = auth("advisor")
 MANAGER = auth("manager")
-DAY = (datetime.now(UTC) + timedelta(days=4)).date()
+DAY = open_days_ahead(4)
 AT = datetime(DAY.year, DAY.month, DAY.day, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 
 

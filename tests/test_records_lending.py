@@ -217,6 +217,46 @@ async def test_overdue_list(records):
 
 @pytest.mark.asyncio
 @pytest.mark.store
+async def test_the_desk_lists_items_and_loans_by_state(records):
+    """The lending desk's lists: the branch's shelf, and its loans by state."""
+    items = [await new_item(records, f"shelf copy {i}") for i in range(3)]
+    elsewhere = await records.post(
+        "/lending/items", headers=auth("records_clerk", "BR02"), json={"title": "other branch"}
+    )
+    assert elsewhere.status_code == 201
+    shelf = (await records.get("/lending/items", headers=CLERK, params={"limit": 2})).json()
+    assert [i["id"] for i in shelf["items"]] == [items[2], items[1]]
+    rest = await records.get(
+        "/lending/items", headers=CLERK, params={"cursor": shelf["next_cursor"]}
+    )
+    assert [i["id"] for i in rest.json()["items"]] == [items[0]]
+    assert rest.json()["next_cursor"] is None
+
+    waiting = await ask(records, items[0], person("li"))
+    approved = await ask(records, items[1], person("wang"))
+    approved = (await act(records, approved, "approve", due_on=str(today(records)))).json()
+    out = await ask(records, items[2], person("zhou"))
+    out = (await act(records, out, "approve", due_on=str(today(records)))).json()
+    out = (await act(records, out, "hand-out")).json()
+
+    async def listed(*states: str) -> list[str]:
+        r = await records.get("/lending/loans", headers=CLERK, params={"status": list(states)})
+        assert r.status_code == 200, r.text
+        return [loan["id"] for loan in r.json()["items"]]
+
+    assert await listed("requested") == [waiting["id"]]
+    assert await listed("approved", "out") == [out["id"], approved["id"]]
+    assert await listed() == [out["id"], approved["id"], waiting["id"]]
+    other = await records.get("/lending/loans", headers=auth("records_clerk", "BR02"))
+    assert other.json()["items"] == []
+    assert_problem(await records.get("/lending/loans", headers=CLERK, params={"status": "x"}), 422)
+    for role in ("technician", "manager"):
+        assert_problem(await records.get("/lending/loans", headers=auth(role)), 403)
+        assert_problem(await records.get("/lending/items", headers=auth(role)), 403)
+
+
+@pytest.mark.asyncio
+@pytest.mark.store
 async def test_bad_lending_input(records):
     item = await new_item(records)
     li = person("li")

@@ -480,6 +480,14 @@ async def test_every_number_drills_down_to_what_is_behind_it(
     assert (page["total"], page["counted"]) == (3, 2)
     page, items = await drill_all(records, "follow_up_rate", counted="true")
     assert {i["repair_order_id"] for i in items} == {o["ro1"], o["ro3"], o["ro4"]}
+    # The rows left out of the numerator: the comeback, the late delivery, the detractor.
+    page, items = await drill_all(records, "first_time_fix_rate", counted="false")
+    assert [i["repair_order_id"] for i in items] == [o["ro4"]]
+    assert (page["total"], page["counted"]) == (3, 2)  # the whole number, not the filter
+    page, items = await drill_all(records, "on_time_delivery_rate", counted="false")
+    assert [i["repair_order_id"] for i in items] == [o["ro2"]]
+    page, items = await drill_all(records, "nps", counted="false")
+    assert [i["repair_order_id"] for i in items] == [o["ro3"]]
 
     r = await records.get("/reports/kpis/happiness/items", params=NOVEMBER, headers=CLERK)
     assert_problem(r, 404)

@@ -609,6 +609,11 @@ async def test_last_retry_disables_the_endpoint_and_tells_the_manager(
     assert_problem(
         await records.post(f"/webhooks/endpoints/{endpoint['id']}/ping", headers=MANAGER), 409
     )
+    # The operator sees it: the failed delivery under its endpoint, one endpoint disabled.
+    scraped = (await records.get("/metrics", headers=MANAGER)).text
+    failed = f'webhook_deliveries_failing{{endpoint="{endpoint["id"]}",state="failed"}} 1.0'
+    assert failed in scraped
+    assert "webhook_endpoints_disabled 1.0" in scraped
 
 
 @pytest.mark.store

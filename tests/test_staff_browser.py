@@ -13,7 +13,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.harness import ServiceProcess, Stack, auth, eventually, token
+from tests.harness import ServiceProcess, Stack, auth, eventually, round_the_clock, token
 from tests.staff_pages import (
     TABLET_LANDSCAPE,
     TABLET_PORTRAIT,
@@ -41,7 +41,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, S
     require_chromium()
     root = tmp_path_factory.mktemp("staff")
     # Promise projections 0.5 s after a change (5 s in production), for the at-risk list.
-    stack = Stack(root, extra_env={"WORKORDERS_PROMISE_RECHECK_DELAY": "0.5"}).start()
+    stack = Stack(
+        root, extra_env={"WORKORDERS_PROMISE_RECHECK_DELAY": "0.5", **round_the_clock()}
+    ).start()
     try:
         staff = staff_process(stack, root)
         try:
@@ -307,7 +309,7 @@ def _photo(path: Path) -> Path:
 async def _check_in(page: Any, staff: ServiceProcess, booking: dict[str, Any], km: str) -> str:
     await page.goto(f"{staff.url}/advisor?day={booking['day']}")
     row = page.locator(f'tr[data-appointment="{booking["id"]}"]')
-    await row.get_by_role("button").click()
+    await row.get_by_role("button", name="到店接车").click()
     form = page.locator(f"#arrive-{booking['id']}")
     await form.get_by_label("里程 (km)").fill(km)
     await form.get_by_role("button").click()
@@ -679,7 +681,7 @@ async def test_offline_is_said_and_a_lost_answer_is_retried_with_the_same_key(
         page = await context.new_page()
         await _sign_in(page, staff.url, "advisor-zhao", f"/advisor?day={booking['day']}")
         row = page.locator(f'tr[data-appointment="{booking["id"]}"]')
-        await row.get_by_role("button").click()
+        await row.get_by_role("button", name="到店接车").click()
         form = page.locator(f"#arrive-{booking['id']}")
         await form.get_by_label("里程 (km)").fill("12000")
         sent: list[str] = []

@@ -3,6 +3,8 @@ in the user's language (the field's own message where it is known, a lead by sta
 
 from services.staff.api import Answer
 from services.staff.i18n import LABELS, field_errors, problem_text
+from services.staff.pages.advisor import labels as _advisor  # noqa: F401  (joins the catalog)
+from services.staff.pages.floor import labels as _floor  # noqa: F401
 
 
 def test_every_label_is_in_both_languages() -> None:

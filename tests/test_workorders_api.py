@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import nats
@@ -560,13 +561,38 @@ async def test_from_consent_to_delivery_with_extra_work_and_a_failed_qc(wo: Work
     }
     r = await c.post(deliver, headers={**ADVISOR, "If-Match": current["etag"]}, json=handover)
     assert_problem(r, 422, "declined_work_told")
+    # The next service is a day to come: today (or earlier) is named and nothing is done.
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    checklist = {
+        **handover,
+        "declined_work_told": True,
+        "work_explained": True,
+        "car_cleaned": True,
+        "valuables_returned": True,
+        "next_service_km": 20000,
+    }
     r = await c.post(
         deliver,
         headers={**ADVISOR, "If-Match": current["etag"]},
-        json={**handover, "declined_work_told": True},
+        json={**checklist, "next_service_on": today.isoformat()},
+    )
+    assert_problem(r, 422, "next_service_on")
+    assert (await wo.order(order_id))["status"] == "settled"
+    next_service = today + timedelta(days=180)
+    r = await c.post(
+        deliver,
+        headers={**ADVISOR, "If-Match": current["etag"]},
+        json={**checklist, "next_service_on": next_service.isoformat()},
     )
     assert r.status_code == 200, r.text
+    told = r.json()["handover"]
+    assert told.pop("by").startswith("dev-advisor")
+    assert told == {**checklist, "next_service_on": next_service.isoformat(), "note": None}
     [delivered] = await wo.events("workorders.repair_order.delivered.v1")
+    assert (delivered["next_service_on"], delivered["next_service_km"]) == (
+        next_service.isoformat(),
+        20000,
+    )
     assert delivered["promised_at"].startswith("2026-11-30T11:00")
     assert delivered["declined_work"] == ["part WB-22"]
     assert {(j["op_code"], j["kind"], j["technician_id"]) for j in delivered["jobs"]} == {

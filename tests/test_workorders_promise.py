@@ -153,11 +153,16 @@ async def test_the_board_flag_follows_dispatch_clocking_and_parts_without_the_ti
     database_url: str, nats_server: NatsServer
 ):
     """The timer is an hour away: every flip below comes from the change itself."""
+    # On the real clock: the branch works around the clock these days, so the projection
+    # is the same at any hour (the calendar's own cases are in test_calendar_services).
+    today = utcnow().date()
     settings = Settings(
         database_url=database_url,
         nats_url=nats_server.url,
         promise_check_interval=3600,
         promise_recheck_delay=0.05,
+        business_hours={"BR01": (0, 24)},
+        calendar_workdays={"CN": [today + timedelta(days=i) for i in range(-1, 3)]},
     )
     app = create_app(settings)
     async with (

@@ -8,6 +8,7 @@ to now in the branch's zone. It loads only into an empty branch (no customer yet
 second `make run` on the same `var/` adds nothing."""
 
 import asyncio
+import contextlib
 import time as clock
 import uuid
 from dataclasses import dataclass, field
@@ -191,22 +192,35 @@ def with_check_digit(vin: str) -> str:
 class Branch:
     """The branch's staff at work: one HTTP client, a token per role, the clock and zone."""
 
-    def __init__(self, client: httpx.AsyncClient, urls: dict[str, str], secret: str, zone: str):
-        self.client, self.urls, self.zone = client, urls, ZoneInfo(zone)
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        urls: dict[str, str],
+        secret: str,
+        zone: str,
+        code: str = BRANCH,
+    ):
+        self.client, self.urls, self.zone, self.code = client, urls, ZoneInfo(zone), code
         self.now = datetime.now(UTC)
         self.today = self.now.astimezone(self.zone).date()
         self.tokens = {
-            role: issue_dev_token(secret, role=role, branch=BRANCH, sub=sub, name=name)
+            role: issue_dev_token(secret, role=role, branch=code, sub=sub, name=name)
             for role, (sub, name) in STAFF.items()
         }
         for tech in TECHNICIANS:
             self.tokens[tech.id] = issue_dev_token(
-                secret, role="technician", branch=BRANCH, sub=tech.id, name=tech.name
+                secret, role="technician", branch=code, sub=self.person(tech.id), name=tech.name
             )
         # A technician clocks on one job at a time: stories sharing one take turns.
         self.bench = {tech.id: asyncio.Lock() for tech in TECHNICIANS}
         # (technician, job) on which they stay clocked on at the end.
         self.working: list[tuple[str, str]] = []
+
+    def person(self, technician: str) -> str:
+        """The technician's user id: the demo's own in the demo branch, made unique per
+        branch elsewhere (bench/group_hour.py loads many branches; a person clocks on one
+        job at a time in the whole group)."""
+        return technician if self.code == BRANCH else f"{technician}.{self.code.lower()}"
 
     def local(self, day: date, at: time) -> datetime:
         return datetime.combine(day, at, tzinfo=self.zone).astimezone(UTC)
@@ -240,6 +254,12 @@ class Branch:
 
     async def json(self, method: str, service: str, path: str, role: str, **kwargs: Any) -> Any:
         return (await self.call(method, service, path, role, **kwargs)).json()
+
+    async def open_on(self, day: date) -> bool:
+        """Whether the branch takes appointments that day (not in a holiday's break nor on
+        its own closing day): on a closed day the demo's cars come in as walk-ins."""
+        capacity = await self.json("GET", "reception", f"/capacity/{day}", "advisor")
+        return bool(capacity["open"])
 
     async def etag(self, service: str, path: str) -> str:
         return (await self.call("GET", service, path, "foreman")).headers["ETag"]
@@ -310,7 +330,7 @@ async def visit(branch: Branch, car: Car, vehicle: dict[str, Any], summary: Summ
         "odometer_km": 8000 + int(car.mobile[-4:]) * 7,
         "concerns": car.concerns,
     }
-    if car.booked:  # booked for now this morning; the customer came in as they were due
+    if car.booked and await branch.open_on(branch.today):  # booked; came in as due
         appointment = await branch.json(
             "POST", "reception", "/appointments", "advisor",
             json={"vehicle_id": vehicle["id"], "starts_at": _iso(branch.now + timedelta(minutes=2)),
@@ -365,7 +385,8 @@ async def dispatch(branch: Branch, car: Car, order: dict[str, Any]) -> None:
         etag = await branch.etag("workorders", path)
         await branch.call(
             "PUT", "workorders", f"{path}/assignment", "foreman", etag=etag,
-            json={"technician_id": tech.id, "bay": tech.bay, "planned_start_at": _iso(start)},
+            json={"technician_id": branch.person(tech.id), "bay": tech.bay,
+                  "planned_start_at": _iso(start)},
         )  # fmt: skip
 
 
@@ -434,6 +455,8 @@ async def book_ahead(branch: Branch, vehicles: list[dict[str, Any]], summary: Su
         for at, hours, concerns in LATER_TODAY
         if branch.local(branch.today, at) > branch.now + timedelta(minutes=10)
     ] + [(branch.local(tomorrow, at), hours, concerns) for at, hours, concerns in TOMORROW]
+    open_days = {day for day in (branch.today, tomorrow) if await branch.open_on(day)}
+    slots = [slot for slot in slots if slot[0].astimezone(branch.zone).date() in open_days]
     for (starts_at, hours, concerns), vehicle in zip(slots, vehicles, strict=False):
         await branch.call(
             "POST", "reception", "/appointments", "advisor",
@@ -448,7 +471,7 @@ async def roster(branch: Branch, zone: str) -> None:
     dispatch works whatever day it runs), then waits until workorders has the roster."""
     hours = {d: {"start": "08:00", "end": "18:00"} for d in WEEKDAYS}
     await branch.call(
-        "PUT", "reception", f"/branches/{BRANCH}", "manager",
+        "PUT", "reception", f"/branches/{branch.code}", "manager",
         json={"name": "浦东服务中心 Pudong Service Centre",
               "address": "上海市浦东新区张江路 100 号",
               "time_zone": zone, "business_hours": hours, "tax_rate": "0.13",
@@ -457,8 +480,9 @@ async def roster(branch: Branch, zone: str) -> None:
               "targets": {"on_time_delivery": "0.95", "major_complaint_rate": "0.01"}},
     )  # fmt: skip
     for tech in TECHNICIANS:
+        person = branch.person(tech.id)
         await branch.call(
-            "PUT", "reception", f"/branches/{BRANCH}/staff/{tech.id}", "manager",
+            "PUT", "reception", f"/branches/{branch.code}/staff/{person}", "manager",
             json={"name": tech.name, "roles": ["technician"], "skills": [tech.skill],
                   "bay": tech.bay, "working_hours": hours},
         )  # fmt: skip
@@ -472,10 +496,20 @@ async def roster(branch: Branch, zone: str) -> None:
     raise RuntimeError("demo: workorders did not get the roster within 30 s")
 
 
-async def load_async(urls: dict[str, str], secret: str, zone: str) -> Summary | None:
-    """Load the branch's day; None when the branch already has customers (nothing done)."""
-    async with httpx.AsyncClient(timeout=30) as client:
-        branch = Branch(client, urls, secret, zone)
+async def load_async(
+    urls: dict[str, str],
+    secret: str,
+    zone: str,
+    *,
+    code: str = BRANCH,
+    client: httpx.AsyncClient | None = None,
+) -> Summary | None:
+    """Load the branch's day; None when the branch already has customers (nothing done).
+    `code` names the branch; `client` is the caller's (bench/group_hour.py times it)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if client is None:
+            client = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
+        branch = Branch(client, urls, secret, zone, code)
         existing = await branch.json("GET", "reception", "/customers", "advisor",
                                      params={"limit": 1})  # fmt: skip
         if existing["items"]:
@@ -499,6 +533,7 @@ async def load_async(urls: dict[str, str], secret: str, zone: str) -> Summary | 
         for tech, job_id in branch.working:
             await branch.clock(tech, job_id, None)
         return summary
+    return None  # unreachable: the block above returns
 
 
 def load(urls: dict[str, str], secret: str, zone: str = "Asia/Shanghai") -> Summary | None:

@@ -1,7 +1,7 @@
 """Complaint cases: opening, editing, the status machine, actions, history, escalation."""
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm.attributes import flag_modified
@@ -27,10 +27,12 @@ from services.followup.models import (
 from services.followup.rules import (
     ACTIVE_COMPLAINT_STATUSES,
     ComplaintStatus,
+    complaint_due_at,
     is_fix,
     require_transition,
 )
 from shared.auth import Role, User
+from shared.calendar import branch_calendar
 from shared.concurrency import check_if_match
 from shared.contracts.followup import ComplaintEscalated, ComplaintOpened
 from shared.outbox import add_event
@@ -39,13 +41,15 @@ from shared.problems import Conflict, Forbidden, InvalidInput, NotFound
 from shared.references import referenced
 
 
-def due_after(settings: Settings, severity: Severity) -> timedelta:
+def due_at(settings: Settings, branch: str, severity: Severity, opened_at: datetime) -> datetime:
+    """The case's deadline: its severity's working hours on the branch calendar."""
     hours = (
         settings.complaint_due_hours_major
         if severity == Severity.major
         else settings.complaint_due_hours_minor
     )
-    return timedelta(hours=hours)
+    calendar = branch_calendar(settings, branch, settings.zone_of(branch))
+    return complaint_due_at(opened_at, calendar, working_hours=hours)
 
 
 def _log(
@@ -94,7 +98,7 @@ async def open_case(
         survey_id=survey_id,
         owner=owner or by.id,
         opened_by=by.id,
-        due_at=now + due_after(settings, severity),
+        due_at=due_at(settings, branch, severity, now),
         opened_at=now,
         updated_at=now,
     )
@@ -184,6 +188,7 @@ async def list_cases(
     status: ComplaintStatus | None,
     severity: Severity | None,
     overdue: bool | None,
+    escalated: bool | None = None,
     limit: int,
     cursor: str | None,
 ) -> tuple[list[Complaint], str | None]:
@@ -197,6 +202,9 @@ async def list_cases(
             col(Complaint.due_at) < settings.clock()
         )
         query = query.where(late if overdue else ~late)
+    if escalated is not None:
+        handed = col(Complaint.escalated_at).is_not(None)
+        query = query.where(handed if escalated else ~handed)
     query = (
         query.where(after(Complaint.opened_at, Complaint.id, cursor))
         .order_by(col(Complaint.opened_at).desc(), col(Complaint.id).desc())
@@ -238,7 +246,7 @@ async def update(
             changes[name] = [_plain(getattr(case, name)), _plain(value)]
             setattr(case, name, value)
     if "severity" in changes and case.escalated_at is None:
-        case.due_at = case.opened_at + due_after(settings, Severity(case.severity))
+        case.due_at = due_at(settings, case.branch, Severity(case.severity), case.opened_at)
         changes["due_at"] = case.due_at.isoformat()
     if changes:
         case.updated_at = now

@@ -36,9 +36,11 @@ class Settings(ServiceSettings):
     complaint_nps_at_or_below: int = Field(default=4, ge=-1, le=10)
     major_overall_at_or_below: int = Field(default=3, ge=0, le=10)
 
-    # Complaint deadlines by severity; an overdue case goes to the service manager.
-    complaint_due_hours_major: float = Field(default=24.0, gt=0)
-    complaint_due_hours_minor: float = Field(default=72.0, gt=0)
+    # Complaint deadlines by severity, in working hours of the branch calendar (opening
+    # hours on working days: 9 is one working day of a 9-18 branch); an overdue case goes
+    # to the service manager.
+    complaint_due_hours_major: float = Field(default=9.0, gt=0)
+    complaint_due_hours_minor: float = Field(default=27.0, gt=0)
     branch_managers: dict[str, str] = Field(default_factory=dict)
     default_manager: str = "service-manager"
 

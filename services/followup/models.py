@@ -107,6 +107,30 @@ class DeliveredJob(Base, table=True):
     delivered_at: datetime = _utc()
 
 
+class DeliveredJobPublic(SQLModel):
+    job_id: uuid.UUID
+    op_code: str
+    op_group: str
+    kind: str
+    technician_id: str | None
+
+
+class DeliveredOrderPublic(SQLModel):
+    """The delivered repair order behind a visit or a case, as followup kept it."""
+
+    repair_order_id: uuid.UUID
+    number: str
+    branch: str
+    customer_id: uuid.UUID
+    vehicle_id: uuid.UUID
+    vin: str
+    odometer_km: int | None
+    delivered_at: datetime
+    has_fix: bool
+    is_comeback: bool
+    jobs: list[DeliveredJobPublic]
+
+
 class ComebackBase(SQLModel):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     branch: str = Field(sa_type=String(32))

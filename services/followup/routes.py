@@ -20,6 +20,7 @@ from services.followup.models import (
     ComplaintTransition,
     ComplaintUpdate,
     ContactPublic,
+    DeliveredOrderPublic,
     ReminderOutcomeCreate,
     ReminderPublic,
     ReminderSentCreate,
@@ -213,6 +214,16 @@ async def get_survey(visit_id: uuid.UUID, session: ReadSessionDep, user: Reader)
     return await service.get_survey(session, visit_id, user)
 
 
+@router.get(
+    "/delivered-orders/{repair_order_id}",
+    response_model=DeliveredOrderPublic,
+    tags=["visits"],
+    summary="The delivered repair order behind a visit or a case, with its jobs",
+)
+async def get_delivered_order(repair_order_id: uuid.UUID, session: ReadSessionDep, user: Reader):
+    return await service.delivered_order(session, repair_order_id, user)
+
+
 # --- complaints ------------------------------------------------------------------------
 
 
@@ -252,6 +263,9 @@ async def list_complaints(
     status: ComplaintStatus | None = None,
     severity: Severity | None = None,
     overdue: bool | None = None,
+    escalated: Annotated[
+        bool | None, Query(description="true: handed to the manager; false: not (yet)")
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ):
@@ -262,6 +276,7 @@ async def list_complaints(
         status=status,
         severity=severity,
         overdue=overdue,
+        escalated=escalated,
         limit=limit,
         cursor=cursor,
     )

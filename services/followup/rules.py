@@ -31,6 +31,15 @@ def visit_expires_at(
 # --- complaints ------------------------------------------------------------------------
 
 
+def complaint_due_at(
+    opened_at: datetime, hours: BranchCalendar, *, working_hours: float
+) -> datetime:
+    """`working_hours` of the branch's opening hours on its working days after the case is
+    opened: a case opened on Friday evening or before a holiday is counted from the next
+    working day's opening, as the people who handle it are there."""
+    return hours.add_working_time(opened_at, timedelta(hours=working_hours))
+
+
 class ComplaintStatus(StrEnum):
     open = "open"
     in_progress = "in_progress"

@@ -20,7 +20,9 @@ from services.followup.models import (
     ComplaintSource,
     Contact,
     DeliveredJob,
+    DeliveredJobPublic,
     DeliveredOrder,
+    DeliveredOrderPublic,
     Severity,
     Survey,
     SurveyCreate,
@@ -278,6 +280,28 @@ async def list_comebacks(
         .limit(limit + 1)
     )
     return page(list((await session.exec(query)).all()), limit, "delivered_at")
+
+
+async def delivered_order(
+    session: AsyncSession, repair_order_id: uuid.UUID, by: User
+) -> DeliveredOrderPublic:
+    """The delivered order with its jobs (another branch's is not found)."""
+    order = await session.get(DeliveredOrder, repair_order_id)
+    if order is None or order.branch != by.branch:
+        raise NotFound(f"no delivered repair order {repair_order_id}")
+    # By vehicle first: ix_delivered_job_vehicle_group finds the order's jobs.
+    jobs = await session.exec(
+        select(DeliveredJob)
+        .where(DeliveredJob.vehicle_id == order.vehicle_id)
+        .where(DeliveredJob.repair_order_id == order.repair_order_id)
+        .order_by(col(DeliveredJob.op_code), col(DeliveredJob.job_id))
+    )
+    return DeliveredOrderPublic.model_validate(
+        {
+            **_fields(order, DeliveredOrderPublic),
+            "jobs": [DeliveredJobPublic.model_validate(j, from_attributes=True) for j in jobs],
+        }
+    )
 
 
 # --- the agents' work list -------------------------------------------------------------

@@ -25,6 +25,7 @@ from services.reception.models import (
     Vehicle,
 )
 from shared.auth import User
+from shared.calendar import BranchCalendar, branch_calendar
 from shared.concurrency import check_if_match
 from shared.contracts import AppointmentBooked, AppointmentClosed
 from shared.events import utcnow
@@ -45,8 +46,17 @@ class OverBooked(Conflict):
     slug, title = "over-booked", "That day is fully booked"
 
 
+# How far ahead a refusal looks for days to offer instead, and how many it offers.
+LOOK_AHEAD_DAYS, OFFERED_DAYS = 60, 3
+
+
 def local_day(at: datetime, zone: str) -> date:
     return at.astimezone(ZoneInfo(zone)).date()
+
+
+def calendar_of(settings: Settings, branch: str) -> BranchCalendar:
+    """The branch's calendar (`shared.calendar`): the days it takes customers."""
+    return branch_calendar(settings, branch, settings.time_zone)
 
 
 async def lock_day(session: AsyncSession, branch: str, day: date) -> None:
@@ -93,8 +103,12 @@ async def capacity(
         )
     ).one()
     booked = Decimal(str(booked)).quantize(Decimal("0.01"))
+    is_open = calendar_of(settings, branch).is_open(day)
+    if not is_open:  # a holiday or the branch's closing day books nothing
+        bookable = Decimal("0.00")
     return DayCapacityPublic(
         day=day,
+        open=is_open,
         bays=bays,
         technician_hours=hours,
         bookable_hours=bookable,
@@ -116,6 +130,41 @@ async def set_capacity(
     return await capacity(session, by.branch, day, settings)
 
 
+async def _free_slots(
+    session: AsyncSession, branch: str, day: date, hours: Decimal, settings: Settings
+) -> list[dict[str, str]]:
+    """The first open days after `day` that still have `hours` free (a closed day has
+    none: `capacity`)."""
+    slots: list[dict[str, str]] = []
+    probe = day
+    for _ in range(LOOK_AHEAD_DAYS):
+        probe += timedelta(days=1)
+        free_hours = (await capacity(session, branch, probe, settings)).free_hours
+        if free_hours >= hours:
+            slots.append({"day": probe.isoformat(), "free_hours": str(free_hours)})
+            if len(slots) == OFFERED_DAYS:
+                break
+    return slots
+
+
+async def _check_open(
+    session: AsyncSession, branch: str, day: date, hours: Decimal, settings: Settings
+) -> None:
+    """Refuse a day the branch is closed (a public holiday's break, its own closing day),
+    offering the next open days with room; a make-up working weekend day is open."""
+    if calendar_of(settings, branch).is_open(day):
+        return
+    slots = await _free_slots(session, branch, day, hours, settings)
+    free = [slot["day"] for slot in slots]
+    raise InvalidInput(
+        "starts_at",
+        f"the branch is closed on {day.isoformat()} (a public holiday or its closing day); "
+        f"next open days: {', '.join(free) or f'none in {LOOK_AHEAD_DAYS} days'}",
+        next_free_days=free,
+        next_free_slots=slots,
+    )
+
+
 async def _check_room(
     session: AsyncSession, branch: str, day: date, hours: Decimal, settings: Settings
 ) -> None:
@@ -124,19 +173,11 @@ async def _check_room(
     today = await capacity(session, branch, day, settings)
     if hours <= today.free_hours:
         return
-    slots: list[dict[str, str]] = []
-    probe = day
-    for _ in range(60):
-        probe += timedelta(days=1)
-        free_hours = (await capacity(session, branch, probe, settings)).free_hours
-        if free_hours >= hours:
-            slots.append({"day": probe.isoformat(), "free_hours": str(free_hours)})
-            if len(slots) == 3:
-                break
+    slots = await _free_slots(session, branch, day, hours, settings)
     free = [slot["day"] for slot in slots]
     raise OverBooked(
         f"{day.isoformat()} has {today.free_hours} free hours, the booking needs {hours}; "
-        f"next free days: {', '.join(free) or 'none in 60 days'}",
+        f"next free days: {', '.join(free) or f'none in {LOOK_AHEAD_DAYS} days'}",
         next_free_days=free,
         next_free_slots=slots,
     )
@@ -194,6 +235,7 @@ async def book(
     )
     hours = data.planned_hours or await _jobs_hours(session, by.branch, data.planned_jobs)
     hours = hours.quantize(Decimal("0.01"))
+    await _check_open(session, by.branch, day, hours, settings)
     await _check_room(session, by.branch, day, hours, settings)
     appointment = Appointment(
         branch=by.branch,
@@ -239,10 +281,11 @@ async def move(
         if starts_at.tzinfo is None or starts_at <= utcnow():
             raise InvalidInput("starts_at", "give a future time with its offset")
         hours = planned_hours or Decimal(appointment.planned_hours)
-        appointment.status = S.cancelled  # its own hours do not count against the new day
-        await session.flush()
         zone = (await branches.terms_of(session, appointment.branch, settings)).time_zone
         day = local_day(starts_at, zone)
+        await _check_open(session, appointment.branch, day, hours, settings)
+        appointment.status = S.cancelled  # its own hours do not count against the new day
+        await session.flush()
         await _check_room(session, appointment.branch, day, hours, settings)
         appointment.starts_at, appointment.day, appointment.planned_hours = starts_at, day, hours
     appointment.status = to

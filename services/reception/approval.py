@@ -246,9 +246,12 @@ def page(estimate: EstimatePublic, token: str, zone: str) -> str:
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>维修估价确认 Estimate approval</title>
-<style>body{{font-family:sans-serif;margin:1em;max-width:40em}}.line{{border-bottom:1px solid #ccc;
-padding:.5em 0}}label{{display:block;padding:.4em 0}}.done{{color:#555}}
-button{{font-size:1.1em;padding:.6em 1.2em}}table{{border-collapse:collapse}}
+<style>@font-face{{font-family:ApprovalSans;src:url(/approve/font.ttf) format("truetype")}}
+body{{font-family:ApprovalSans,sans-serif;margin:1em;max-width:40em}}
+.line{{border-bottom:1px solid #ccc;padding:.5em 0}}label{{display:block;padding:.4em 0}}
+.done{{color:#555}}
+input,button{{font-family:inherit;font-size:1.1em}}button{{padding:.6em 1.2em;min-height:48px}}
+input[name=by]{{min-height:44px;width:100%;box-sizing:border-box}}table{{border-collapse:collapse}}
 td,th{{padding:.2em .6em;text-align:right}}</style></head><body>
 <h1>维修估价确认<br><small>Estimate approval</small></h1>
 <p>修订 Revision {estimate.revision} · 预计完工 Promised: {e(promised)}</p>

@@ -1128,6 +1128,9 @@ class DayCapacitySet(BaseModel):
 
 class DayCapacityPublic(BaseModel):
     day: date
+    # False on a day the branch is closed (a public holiday's break, its own closing day):
+    # it then books nothing, whatever its bays and hours.
+    open: bool = True
     bays: int
     technician_hours: Decimal
     bookable_hours: Decimal

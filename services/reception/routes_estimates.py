@@ -27,6 +27,7 @@ from services.reception.models import (
 from services.reception.routes import Advisor, Reader
 from shared.concurrency import IfMatch, check_if_match
 from shared.idempotency import Idempotency, IdempotencyDep
+from shared.openapi import content_of
 from shared.pagination import Limit, Page, whole
 from shared.service import ReadSessionDep, SessionDep, runtime
 
@@ -329,6 +330,24 @@ LINK_RESPONSES: dict[int | str, dict[str, Any]] = {
     410: {"description": "The link expired or was revoked"},
     429: {"description": "Too many tries with this link or from this address"},
 }
+
+
+@router.get(
+    "/approve/font.ttf",
+    tags=["customer"],
+    summary="The approval page's font (Chinese and Latin), for phones without Chinese fonts",
+    response_class=Response,
+    responses=content_of("font/ttf", description="TrueType"),
+)
+async def approval_font() -> Response:
+    # The CJK face of the printed documents: a customer's phone without Chinese fonts
+    # still reads 同意 and 拒绝. Declared before /approve/{token}, which would take it.
+    import asyncio
+
+    from shared import pdf  # reportlab loads on first use
+
+    data = await asyncio.to_thread(pdf.font_ttf)
+    return Response(data, media_type="font/ttf", headers={"Cache-Control": "max-age=604800"})
 
 
 @router.get(

@@ -256,6 +256,39 @@ async def _loan_page(
     return [public(loan, on=day) for loan in rows], next_cursor
 
 
+async def items_of_branch(
+    session: AsyncSession, by: User, *, limit: int, cursor: str | None
+) -> tuple[list[LendingItem], str | None]:
+    """The branch's items, newest first (the lending desk's shelf)."""
+    query = (
+        select(LendingItem)
+        .where(
+            LendingItem.branch == by.branch,
+            after(LendingItem.created_at, LendingItem.id, cursor),
+        )
+        .order_by(col(LendingItem.created_at).desc(), col(LendingItem.id).desc())
+        .limit(limit + 1)
+    )
+    return page(list((await session.exec(query)).all()), limit, "created_at")
+
+
+async def loans_of_branch(
+    session: AsyncSession,
+    settings: Settings,
+    by: User,
+    statuses: list[LoanStatus],
+    *,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[LoanPublic], str | None]:
+    """The branch's loans in the given states (all when none), newest request first: the
+    requests waiting for the clerk, the loans to hand out, the loans out."""
+    which = col(Loan.branch) == by.branch
+    if statuses:
+        which = and_(which, col(Loan.status).in_([s.value for s in statuses]))
+    return await _loan_page(session, settings, by, which, limit=limit, cursor=cursor)
+
+
 async def overdue(
     session: AsyncSession, settings: Settings, by: User, limit: int, *, on: date | None = None
 ) -> list[LoanPublic]:

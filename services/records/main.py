@@ -62,6 +62,7 @@ SPEC = ServiceSpec(
         *reporting.STARTUP,
         *webhooks.STARTUP,
     ],
+    gauges=webhooks.GAUGES,
     large_bodies=frozenset({"POST /files"}),
     projections=PROJECTIONS,
 )

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from sqlalchemy import and_, case, exists, func, literal, or_, select, true
+from sqlalchemy import and_, case, exists, func, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -760,7 +760,7 @@ async def drill(
     period: Period,
     technician: str | None = None,
     pay_type: str | None = None,
-    only_counted: bool = False,
+    only_counted: bool | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Drill:
@@ -787,8 +787,10 @@ async def drill(
             *(v.label(f"d_{k}") for k, v in q.detail.items()),
         ),
     ).where(*q.where)
-    if only_counted:
+    if only_counted is True:
         stmt = stmt.where(counted_expr)
+    elif only_counted is False:
+        stmt = stmt.where(not_(counted_expr))
     if cursor is not None:
         at, row_id = decode_cursor(cursor)
         stmt = stmt.where(or_(q.at < at, and_(q.at == at, q.id < row_id)))

@@ -213,7 +213,13 @@ async def kpi_items(
     q: PeriodDep,
     technician: Annotated[str | None, Query(max_length=64)] = None,
     pay_type: Annotated[str | None, Query(max_length=16)] = None,
-    counted: Annotated[bool, Query(description="only the rows in the numerator")] = False,
+    counted: Annotated[
+        bool | None,
+        Query(
+            description="true: only the rows in the numerator; false: only those left out of "
+            "it (the comebacks of first-time fix, the late deliveries, the detractors …)"
+        ),
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> report_kpis.Drill:

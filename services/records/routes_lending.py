@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from services.records import lending
 from services.records.config import SettingsDep
@@ -13,6 +13,7 @@ from services.records.models import (
     LoanAction,
     LoanPublic,
     LoanRequest,
+    LoanStatus,
 )
 from shared.auth import Role, User, require
 from shared.concurrency import IfMatch
@@ -51,6 +52,18 @@ async def add_item(
     return await idempotency(session).run(
         lambda: lending.add_item(session, body, user), LendingItemPublic
     )
+
+
+@router.get(
+    "/items",
+    response_model=Page[LendingItemPublic],
+    summary="The branch's items, newest first",
+)
+async def list_items(
+    session: ReadSessionDep, user: Clerk, limit: Limit = 100, cursor: Cursor = None
+):
+    items, next_cursor = await lending.items_of_branch(session, user, limit=limit, cursor=cursor)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/items/{item_id}", response_model=LendingItemPublic)
@@ -97,6 +110,26 @@ async def request_loan(
         return loan
 
     return await idempotency(session).run(work, LoanPublic, response=response)
+
+
+@router.get(
+    "/loans",
+    response_model=Page[LoanPublic],
+    summary="The branch's loans in the given states (`status` repeated; all without), "
+    "newest request first",
+)
+async def list_loans(
+    session: ReadSessionDep,
+    settings: SettingsDep,
+    user: Clerk,
+    states: Annotated[list[LoanStatus] | None, Query(alias="status")] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+):
+    items, next_cursor = await lending.loans_of_branch(
+        session, settings, user, states or [], limit=limit, cursor=cursor
+    )
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/loans/{loan_id}", response_model=LoanPublic)

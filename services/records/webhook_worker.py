@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import delete, insert, or_, update
+from sqlalchemy import func as sa_func
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from standardwebhooks import Webhook
@@ -526,3 +527,30 @@ async def log_pruner(runtime: "Runtime") -> None:
         except Exception:
             log.exception("pruning the webhook log failed; trying again later")
         await asyncio.sleep(3600)
+
+
+async def webhook_gauges(rt: "Runtime") -> None:
+    """For /metrics: deliveries per endpoint that are being retried after a failed attempt
+    (`state="retrying"`) or gave up (`state="failed"`, kept until pruned), and how many
+    endpoints are disabled."""
+    from shared import metrics
+
+    status, endpoint = col(WebhookDelivery.status), col(WebhookDelivery.endpoint_id)
+    failing = (
+        select(endpoint, status, sa_func.count())
+        .where(
+            or_(
+                status == DeliveryStatus.failed,
+                (status == DeliveryStatus.pending) & (col(WebhookDelivery.round_attempts) > 0),
+            )
+        )
+        .group_by(endpoint, status)
+    )
+    disabled = select(sa_func.count()).where(col(WebhookEndpoint.active).is_(False))
+    async with rt.db.reader() as session:
+        rows = (await session.exec(failing)).all()
+        metrics.WEBHOOK_ENDPOINTS_DISABLED.set((await session.exec(disabled)).one())
+    metrics.WEBHOOK_FAILING.clear()
+    for endpoint_id, state, count in rows:
+        label = "failed" if state == DeliveryStatus.failed else "retrying"
+        metrics.WEBHOOK_FAILING.labels(str(endpoint_id), label).set(count)

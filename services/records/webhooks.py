@@ -51,7 +51,7 @@ from shared.types import Instant
 if TYPE_CHECKING:
     from shared.service import Runtime
 
-__all__ = ["BACKGROUND", "STARTUP", "router", "webhook_handlers"]
+__all__ = ["BACKGROUND", "GAUGES", "STARTUP", "router", "webhook_handlers"]
 
 router = APIRouter()
 BACKGROUND: list[Callable[["Runtime"], Coroutine[Any, Any, None]]] = [
@@ -59,6 +59,7 @@ BACKGROUND: list[Callable[["Runtime"], Coroutine[Any, Any, None]]] = [
     webhook_worker.log_pruner,
 ]
 STARTUP: list[Callable[["Runtime"], Coroutine[Any, Any, None]]] = [webhook_secrets.install_key]
+GAUGES: list[Callable[["Runtime"], Coroutine[Any, Any, None]]] = [webhook_worker.webhook_gauges]
 
 # Only an admin or a manager manages endpoints and reads their logs (they carry the ERP's
 # business data and its secrets).

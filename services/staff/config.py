@@ -21,7 +21,9 @@ DEMO_STAFF = (
     DemoStaff(sub="tech-zhou", name="周涛", role="technician"),
     DemoStaff(sub="qc-wu", name="吴静", role="qc"),
     DemoStaff(sub="cashier-zheng", name="郑丽", role="cashier"),
+    DemoStaff(sub="followup-chen", name="陈芳", role="followup_agent"),
     DemoStaff(sub="manager-wang", name="王刚", role="manager"),
+    DemoStaff(sub="clerk-lin", name="林晓", role="records_clerk"),
 )
 
 

@@ -15,13 +15,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.staff.api import ServiceUnreachable
 from services.staff.config import Settings
+from services.staff.pages.advisor import appointments as advisor_appointments
 from services.staff.pages.advisor import at_risk as advisor_at_risk
+from services.staff.pages.advisor import delivery as advisor_delivery
 from services.staff.pages.advisor import desk as advisor_desk
 from services.staff.pages.advisor import estimate as advisor_estimate
 from services.staff.pages.advisor import intake as advisor_intake
 from services.staff.pages.advisor import routes as advisor
-from services.staff.pages.floor import cashier, foreman, qc, technician, technician_job
+from services.staff.pages.floor import cashier, foreman, orders_flow, qc, technician, technician_job
 from services.staff.pages.floor import common as floor
+from services.staff.pages.followup import complaints as followup_complaints
+from services.staff.pages.followup import visits as followup_visits
+from services.staff.pages.manager import dashboard as manager_dashboard
+from services.staff.pages.manager import panels as manager_panels
+from services.staff.pages.records import routes as records_pages
 from services.staff.session import Cookies
 from services.staff.signin import NotOffered, Provider, home_of
 from services.staff.signin import router as signin_router
@@ -129,12 +136,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     advisor_intake.install(app)
     advisor_estimate.install(app)
     advisor_at_risk.install(app)
+    advisor_appointments.install(app)
+    advisor_delivery.install(app)
     floor.install(app)
     foreman.install(app)
     technician.install(app)
     technician_job.install(app)
     qc.install(app)
     cashier.install(app)
+    followup_visits.install(app)
+    followup_complaints.install(app)
+    manager_dashboard.install(app)
+    manager_panels.install(app)
+    records_pages.install(app)
+    orders_flow.install(app)
     _install_errors(app)
     return app
 

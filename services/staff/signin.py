@@ -31,7 +31,7 @@ from services.staff.web import (
 from shared.auth import KNOWN_ROLES, issue_dev_token
 
 router = APIRouter()
-ROLE_ORDER = ("advisor", "foreman", "technician", "qc", "cashier", "manager")
+ROLE_ORDER = ("advisor", "foreman", "technician", "qc", "cashier", "followup_agent", "manager")
 
 
 class NotOffered(Exception):
@@ -132,6 +132,10 @@ def home_of(session: Session) -> str:
         return "/qc"
     if session.has("cashier"):
         return "/cashier"
+    if session.has("followup_agent"):
+        return "/followup"
+    if session.has("records_clerk"):
+        return "/records"
     return "/welcome"
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from services.workorders.schemas import HandoverRecord
 from services.workorders.states import JobStatus, PartStatus, RepairOrderStatus
 from shared.contracts import EstimateLine
 from shared.events import utcnow
@@ -447,6 +448,8 @@ class RepairOrderDetail(RepairOrderPublic):
     paid: bool = False
     # Every recorded print of the invoice, the original first.
     invoice_print_log: list[InvoicePrint] = []
+    # The hand-over checklist, once the car was delivered.
+    handover: HandoverRecord | None = None
 
 
 class _BoardRow(Base):

@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple, cast
@@ -25,6 +26,7 @@ from services.workorders.service import (
 )
 from services.workorders.states import WORKING, JobStatus
 from shared.auth import User
+from shared.calendar import BranchCalendar, branch_calendar
 from shared.concurrency import check_if_match
 from shared.contracts.workorders import RepairOrderAtRisk
 from shared.events import utcnow
@@ -50,6 +52,22 @@ class PlannedJob(NamedTuple):
     remaining: timedelta
     queued_at: datetime  # planned start, or creation: the technician's queue order
     parts_eta_at: datetime | None = None
+    branch: str = ""  # whose calendar the work is counted on
+
+
+def calendars_of(settings: Settings, branches: set[str]) -> dict[str, BranchCalendar]:
+    """Each branch's calendar (`shared.calendar`): its opening hours on its working days."""
+    return {branch: branch_calendar(settings, branch, settings.time_zone) for branch in branches}
+
+
+def after_work(start: datetime, work: timedelta, calendar: BranchCalendar | None) -> datetime:
+    """When `work` started at `start` is done: counted in the branch's opening hours on the
+    days it is open (work left at closing time goes on at the next open day's opening; a
+    workshop takes cars on an ordinary weekend, not in a holiday's break nor on its own
+    closing days), or straight through without a calendar."""
+    if calendar is None:
+        return start + work
+    return calendar.add_working_time(start, work, open_days=True)
 
 
 def remaining_time(flat_rate_hours: Decimal | float, clocked_seconds: float) -> timedelta:
@@ -57,23 +75,37 @@ def remaining_time(flat_rate_hours: Decimal | float, clocked_seconds: float) -> 
     return max(left, MIN_REMAINING)
 
 
-def project(jobs: list[PlannedJob], now: datetime, buffer: timedelta) -> dict[uuid.UUID, datetime]:
+def project(
+    jobs: list[PlannedJob],
+    now: datetime,
+    buffer: timedelta,
+    calendars: Mapping[str, BranchCalendar] | None = None,
+) -> dict[uuid.UUID, datetime]:
     """Finish time per order: each technician works their queue in order, one job at a
     time; a job waiting for parts starts no earlier than their ETA; unassigned jobs start
-    now (as if a free technician took them); QC and hand-over add `buffer`."""
+    now (as if a free technician took them); QC and hand-over add `buffer`. With the
+    branches' `calendars`, work and buffer count only the branch's opening hours on the
+    days it is open: an order left at closing time goes on the next open day's morning,
+    past a holiday's break and the branch's closing days."""
     free_at: dict[str, datetime] = {}
     finish: dict[uuid.UUID, datetime] = {}
+    branch_of: dict[uuid.UUID, str] = {}
+    calendars = calendars or {}
     for job in sorted(jobs, key=lambda j: (j.queued_at, str(j.job_id))):
         start = now
         if job.parts_eta_at is not None:
             start = max(start, job.parts_eta_at)
         if job.technician_id is not None:
             start = max(start, free_at.get(job.technician_id, now))
-        end = start + job.remaining
+        end = after_work(start, job.remaining, calendars.get(job.branch))
         if job.technician_id is not None:
             free_at[job.technician_id] = end
         finish[job.order_id] = max(finish.get(job.order_id, end), end)
-    return {order_id: at + buffer for order_id, at in finish.items()}
+        branch_of[job.order_id] = job.branch
+    return {
+        order_id: after_work(at, buffer, calendars.get(branch_of[order_id]))
+        for order_id, at in finish.items()
+    }
 
 
 async def check_promises(
@@ -153,12 +185,14 @@ async def check_promises(
             remaining=remaining_time(j.flat_rate_hours or 0.0, seconds.get(j.id, 0.0)),
             queued_at=j.planned_start_at or j.created_at,
             parts_eta_at=etas.get(j.id),
+            branch=j.branch,
         )
         for j in jobs
     ]
     buffer = timedelta(minutes=settings.finish_buffer_minutes)
     margin = timedelta(minutes=settings.at_risk_margin_minutes)
-    finishes = project(planned, now, buffer)
+    calendars = calendars_of(settings, branches)
+    finishes = project(planned, now, buffer, calendars)
     remaining: dict[uuid.UUID, timedelta] = {}
     for p in planned:
         remaining[p.order_id] = remaining.get(p.order_id, timedelta()) + p.remaining
@@ -177,7 +211,7 @@ async def check_promises(
     }
     due: list[tuple[Any, datetime, bool]] = []  # (order, projected finish, on time)
     for order in orders:
-        finish_at = finishes.get(order.id, now + buffer)
+        finish_at = finishes.get(order.id) or after_work(now, buffer, calendars.get(order.branch))
         assert order.promised_at is not None
         on_time = finish_at <= order.promised_at - margin
         last = known.get(order.id)

@@ -246,10 +246,13 @@ async def deliver_repair_order(
     session: SessionDep,
     user: Advisor,
     idempotency: IdempotencyDep,
+    settings: SettingsDep,
     if_match: IfMatch = None,
 ):
     async def work() -> RepairOrderDetail:
-        order = await service.deliver(session, order_id, body, user, utcnow(), if_match=if_match)
+        order = await service.deliver(
+            session, order_id, body, user, utcnow(), if_match=if_match, zone=settings.time_zone
+        )
         set_etag(response, order.version)
         return await service.order_detail(session, order)
 

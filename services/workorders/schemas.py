@@ -1,7 +1,7 @@
 """Workorders' request bodies: what tablets send, validated before any use case runs."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
@@ -232,6 +232,11 @@ class Handover(BaseModel):
                     "old_parts_offered": True,
                     "keys_returned": True,
                     "declined_work_told": True,
+                    "work_explained": True,
+                    "car_cleaned": True,
+                    "valuables_returned": True,
+                    "next_service_on": "2027-06-01",
+                    "next_service_km": 20000,
                 }
             ]
         },
@@ -241,7 +246,22 @@ class Handover(BaseModel):
     old_parts_offered: StrictBool
     keys_returned: StrictBool
     declined_work_told: StrictBool
+    # The rest of the hand-over checklist; absent means not done (older tablets).
+    work_explained: StrictBool = False
+    car_cleaned: StrictBool = False
+    valuables_returned: StrictBool = False
+    # When and at what odometer reading the car is due back (the sticker on the windscreen).
+    next_service_on: date | None = None
+    next_service_km: int | None = Field(default=None, gt=0, le=2_000_000)
     note: str | None = Field(default=None, max_length=2000)
+
+
+class HandoverRecord(Handover):
+    """The checklist as the advisor ticked it, and who handed the car over."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    by: str
 
 
 class PartRequest(BaseModel):

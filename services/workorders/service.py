@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, literal, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -840,6 +841,7 @@ async def deliver(
     now: datetime,
     *,
     if_match: str | None,
+    zone: str = "Asia/Shanghai",
 ) -> RepairOrder:
     order = await get_repair_order(session, order_id, by)
     check_if_match(if_match, order.version)
@@ -848,9 +850,14 @@ async def deliver(
         raise InvalidInput("keys_returned", "hand the keys back before closing the order")
     if order.declined_lines and not body.declined_work_told:
         raise InvalidInput("declined_work_told", "tell the customer about the declined work")
+    if (
+        body.next_service_on is not None
+        and body.next_service_on <= now.astimezone(ZoneInfo(zone)).date()
+    ):
+        raise InvalidInput("next_service_on", "the next service is a day after today")
     jobs = [j for j in await jobs_of(session, order.id) if j.status != JobStatus.cancelled]
     order.delivered_at = now
-    order.handover = {**body.model_dump(), "by": by.id}
+    order.handover = {**body.model_dump(mode="json"), "by": by.id}
     add_event(
         session,
         RepairOrderDelivered(
@@ -881,6 +888,8 @@ async def deliver(
                 line.get("description") or line.get("op_code") or line.get("part_number") or ""
                 for line in order.declined_lines
             ],
+            next_service_on=body.next_service_on,
+            next_service_km=body.next_service_km,
         ),
         subject=order.id,
     )

@@ -1,7 +1,7 @@
 """Events workorders publishes."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from pydantic import BaseModel
@@ -52,6 +52,9 @@ class RepairOrderDelivered(Contract):
     promised_at: datetime | None = None
     jobs: list[DeliveredJob] = []
     declined_work: list[str] = []
+    # The next service the advisor wrote on the hand-over checklist, if any.
+    next_service_on: date | None = None
+    next_service_km: int | None = None
 
 
 class ExtraWorkFound(Contract):
