@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
@@ -52,7 +52,7 @@ class StaticAssets(StaticFiles):
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
-        if response.status_code == 200 and b"v=" in scope.get("query_string", b""):
+        if response.status_code == 200 and "v" in parse_qs(scope["query_string"].decode()):
             response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         return response
 
