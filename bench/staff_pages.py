@@ -31,6 +31,7 @@ QC, a cashier, a manager), each a keep-alive client cycling through its role's p
 
 import argparse
 import asyncio
+import math
 import random
 import re
 import shutil
@@ -297,6 +298,8 @@ def start_staff(stack: Stack, root: Path) -> ServiceProcess:
     return process.start()
 
 
+# Answers other than 200 (or a refused clocking) per page, under the load.
+FAILED: dict[str, int] = {}
 CSRF = re.compile(r'name="csrf-token" content="([^"]+)"')
 
 
@@ -320,15 +323,18 @@ async def one_member(
         csrf = match.group(1) if match else ""
         rng = random.Random(sub)
         # One unmeasured round first: the connection pools and caches warm, as at work.
-        for _, path in mine:
-            (await client.get(path)).raise_for_status()
+        for name, path in mine:
+            if (await client.get(path)).status_code != 200:
+                FAILED[name] = FAILED.get(name, 0) + 1
         await start.wait()
         for _ in range(rounds):
             for name, path in rng.sample(mine, len(mine)):
                 started = time.perf_counter()
                 r = await client.get(path)
                 elapsed = (time.perf_counter() - started) * 1000
-                assert r.status_code == 200, (path, r.status_code, r.text[:300])
+                if r.status_code != 200:  # counted apart: a page that fails is no time
+                    FAILED[name] = FAILED.get(name, 0) + 1
+                    continue
                 times.setdefault(name, []).append(elapsed)
             if role == "technician" and sub in day.clockable:
                 job_id = day.clockable[sub]
@@ -342,9 +348,10 @@ async def one_member(
                         headers={"HX-Request": "true", "X-CSRF-Token": csrf},
                     )
                     elapsed = (time.perf_counter() - started) * 1000
-                    assert r.status_code == 200, (r.status_code, r.text[:300])
                     # Refused (another job on, a stale form) would be said in the fragment.
-                    assert 'role="alert"' not in r.text, r.text[:500]
+                    if r.status_code != 200 or 'role="alert"' in r.text:
+                        FAILED[name] = FAILED.get(name, 0) + 1
+                        continue
                     times.setdefault(name, []).append(elapsed)
 
 
@@ -510,24 +517,25 @@ def main() -> None:
     rows = []
     order = [name for entries in pages_of(day).values() for name, _ in entries]
     order += [name for name in times if name not in order]
-    for name in (n for n in order if n in times):
-        values = times[name]
+    for name in (n for n in order if n in times or n in FAILED):
+        values = times.get(name) or [math.nan]
         clocking = name.startswith("clock")
         target = 150 if clocking else 100
         p99 = percentile(values, 99)
         rows.append(
             [
                 name,
-                len(values),
+                len(times.get(name, [])),
+                FAILED.get(name, 0),
                 percentile(values, 50),
                 p99,
                 max(values),
                 f"{cpu[name]:.1f}" if name in cpu else "",
                 f"≤ {target} ms",
-                "ok" if p99 <= target else "MISSED",
+                "ok" if p99 <= target and not FAILED.get(name) else "MISSED",
             ]
         )
-    headers = ["page / action", "requests", "p50 ms", "p99 ms", "max ms", "CPU ms / page"]
+    headers = ["page / action", "answered", "failed", "p50 ms", "p99 ms", "max ms", "CPU ms / page"]
     print(table([*headers, "p99 target", ""], rows))
     if browser:
         print(f"\n### First load in Debian's chromium, cold, {args.loads} loads per page\n")
