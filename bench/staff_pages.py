@@ -420,7 +420,8 @@ async def browser_loads(base: str, day: Day, loads: int) -> list[dict[str, Any]]
                             size, ms, font = await _load(page, base + path)
                             store_b.append(size)
                             store_t.append(ms)
-                            fonts.update(font)
+                            if store_b is cold_bytes:  # the warm load takes it from the cache
+                                fonts.update(font)
                         await context.close()
                     results.append(
                         {
