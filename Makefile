@@ -75,6 +75,7 @@ bench: install
 	$(BIN)/python -m bench.records_reports
 	$(BIN)/python -m bench.records_webhooks
 	$(BIN)/python -m bench.group_hour
+	$(BIN)/python -m bench.staff_pages
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

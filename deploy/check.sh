@@ -11,6 +11,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 export WORKSHOP_JWT_SECRET="${WORKSHOP_JWT_SECRET:-check-only-secret}"
 export WORKSHOP_WEBHOOK_SECRETS_KEY="${WORKSHOP_WEBHOOK_SECRETS_KEY:-check-only-key}"
+export WORKSHOP_STAFF_SESSION_SECRET="${WORKSHOP_STAFF_SESSION_SECRET:-check-only-session}"
+export WORKSHOP_OIDC_ISSUER="${WORKSHOP_OIDC_ISSUER:-https://sso.example/realms/workshop}"
+export WORKSHOP_OIDC_JWKS_URL="${WORKSHOP_OIDC_JWKS_URL:-https://sso.example/realms/workshop/certs}"
+export WORKSHOP_OIDC_CLIENT_SECRET="${WORKSHOP_OIDC_CLIENT_SECRET:-check-only-client}"
 
 if command -v docker-compose >/dev/null 2>&1; then
     compose=(docker-compose)
@@ -22,8 +26,9 @@ else
 fi
 
 "${compose[@]}" -f "$here/compose.yaml" config --quiet
-# The file must refuse to render without either secret.
-for secret in WORKSHOP_JWT_SECRET WORKSHOP_WEBHOOK_SECRETS_KEY; do
+# The file must refuse to render without any of its secrets or the OIDC provider.
+for secret in WORKSHOP_JWT_SECRET WORKSHOP_WEBHOOK_SECRETS_KEY WORKSHOP_STAFF_SESSION_SECRET \
+    WORKSHOP_OIDC_ISSUER WORKSHOP_OIDC_JWKS_URL WORKSHOP_OIDC_CLIENT_SECRET; do
     if env -u "$secret" "${compose[@]}" -f "$here/compose.yaml" config --quiet >/dev/null 2>&1; then
         echo "check.sh: compose.yaml rendered without $secret" >&2
         exit 1

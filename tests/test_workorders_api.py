@@ -406,6 +406,15 @@ async def test_clocking_edge_cases(wo: Workorders):
     assert r.status_code == 200
     assert (await wo.job(engine))["status"] == "done"
     assert await mine(TECH_LI) == [(brakes, "paused")]  # a finished job leaves the list
+    # ... unless asked for those finished since a moment (the phone's list of the day).
+    done = (await wo.job(engine))["done_at"]
+    after = (datetime.fromisoformat(done) + timedelta(seconds=1)).isoformat()
+    for since, expected in ((done, {brakes, engine}), (after, {brakes})):
+        r = await c.get("/jobs/mine", params={"done_since": since}, headers=TECH_LI)
+        assert r.status_code == 200, r.text
+        assert {j["id"] for j in r.json()["items"]} == expected
+    r = await c.get("/jobs/mine", params={"done_since": "yesterday"}, headers=TECH_LI)
+    assert_problem(r, 422, "done_since")
     r = await c.post(f"/jobs/{brakes}/clock-off", headers=TECH_LI, json={"reason": "nap"})
     assert_problem(r, 422, "reason")
     # A job in progress is not reassigned under the technician's hands.

@@ -3,6 +3,7 @@ connection pool, problem+json read into field errors, an Idempotency-Key and an 
 passed through from the form that asked."""
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 import httpx
 
 T = TypeVar("T")
+log = logging.getLogger("staff.api")
 
 
 @dataclass
@@ -82,6 +84,7 @@ class Api:
                 headers=headers,
             )
         except httpx.HTTPError as exc:
+            log.warning("%s unreachable: %s %s: %r", service, method, path, exc)
             raise ServiceUnreachable(service) from exc
         answer = Answer(response.status_code, etag=response.headers.get("ETag"))
         content_type = response.headers.get("content-type", "")

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.staff.api import ServiceUnreachable
@@ -36,6 +36,7 @@ from services.staff.web import (
     HERE,
     RoleRefused,
     SignInNeeded,
+    StaticAssets,
     cookies,
     environment,
     is_htmx,
@@ -103,7 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "records": settings.records_url.rstrip("/"),
     }
     app.add_middleware(SecurityHeaders, form_action=settings.oidc_issuer or "")
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    # Pages and scripts compress to a third over the tablets' Wi-Fi (not the live streams).
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.mount("/static", StaticAssets(directory=HERE / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

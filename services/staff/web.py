@@ -1,6 +1,8 @@
 """Rendering pages and fragments, and who may open them: the signed-in user from the
 session cookie, the language they chose, the CSRF check on every form."""
 
+import functools
+import hashlib
 import secrets
 import uuid
 from collections.abc import Callable, Coroutine
@@ -8,12 +10,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.types import Scope
 
 from services.staff.api import Api
 from services.staff.config import Settings
@@ -31,7 +35,26 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals["static"] = static_url
     return env
+
+
+@functools.cache
+def static_url(name: str) -> str:
+    """An asset's address carrying its content's hash: the browser keeps it for a year
+    (`StaticAssets`), and a changed file is a new address."""
+    digest = hashlib.sha256((HERE / "static" / name).read_bytes()).hexdigest()[:12]
+    return f"/static/{name}?v={digest}"
+
+
+class StaticAssets(StaticFiles):
+    """The pinned assets: kept for a year when asked for by their hashed address."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if response.status_code == 200 and "v" in parse_qs(scope["query_string"].decode()):
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return response
 
 
 class SignInNeeded(Exception):

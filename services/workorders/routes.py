@@ -43,7 +43,7 @@ from shared.openapi import content_of
 from shared.pagination import Cursor, Limit, Page, whole
 from shared.problems import Conflict, InvalidInput
 from shared.service import ReadSessionDep, SessionDep, Write, writer
-from shared.types import Day
+from shared.types import Day, Instant
 
 router = APIRouter()
 
@@ -267,8 +267,16 @@ async def deliver_repair_order(
     tags=["clocking"],
     summary="Your jobs to do or under way, as planned (technician; the first `limit`, one page)",
 )
-async def my_jobs(session: ReadSessionDep, user: Technician, limit: Limit = 50):
-    return whole(await service.my_jobs(session, user, limit))
+async def my_jobs(
+    session: ReadSessionDep,
+    user: Technician,
+    limit: Limit = 50,
+    done_since: Annotated[
+        Instant | None,
+        Query(description="also the jobs you finished since then (e.g. the day's start)"),
+    ] = None,
+):
+    return whole(await service.my_jobs(session, user, limit, done_since))
 
 
 @router.get(

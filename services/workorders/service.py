@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, literal, update
+from sqlalchemy import and_, case, func, literal, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -513,8 +513,11 @@ async def get_job(session: AsyncSession, job_id: uuid.UUID, by: User) -> Job:
     return job
 
 
-async def my_jobs(session: AsyncSession, by: User, limit: int) -> list[MyJob]:
-    """The caller's jobs still to do or under way, in the order they are planned."""
+async def my_jobs(
+    session: AsyncSession, by: User, limit: int, done_since: datetime | None = None
+) -> list[MyJob]:
+    """The caller's jobs still to do or under way, in the order they are planned; with
+    `done_since`, also those they finished since then (the phone's list of the day)."""
     open_ = [
         JobStatus.assigned,
         JobStatus.in_progress,
@@ -522,9 +525,11 @@ async def my_jobs(session: AsyncSession, by: User, limit: int) -> list[MyJob]:
         JobStatus.rework,
         JobStatus.qc_failed,
     ]
-    return await _jobs_with_cars(
-        session, [Job.technician_id == by.id, col(Job.status).in_(open_)], by, limit
-    )
+    mine: Any = col(Job.status).in_(open_)
+    if done_since is not None:
+        finished = and_(col(Job.status) == JobStatus.done, col(Job.done_at) >= done_since)
+        mine = or_(mine, finished)
+    return await _jobs_with_cars(session, [Job.technician_id == by.id, mine], by, limit)
 
 
 async def awaiting_qc(session: AsyncSession, by: User, limit: int) -> list[MyJob]:

@@ -70,8 +70,10 @@ async def _render(
     answers = await gather(*calls)
     intake, canned = answers[0], answers[1]
     estimate = estimate if estimate is not None else answers[2]
-    vehicle = await seen.api.get("reception", f"/vehicles/{intake.body['vehicle_id']}")
-    customer = await seen.api.get("reception", f"/customers/{intake.body['customer_id']}")
+    vehicle, customer = await gather(
+        seen.api.get("reception", f"/vehicles/{intake.body['vehicle_id']}"),
+        seen.api.get("reception", f"/customers/{intake.body['customer_id']}"),
+    )
     body = estimate.body if estimate.ok else None
     context = {
         "intake": intake.body,

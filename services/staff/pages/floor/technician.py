@@ -1,7 +1,7 @@
 """The technician's page on the phone: my jobs in order, clock on, pause with a reason,
 clock off when finished; live as the foreman dispatches."""
 
-from datetime import datetime
+from datetime import datetime, time
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -13,8 +13,6 @@ from services.staff.web import Form, Viewer, needs, render
 
 Technician = Annotated[Viewer, Depends(needs("technician"))]
 
-_WORKING = ("open", "in_progress", "waiting_parts", "qc", "ready")
-_MINE = ("assigned", "in_progress", "paused", "rework", "qc_failed", "done")
 PAUSE_REASONS = ("break", "waiting_parts", "end_of_shift", "other")
 
 
@@ -26,20 +24,15 @@ def install(app: FastAPI) -> None:
 
 
 async def _mine(seen: Viewer) -> tuple[list[dict[str, Any]], str | None]:
-    """The technician's jobs on the branch's working orders, by planned start."""
-    lists = await gather(
-        *(seen.api.get("workorders", "/repair-orders", status=s, limit=200) for s in _WORKING)
-    )
-    problem = next((refused(a, seen)[1] for a in lists if not a.ok), None)
-    ids = [o["id"] for a in lists if a.ok for o in page_items(a.body)]
-    orders = await gather(*(seen.api.get("workorders", f"/repair-orders/{i}") for i in ids))
+    """The technician's jobs to do and those finished today, by planned start: one call
+    (workorders' `GET /jobs/mine` carries each job's order number and plate)."""
+    start = datetime.combine(seen.today(), time.min, tzinfo=seen.tz)
+    answer = await seen.api.get("workorders", "/jobs/mine", limit=200, done_since=start.isoformat())
+    problem = refused(answer, seen)[1] if not answer.ok else None
     rows = []
-    for answer in orders:
-        if not answer.ok:
-            continue
-        for job in answer.body.get("jobs", []):
-            if job.get("technician_id") == seen.session.sub and job["status"] in _MINE:
-                rows.append(job_row(seen, job, answer.body))
+    for job in page_items(answer.body) if answer.ok else []:
+        order = {"number": job["repair_order_number"], "plate": job["plate"], "vin": job["vin"]}
+        rows.append(job_row(seen, job, order))
     # A job sent back by QC shows why: the last failed verdict's reason.
     sent_back = [r for r in rows if r["rework_count"] and r["status"] != "done"]
     verdicts = await gather(*(seen.api.get("workorders", f"/jobs/{r['id']}/qc") for r in sent_back))
