@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from services.reception.config import Settings
 from services.reception.main import create_app
 from tests.access_table import read_table, shape, views_on_reads, walk
-from tests.flow import open_intake, register
+from tests.flow import open_days_ahead, open_intake, register
 from tests.harness import NatsServer, auth
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.store]
@@ -67,7 +67,17 @@ async def seeded(app: FastAPI) -> dict[str, Any]:
         assert b.status_code == 201, b.text
         m = await client.put("/branches/BR01/staff/tech-li", headers=manager, json=TECHNICIAN)
         assert m.status_code == 201, m.text
+        # A booking on an open day ahead (10:00 in the branch's zone), listed by its day.
+        day = open_days_ahead(3)
+        a = await client.post(
+            "/appointments",
+            headers=ADVISOR,
+            json={"vehicle_id": vehicle["id"], "starts_at": f"{day}T10:00:00+08:00",
+                  "planned_hours": "1.5"},
+        )  # fmt: skip
+        assert a.status_code == 201, a.text
     return {
+        "day": day.isoformat(),
         "branch": "BR01",
         "staff_id": "tech-li",
         "customer_id": customer["id"],
@@ -84,6 +94,7 @@ async def test_every_operation_as_every_role_is_what_the_readme_says(app: FastAP
     queries = {
         "GET /search": "phone=13800000000",
         "GET /branches/{branch}/working": "on=2026-12-07",
+        "GET /appointments": f"day={seeds['day']}",
     }
     result = await walk(app, table, params=seeds, queries=queries)
     assert not result.mismatches, "\n".join(result.mismatches)
@@ -99,6 +110,11 @@ async def test_the_foreman_plans_the_work_without_the_customers_numbers_or_price
         foreman = auth("foreman")
         customer = (await client.get(f"/customers/{seeds['customer_id']}", headers=foreman)).json()
         assert customer["name"] and "mobile" not in customer and "other_mobiles" not in customer
+        day = await client.get("/appointments", params={"day": seeds["day"]}, headers=foreman)
+        [booked] = day.json()["items"]
+        assert booked["vin"] and booked["customer_name"] and "customer_mobile" not in booked
+        desk = await client.get("/appointments", params={"day": seeds["day"]}, headers=ADVISOR)
+        assert desk.json()["items"][0]["customer_mobile"] == "13800000000"
         path = f"/estimates/{seeds['estimate_id']}"
         full = (await client.get(path, headers=ADVISOR)).json()
         assert full["lines"][0]["net"] and full["totals"]["total"]

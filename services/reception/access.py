@@ -12,6 +12,10 @@ VIEWS = {
     # An estimate line without its price: the work the customer agreed to.
     "line-work": "line_id, kind, description, op_code, op_group, job_kind, flat_rate_hours, "
     "part_number, quantity, pay_type, offer, extra_work_id, answer",
+    # A day's bookings planned on the floor: the car and whose it is, not their number.
+    "appointment-work": "id, branch, vehicle_id, customer_id, starts_at, day, planned_hours, "
+    "planned_jobs, concerns, status, booked_by, created_at, version, plate, vin, make, model, "
+    "customer_name",
     "estimate-work": "id, branch, intake_id, customer_id, vehicle_id, advisor, revision, "
     "current_revision, status, promised_at, note, extra_work_id, repair_order_id, "
     "lines(@line-work), approved_at, created_at, etag",
@@ -32,6 +36,7 @@ PROJECTIONS = Projections(
         "GET /customers": _desk_and("customer-name"),
         "GET /customers/{customer_id}": _desk_and("customer-name"),
         "GET /search": _desk_and("hit-work"),
+        "GET /appointments": _desk_and("appointment-work"),
         "GET /estimates/{estimate_id}": _desk_and("estimate-work"),
         "GET /intakes/{intake_id}/estimate": _desk_and("estimate-work"),
         "GET /estimates/{estimate_id}/revisions/{number}": _desk_and("estimate-work"),

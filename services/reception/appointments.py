@@ -16,8 +16,11 @@ from services.reception.models import (
     Appointment,
     AppointmentCreate,
     AppointmentDay,
+    AppointmentPublic,
+    AppointmentRow,
     AppointmentStatus,
     CannedJob,
+    Customer,
     DayCapacity,
     DayCapacityPublic,
     DayCapacitySet,
@@ -301,11 +304,28 @@ async def move(
 
 async def day_list(
     session: AsyncSession, by: User, day: date, status: AppointmentStatus | None
-) -> list[Appointment]:
-    query = select(Appointment).where(Appointment.branch == by.branch, Appointment.day == day)
+) -> list[AppointmentRow]:
+    query = (
+        select(Appointment, Vehicle, Customer)
+        .join(Vehicle, col(Vehicle.id) == col(Appointment.vehicle_id))
+        .join(Customer, col(Customer.id) == col(Appointment.customer_id))
+        .where(Appointment.branch == by.branch, Appointment.day == day)
+    )
     if status is not None:
         query = query.where(Appointment.status == status)
-    return list((await session.exec(query.order_by(col(Appointment.starts_at)).limit(500))).all())
+    rows = (await session.exec(query.order_by(col(Appointment.starts_at)).limit(500))).all()
+    return [
+        AppointmentRow(
+            **AppointmentPublic.model_validate(appointment, from_attributes=True).model_dump(),
+            plate=vehicle.plate,
+            vin=vehicle.vin,
+            make=vehicle.make,
+            model=vehicle.model,
+            customer_name=customer.name,
+            customer_mobile=customer.mobile,
+        )
+        for appointment, vehicle, customer in rows
+    ]
 
 
 async def show_rate(session: AsyncSession, by: User, start_on: date, end_on: date) -> ShowRate:

@@ -1219,6 +1219,18 @@ class AppointmentPublic(BaseModel):
     version: int
 
 
+class AppointmentRow(AppointmentPublic):
+    """A day's appointment as the desk lists it: with the car and whose it is, so a day's
+    list is one request (the staff app's day page)."""
+
+    plate: str | None = None
+    vin: str
+    make: str | None = None
+    model: str | None = None
+    customer_name: str
+    customer_mobile: str | None = None
+
+
 class ShowRate(BaseModel):
     start_on: date
     end_on: date

@@ -12,6 +12,7 @@ from services.reception.models import (
     AppointmentCreate,
     AppointmentPublic,
     AppointmentReschedule,
+    AppointmentRow,
     AppointmentStatus,
     DayCapacityPublic,
     DayCapacitySet,
@@ -77,7 +78,7 @@ async def book(
 
 @router.get(
     "/appointments",
-    response_model=Page[AppointmentPublic],
+    response_model=Page[AppointmentRow],
     summary="A day's appointments (today's arrivals: status=booked), by time; one page, "
     "as a day's capacity bounds it",
 )

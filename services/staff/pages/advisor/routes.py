@@ -36,17 +36,15 @@ async def _by_id(seen: Viewer, path: str, ids: set[str]) -> dict[str, dict[str, 
     return {i: a.body for i, a in zip(ordered, answers, strict=True) if a.ok}
 
 
-def _row(seen: Viewer, item: dict[str, Any], vehicles: dict[str, Any], customers: dict[str, Any]):
-    vehicle = vehicles.get(item["vehicle_id"], {})
-    customer = customers.get(item["customer_id"], {})
+def _row(seen: Viewer, item: dict[str, Any]) -> dict[str, Any]:
     starts = seen.local(item["starts_at"])
     return {
         "id": item["id"],
         "time": starts.strftime("%H:%M") if starts else "",
-        "plate": vehicle.get("plate") or vehicle.get("vin", "")[-6:],
-        "model": " ".join(x for x in (vehicle.get("make"), vehicle.get("model")) if x),
-        "customer": customer.get("name", ""),
-        "mobile": customer.get("mobile") or "",
+        "plate": item.get("plate") or (item.get("vin") or "")[-6:],
+        "model": " ".join(x for x in (item.get("make"), item.get("model")) if x),
+        "customer": item.get("customer_name") or "",
+        "mobile": item.get("customer_mobile") or "",
         "concerns": item.get("concerns") or [],
         "planned_hours": item.get("planned_hours"),
         "status": item["status"],
@@ -56,15 +54,11 @@ def _row(seen: Viewer, item: dict[str, Any], vehicles: dict[str, Any], customers
 
 
 async def _rows(seen: Viewer, day: date) -> tuple[list[dict[str, Any]], str | None]:
+    # One request: reception lists each appointment with its car and customer.
     answer = await seen.api.get("reception", "/appointments", day=day.isoformat(), limit=200)
     if not answer.ok:
         return [], problem_text(answer, seen.lang)
-    items = page_items(answer.body)
-    vehicles, customers = await gather(
-        _by_id(seen, "/vehicles", {i["vehicle_id"] for i in items}),
-        _by_id(seen, "/customers", {i["customer_id"] for i in items}),
-    )
-    return [_row(seen, item, vehicles, customers) for item in items], None
+    return [_row(seen, item) for item in page_items(answer.body)], None
 
 
 async def today(request: Request, seen: Advisor, day: date | None = None) -> Response:
