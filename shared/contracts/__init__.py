@@ -39,6 +39,8 @@ from shared.contracts.workorders import (
     RepairOrderAtRisk,
     RepairOrderDelivered,
     RepairOrderOpened,
+    RepairOrderPromiseChanged,
+    RepairOrderReady,
     RepairOrderSettled,
 )
 
@@ -70,6 +72,8 @@ __all__ = [
     "RepairOrderAtRisk",
     "RepairOrderDelivered",
     "RepairOrderOpened",
+    "RepairOrderPromiseChanged",
+    "RepairOrderReady",
     "RepairOrderSettled",
     "ServqualAnswer",
     "SurveyAnswered",

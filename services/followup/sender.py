@@ -1,0 +1,176 @@
+"""The sender of customer messages: a background job that leases due messages, sends each
+through its channel's providers in the branch's order (a failing one passes it to the
+next), and keeps the provider's answer, or waits longer after each failed round.
+
+Exactly once: a message is leased before it is sent (no other sender touches it until
+the lease runs out) and marked sent in its own transaction as soon as the provider took
+it. Only a crash between the provider's answer and that commit sends it again, with the
+same request id (`channels`), by which the provider's report and a person can tell."""
+
+import asyncio
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlmodel import col, select
+
+from services.followup import messages
+from services.followup.channels import Channels, Delivery, Outgoing, ProviderFailed
+from services.followup.config import Settings
+from services.followup.message_rules import mask_email, mask_phone
+from services.followup.models import Contact, CustomerMessage
+from shared.db import Database
+from shared.service import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def _masked(channel: str, recipient: str) -> str:
+    return mask_email(recipient) if channel == "email" else mask_phone(recipient)
+
+
+async def _deliver(channels: Channels, message: Outgoing) -> tuple[Delivery | None, list[Any]]:
+    failures: list[ProviderFailed] = []
+    for provider in channels.providers(message.branch, message.channel):
+        try:
+            return await provider.send(message), failures
+        except Exception as error:
+            failure = (
+                error
+                if isinstance(error, ProviderFailed)
+                else ProviderFailed(provider.provider, "error", repr(error))
+            )
+            failures.append(failure)
+            log.warning(
+                "message %s to %s: %s failed (%s%s), trying the next provider",
+                message.message_id,
+                _masked(message.channel, message.recipient),
+                failure.provider,
+                failure.status,
+                ", rate limited" if failure.limited else "",
+            )
+    return None, failures
+
+
+async def _leased(
+    db: Database, ids: list[uuid.UUID]
+) -> tuple[list[Outgoing], dict[uuid.UUID, str]]:
+    """The leased messages, and why any of them must not go out (consent withdrawn or
+    opted out since it was queued)."""
+    async with db.reader() as session:
+        rows = list(
+            (
+                await session.exec(select(CustomerMessage).where(col(CustomerMessage.id).in_(ids)))
+            ).all()
+        )
+        customers = {row.customer_id for row in rows}
+        refused = set(
+            (
+                await session.exec(
+                    select(Contact.customer_id).where(
+                        col(Contact.customer_id).in_(customers),
+                        col(Contact.contact_consent).is_(False),
+                    )
+                )
+            ).all()
+        )
+        stopped: dict[str, set[str]] = {}
+        for channel in {row.channel for row in rows}:
+            recipients = [row.recipient for row in rows if row.channel == channel]
+            stopped[channel] = await messages.opted_out(session, channel, recipients)
+        suppress: dict[uuid.UUID, str] = {}
+        outgoing = []
+        for row in rows:
+            if row.customer_id in refused:
+                suppress[row.id] = "contact refused"
+            elif row.recipient in stopped.get(row.channel, set()):
+                suppress[row.id] = "opted out"
+            else:
+                outgoing.append(
+                    Outgoing(
+                        message_id=row.id,
+                        branch=row.branch,
+                        channel=row.channel,
+                        recipient=row.recipient,
+                        template=row.template,
+                        language=row.language,
+                        params=dict(row.params),
+                    )
+                )
+        return outgoing, suppress
+
+
+async def send_due(db: Database, settings: Settings, channels: Channels) -> int:
+    """One batch: lease, send, record. Returns how many messages were leased."""
+    now = settings.clock()
+    async with db.transaction() as session:
+        ids = await messages.lease_due(
+            session,
+            now=now,
+            lease=timedelta(seconds=settings.message_lease_seconds),
+            limit=settings.message_batch,
+        )
+    if not ids:
+        return 0
+    outgoing, suppress = await _leased(db, ids)
+    if suppress:
+        async with db.transaction() as session:
+            for message_id, reason in suppress.items():
+                await messages.record_suppressed(session, message_id, reason=reason)
+    gate = asyncio.Semaphore(settings.message_concurrency)
+
+    async def one(message: Outgoing) -> None:
+        async with gate:
+            delivery, failures = await _deliver(channels, message)
+        async with db.transaction() as session:
+            if delivery is not None:
+                await messages.record_sent(
+                    session,
+                    message.message_id,
+                    provider=delivery.provider,
+                    provider_message_id=delivery.provider_message_id,
+                    provider_status=delivery.provider_status,
+                    now=settings.clock(),
+                )
+                return
+            last = failures[-1] if failures else None
+            status = await messages.record_failure(
+                session,
+                message.message_id,
+                provider=last.provider if last else "none",
+                provider_status=last.status if last else "no_provider",
+                error="; ".join(str(f) for f in failures) or "no provider configured",
+                now=settings.clock(),
+                max_attempts=settings.message_max_attempts,
+                base=settings.message_retry_base,
+                cap=settings.message_retry_cap,
+            )
+        if status == "failed":
+            log.error(
+                "message %s to %s given up after its last attempt",
+                message.message_id,
+                _masked(message.channel, message.recipient),
+            )
+
+    await asyncio.gather(*(one(message) for message in outgoing))
+    return len(ids)
+
+
+async def sender_job(runtime: Runtime) -> None:
+    """Started with the app: sends due messages until the app stops."""
+    settings = runtime.settings
+    assert isinstance(settings, Settings)
+    async with httpx.AsyncClient() as client:
+        channels = Channels(settings, client)
+        while True:
+            leased = 0
+            try:
+                leased = await send_due(runtime.db, settings, channels)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("customer messages: sending failed; retrying on the next pass")
+            if leased < settings.message_batch:
+                await asyncio.sleep(settings.message_interval)
