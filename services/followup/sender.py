@@ -122,8 +122,16 @@ async def send_due(db: Database, settings: Settings, channels: Channels) -> int:
     gate = asyncio.Semaphore(settings.message_concurrency)
 
     async def one(message: Outgoing) -> None:
+        # The gate covers the send and its commit: at most `message_concurrency` messages
+        # are ever at a provider without their answer kept, which bounds what a crash
+        # can make the sender send again.
         async with gate:
             delivery, failures = await _deliver(channels, message)
+            return await _record(message, delivery, failures)
+
+    async def _record(
+        message: Outgoing, delivery: Delivery | None, failures: list[ProviderFailed]
+    ) -> None:
         async with db.transaction() as session:
             if delivery is not None:
                 await messages.record_sent(
