@@ -70,23 +70,22 @@ async def lease_due(
         .order_by(col(CustomerMessage.next_attempt_at), col(CustomerMessage.id))
         .limit(limit)
     )
-    leased = []
-    for message_id in due.all():
-        result = cast(
-            CursorResult[Any],
-            await session.exec(
-                update(CustomerMessage)
-                .where(
-                    col(CustomerMessage.id) == message_id,
-                    col(CustomerMessage.status) == "pending",
-                    free,
-                )
-                .values(lease_until=now + lease)
-            ),
+    ids = list(due.all())
+    if not ids:
+        return []
+    # One conditional update for the lot; RETURNING names the rows this sender got (a row
+    # another sender leased in between fails the condition, re-checked under its lock).
+    leased = await session.exec(
+        update(CustomerMessage)
+        .where(
+            col(CustomerMessage.id).in_(ids),
+            col(CustomerMessage.status) == "pending",
+            free,
         )
-        if result.rowcount == 1:
-            leased.append(message_id)
-    return leased
+        .values(lease_until=now + lease)
+        .returning(col(CustomerMessage.id))
+    )
+    return sorted(leased.scalars().all(), key=ids.index)
 
 
 async def record_sent(

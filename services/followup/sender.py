@@ -11,10 +11,10 @@ import asyncio
 import logging
 import uuid
 from datetime import timedelta
-from typing import Any
 
 import httpx
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.followup import messages
 from services.followup.channels import Channels, Delivery, Outgoing, ProviderFailed
@@ -31,7 +31,9 @@ def _masked(channel: str, recipient: str) -> str:
     return mask_email(recipient) if channel == "email" else mask_phone(recipient)
 
 
-async def _deliver(channels: Channels, message: Outgoing) -> tuple[Delivery | None, list[Any]]:
+async def _deliver(
+    channels: Channels, message: Outgoing
+) -> tuple[Delivery | None, list[ProviderFailed]]:
     failures: list[ProviderFailed] = []
     for provider in channels.providers(message.branch, message.channel):
         try:
@@ -102,6 +104,77 @@ async def _leased(
         return outgoing, suppress
 
 
+Outcome = tuple[Outgoing, Delivery | None, list[ProviderFailed]]
+
+
+class _Recorder:
+    """Keeps the providers' answers, many per transaction: each caller waits until its
+    own answer is committed, and whoever commits takes every answer waiting by then (a
+    commit per message would make the database's one writer the sender's pace)."""
+
+    def __init__(self, db: Database, settings: Settings):
+        self.db, self.settings = db, settings
+        self.waiting: list[tuple[Outcome, asyncio.Future[None]]] = []
+        self.lock = asyncio.Lock()
+
+    async def record(
+        self, message: Outgoing, delivery: Delivery | None, failures: list[ProviderFailed]
+    ) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append(((message, delivery, failures), done))
+        async with self.lock:
+            if not done.done():
+                batch, self.waiting = self.waiting, []
+                try:
+                    async with self.db.transaction() as session:
+                        for outcome, _ in batch:
+                            await self._write(session, *outcome)
+                except Exception as error:
+                    for _, future in batch:
+                        future.set_exception(error)
+                else:
+                    for _, future in batch:
+                        future.set_result(None)
+        await done
+
+    async def _write(
+        self,
+        session: AsyncSession,
+        message: Outgoing,
+        delivery: Delivery | None,
+        failures: list[ProviderFailed],
+    ) -> None:
+        settings = self.settings
+        if delivery is not None:
+            await messages.record_sent(
+                session,
+                message.message_id,
+                provider=delivery.provider,
+                provider_message_id=delivery.provider_message_id,
+                provider_status=delivery.provider_status,
+                now=settings.clock(),
+            )
+            return
+        last = failures[-1] if failures else None
+        status = await messages.record_failure(
+            session,
+            message.message_id,
+            provider=last.provider if last else "none",
+            provider_status=last.status if last else "no_provider",
+            error="; ".join(str(f) for f in failures) or "no provider configured",
+            now=settings.clock(),
+            max_attempts=settings.message_max_attempts,
+            base=settings.message_retry_base,
+            cap=settings.message_retry_cap,
+        )
+        if status == "failed":
+            log.error(
+                "message %s to %s given up after its last attempt",
+                message.message_id,
+                _masked(message.channel, message.recipient),
+            )
+
+
 async def send_due(db: Database, settings: Settings, channels: Channels) -> int:
     """One batch: lease, send, record. Returns how many messages were leased."""
     now = settings.clock()
@@ -120,47 +193,15 @@ async def send_due(db: Database, settings: Settings, channels: Channels) -> int:
             for message_id, reason in suppress.items():
                 await messages.record_suppressed(session, message_id, reason=reason)
     gate = asyncio.Semaphore(settings.message_concurrency)
+    recorder = _Recorder(db, settings)
 
     async def one(message: Outgoing) -> None:
-        # The gate covers the send and its commit: at most `message_concurrency` messages
-        # are ever at a provider without their answer kept, which bounds what a crash
-        # can make the sender send again.
+        # The gate covers the send and the commit of its answer: at most
+        # `message_concurrency` messages are ever at a provider without their answer kept,
+        # which bounds what a crash can make the sender send again.
         async with gate:
             delivery, failures = await _deliver(channels, message)
-            return await _record(message, delivery, failures)
-
-    async def _record(
-        message: Outgoing, delivery: Delivery | None, failures: list[ProviderFailed]
-    ) -> None:
-        async with db.transaction() as session:
-            if delivery is not None:
-                await messages.record_sent(
-                    session,
-                    message.message_id,
-                    provider=delivery.provider,
-                    provider_message_id=delivery.provider_message_id,
-                    provider_status=delivery.provider_status,
-                    now=settings.clock(),
-                )
-                return
-            last = failures[-1] if failures else None
-            status = await messages.record_failure(
-                session,
-                message.message_id,
-                provider=last.provider if last else "none",
-                provider_status=last.status if last else "no_provider",
-                error="; ".join(str(f) for f in failures) or "no provider configured",
-                now=settings.clock(),
-                max_attempts=settings.message_max_attempts,
-                base=settings.message_retry_base,
-                cap=settings.message_retry_cap,
-            )
-        if status == "failed":
-            log.error(
-                "message %s to %s given up after its last attempt",
-                message.message_id,
-                _masked(message.channel, message.recipient),
-            )
+            await recorder.record(message, delivery, failures)
 
     await asyncio.gather(*(one(message) for message in outgoing))
     return len(ids)
