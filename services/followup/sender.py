@@ -8,8 +8,11 @@ it. Only a crash between the provider's answer and that commit sends it again, w
 same request id (`channels`), by which the provider's report and a person can tell."""
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import uuid
+from asyncio import FIRST_COMPLETED
 from datetime import timedelta
 
 import httpx
@@ -175,51 +178,95 @@ class _Recorder:
             )
 
 
-async def send_due(db: Database, settings: Settings, channels: Channels) -> int:
-    """One batch: lease, send, record. Returns how many messages were leased."""
-    now = settings.clock()
+async def lease_batch(db: Database, settings: Settings) -> tuple[list[Outgoing], int]:
+    """Lease up to `message_batch` due messages; those whose customer refused contact or
+    opted out since are marked suppressed. Returns what to send and how many were leased."""
     async with db.transaction() as session:
         ids = await messages.lease_due(
             session,
-            now=now,
+            now=settings.clock(),
             lease=timedelta(seconds=settings.message_lease_seconds),
             limit=settings.message_batch,
         )
     if not ids:
-        return 0
+        return [], 0
     outgoing, suppress = await _leased(db, ids)
     if suppress:
         async with db.transaction() as session:
             for message_id, reason in suppress.items():
                 await messages.record_suppressed(session, message_id, reason=reason)
-    gate = asyncio.Semaphore(settings.message_concurrency)
-    recorder = _Recorder(db, settings)
+    return outgoing, len(ids)
 
-    async def one(message: Outgoing) -> None:
-        # The gate covers the send and the commit of its answer: at most
-        # `message_concurrency` messages are ever at a provider without their answer kept,
-        # which bounds what a crash can make the sender send again.
-        async with gate:
+
+class Sender:
+    """Sends leased messages through their providers. Its gate covers a send and the
+    commit of its answer, across batches: at most `message_concurrency` messages are ever
+    at a provider without their answer kept, which bounds what a crash sends again."""
+
+    def __init__(self, db: Database, settings: Settings, channels: Channels | list[Channels]):
+        self.channels = channels if isinstance(channels, list) else [channels]
+        self.turn = itertools.count()
+        self.gate = asyncio.Semaphore(settings.message_concurrency)
+        self.recorder = _Recorder(db, settings)
+
+    async def one(self, message: Outgoing) -> None:
+        async with self.gate:
+            channels = self.channels[next(self.turn) % len(self.channels)]
             delivery, failures = await _deliver(channels, message)
-            await recorder.record(message, delivery, failures)
+            await self.recorder.record(message, delivery, failures)
 
-    await asyncio.gather(*(one(message) for message in outgoing))
-    return len(ids)
+    async def send(self, outgoing: list[Outgoing]) -> None:
+        await asyncio.gather(*(self.one(message) for message in outgoing))
+
+
+async def send_due(db: Database, settings: Settings, channels: Channels) -> int:
+    """One batch: lease, send, record. Returns how many messages were leased."""
+    outgoing, leased = await lease_batch(db, settings)
+    await Sender(db, settings, channels).send(outgoing)
+    return leased
+
+
+# Batches being sent at once by one process: the next is leased while the last one's
+# slowest messages finish, so a slow answer does not hold the whole pace.
+BATCHES_IN_FLIGHT = 2
+POOL_SIZE = 5
+POOL = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE)
 
 
 async def sender_job(runtime: Runtime) -> None:
     """Started with the app: sends due messages until the app stops."""
     settings = runtime.settings
     assert isinstance(settings, Settings)
-    async with httpx.AsyncClient() as client:
-        channels = Channels(settings, client)
-        while True:
-            leased = 0
-            try:
-                leased = await send_due(runtime.db, settings, channels)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("customer messages: sending failed; retrying on the next pass")
-            if leased < settings.message_batch:
-                await asyncio.sleep(settings.message_interval)
+    running: set[asyncio.Task[None]] = set()
+    async with contextlib.AsyncExitStack() as stack:
+        # Several small connection pools rather than one large one: httpcore looks at
+        # every connection of its pool for each request, which at 50 connections cost
+        # more CPU than the request itself.
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(limits=POOL))
+            for _ in range(-(-settings.message_concurrency // POOL_SIZE))
+        ]
+        sender = Sender(runtime.db, settings, [Channels(settings, c) for c in clients])
+        try:
+            while True:
+                while len(running) >= BATCHES_IN_FLIGHT:
+                    _, running = await asyncio.wait(running, return_when=FIRST_COMPLETED)
+                leased = 0
+                try:
+                    outgoing, leased = await lease_batch(runtime.db, settings)
+                    if outgoing:
+                        task = asyncio.create_task(sender.send(outgoing))
+                        task.add_done_callback(_log_failure)
+                        running.add(task)
+                except Exception:
+                    log.exception("customer messages: leasing failed; retrying on the next pass")
+                if leased < settings.message_batch:
+                    await asyncio.sleep(settings.message_interval)
+        finally:
+            for task in running:
+                task.cancel()
+
+
+def _log_failure(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("customer messages: a batch failed", exc_info=task.exception())
