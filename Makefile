@@ -74,6 +74,7 @@ bench: install
 	$(BIN)/python -m bench.records_files
 	$(BIN)/python -m bench.records_reports
 	$(BIN)/python -m bench.records_webhooks
+	$(BIN)/python -m bench.followup_messages
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
