@@ -614,7 +614,7 @@ class CustomerMessage(Base, table=True):
     __tablename__ = "customer_message"
     __table_args__ = (
         UniqueConstraint("cause", "channel", "recipient", name="ux_customer_message_cause"),
-        Index("ix_customer_message_due", "status", "next_attempt_at"),
+        Index("ix_customer_message_due", "status", "next_attempt_at", "id"),
         Index("ix_customer_message_customer", "customer_id", "created_at", "id"),
         Index("ix_customer_message_provider_id", "provider", "provider_message_id"),
     )
