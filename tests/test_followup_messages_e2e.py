@@ -18,7 +18,9 @@ import pytest
 import pytest_asyncio
 from sqlmodel import col, func, select
 
+from services.followup.config import Settings
 from services.followup.main import SPEC
+from services.followup.message_routes import unsubscribe_token
 from services.followup.models import Contact, CustomerMessage, InboxEvent
 from shared.contracts.common import CustomerSnapshot
 from shared.contracts.reception import AppointmentBooked, CustomerRegistered
@@ -33,6 +35,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
 TOKEN = "callback-secret-0123"
 CONCURRENCY = 5
+LINK_SECRET = "link-secret-for-the-tests"
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +64,7 @@ def stack(
             "FOLLOWUP_MESSAGE_CONCURRENCY": str(CONCURRENCY),
             "FOLLOWUP_MESSAGE_LEASE_SECONDS": "3",
             "FOLLOWUP_MESSAGE_CALLBACK_TOKEN": TOKEN,
+            "FOLLOWUP_MESSAGE_LINK_SECRET": LINK_SECRET,
             # No quiet hours here, so that the tests do not depend on the hour they run at
             # (quiet hours themselves: tests/test_followup_message_rules.py).
             "FOLLOWUP_QUIET_HOURS_FROM": "00:00",
@@ -223,12 +227,12 @@ async def test_a_car_ready_sends_one_sms_and_keeps_its_delivery_report(
     assert len([r for r in aliyun.received() if r.phone == mobile]) == 1
 
 
-async def test_a_customer_who_replied_t_or_refused_contact_gets_nothing(
+async def test_a_customer_who_replied_t_unsubscribed_or_refused_contact_gets_nothing(
     stack: Stack, standins: tuple[StandIn, StandIn], db: Database
 ) -> None:
     aliyun, tencent = standins
-    opted, refusing = "13900000002", "13900000003"
-    customers = [customer(opted), customer(refusing, consent=False)]
+    opted, refusing, linked = "13900000002", "13900000003", "13900000004"
+    customers = [customer(opted), customer(refusing, consent=False), customer(linked)]
     await publish_many(stack.nats.url, [(c, str(c.customer.id)) for c in customers])
     await known(db, [c.customer.id for c in customers])
     async with httpx.AsyncClient(base_url=stack.url("followup"), timeout=10) as client:
@@ -242,6 +246,15 @@ async def test_a_customer_who_replied_t_or_refused_contact_gets_nothing(
         }
         r = await client.post(f"/messages/callbacks/tencent/{TOKEN}/reply", json=reply)
         assert (r.status_code, r.json()) == (200, {"result": 0, "errmsg": "OK"})
+        # The unsubscribe link: the page asks, its button unsubscribes; a forged link is 404.
+        token = unsubscribe_token(Settings(message_link_secret=LINK_SECRET), "sms", linked)
+        forged = unsubscribe_token(Settings(message_link_secret="another"), "sms", linked)
+        r = await client.get(f"/unsubscribe/{token}")
+        assert r.status_code == 200 and f'action="/unsubscribe/{token}"' in r.text
+        assert (await client.get(f"/unsubscribe/{forged}")).status_code == 404
+        assert (await client.post(f"/unsubscribe/{forged}")).status_code == 404
+        r = await client.post(f"/unsubscribe/{token}")
+        assert r.status_code == 200 and "已退订" in r.text
     events = [ready(c.customer.id, f"RO-2026-00020{i}") for i, c in enumerate(customers)]
     await publish_many(stack.nats.url, [(e, str(e.repair_order_id)) for e in events])
 
@@ -254,14 +267,14 @@ async def test_a_customer_who_replied_t_or_refused_contact_gets_nothing(
                     .where(InboxEvent.consumer == "followup__car_ready_message")
                 )
             ).one()
-        # The first test's two events and these two.
-        return count >= 4
+        # The first test's two events and these three.
+        return count >= 5
 
     await eventually(both_handled, what="both ready events handled")
     for c in customers:
         assert await messages_of(db, c.customer.id) == []
     phones = {r.phone for r in aliyun.received()} | {r.phone for r in tencent.received()}
-    assert not {opted, refusing, f"+86{opted}", f"+86{refusing}"} & phones
+    assert not {n for m in (opted, refusing, linked) for n in (m, f"+86{m}")} & phones
 
 
 async def test_killed_in_a_batch_of_reminders_each_is_sent_once(

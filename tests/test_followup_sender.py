@@ -26,6 +26,7 @@ from services.followup import messages
 from services.followup.channels import Channels
 from services.followup.config import Settings
 from services.followup.main import SPEC
+from services.followup.message_routes import unsubscribe_token
 from services.followup.models import Contact, CustomerMessage
 from services.followup.sender import send_due
 from shared.db import Database
@@ -317,6 +318,8 @@ async def test_an_email_reaches_the_smtp_server_over_tls(
             smtp_security=security,
             smtp_ca_file=str(ca_file),
             smtp_sender="service@dealer.example.cn",
+            public_url="https://service.dealer.example.cn",
+            message_link_secret="link-secret",
         )
         address = "wang.customer@example.cn"
         message_id = await queue(
@@ -339,6 +342,11 @@ async def test_an_email_reaches_the_smtp_server_over_tls(
         assert isinstance(text, bytes)
         assert "Amount due: CNY 1280.50" in text.decode()
         assert "RO-2026-000042" in text.decode()
+        token = unsubscribe_token(settings, "email", address)
+        link = f"https://service.dealer.example.cn/unsubscribe/{token}"
+        assert link in text.decode()
+        header = str(make_header(decode_header(mail["List-Unsubscribe"])))
+        assert "".join(header.split()) == f"<{link}>"
     finally:
         controller.stop()
     await asyncio.sleep(0)  # let the server's closed transports go before the loop ends

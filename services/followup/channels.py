@@ -22,6 +22,7 @@ import aiosmtplib
 import httpx
 
 from services.followup.config import Settings
+from services.followup.message_routes import unsubscribe_token
 from services.followup.message_templates import email_text, sms_params
 from services.followup.sms_signing import aliyun_rpc_signature, tencent_tc3_authorization
 
@@ -91,6 +92,11 @@ class SmtpEmail:
         mail["Subject"] = subject
         mail["Date"] = formatdate(localtime=False)
         mail["Message-ID"] = f"<{message.message_id}@{self.domain}>"
+        if s.public_url:
+            token = unsubscribe_token(s, "email", message.recipient)
+            link = f"{s.public_url.rstrip('/')}/unsubscribe/{token}"
+            body += f"\n\n退订 / Unsubscribe: {link}"
+            mail["List-Unsubscribe"] = f"<{link}>"
         mail.set_content(body)
         try:
             refused, answer = await aiosmtplib.send(

@@ -101,6 +101,10 @@ class Settings(ServiceSettings):
     # The secret path segment of the providers' callback URLs (delivery reports and
     # replies), set in each provider's console; empty: the callbacks answer 404.
     message_callback_token: SecretStr = SecretStr("")
+    # Signs the customers' unsubscribe links (`/unsubscribe/{token}`); the public address
+    # they are written with in e-mails (empty: no link).
+    message_link_secret: SecretStr = SecretStr("change-me-unsubscribe-link-secret")
+    public_url: str = ""
 
     def sms_providers_of(self, branch: str) -> list[str]:
         return self.branch_sms_providers.get(branch, self.sms_providers)

@@ -8,6 +8,8 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from itsdangerous import BadSignature, URLSafeSerializer
 
 from services.followup import messages
 from services.followup.config import Settings
@@ -109,3 +111,59 @@ async def tencent_reply(
     for item in _items(payload):
         await _opt_out(session, settings, item.get("mobile"), item.get("text"), "tencent_reply")
     return {"result": 0, "errmsg": "OK"}
+
+
+# --- the customer's unsubscribe link -------------------------------------------------
+
+
+def _links(settings: Settings) -> URLSafeSerializer:
+    return URLSafeSerializer(settings.message_link_secret.get_secret_value(), salt="unsubscribe")
+
+
+def unsubscribe_token(settings: Settings, channel: str, recipient: str) -> str:
+    """The signed token of a recipient's unsubscribe link on a channel."""
+    return str(_links(settings).dumps([channel, recipient]))
+
+
+def _recipient(request: Request, token: str) -> tuple[Settings, str, str]:
+    settings = request.app.state.runtime.settings
+    try:
+        channel, recipient = _links(settings).loads(token)
+    except (BadSignature, ValueError, TypeError) as error:
+        raise HTTPException(status_code=404, detail="Not Found") from error
+    return settings, str(channel), str(recipient)
+
+
+_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>退订 Unsubscribe</title>
+<style>body{{font:18px/1.5 sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem}}
+button{{font-size:18px;min-height:48px;padding:0 1.5rem}}</style></head>
+<body>{body}</body></html>"""
+
+
+@router.get("/unsubscribe/{token}", response_class=HTMLResponse, summary="Unsubscribe page")
+async def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
+    """The page an unsubscribe link opens: it asks, and the button unsubscribes (a link
+    checker or a mail scanner opening the link changes nothing)."""
+    _recipient(request, token)
+    body = (
+        "<h1>退订通知 / Unsubscribe</h1><p>不再接收我们发送的服务通知?"
+        "<br>Stop receiving our service messages?</p>"
+        f'<form method="post" action="/unsubscribe/{token}">'
+        "<button type=submit>退订 / Unsubscribe</button></form>"
+    )
+    return HTMLResponse(_PAGE.format(body=body))
+
+
+@router.post("/unsubscribe/{token}", response_class=HTMLResponse, summary="Unsubscribe")
+async def unsubscribe(request: Request, token: str, session: SessionDep) -> HTMLResponse:
+    """Records the opt-out of the link's recipient on its channel; a repeat changes nothing."""
+    settings, channel, recipient = _recipient(request, token)
+    await messages.record_opt_out(
+        session, channel=channel, recipient=recipient, source="link", now=settings.clock()
+    )
+    body = (
+        "<h1>已退订 / Unsubscribed</h1><p>您将不再收到我们的通知。"
+        "<br>You will get no more messages from us.</p>"
+    )
+    return HTMLResponse(_PAGE.format(body=body))
