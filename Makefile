@@ -76,6 +76,7 @@ bench: install
 	$(BIN)/python -m bench.records_webhooks
 	$(BIN)/python -m bench.group_hour
 	$(BIN)/python -m bench.staff_pages
+	$(BIN)/python -m bench.followup_messages
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -129,5 +129,5 @@ async def test_the_foreman_plans_the_work_without_the_customers_numbers_or_price
         assert (await client.get(sheet, headers=foreman)).status_code == 403
         # The cashier bills from the estimate but has no business with the bookings.
         assert (await client.get(path, headers=auth("cashier"))).json()["totals"]
-        day = datetime.now(UTC).date().isoformat()
-        assert (await client.get(f"/capacity/{day}", headers=auth("cashier"))).status_code == 403
+        today = datetime.now(UTC).date().isoformat()
+        assert (await client.get(f"/capacity/{today}", headers=auth("cashier"))).status_code == 403

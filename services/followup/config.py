@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.events import utcnow
@@ -58,6 +58,58 @@ class Settings(ServiceSettings):
     # How often the timer job looks for due visits and overdue cases (s).
     timer_interval: float = Field(default=30.0, gt=0)
     timer_batch: int = Field(default=200, ge=1)
+
+    # Customer messages: the sender leases `message_batch` due messages for
+    # `message_lease_seconds`, sends `message_concurrency` at once, looks again every
+    # `message_interval` s; a failed send waits `message_retry_base` s, doubled per
+    # attempt up to `message_retry_cap`, and is given up after `message_max_attempts`.
+    message_interval: float = Field(default=1.0, gt=0)
+    message_batch: int = Field(default=100, ge=1, le=1000)
+    message_concurrency: int = Field(default=20, ge=1, le=200)
+    message_lease_seconds: float = Field(default=120.0, gt=0)
+    message_max_attempts: int = Field(default=6, ge=1, le=50)
+    message_retry_base: float = Field(default=30.0, gt=0)
+    message_retry_cap: float = Field(default=3600.0, gt=0)
+    message_timeout: float = Field(default=10.0, gt=0)
+    # Quiet hours in the branch's zone ("HH:MM"; equal times: none).
+    quiet_hours_from: str = Field(default="21:00", pattern=r"^\d\d:\d\d$")
+    quiet_hours_until: str = Field(default="08:00", pattern=r"^\d\d:\d\d$")
+    # The SMS providers tried in order (a failing one passes the message to the next),
+    # per branch when it differs; a provider without credentials is skipped.
+    sms_providers: list[str] = Field(default_factory=lambda: ["aliyun", "tencent"])
+    branch_sms_providers: dict[str, list[str]] = Field(default_factory=dict)
+    aliyun_sms_url: str = "https://dysmsapi.aliyuncs.com/"
+    aliyun_access_key_id: str = ""
+    aliyun_access_key_secret: SecretStr = SecretStr("")
+    aliyun_sign_name: str = ""
+    aliyun_region: str = "cn-hangzhou"
+    # Our template name → the provider's approved template code.
+    aliyun_templates: dict[str, str] = Field(default_factory=dict)
+    tencent_sms_url: str = "https://sms.tencentcloudapi.com/"
+    tencent_secret_id: str = ""
+    tencent_secret_key: SecretStr = SecretStr("")
+    tencent_sms_app_id: str = ""
+    tencent_sign_name: str = ""
+    tencent_region: str = "ap-guangzhou"
+    tencent_templates: dict[str, str] = Field(default_factory=dict)
+    # E-mail: `smtp_security` is `starttls` (port 587), `tls` (implicit, 465) or `none`.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = Field(default="starttls", pattern="^(starttls|tls|none)$")
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_sender: str = "service@example.cn"
+    smtp_ca_file: str | None = None
+    # The secret path segment of the providers' callback URLs (delivery reports and
+    # replies), set in each provider's console; empty: the callbacks answer 404.
+    message_callback_token: SecretStr = SecretStr("")
+    # Signs the customers' unsubscribe links (`/unsubscribe/{token}`); the public address
+    # they are written with in e-mails (empty: no link).
+    message_link_secret: SecretStr = SecretStr("change-me-unsubscribe-link-secret")
+    public_url: str = ""
+
+    def sms_providers_of(self, branch: str) -> list[str]:
+        return self.branch_sms_providers.get(branch, self.sms_providers)
 
     def zone_of(self, branch: str) -> str:
         """The branch's time zone: the branch directory's (reception's events), else the

@@ -2,13 +2,18 @@
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.followup import service
+from services.followup import message_triggers, service
 from services.followup.config import Settings
 from services.followup.models import BranchZone
 from shared.branch_zones import with_branch_zones
 from shared.consumers import Subscribers
 from shared.contracts import CustomerRegistered, IntakeOpened
-from shared.contracts.workorders import RepairOrderDelivered
+from shared.contracts.reception import AppointmentBooked, AppointmentClosed
+from shared.contracts.workorders import (
+    RepairOrderDelivered,
+    RepairOrderPromiseChanged,
+    RepairOrderReady,
+)
 
 
 def subscribers(settings: Settings) -> Subscribers:
@@ -34,6 +39,22 @@ def subscribers(settings: Settings) -> Subscribers:
     @subscriber(RepairOrderDelivered, durable="followup__schedule_visit")
     async def schedule_visit(event: RepairOrderDelivered, session: AsyncSession) -> None:
         await service.record_delivery(session, event, settings)
+
+    @subscriber(RepairOrderReady, durable="followup__car_ready_message")
+    async def car_ready_message(event: RepairOrderReady, session: AsyncSession) -> None:
+        await message_triggers.car_ready(session, event, settings)
+
+    @subscriber(RepairOrderPromiseChanged, durable="followup__delay_message")
+    async def delay_message(event: RepairOrderPromiseChanged, session: AsyncSession) -> None:
+        await message_triggers.promise_changed(session, event, settings)
+
+    @subscriber(AppointmentBooked, durable="followup__appointment_reminder")
+    async def appointment_reminder(event: AppointmentBooked, session: AsyncSession) -> None:
+        await message_triggers.appointment_booked(session, event, settings)
+
+    @subscriber(AppointmentClosed, durable="followup__appointment_reminder_cancel")
+    async def appointment_reminder_cancel(event: AppointmentClosed, session: AsyncSession) -> None:
+        await message_triggers.appointment_closed(session, event, settings)
 
     # The branch's zone from the directory, into this app's settings (`zone_of`).
     return with_branch_zones(subscriber, service="followup", model=BranchZone, settings=settings)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.followup import handlers, routes, timers
+from services.followup import handlers, message_routes, routes, sender, timers
 from services.followup.access import PROJECTIONS
 from services.followup.config import Settings
 from services.followup.models import Base, BranchZone, IdempotencyRecord, InboxEvent, OutboxEvent
@@ -18,14 +18,14 @@ SPEC = ServiceSpec(
     description=(
         "Follow-up visits, satisfaction surveys, complaints, comebacks and service reminders."
     ),
-    routers=[routes.router],
+    routers=[routes.router, message_routes.router],
     metadata=Base.metadata,
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,
     idempotency_model=IdempotencyRecord,
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscribers(Settings()),
-    background=[timers.timer_job, zones_job(BranchZone)],
+    background=[timers.timer_job, zones_job(BranchZone), sender.sender_job],
     projections=PROJECTIONS,
 )
 

@@ -76,3 +76,12 @@ def mask_email(address: str) -> str:
     if not sep or not local:
         return "***"
     return f"{local[0]}***@{domain}"
+
+
+def normalize_mobile(number: str) -> str:
+    """A mainland mobile number as messages are keyed and opt-outs matched: digits only,
+    without the country code (`+86 138-0013-8000` → `13800138000`)."""
+    digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", number))
+    if len(digits) == 13 and digits.startswith("86"):
+        digits = digits[2:]
+    return digits

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.followup.message_rules import retry_delay
-from services.followup.models import CustomerMessage
+from services.followup.models import CustomerMessage, MessageOptOut
 
 
 async def queue_message(
@@ -70,23 +70,22 @@ async def lease_due(
         .order_by(col(CustomerMessage.next_attempt_at), col(CustomerMessage.id))
         .limit(limit)
     )
-    leased = []
-    for message_id in due.all():
-        result = cast(
-            CursorResult[Any],
-            await session.exec(
-                update(CustomerMessage)
-                .where(
-                    col(CustomerMessage.id) == message_id,
-                    col(CustomerMessage.status) == "pending",
-                    free,
-                )
-                .values(lease_until=now + lease)
-            ),
+    ids = list(due.all())
+    if not ids:
+        return []
+    # One conditional update for the lot; RETURNING names the rows this sender got (a row
+    # another sender leased in between fails the condition, re-checked under its lock).
+    leased = await session.exec(
+        update(CustomerMessage)
+        .where(
+            col(CustomerMessage.id).in_(ids),
+            col(CustomerMessage.status) == "pending",
+            free,
         )
-        if result.rowcount == 1:
-            leased.append(message_id)
-    return leased
+        .values(lease_until=now + lease)
+        .returning(col(CustomerMessage.id))
+    )
+    return sorted(leased.scalars().all(), key=ids.index)
 
 
 async def record_sent(
@@ -143,3 +142,79 @@ async def record_failure(
         message.next_attempt_at = now + retry_delay(message.attempts, base=base, cap=cap)
     await session.flush()
     return message.status
+
+
+async def record_suppressed(session: AsyncSession, message_id: uuid.UUID, *, reason: str) -> None:
+    """The customer refused contact or opted out after the message was queued: it is
+    never sent."""
+    await session.exec(
+        update(CustomerMessage)
+        .where(col(CustomerMessage.id) == message_id, col(CustomerMessage.status) == "pending")
+        .values(status="suppressed", lease_until=None, last_error=reason[:500])
+    )
+
+
+async def cancel_pending(session: AsyncSession, *, cause_prefix: str, keep: str | None) -> int:
+    """Pending messages of causes starting with `cause_prefix` (but `keep`) are no longer
+    wanted, e.g. the reminder of an appointment moved or cancelled."""
+    query = update(CustomerMessage).where(
+        col(CustomerMessage.status) == "pending",
+        col(CustomerMessage.cause).startswith(cause_prefix, autoescape=True),
+    )
+    if keep is not None:
+        query = query.where(col(CustomerMessage.cause) != keep)
+    result = cast(
+        CursorResult[Any], await session.exec(query.values(status="cancelled", lease_until=None))
+    )
+    return result.rowcount
+
+
+async def opted_out(session: AsyncSession, channel: str, recipients: list[str]) -> set[str]:
+    """Which of `recipients` asked for no more messages on `channel`."""
+    if not recipients:
+        return set()
+    found = await session.exec(
+        select(MessageOptOut.recipient).where(
+            MessageOptOut.channel == channel, col(MessageOptOut.recipient).in_(recipients)
+        )
+    )
+    return set(found.all())
+
+
+async def record_opt_out(
+    session: AsyncSession, *, channel: str, recipient: str, source: str, now: datetime
+) -> None:
+    """The recipient asked for no more messages on `channel`; pending ones are suppressed
+    by the sender when it reaches them. A repeat keeps the first."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = cast(Any, MessageOptOut).__table__
+    await session.exec(
+        dialect.insert(table)
+        .values(channel=channel, recipient=recipient, source=source, opted_out_at=now)
+        .on_conflict_do_nothing(index_elements=["channel", "recipient"])
+    )
+
+
+async def record_report(
+    session: AsyncSession,
+    *,
+    provider: str,
+    provider_message_id: str,
+    status: str,
+    detail: str,
+    now: datetime,
+) -> bool:
+    """The provider's delivery report on a sent message; False when no message has this
+    provider id (a report of another system's message, or an unknown one)."""
+    result = cast(
+        CursorResult[Any],
+        await session.exec(
+            update(CustomerMessage)
+            .where(
+                col(CustomerMessage.provider) == provider,
+                col(CustomerMessage.provider_message_id) == provider_message_id,
+            )
+            .values(report_status=status[:64], report_detail=detail[:200], reported_at=now)
+        ),
+    )
+    return result.rowcount > 0

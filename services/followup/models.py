@@ -639,8 +639,9 @@ class CustomerMessage(Base, table=True):
     __tablename__ = "customer_message"
     __table_args__ = (
         UniqueConstraint("cause", "channel", "recipient", name="ux_customer_message_cause"),
-        Index("ix_customer_message_due", "status", "next_attempt_at"),
+        Index("ix_customer_message_due", "status", "next_attempt_at", "id"),
         Index("ix_customer_message_customer", "customer_id", "created_at", "id"),
+        Index("ix_customer_message_provider_id", "provider", "provider_message_id"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -664,6 +665,21 @@ class CustomerMessage(Base, table=True):
     last_error: str | None = Field(default=None, sa_type=String(500))
     created_at: datetime = _utc()
     sent_at: datetime | None = _utc(nullable=True)
+    # The provider's delivery report, when it came (e.g. DELIVERED, or FAIL and why).
+    report_status: str | None = Field(default=None, sa_type=String(64))
+    report_detail: str | None = Field(default=None, sa_type=String(200))
+    reported_at: datetime | None = _utc(nullable=True)
+
+
+class MessageOptOut(Base, table=True):
+    """A recipient who asked for no more messages on a channel (an SMS reply T/TD/退订)."""
+
+    __tablename__ = "message_opt_out"
+
+    channel: str = Field(primary_key=True, sa_type=String(16))
+    recipient: str = Field(primary_key=True, sa_type=String(254))
+    source: str = Field(sa_type=String(32))
+    opted_out_at: datetime = _utc()
 
 
 class BranchZone(Base, BranchZoneColumns, table=True):

@@ -42,6 +42,8 @@ from shared.contracts.workorders import (
     RepairOrderAtRisk,
     RepairOrderDelivered,
     RepairOrderOpened,
+    RepairOrderPromiseChanged,
+    RepairOrderReady,
     RepairOrderSettled,
 )
 
@@ -75,6 +77,8 @@ __all__ = [
     "RepairOrderAtRisk",
     "RepairOrderDelivered",
     "RepairOrderOpened",
+    "RepairOrderPromiseChanged",
+    "RepairOrderReady",
     "RepairOrderSettled",
     "ServqualAnswer",
     "StaffMemberChanged",

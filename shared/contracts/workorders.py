@@ -197,3 +197,40 @@ class QcRecorded(Contract):
     road_test: bool = False
     inspected_by: str
     inspected_at: datetime
+
+
+class RepairOrderReady(Contract):
+    """Every job passed QC (and the wash, when there is one): the car can be collected.
+    `amount_due` is what the customer pays at the desk (the customer pay type's gross)."""
+
+    type = "workorders.repair_order.ready.v1"
+
+    repair_order_id: uuid.UUID
+    number: str
+    branch: str
+    customer_id: uuid.UUID
+    vehicle_id: uuid.UUID
+    plate: str | None = None
+    advisor: str
+    currency: str = "CNY"
+    amount_due: Decimal = Decimal("0")
+    ready_at: datetime
+
+
+class RepairOrderPromiseChanged(Contract):
+    """The advisor agreed a new promise with the customer (`POST /repair-orders/{id}/promise`):
+    the car will be ready later (or earlier) than said before."""
+
+    type = "workorders.repair_order.promise_changed.v1"
+
+    repair_order_id: uuid.UUID
+    number: str
+    branch: str
+    customer_id: uuid.UUID
+    plate: str | None = None
+    advisor: str
+    previous_promised_at: datetime | None = None
+    promised_at: datetime
+    told_at: datetime | None = None
+    changed_by: str
+    changed_at: datetime
