@@ -537,6 +537,9 @@ async def test_from_consent_to_delivery_with_extra_work_and_a_failed_qc(wo: Work
         assert r.status_code == 201, r.text
     assert (await wo.move(order_id, "washing")).status_code == 200
     assert (await wo.move(order_id, "ready")).status_code == 200
+    # Ready is announced once, with what the customer pays (followup tells them).
+    [ready] = await wo.events("workorders.repair_order.ready.v1")
+    assert ready["repair_order_id"] == order_id and ready["amount_due"] == "1954.90"
 
     # Settlement: customer lines 450+380+300+600 = 1730, tax 13% = 224.90; warranty apart.
     current = await wo.order(order_id)

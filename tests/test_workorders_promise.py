@@ -127,6 +127,12 @@ async def test_an_order_at_risk_is_announced_once_per_promise(wo: Workorders):
     assert body["at_risk_since"] is None
     assert body["promised_at"].startswith("2026-11-30T13:00")
     assert [p["source"] for p in body["promises"]] == ["estimate", "advisor"]
+    # Followup tells the customer the new time.
+    [changed] = await wo.events("workorders.repair_order.promise_changed.v1")
+    assert changed["repair_order_id"] == order["id"]
+    assert changed["promised_at"].startswith("2026-11-30T13:00")
+    was = datetime.fromisoformat(changed["previous_promised_at"])
+    assert was == datetime.fromisoformat(order["promised_at"])
     at_risk = await wo.client.get("/repair-orders/at-risk", headers=auth("advisor"))
     assert at_risk.json()["items"] == []
     # The new promise can be at risk again, and is announced again.

@@ -28,7 +28,7 @@ from services.workorders.states import WORKING, JobStatus
 from shared.auth import User
 from shared.calendar import BranchCalendar, branch_calendar
 from shared.concurrency import check_if_match
-from shared.contracts.workorders import RepairOrderAtRisk
+from shared.contracts.workorders import RepairOrderAtRisk, RepairOrderPromiseChanged
 from shared.events import utcnow
 from shared.outbox import add_event
 from shared.service import Runtime
@@ -359,12 +359,32 @@ async def renew_promise(
     """The advisor called the customer: record when, and the new promise they agreed."""
     order = await get_repair_order(session, order_id, by)
     check_if_match(if_match, order.version)
+    previous = order.promised_at
     record_promise(order, body.promised_at, body.told_at or now, "advisor")
     order.customer_told_at = body.told_at or now
     check = await session.get(PromiseCheck, order.id)
     if check is not None:
         check.at_risk_since = None
     await session.flush()
+    if order.promised_at != previous and order.promised_at is not None:
+        # Followup sends the customer the new time (a later one only).
+        add_event(
+            session,
+            RepairOrderPromiseChanged(
+                repair_order_id=order.id,
+                number=order.number,
+                branch=order.branch,
+                customer_id=order.customer_id,
+                plate=order.plate,
+                advisor=order.advisor,
+                previous_promised_at=previous,
+                promised_at=order.promised_at,
+                told_at=order.customer_told_at,
+                changed_by=by.id,
+                changed_at=now,
+            ),
+            subject=order.id,
+        )
     return order
 
 

@@ -66,6 +66,7 @@ from shared.contracts import (
 from shared.contracts.workorders import (
     PaymentTaken,
     QcRecorded,
+    RepairOrderReady,
     RepairOrderSettled,
 )
 from shared.events import utcnow
@@ -619,9 +620,32 @@ async def transition_order(
         for job in jobs:
             job.status = move_job(job.status, JobStatus.cancelled)
         order.cancelled_reason = body.reason
+    was = order.status
     order.status = target
     await session.flush()
+    if target == RepairOrderStatus.ready and was != RepairOrderStatus.ready:
+        _announce_ready(session, order, invoicing.preview(order, jobs).customer_due)
     return order
+
+
+def _announce_ready(session: AsyncSession, order: RepairOrder, amount_due: Decimal) -> None:
+    """The car can be collected: followup tells the customer, with what they pay."""
+    add_event(
+        session,
+        RepairOrderReady(
+            repair_order_id=order.id,
+            number=order.number,
+            branch=order.branch,
+            customer_id=order.customer_id,
+            vehicle_id=order.vehicle_id,
+            plate=order.plate,
+            advisor=order.advisor,
+            currency=order.currency,
+            amount_due=amount_due,
+            ready_at=utcnow(),
+        ),
+        subject=order.id,
+    )
 
 
 async def nudge_order(session: AsyncSession, order: RepairOrder, target: RepairOrderStatus) -> None:
