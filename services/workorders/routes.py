@@ -265,9 +265,22 @@ async def deliver_repair_order(
     "/jobs/mine",
     response_model=Page[MyJob],
     tags=["clocking"],
-    summary="Your jobs to do or under way, as planned (technician; the first `limit`, one page)",
+    summary="Your jobs to do or under way, as planned; or those you finished on a day "
+    "(technician; the first `limit`, one page)",
 )
-async def my_jobs(session: ReadSessionDep, user: Technician, limit: Limit = 50):
+async def my_jobs(
+    session: ReadSessionDep,
+    user: Technician,
+    settings: SettingsDep,
+    limit: Limit = 50,
+    finished_on: Annotated[
+        Day | None,
+        Query(description="instead: the jobs you finished that day (the branch's time zone)"),
+    ] = None,
+):
+    if finished_on is not None:
+        zone = workshop.ZoneInfo(settings.time_zone)
+        return whole(await service.my_finished_jobs(session, user, finished_on, zone, limit))
     return whole(await service.my_jobs(session, user, limit))
 
 

@@ -3,7 +3,7 @@
 import logging
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -525,6 +525,22 @@ async def my_jobs(session: AsyncSession, by: User, limit: int) -> list[MyJob]:
     return await _jobs_with_cars(
         session, [Job.technician_id == by.id, col(Job.status).in_(open_)], by, limit
     )
+
+
+async def my_finished_jobs(
+    session: AsyncSession, by: User, day: date, zone: ZoneInfo, limit: int
+) -> list[MyJob]:
+    """The caller's jobs finished on `day` (the branch's clock), waiting for QC or passed,
+    in the order they were finished."""
+    starts = datetime.combine(day, time.min, zone).astimezone(UTC)
+    ends = starts + timedelta(days=1)
+    where = [
+        Job.technician_id == by.id,
+        col(Job.status).in_([JobStatus.done, JobStatus.qc_passed]),
+        col(Job.done_at) >= starts,
+        col(Job.done_at) < ends,
+    ]
+    return await _jobs_with_cars(session, where, by, limit, done=True)
 
 
 async def awaiting_qc(session: AsyncSession, by: User, limit: int) -> list[MyJob]:
