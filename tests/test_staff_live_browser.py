@@ -293,3 +293,25 @@ async def test_the_technician_sees_todays_finished_jobs_below_the_open_ones(
         assert await small_targets(page) == []
     finally:
         await context.close()
+
+
+async def test_the_live_feed_is_one_address_and_says_no_more_to_a_role_the_board_refuses(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    _, staff = running
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    agent = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        # The old addresses are gone.
+        await sign_in(page, staff.url, "advisor-qian", "/advisor")
+        for old in ("/advisor/live", "/floor/events"):
+            assert (await page.request.get(f"{staff.url}{old}")).status == 404
+        # A follow-up agent may not read the board (workorders says 403): 204, which tells
+        # the browser not to reconnect.
+        other = await agent.new_page()
+        await sign_in(other, staff.url, "followup-chen", "/followup")
+        assert (await other.request.get(f"{staff.url}/live")).status == 204
+    finally:
+        await agent.close()
+        await context.close()
