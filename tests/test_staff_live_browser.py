@@ -17,7 +17,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.flow import order_opened, publish_consent
+from tests.flow import open_intake, order_opened, publish_consent, register
 from tests.harness import ServiceProcess, Stack, auth, round_the_clock, token
 from tests.staff_pages import (
     TABLET_LANDSCAPE,
@@ -314,4 +314,75 @@ async def test_the_live_feed_is_one_address_and_says_no_more_to_a_role_the_board
         assert (await other.request.get(f"{staff.url}/live")).status == 204
     finally:
         await agent.close()
+        await context.close()
+
+
+async def test_extra_work_reported_appears_on_the_open_list_by_itself(
+    running: tuple[Stack, ServiceProcess], browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    stack, staff = running
+    reception = stack.url("reception")
+    async with httpx.AsyncClient(timeout=10) as http:
+        _, vehicle = await register(http, reception, name="吴刚")
+        intake = await open_intake(http, reception, vehicle["id"])
+        promised = (datetime.now(SHANGHAI) + timedelta(hours=6)).replace(microsecond=0)
+        estimate = await http.post(
+            f"{reception}/estimates",
+            headers=ADVISOR,
+            json={
+                "intake_id": intake["id"],
+                "promised_at": promised.isoformat(),
+                "lines": [
+                    {"kind": "labour", "op_code": "BRK-PAD-F", "description": "更换前刹车片",
+                     "flat_rate_hours": "1", "labour_rate": "100"},
+                ],
+            },
+        )  # fmt: skip
+        assert estimate.status_code == 201, estimate.text
+        line = estimate.json()["lines"][0]["line_id"]
+        consent = await http.post(
+            f"{reception}/estimates/{estimate.json()['id']}/consents",
+            headers={**ADVISOR, "If-Match": estimate.headers["ETag"]},
+            json={
+                "decisions": [{"line_id": line, "decision": "approved"}],
+                "by": "吴刚",
+                "channel": "phone",
+                "call_note": "客户电话同意",
+            },
+        )
+        assert consent.status_code in (200, 201), consent.text
+    async with httpx.AsyncClient(base_url=stack.url("workorders"), timeout=10) as api:
+        order = await order_opened(api, uuid.UUID(intake["id"]))
+
+    context = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        await sign_in(page, staff.url, "advisor-qian", "/advisor/extra-work")
+        row = page.locator(f'tr[data-estimate="{estimate.json()["id"]}"]')
+        await expect(row).to_have_count(0)
+        await page.evaluate("window.notReloaded = true")
+
+        tech = {"Authorization": f"Bearer {token('technician', sub='tech-li')}"}
+        async with httpx.AsyncClient(base_url=stack.url("workorders"), headers=tech) as api:
+            found = await api.post(
+                f"/repair-orders/{order['id']}/extra-work",
+                json={
+                    "findings": "后刹车盘磨损",
+                    "proposed_lines": [
+                        {"kind": "labour", "op_code": "BRK-DISC-R", "flat_rate_hours": "1.5",
+                         "description": "更换后刹车盘"},
+                    ],
+                },
+            )  # fmt: skip
+            assert found.status_code == 201, found.text
+
+        # Reception revises the estimate (workorders' event); the list shows it by itself.
+        await expect(row).to_contain_text("BRK-DISC-R", timeout=30_000)
+        assert await page.evaluate("window.notReloaded") is True
+        await shoot(page, "live-05-extra-work-arrived")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+    finally:
         await context.close()
