@@ -98,7 +98,7 @@ async def test_foreman_dispatches_live_and_a_stale_tablet_is_told_what_changed(
     desk = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
     # A second tablet whose live feed has dropped: what it shows goes stale.
     stale = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
-    await stale.route("**/floor/events", lambda route: route.abort())
+    await stale.route("**/live", lambda route: route.abort())
     try:
         page = await desk.new_page()
         await sign_in(page, staff.url, "foreman-sun", path)

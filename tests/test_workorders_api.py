@@ -406,15 +406,18 @@ async def test_clocking_edge_cases(wo: Workorders):
     assert r.status_code == 200
     assert (await wo.job(engine))["status"] == "done"
     assert await mine(TECH_LI) == [(brakes, "paused")]  # a finished job leaves the list
-    # ... unless asked for those finished since a moment (the phone's list of the day).
-    done = (await wo.job(engine))["done_at"]
-    after = (datetime.fromisoformat(done) + timedelta(seconds=1)).isoformat()
-    for since, expected in ((done, {brakes, engine}), (after, {brakes})):
-        r = await c.get("/jobs/mine", params={"done_since": since}, headers=TECH_LI)
-        assert r.status_code == 200, r.text
-        assert {j["id"] for j in r.json()["items"]} == expected
-    r = await c.get("/jobs/mine", params={"done_since": "yesterday"}, headers=TECH_LI)
-    assert_problem(r, 422, "done_since")
+    # ... for the list of the day's finished ones (the branch's clock), not another day's.
+    done_at = datetime.fromisoformat((await wo.job(engine))["done_at"])
+    today = done_at.astimezone(ZoneInfo("Asia/Shanghai")).date()
+    r = await c.get("/jobs/mine", headers=TECH_LI, params={"finished_on": today.isoformat()})
+    assert [(j["id"], j["status"]) for j in r.json()["items"]] == [(engine, "done")]
+    yesterday = (today - timedelta(days=1)).isoformat()
+    r = await c.get("/jobs/mine", headers=TECH_LI, params={"finished_on": yesterday})
+    assert r.json()["items"] == []
+    r = await c.get("/jobs/mine", headers=TECH_WANG, params={"finished_on": today.isoformat()})
+    assert r.json()["items"] == []
+    r = await c.get("/jobs/mine", headers=TECH_LI, params={"finished_on": "yesterday"})
+    assert_problem(r, 422, "finished_on")
     r = await c.post(f"/jobs/{brakes}/clock-off", headers=TECH_LI, json={"reason": "nap"})
     assert_problem(r, 422, "reason")
     # A job in progress is not reassigned under the technician's hands.

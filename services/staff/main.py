@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.staff import live
 from services.staff.api import ServiceUnreachable
 from services.staff.config import Settings
 from services.staff.pages.advisor import appointments as advisor_appointments
@@ -23,7 +24,6 @@ from services.staff.pages.advisor import estimate as advisor_estimate
 from services.staff.pages.advisor import intake as advisor_intake
 from services.staff.pages.advisor import routes as advisor
 from services.staff.pages.floor import cashier, foreman, orders_flow, qc, technician, technician_job
-from services.staff.pages.floor import common as floor
 from services.staff.pages.followup import complaints as followup_complaints
 from services.staff.pages.followup import visits as followup_visits
 from services.staff.pages.manager import dashboard as manager_dashboard
@@ -141,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     advisor_at_risk.install(app)
     advisor_appointments.install(app)
     advisor_delivery.install(app)
-    floor.install(app)
+    live.install(app)
     foreman.install(app)
     technician.install(app)
     technician_job.install(app)

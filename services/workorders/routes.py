@@ -43,7 +43,7 @@ from shared.openapi import content_of
 from shared.pagination import Cursor, Limit, Page, whole
 from shared.problems import Conflict, InvalidInput
 from shared.service import ReadSessionDep, SessionDep, Write, writer
-from shared.types import Day, Instant
+from shared.types import Day
 
 router = APIRouter()
 
@@ -265,18 +265,23 @@ async def deliver_repair_order(
     "/jobs/mine",
     response_model=Page[MyJob],
     tags=["clocking"],
-    summary="Your jobs to do or under way, as planned (technician; the first `limit`, one page)",
+    summary="Your jobs to do or under way, as planned, or those you finished on a day "
+    "(technician; the first `limit`, one page)",
 )
 async def my_jobs(
     session: ReadSessionDep,
     user: Technician,
+    settings: SettingsDep,
     limit: Limit = 50,
-    done_since: Annotated[
-        Instant | None,
-        Query(description="also the jobs you finished since then (e.g. the day's start)"),
+    finished_on: Annotated[
+        Day | None,
+        Query(description="instead: the jobs you finished that day (the branch's time zone)"),
     ] = None,
 ):
-    return whole(await service.my_jobs(session, user, limit, done_since))
+    if finished_on is not None:
+        zone = workshop.ZoneInfo(settings.zone_of(user.branch))
+        return whole(await service.my_finished_jobs(session, user, finished_on, zone, limit))
+    return whole(await service.my_jobs(session, user, limit))
 
 
 @router.get(

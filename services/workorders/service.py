@@ -3,12 +3,12 @@
 import logging
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, literal, or_, update
+from sqlalchemy import case, func, literal, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -514,11 +514,8 @@ async def get_job(session: AsyncSession, job_id: uuid.UUID, by: User) -> Job:
     return job
 
 
-async def my_jobs(
-    session: AsyncSession, by: User, limit: int, done_since: datetime | None = None
-) -> list[MyJob]:
-    """The caller's jobs still to do or under way, in the order they are planned; with
-    `done_since`, also those they finished since then (the phone's list of the day)."""
+async def my_jobs(session: AsyncSession, by: User, limit: int) -> list[MyJob]:
+    """The caller's jobs still to do or under way, in the order they are planned."""
     open_ = [
         JobStatus.assigned,
         JobStatus.in_progress,
@@ -526,11 +523,24 @@ async def my_jobs(
         JobStatus.rework,
         JobStatus.qc_failed,
     ]
-    mine: Any = col(Job.status).in_(open_)
-    if done_since is not None:
-        finished = and_(col(Job.status) == JobStatus.done, col(Job.done_at) >= done_since)
-        mine = or_(mine, finished)
-    return await _jobs_with_cars(session, [Job.technician_id == by.id, mine], by, limit)
+    where = [Job.technician_id == by.id, col(Job.status).in_(open_)]
+    return await _jobs_with_cars(session, where, by, limit)
+
+
+async def my_finished_jobs(
+    session: AsyncSession, by: User, day: date, zone: ZoneInfo, limit: int
+) -> list[MyJob]:
+    """The caller's jobs finished on `day` (the branch's clock), waiting for QC or passed,
+    in the order they were finished."""
+    starts = datetime.combine(day, time.min, zone).astimezone(UTC)
+    ends = starts + timedelta(days=1)
+    where = [
+        Job.technician_id == by.id,
+        col(Job.status).in_([JobStatus.done, JobStatus.qc_passed]),
+        col(Job.done_at) >= starts,
+        col(Job.done_at) < ends,
+    ]
+    return await _jobs_with_cars(session, where, by, limit, done=True)
 
 
 async def awaiting_qc(session: AsyncSession, by: User, limit: int) -> list[MyJob]:

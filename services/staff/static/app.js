@@ -43,6 +43,20 @@
     }
   });
   document.addEventListener("DOMContentLoaded", () => showOffline(!navigator.onLine));
+  // An offered day (a closed or full day refused): its date put into the time field,
+  // keeping the time of day typed (09:00 if none), for the advisor to send.
+  document.addEventListener("click", (e) => {
+    const choice = e.target.closest("[data-pick-day]");
+    if (!choice) return;
+    const input = document.getElementById(choice.dataset.for);
+    if (!input) return;
+    const time = (input.value.split("T")[1] || "09:00").slice(0, 5);
+    input.value = choice.dataset.pickDay + "T" + time;
+    for (const other of choice.closest("ul").querySelectorAll("[data-pick-day]")) {
+      other.setAttribute("aria-pressed", String(other === choice));
+    }
+    input.focus();
+  });
   // A button that opens or closes a part of the page (no script in the templates).
   document.addEventListener("click", (e) => {
     const opener = e.target.closest("[data-toggle]");

@@ -8,6 +8,7 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 
+from services.staff.api import Answer
 from services.staff.i18n import field_errors, problem_text
 from services.staff.pages.advisor import labels as _labels  # noqa: F401  (joins the catalog)
 from services.staff.web import Form, Viewer, needs, redirect, render
@@ -24,6 +25,23 @@ def install(app: FastAPI) -> None:
     route(f"{path}/reschedule", reschedule, methods=["POST"], include_in_schema=False)
     route(f"{path}/cancel", cancel, methods=["POST"], include_in_schema=False)
     route(f"{path}/no-show", no_show, methods=["POST"], include_in_schema=False)
+
+
+def closed_day(
+    seen: Viewer, answer: Answer, typed: str, errors: dict[str, str]
+) -> list[dict[str, str]]:
+    """Reception's refusal of a closed day (422 naming `starts_at`, with the next open days
+    that have room): said at the field in the user's words; returns the days to offer."""
+    problem = answer.problem or {}
+    if answer.status != 422 or "starts_at" not in errors or "next_free_days" not in problem:
+        return []
+    t = seen.t
+    day = typed[:10] or "—"
+    errors["starts_at"] = t["closed_day"].format(day=day) + " " + t["closed_day_pick"]
+    slots: list[dict[str, str]] = problem.get("next_free_slots") or [
+        {"day": d} for d in problem["next_free_days"]
+    ]
+    return slots
 
 
 def _local_input(seen: Viewer, value: str | None) -> str:
@@ -46,6 +64,7 @@ def _form(
     errors: dict[str, str],
     message: str | None = None,
     status_code: int = 200,
+    free: list[dict[str, str]] | None = None,
 ) -> Response:
     return render(
         request,
@@ -56,6 +75,7 @@ def _form(
         values=values,
         errors=errors,
         message=message,
+        free=free or [],
         status_code=status_code,
     )
 
@@ -80,9 +100,10 @@ async def reschedule(request: Request, appointment_id: str, seen: Advisor, form:
         note = seen.t["appointment_moved"].format(when=moved.strftime("%Y-%m-%d %H:%M"))
         return redirect(f"/advisor?day={moved.date().isoformat()}&note={quote(note)}", request)
     errors = field_errors(answer, seen.lang)
+    free = closed_day(seen, answer, typed, errors)
     message = None if errors.get("starts_at") else problem_text(answer, seen.lang)
     appointment = {"id": appointment_id, "version": form.get("version", "")}
-    return _form(request, seen, appointment, form, errors, message, status_code=422)
+    return _form(request, seen, appointment, form, errors, message, status_code=422, free=free)
 
 
 async def _close(

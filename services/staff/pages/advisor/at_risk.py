@@ -1,19 +1,18 @@
 """The advisor's at-risk list: open repair orders projected to miss their promise, with the
 projected finish, and recording the call and the new promise. The list follows the
-workshop live: the staff app relays workorders' board stream (with the user's token) as
-Server-Sent Events, and the page reloads its list on each change."""
+workshop live: on each `changed` event of the staff app's `/live` feed the page reloads
+its list."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-import httpx
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from services.staff.api import page_items
 from services.staff.i18n import field_errors, problem_text
-from services.staff.web import Form, Viewer, needs, render, viewer
+from services.staff.web import Form, Viewer, needs, render
 
 Advisor = Annotated[Viewer, Depends(needs("advisor", "manager"))]
 
@@ -23,8 +22,6 @@ def install(app: FastAPI) -> None:
         ("/advisor/at-risk", page, "GET"),
         ("/advisor/at-risk/list", listing, "GET"),
         ("/advisor/repair-orders/{order_id}/promise", new_promise, "POST"),
-        ("/advisor/live", live, "GET"),
-        ("/live", live_for_anyone, "GET"),
     ]
     for path, endpoint, method in routes:
         app.add_api_route(path, endpoint, methods=[method], include_in_schema=False)
@@ -116,39 +113,4 @@ async def new_promise(request: Request, order_id: str, seen: Advisor, form: Form
         problem=problem,
         forms=forms,
         recorded=answer.ok,
-    )
-
-
-async def live_for_anyone(
-    request: Request, seen: Annotated[Viewer, Depends(viewer)]
-) -> StreamingResponse:
-    """The same stream for every signed-in role the board lets read (workorders decides)."""
-    return await live(request, seen)
-
-
-async def live(request: Request, seen: Advisor) -> StreamingResponse:
-    """workorders' board stream, relayed: one `board` event per change in the branch."""
-    http: httpx.AsyncClient = request.app.state.http
-    url = f"{request.app.state.api_bases['workorders']}/board/events"
-    headers = {"Authorization": f"Bearer {seen.session.token}"}
-
-    async def relay() -> AsyncIterator[bytes]:
-        yield b"retry: 3000\n\n"
-        timeout = httpx.Timeout(None, connect=5)
-        try:
-            async with http.stream("GET", url, headers=headers, timeout=timeout) as upstream:
-                if upstream.status_code != 200:
-                    return
-                async for line in upstream.aiter_lines():
-                    if line.startswith("data:"):
-                        yield b"event: board\ndata: changed\n\n"
-                    elif line.startswith(":"):
-                        yield b": alive\n\n"
-        except httpx.HTTPError:
-            return  # the browser reconnects after `retry`
-
-    return StreamingResponse(
-        relay(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

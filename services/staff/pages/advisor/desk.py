@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from services.staff.api import gather, page_items
 from services.staff.i18n import field_errors, labels, problem_text, say
+from services.staff.pages.advisor.appointments import closed_day
 from services.staff.web import Form, Viewer, needs, redirect, render
 
 Advisor = Annotated[Viewer, Depends(needs("advisor", "manager"))]
@@ -233,7 +234,8 @@ async def book(request: Request, vehicle_id: str, seen: Advisor, form: Form) -> 
     if answer.ok:
         return redirect(f"/advisor?day={answer.body['day']}", request)
     errors = field_errors(answer, seen.lang)
-    free = (answer.problem or {}).get("next_free_slots") or []
+    free = closed_day(seen, answer, starts_text, errors)
+    free = free or (answer.problem or {}).get("next_free_slots") or []
     message = None
     if answer.status == 409:
         message = labels(seen.lang)["over_booked"]

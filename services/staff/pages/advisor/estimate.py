@@ -44,6 +44,7 @@ def install(app: FastAPI) -> None:
         ("/advisor/estimates/{estimate_id}/lines/{line_id}/price", price_line, "POST"),
         ("/advisor/estimates/{estimate_id}/promise", new_promise, "POST"),
         ("/advisor/extra-work", extra_work, "GET"),
+        ("/advisor/extra-work/list", extra_work_list, "GET"),
         ("/advisor/estimates/{estimate_id}/consents", consent, "POST"),
         ("/advisor/estimates/{estimate_id}/approval-link", approval_link, "POST"),
     ]
@@ -263,7 +264,7 @@ async def new_promise(request: Request, estimate_id: str, seen: Advisor, form: F
     return await _after_change(request, seen, form, answer, estimate_id)
 
 
-async def extra_work(request: Request, seen: Advisor) -> Response:
+async def _extra_work(seen: Viewer) -> dict[str, Any]:
     """Work found in the workshop, waiting for the customer's answer."""
     answer = await seen.api.get("reception", "/estimates/extra-work", limit=50)
     estimates = page_items(answer.body) if answer.ok else []
@@ -282,15 +283,18 @@ async def extra_work(request: Request, seen: Advisor) -> Response:
         }
         for e, v, c in zip(estimates, vehicles, customers, strict=True)
     ]
-    return render(
-        request,
-        "extra_work.html",
-        lang=seen.lang,
-        viewer=seen,
-        rows=rows,
-        nav="extra_work",
-        problem=None if answer.ok else problem_text(answer, seen.lang),
-    )
+    return {"rows": rows, "problem": None if answer.ok else problem_text(answer, seen.lang)}
+
+
+async def extra_work(request: Request, seen: Advisor) -> Response:
+    view = await _extra_work(seen)
+    return render(request, "extra_work.html", lang=seen.lang, viewer=seen, nav="extra_work", **view)
+
+
+async def extra_work_list(request: Request, seen: Advisor) -> Response:
+    """The list again, as the live feed asks."""
+    view = await _extra_work(seen)
+    return render(request, "_extra_work_list.html", lang=seen.lang, viewer=seen, **view)
 
 
 async def consent(request: Request, estimate_id: str, seen: Advisor, form: Form) -> Response:

@@ -50,6 +50,10 @@ LABELS: dict[str, dict[str, str]] = {
         "moved_to_qc": "工单已送质检",
         "moved_to_ready": "工单已可结算交车",
         "jobs_state": "作业",
+        "closed_day": "门店 {day} 休息（法定节假日或店休日），不能预约。",
+        "closed_day_pick": "请选一个营业日：",
+        "pick_day": "改到 {day}",
+        "live": "实时更新",
     },
     "en": {
         "reschedule": "Reschedule",
@@ -93,6 +97,10 @@ LABELS: dict[str, dict[str, str]] = {
         "moved_to_qc": "The order went to QC",
         "moved_to_ready": "The order is ready to settle and hand over",
         "jobs_state": "Jobs",
+        "closed_day": "The branch is closed on {day} (a holiday or its closing day).",
+        "closed_day_pick": "Pick an open day:",
+        "pick_day": "Move to {day}",
+        "live": "Live",
     },
 }
 

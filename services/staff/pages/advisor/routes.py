@@ -15,6 +15,7 @@ Advisor = Annotated[Viewer, Depends(needs("advisor", "manager"))]
 
 def install(app: FastAPI) -> None:
     app.add_api_route("/advisor", today, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/advisor/day", day_part, methods=["GET"], include_in_schema=False)
     app.add_api_route(
         "/advisor/appointments/{appointment_id}/arrive",
         arrive_form,
@@ -61,27 +62,36 @@ async def _rows(seen: Viewer, day: date) -> tuple[list[dict[str, Any]], str | No
     return [_row(seen, item) for item in page_items(answer.body)], None
 
 
-async def today(request: Request, seen: Advisor, day: date | None = None) -> Response:
-    shown = day or seen.today()
+async def _day(seen: Viewer, shown: date) -> dict[str, Any]:
     rows, problem = await _rows(seen, shown)
     counts = {
         "booked_count": len([r for r in rows if r["status"] in ("booked", "arrived")]),
         "arrived_count": len([r for r in rows if r["status"] == "arrived"]),
         "waiting_count": len([r for r in rows if r["status"] == "booked"]),
     }
+    return {"day": shown, "rows": rows, "counts": counts, "problem": problem}
+
+
+async def today(request: Request, seen: Advisor, day: date | None = None) -> Response:
+    shown = day or seen.today()
     return render(
         request,
         "today.html",
         lang=seen.lang,
         viewer=seen,
-        day=shown,
+        **await _day(seen, shown),
         is_today=shown == seen.today(),
         prev_day=shown - timedelta(days=1),
         next_day=shown + timedelta(days=1),
-        rows=rows,
-        counts=counts,
-        problem=problem,
         nav="today",
+    )
+
+
+async def day_part(request: Request, seen: Advisor, day: date | None = None) -> Response:
+    """The day's counts and list again, as the live feed asks (an open form is kept by
+    the page: its cell is `hx-preserve`)."""
+    return render(
+        request, "_day.html", lang=seen.lang, viewer=seen, **await _day(seen, day or seen.today())
     )
 
 

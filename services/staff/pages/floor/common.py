@@ -1,24 +1,13 @@
-"""What the shop floor's pages share: a job as a row shows it, what changed under a stale
-edit (412), and the live feed that tells a page the work changed (workorders' board
-stream, relayed as a bare `changed` event)."""
+"""What the shop floor's pages share: a job as a row shows it and what changed under a
+stale edit (412). The live feed they listen to is the staff app's `/live`."""
 
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any
-
-import httpx
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import Response, StreamingResponse
+from collections.abc import Callable
+from typing import Any
 
 from services.staff.api import Answer
 from services.staff.i18n import field_errors, problem_text
 from services.staff.pages.floor import labels as _labels  # noqa: F401  (joins the catalog)
-from services.staff.web import Viewer, needs
-
-FloorReader = Annotated[Viewer, Depends(needs("foreman", "technician", "qc", "manager"))]
-
-
-def install(app: FastAPI) -> None:
-    app.add_api_route("/floor/events", live, methods=["GET"], include_in_schema=False)
+from services.staff.web import Viewer
 
 
 def job_row(seen: Viewer, job: dict[str, Any], order: dict[str, Any] | None) -> dict[str, Any]:
@@ -69,38 +58,3 @@ def refused(answer: Answer, seen: Viewer) -> tuple[dict[str, str], str | None]:
     """A service's no: its field errors, else one message, in the user's language."""
     errors = field_errors(answer, seen.lang)
     return errors, None if errors else problem_text(answer, seen.lang)
-
-
-async def live(request: Request, seen: FloorReader) -> Response:
-    """The board's changes as `changed` events: each one tells the page to fetch its part
-    again (the page reads what it shows through the same APIs, with the user's rights)."""
-    http: httpx.AsyncClient = request.app.state.http
-    url = request.app.state.api_bases["workorders"] + "/board/events"
-    headers = {"Authorization": f"Bearer {seen.api.token}", "Accept": "text/event-stream"}
-
-    async def relay() -> AsyncIterator[bytes]:
-        yield b"retry: 2000\n\n"
-        try:
-            async with http.stream(
-                "GET", url, headers=headers, timeout=httpx.Timeout(10, read=60)
-            ) as upstream:
-                if upstream.status_code != 200:
-                    return
-                event = ""
-                async for line in upstream.aiter_lines():
-                    if line.startswith("event:"):
-                        event = line[6:].strip()
-                    elif line == "":
-                        if event == "card":
-                            yield b"event: changed\ndata: card\n\n"
-                        elif event == "ping":
-                            yield b": ping\n\n"
-                        event = ""
-        except httpx.HTTPError:
-            return  # the browser reconnects after `retry`
-
-    return StreamingResponse(
-        relay(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )

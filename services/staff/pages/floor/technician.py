@@ -1,7 +1,7 @@
 """The technician's page on the phone: my jobs in order, clock on, pause with a reason,
-clock off when finished; live as the foreman dispatches."""
+clock off when finished, today's finished jobs below; live as the foreman dispatches."""
 
-from datetime import datetime, time
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -23,35 +23,44 @@ def install(app: FastAPI) -> None:
     route("/tech/jobs/{job_id}/clock", clock, methods=["POST"], include_in_schema=False)
 
 
-async def _mine(seen: Viewer) -> tuple[list[dict[str, Any]], str | None]:
-    """The technician's jobs to do and those finished today, by planned start: one call
-    (workorders' `GET /jobs/mine` carries each job's order number and plate)."""
-    start = datetime.combine(seen.today(), time.min, tzinfo=seen.tz)
-    answer = await seen.api.get("workorders", "/jobs/mine", limit=200, done_since=start.isoformat())
-    problem = refused(answer, seen)[1] if not answer.ok else None
-    rows = []
-    for job in page_items(answer.body) if answer.ok else []:
-        order = {"number": job["repair_order_number"], "plate": job["plate"], "vin": job["vin"]}
-        rows.append(job_row(seen, job, order))
+def _order_of(job: dict[str, Any]) -> dict[str, Any]:
+    """The order's part of a `MyJob` as `job_row` reads it."""
+    return {"number": job.get("repair_order_number"), "plate": job.get("plate"), "vin": job["vin"]}
+
+
+async def _mine(seen: Viewer) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
+    """The technician's open jobs by planned start, and those finished today (workorders'
+    `GET /jobs/mine`, the second with `finished_on`)."""
+    today = seen.today().isoformat()
+    open_, finished = await gather(
+        seen.api.get("workorders", "/jobs/mine", limit=200),
+        seen.api.get("workorders", "/jobs/mine", finished_on=today, limit=200),
+    )
+    problem = next((refused(a, seen)[1] for a in (open_, finished) if not a.ok), None)
+    rows = [job_row(seen, j, _order_of(j)) for j in page_items(open_.body)] if open_.ok else []
+    done = (
+        [job_row(seen, j, _order_of(j)) for j in page_items(finished.body)] if finished.ok else []
+    )
     # A job sent back by QC shows why: the last failed verdict's reason.
-    sent_back = [r for r in rows if r["rework_count"] and r["status"] != "done"]
+    sent_back = [r for r in rows if r["rework_count"]]
     verdicts = await gather(*(seen.api.get("workorders", f"/jobs/{r['id']}/qc") for r in sent_back))
     for row, answer in zip(sent_back, verdicts, strict=True):
         failed = [v for v in page_items(answer.body) if not v["passed"]] if answer.ok else []
         row["qc_reason"] = failed[0]["reason"] if failed else None
     far = datetime.max.replace(tzinfo=seen.tz)
-    rows.sort(key=lambda r: (r["status"] == "done", r["planned_start_at"] or far, r["id"]))
-    return rows, problem
+    rows.sort(key=lambda r: (r["planned_start_at"] or far, r["id"]))
+    return rows, done, problem
 
 
 async def my_jobs(request: Request, seen: Technician) -> Response:
-    rows, problem = await _mine(seen)
+    rows, finished, problem = await _mine(seen)
     return render(
         request,
         "my_jobs.html",
         lang=seen.lang,
         viewer=seen,
         rows=rows,
+        finished=finished,
         problem=problem,
         reasons=PAUSE_REASONS,
         forms={},
@@ -60,13 +69,14 @@ async def my_jobs(request: Request, seen: Technician) -> Response:
 
 
 async def jobs_fragment(request: Request, seen: Technician) -> Response:
-    rows, problem = await _mine(seen)
+    rows, finished, problem = await _mine(seen)
     return render(
         request,
         "_my_jobs.html",
         lang=seen.lang,
         viewer=seen,
         rows=rows,
+        finished=finished,
         problem=problem,
         reasons=PAUSE_REASONS,
         forms={},
@@ -96,13 +106,14 @@ async def clock(request: Request, job_id: str, seen: Technician, form: Form) -> 
     if not answer.ok:
         errors, message = refused(answer, seen)
         forms[job_id] = {"values": form, "errors": errors, "message": message}
-    rows, problem = await _mine(seen)
+    rows, finished, problem = await _mine(seen)
     return render(
         request,
         "_my_jobs.html",
         lang=seen.lang,
         viewer=seen,
         rows=rows,
+        finished=finished,
         problem=problem,
         reasons=PAUSE_REASONS,
         forms=forms,
