@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from services.followup import handlers, routes, timers
 from services.followup.access import PROJECTIONS
 from services.followup.config import Settings
-from services.followup.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
+from services.followup.models import AuditEntry, Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.service import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
@@ -22,6 +22,7 @@ SPEC = ServiceSpec(
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,
     idempotency_model=IdempotencyRecord,
+    audit_model=AuditEntry,
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscribers(Settings()),
     background=[timers.timer_job],

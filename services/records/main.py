@@ -18,7 +18,7 @@ from services.records import (
 )
 from services.records.access import PROJECTIONS
 from services.records.config import Settings
-from services.records.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
+from services.records.models import AuditEntry, Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.service import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
@@ -40,6 +40,7 @@ SPEC = ServiceSpec(
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,
     idempotency_model=IdempotencyRecord,
+    audit_model=AuditEntry,
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscriber,
     background=[

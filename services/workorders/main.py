@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from services.workorders import board, handlers, promise, routes, routes_invoice, screens
 from services.workorders.access import PROJECTIONS
 from services.workorders.config import Settings
-from services.workorders.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
+from services.workorders.models import AuditEntry, Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.service import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
@@ -22,6 +22,7 @@ SPEC = ServiceSpec(
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,
     idempotency_model=IdempotencyRecord,
+    audit_model=AuditEntry,
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscriber,
     projections=PROJECTIONS,
