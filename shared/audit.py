@@ -8,6 +8,7 @@ branch's entries per object or per person at `GET /audit`; housekeeping deletes 
 older than `audit_retention_days`."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -30,6 +31,15 @@ AUDIT_MODEL = "audit_model"
 _PENDING = "audit_pending"
 # Who changed a row when no person did: an event handler, a timer.
 SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who changed it when no signed-in user did: a customer on their approval link, the
+    technician an event names."""
+
+    id: str
+    name: str
 
 
 def make_audit_model(base: type[SQLModel]) -> Any:
@@ -73,7 +83,7 @@ def record(
     object_type: str,
     object_id: object,
     branch: str,
-    actor: User | None,
+    actor: User | Actor | None,
     changes: dict[str, Any] | None = None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
