@@ -7,6 +7,8 @@ before the commit: a change refused or rolled back leaves no entry. The manager 
 branch's entries per object or per person at `GET /audit`; housekeeping deletes entries
 older than `audit_retention_days`."""
 
+import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,7 +56,7 @@ def make_audit_model(base: type[SQLModel]) -> Any:
             Index("ix_audit_entry_at", "at"),  # retention
         )
 
-        id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+        id: uuid.UUID = Field(default_factory=ordered_id, primary_key=True)
         at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
         branch: str = Field(sa_column=Column(String(32), nullable=False))
         action: str = Field(sa_column=Column(String(64), nullable=False))
@@ -65,6 +67,23 @@ def make_audit_model(base: type[SQLModel]) -> Any:
         changes: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
     return AuditEntry
+
+
+_last_ms, _last_tail = 0, 0
+
+
+def ordered_id() -> uuid.UUID:
+    """A UUIDv7 (RFC 9562): the milliseconds first, then a counter, so entries written at
+    the same `at` (a set clock, one request's several changes) still list newest first
+    (`ORDER BY at DESC, id DESC`) in the order this process wrote them."""
+    global _last_ms, _last_tail
+    ms = time.time_ns() // 1_000_000
+    if ms > _last_ms:
+        _last_ms, _last_tail = ms, secrets.randbits(73)  # a bit of headroom for the counter
+    else:
+        _last_tail += 1
+    rand_a, rand_b = _last_tail >> 62, _last_tail & ((1 << 62) - 1)
+    return uuid.UUID(int=_last_ms << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b)
 
 
 def changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +118,7 @@ def record(
         changes = changed(before or {}, after or {})
     session.info.setdefault(_PENDING, []).append(
         {
-            "id": uuid.uuid4(),
+            "id": ordered_id(),
             "at": at or utcnow(),
             "branch": branch,
             "action": action,

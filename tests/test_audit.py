@@ -1,0 +1,239 @@
+"""The audit trail (`shared/audit.py`) in process on a real database and nats-server: a
+change writes exactly one entry in its own transaction, a refused or rolled-back change
+none; the manager reads the branch's entries per object and per person, newest first;
+another branch and other roles see nothing; retention deletes old entries."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import func, select
+
+from services.workorders import service
+from services.workorders.models import AuditEntry, IdempotencyRecord, InboxEvent, OutboxEvent
+from services.workorders.schemas import OrderTransition
+from shared import audit
+from shared.auth import Role, User, issue_dev_token
+from shared.housekeeping import prune
+from shared.settings import ServiceSettings
+from tests.harness import JWT_SECRET, auth
+from tests.test_bad_input import assert_problem
+from tests.test_followup_api import AGENT, Followup, followup  # noqa: F401  (fixture)
+from tests.test_workorders_api import Workorders, approved, wo  # noqa: F401  (fixture)
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.store]
+
+FOREMAN_LIU = {
+    "Authorization": "Bearer "
+    + issue_dev_token(JWT_SECRET, role="foreman", sub="foreman-liu", name="刘工长")
+}
+MANAGER = auth("manager")
+ADMIN = auth("admin")
+OTHER_MANAGER = auth("manager", branch="BR02")
+
+
+async def entries(db: Any) -> list[SimpleNamespace]:
+    async with db.reader() as session:
+        rows = (await session.exec(select(AuditEntry).order_by(AuditEntry.at))).all()
+        return [SimpleNamespace(**row.model_dump()) for row in rows]
+
+
+async def cancel(
+    workorders: Workorders, order: dict[str, Any], reason: str = "customer withdrew"
+) -> None:
+    r = await workorders.client.post(
+        f"/repair-orders/{order['id']}/transitions",
+        headers={**FOREMAN_LIU, "If-Match": order["etag"]},
+        json={"to": "cancelled", "reason": reason},
+    )
+    assert r.status_code == 200, r.text
+
+
+async def audit_page(client: httpx.AsyncClient, headers: dict[str, str], **query: Any) -> Any:
+    r = await client.get("/audit", params=query, headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_a_change_writes_one_entry_naming_who_what_and_when(wo: Workorders) -> None:  # noqa: F811
+    order = await wo.consent(approved())
+    assert await entries(wo.db) == []  # an order opened from the customer's consent
+    before = datetime.now(UTC)
+    await cancel(wo, order)
+    [entry] = await entries(wo.db)
+    assert (entry.action, entry.object_type, entry.object_id) == (
+        "repair_order.transition",
+        "repair_order",
+        order["id"],
+    )
+    assert (entry.branch, entry.actor_id, entry.actor_name) == ("BR01", "foreman-liu", "刘工长")
+    assert entry.changes == {
+        "status": ["open", "cancelled"],
+        "cancelled_reason": "customer withdrew",
+    }
+    assert before <= entry.at <= datetime.now(UTC)
+
+
+async def test_a_refused_or_rolled_back_change_writes_none(wo: Workorders) -> None:  # noqa: F811
+    order = await wo.consent(approved())
+    # Refused by the state machine: 409, nothing written.
+    r = await wo.client.post(
+        f"/repair-orders/{order['id']}/transitions",
+        headers={**FOREMAN_LIU, "If-Match": order["etag"]},
+        json={"to": "qc"},
+    )
+    assert_problem(r, 409)
+    # Refused on a stale ETag: 412.
+    r = await wo.client.post(
+        f"/repair-orders/{order['id']}/transitions",
+        headers={**FOREMAN_LIU, "If-Match": '"999"'},
+        json={"to": "cancelled"},
+    )
+    assert_problem(r, 412)
+    # The change made, then its transaction rolled back: the entry goes with it.
+    by = User(id="foreman-liu", name="刘工长", roles=frozenset({Role.foreman}), branch="BR01")
+    with pytest.raises(RuntimeError, match="after the change"):
+        async with wo.db.transaction() as session:
+            await service.transition_order(
+                session,
+                uuid.UUID(order["id"]),
+                OrderTransition(to="cancelled", reason="x"),
+                by,
+                if_match=order["etag"],
+            )
+            raise RuntimeError("something failed after the change")
+    assert await entries(wo.db) == []
+    assert (await wo.order(order["id"]))["status"] == "open"
+    # The same change committed: one entry, with the order's change.
+    await cancel(wo, order)
+    assert [e.action for e in await entries(wo.db)] == ["repair_order.transition"]
+
+
+async def test_the_manager_reads_entries_per_object_and_per_person(wo: Workorders) -> None:  # noqa: F811
+    first, second, third = [await wo.consent(approved()) for _ in range(3)]
+    await cancel(wo, first, "first")
+    await cancel(wo, second, "second")
+    r = await wo.client.post(  # another person
+        f"/repair-orders/{third['id']}/transitions",
+        headers={**auth("foreman"), "If-Match": third["etag"]},
+        json={"to": "cancelled", "reason": "third"},
+    )
+    assert r.status_code == 200, r.text
+
+    c = wo.client
+    per_object = await audit_page(c, MANAGER, object_type="repair_order", object_id=second["id"])
+    assert [e["changes"]["cancelled_reason"] for e in per_object["items"]] == ["second"]
+    assert per_object["next_cursor"] is None
+    assert per_object["items"][0]["actor_name"] == "刘工长"
+
+    per_person = await audit_page(c, ADMIN, actor="foreman-liu")
+    assert [e["object_id"] for e in per_person["items"]] == [second["id"], first["id"]]
+
+    # Newest first, page by page.
+    everything = await audit_page(c, MANAGER, limit=2)
+    assert [e["changes"]["cancelled_reason"] for e in everything["items"]] == ["third", "second"]
+    rest = await audit_page(c, MANAGER, limit=2, cursor=everything["next_cursor"])
+    assert [e["changes"]["cancelled_reason"] for e in rest["items"]] == ["first"]
+    assert rest["next_cursor"] is None
+
+    # A time window: from inclusive, to exclusive.
+    at = datetime.fromisoformat(per_object["items"][0]["at"])
+    window = await audit_page(
+        c, MANAGER, **{"from": at.isoformat(), "to": (at + timedelta(microseconds=1)).isoformat()}
+    )
+    assert second["id"] in [e["object_id"] for e in window["items"]]
+    later = await audit_page(c, MANAGER, **{"from": (at + timedelta(hours=1)).isoformat()})
+    assert later["items"] == []
+    r = await c.get(
+        "/audit",
+        params={"from": at.isoformat(), "to": (at - timedelta(hours=1)).isoformat()},
+        headers=MANAGER,
+    )
+    assert_problem(r, 422, "to")
+    assert_problem(await c.get("/audit", params={"from": "2026-12-01"}, headers=MANAGER), 422)
+
+
+async def test_only_the_branch_manager_and_admin_read_it(wo: Workorders) -> None:  # noqa: F811
+    order = await wo.consent(approved())
+    await cancel(wo, order)
+    assert (await audit_page(wo.client, OTHER_MANAGER))["items"] == []
+    assert len((await audit_page(wo.client, MANAGER))["items"]) == 1
+    for role in ("technician", "foreman", "advisor", "cashier"):
+        assert_problem(await wo.client.get("/audit", headers=auth(role)), 403)
+    assert_problem(await wo.client.get("/audit"), 401)
+
+
+async def test_retention_deletes_entries_older_than_the_setting(wo: Workorders) -> None:  # noqa: F811
+    assert ServiceSettings().audit_retention_days == 3650
+    now = datetime.now(UTC)
+    async with wo.db.transaction() as session:
+        for days in (400, 10):
+            audit.record(
+                session,
+                action="test.kept" if days == 10 else "test.old",
+                object_type="setting",
+                object_id=f"s-{days}",
+                branch="BR01",
+                actor=None,
+                changes={"days": days},
+                at=now - timedelta(days=days),
+            )
+    removed = await prune(
+        wo.db,
+        outbox=OutboxEvent,
+        inbox=InboxEvent,
+        idempotency=IdempotencyRecord,
+        outbox_keep=timedelta(days=7),
+        inbox_keep=timedelta(days=30),
+        idempotency_keep=timedelta(hours=24),
+        audit=AuditEntry,
+        audit_keep=timedelta(days=365),
+    )
+    assert removed["audit"] == 1
+    [kept] = await entries(wo.db)
+    assert (kept.action, kept.actor_id, kept.changes) == ("test.kept", "system", {"days": 10})
+
+
+async def test_a_complaint_change_is_audited_in_followup(followup: Followup) -> None:  # noqa: F811
+    c = followup.client
+    r = await c.post(
+        "/complaints",
+        json={
+            "source": "walk_in",
+            "severity": "minor",
+            "category": "repair_quality",
+            "description": "刹车异响",
+        },
+        headers=AGENT,
+    )
+    assert r.status_code == 201, r.text
+    complaint_id, etag = r.json()["id"], r.headers["ETag"]
+    r = await c.patch(
+        f"/complaints/{complaint_id}",
+        json={"severity": "major"},
+        headers={**AGENT, "If-Match": etag},
+    )
+    assert r.status_code == 200, r.text
+    # A refused transition (open cannot be closed straight away) writes nothing.
+    r = await c.post(
+        f"/complaints/{complaint_id}/transitions",
+        json={"to": "resolved"},
+        headers={**AGENT, "If-Match": r.headers["ETag"]},
+    )
+    assert r.status_code in (409, 422), r.text
+    page = await audit_page(c, MANAGER, object_type="complaint", object_id=complaint_id)
+    assert [e["action"] for e in page["items"]] == ["complaint.changed", "complaint.opened"]
+    assert page["items"][0]["changes"]["severity"] == ["minor", "major"]
+    async with followup.db.reader() as session:
+        model = followup.db.sessionmaker.kw["info"][audit.AUDIT_MODEL]
+        assert (await session.exec(select(func.count()).select_from(model))).one() == 2
+
+
+async def test_entry_ids_are_uuid7_in_the_order_written() -> None:
+    ids = [audit.ordered_id() for _ in range(1000)]
+    assert ids == sorted(ids) and len(set(ids)) == 1000
+    assert {i.version for i in ids} == {7}
+    assert sorted(str(i) for i in ids) == [str(i) for i in ids]  # SQLite compares the text
