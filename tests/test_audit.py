@@ -22,6 +22,8 @@ from shared.settings import ServiceSettings
 from tests.harness import JWT_SECRET, auth
 from tests.test_bad_input import assert_problem
 from tests.test_followup_api import AGENT, Followup, followup  # noqa: F401  (fixture)
+from tests.test_reception_estimates import Reception, ids, reception  # noqa: F401  (fixture)
+from tests.test_records_lending import act, ask, new_item, person, records, today  # noqa: F401
 from tests.test_workorders_api import Workorders, approved, wo  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.store]
@@ -237,3 +239,46 @@ async def test_entry_ids_are_uuid7_in_the_order_written() -> None:
     assert ids == sorted(ids) and len(set(ids)) == 1000
     assert {i.version for i in ids} == {7}
     assert sorted(str(i) for i in ids) == [str(i) for i in ids]  # SQLite compares the text
+
+
+async def test_estimates_and_consents_are_audited_in_reception(reception: Reception) -> None:  # noqa: F811
+    estimate = await reception.estimate()
+    labour, part_line, fee = ids(estimate)
+    partial = await reception.consent(estimate, {labour: "approved"})
+    assert partial.status_code == 200, partial.text
+    # Answered already: refused, nothing written.
+    assert_problem(await reception.consent(partial, {labour: "declined"}), 409)
+    done = await reception.consent(partial, {part_line: "declined", fee: "approved"})
+    assert done.status_code == 200, done.text
+    page = await audit_page(
+        reception.client, MANAGER, object_type="estimate", object_id=estimate.json()["id"]
+    )
+    assert [e["action"] for e in page["items"]] == [
+        "estimate.consent",
+        "estimate.consent",
+        "estimate.created",
+    ]
+    newest = page["items"][0]["changes"]
+    assert newest["decisions"] == {part_line: "declined", fee: "approved"}
+    assert (newest["by"], newest["channel"], newest["approved"]) == ("王芳", "in_person", True)
+    assert page["items"][2]["changes"]["revision"] == 1
+    assert len(page["items"][2]["changes"]["lines"]) == 3
+
+
+async def test_loans_are_audited_in_records(records: httpx.AsyncClient) -> None:  # noqa: F811
+    item = await new_item(records)
+    loan = await ask(records, item, person("li"))
+    due = str(today(records) + timedelta(days=7))
+    # A borrower may not approve: refused, nothing written.
+    assert_problem(await act(records, loan, "approve", who=person("li"), due_on=due), 403)
+    clerk = person("clerk-zhou", "records_clerk")
+    approved = (await act(records, loan, "approve", who=clerk, due_on=due)).json()
+    out = (await act(records, approved, "hand-out", who=clerk)).json()
+    assert out["status"] == "out"
+    page = await audit_page(records, MANAGER, actor="clerk-zhou")
+    assert [(e["action"], e["object_id"]) for e in page["items"]] == [
+        ("loan.hand-out", loan["id"]),
+        ("loan.approve", loan["id"]),
+    ]
+    assert page["items"][0]["changes"]["status"] == ["approved", "out"]
+    assert page["items"][1]["changes"]["due_on"] >= due
