@@ -23,6 +23,7 @@ from tests.harness import JWT_SECRET, auth
 from tests.test_bad_input import assert_problem
 from tests.test_followup_api import AGENT, Followup, followup  # noqa: F401  (fixture)
 from tests.test_reception_estimates import Reception, ids, reception  # noqa: F401  (fixture)
+from tests.test_records_files import runtime_of
 from tests.test_records_lending import act, ask, new_item, person, records, today  # noqa: F401
 from tests.test_workorders_api import Workorders, approved, wo  # noqa: F401  (fixture)
 
@@ -282,3 +283,33 @@ async def test_loans_are_audited_in_records(records: httpx.AsyncClient) -> None:
     ]
     assert page["items"][0]["changes"]["status"] == ["approved", "out"]
     assert page["items"][1]["changes"]["due_on"] >= due
+
+
+async def test_webhook_settings_are_audited_without_their_secret(
+    records: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    settings = runtime_of(records).settings
+    settings.webhook_allow_private_targets = settings.webhook_allow_http = True
+    url = "http://127.0.0.1:9/erp/hook"
+    r = await records.post(
+        "/webhooks/endpoints", headers=MANAGER, json={"url": url, "event_types": ["parts.used"]}
+    )
+    assert r.status_code == 201, r.text
+    endpoint, secret = r.json(), r.json()["secret"]
+    r = await records.patch(
+        f"/webhooks/endpoints/{endpoint['id']}",
+        headers={**MANAGER, "If-Match": r.headers["ETag"]},
+        json={"active": False, "description": "paused for the ERP upgrade"},
+    )
+    assert r.status_code == 200, r.text
+    page = await audit_page(records, ADMIN, object_type="webhook_endpoint")
+    assert [e["action"] for e in page["items"]] == [
+        "webhook_endpoint.changed",
+        "webhook_endpoint.created",
+    ]
+    assert page["items"][0]["changes"] == {
+        "active": [True, False],
+        "description": ["", "paused for the ERP upgrade"],
+    }
+    assert page["items"][1]["changes"]["url"] == url
+    assert secret not in str(page)
