@@ -25,7 +25,8 @@ from tests.test_followup_api import AGENT, Followup, followup  # noqa: F401  (fi
 from tests.test_reception_estimates import Reception, ids, reception  # noqa: F401  (fixture)
 from tests.test_records_files import runtime_of
 from tests.test_records_lending import act, ask, new_item, person, records, today  # noqa: F401
-from tests.test_workorders_api import Workorders, approved, wo  # noqa: F401  (fixture)
+from tests.test_workorders_api import ADVISOR, CASHIER, Workorders, approved, wo  # noqa: F401
+from tests.test_workorders_payments import work_to_ready
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.store]
 
@@ -313,3 +314,46 @@ async def test_webhook_settings_are_audited_without_their_secret(
     }
     assert page["items"][1]["changes"]["url"] == url
     assert secret not in str(page)
+
+
+async def test_settlement_with_its_discounts_and_delivery_are_audited(wo: Workorders) -> None:  # noqa: F811
+    order = await work_to_ready(wo)
+    url = f"/repair-orders/{order['id']}/settlement"
+    headers = {**CASHIER, "If-Match": order["etag"]}
+    discounts = [{"amount": "40", "reason": "会员折扣"}]
+    wrong = {"discounts": discounts, "payments": [{"method": "wechat", "amount": "1.00"}]}
+    before = await entries(wo.db)
+    refused = assert_problem(await wo.client.post(url, headers=headers, json=wrong), 422)
+    assert len(await entries(wo.db)) == len(before)  # refused: nothing written
+    due = refused["detail"].rsplit(" ", 1)[-1]
+    body = {"discounts": discounts, "payments": [{"method": "wechat", "amount": due}]}
+    r = await wo.client.post(url, headers=headers, json=body)
+    assert r.status_code == 200, r.text
+    current = await wo.order(order["id"])
+    handover = {
+        "charges_explained": True,
+        "old_parts_offered": True,
+        "keys_returned": True,
+        "declined_work_told": True,
+    }
+    r = await wo.client.post(
+        f"/repair-orders/{order['id']}/delivery",
+        headers={**ADVISOR, "If-Match": current["etag"]},
+        json=handover,
+    )
+    assert r.status_code == 200, r.text
+    items = (await audit_page(wo.client, MANAGER, object_id=order["id"]))["items"]
+    assert [e["action"] for e in items] == [
+        "repair_order.delivered",
+        "repair_order.settled",
+        "repair_order.transition",  # ready
+        "repair_order.transition",  # qc
+    ]
+    settled = items[1]["changes"]
+    assert settled["status"] == ["ready", "settled"]
+    assert settled["discounts"] == [
+        {"line_id": None, "percent": None, "amount": "40", "reason": "会员折扣"}
+    ]
+    assert settled["customer_due"] == due and settled["discount_total"] != "0"
+    assert items[0]["changes"]["status"] == ["settled", "delivered"]
+    assert items[0]["changes"]["handover"]["keys_returned"] is True
