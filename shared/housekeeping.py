@@ -1,5 +1,6 @@
 """Housekeeping every service runs: sent outbox rows, old inbox rows and expired
-idempotency records are deleted so the tables stay small."""
+idempotency records are deleted so the tables stay small; audit entries are kept for
+their retention period (`audit_retention_days`), then deleted."""
 
 import asyncio
 import logging
@@ -23,17 +24,22 @@ async def prune(
     outbox_keep: timedelta,
     inbox_keep: timedelta,
     idempotency_keep: timedelta,
+    audit: Any = None,
+    audit_keep: timedelta | None = None,
 ) -> dict[str, int]:
     """One pass; returns how many rows of each kind were deleted. Run hourly, a pass
     deletes about an hour's rows, so one statement per table is short."""
     now = utcnow()
     removed = {}
+    tables = [
+        ("outbox", outbox.sent_at, outbox_keep),
+        ("inbox", inbox.handled_at, inbox_keep),
+        ("idempotency", idempotency.created_at, idempotency_keep),
+    ]
+    if audit is not None and audit_keep is not None:
+        tables.append(("audit", audit.at, audit_keep))
     async with db.transaction() as session:
-        for name, column, keep in (
-            ("outbox", outbox.sent_at, outbox_keep),
-            ("inbox", inbox.handled_at, inbox_keep),
-            ("idempotency", idempotency.created_at, idempotency_keep),
-        ):
+        for name, column, keep in tables:
             result = await session.exec(delete(column.class_).where(column < now - keep))
             removed[name] = result.rowcount or 0
     return removed
@@ -51,6 +57,8 @@ async def housekeeping_job(runtime: Any) -> None:
                 outbox_keep=timedelta(days=settings.outbox_keep_days),
                 inbox_keep=timedelta(days=settings.inbox_keep_days),
                 idempotency_keep=timedelta(hours=settings.idempotency_keep_hours),
+                audit=spec.audit_model,
+                audit_keep=timedelta(days=settings.audit_retention_days),
             )
             if any(removed.values()):
                 log.info("housekeeping removed %s", removed)

@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared import gauges, metrics, openapi, tracing
 from shared.access import Projections
 from shared.aio import settle
+from shared.audit import AUDIT_MODEL, audit_router
 from shared.auth import Authenticator, BearerCredentials, Role, User, require
 from shared.consumers import ConsumerRunner, Subscribers
 from shared.db import Database
@@ -64,6 +65,9 @@ class ServiceSpec:
     # The service's own gauges, read when /metrics is scraped (shared/gauges.py).
     gauges: list[Callable[["Runtime"], Coroutine[Any, Any, None]]] = field(default_factory=list)
     version: str = "0.1.0"
+    # The service's audit_entry table (`shared.audit.make_audit_model`): `record` writes
+    # it, `GET /audit` reads it, housekeeping keeps it to `audit_retention_days`.
+    audit_model: Any = None
 
 
 LAG_PROBE_INTERVAL = 0.25
@@ -91,7 +95,11 @@ class Runtime:
             echo=settings.echo_sql,
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
-            info={OUTBOX_MODEL: spec.outbox_model, IDEMPOTENCY_MODEL: spec.idempotency_model},
+            info={
+                OUTBOX_MODEL: spec.outbox_model,
+                IDEMPOTENCY_MODEL: spec.idempotency_model,
+                **({AUDIT_MODEL: spec.audit_model} if spec.audit_model is not None else {}),
+            },
         )
         self.messaging = Messaging(settings)
         self.relay: Relay | None = None
@@ -324,7 +332,8 @@ def create_service_app(settings: ServiceSettings, spec: ServiceSpec) -> FastAPI:
     # nested one, which matched every request twice through layers of scope bookkeeping
     # (7% of a clock-on's instructions). The routers carry no prefix or dependencies of
     # their own beyond what their routes already hold.
-    for router in (_ops_router(), *spec.routers):
+    audit = [audit_router(spec.audit_model)] if spec.audit_model is not None else []
+    for router in (_ops_router(), *spec.routers, *audit):
         app.router.routes.extend(router.routes)
     if spec.projections is not None:
         _project_answers(app, spec.projections)

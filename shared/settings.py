@@ -67,6 +67,9 @@ class ServiceSettings(BaseSettings):
     inbox_keep_days: float = 30.0
     idempotency_keep_hours: float = 24.0
     housekeeping_interval: float = 3600.0
+    # Audit entries (who changed what, and when: `shared.audit`) older than this are deleted
+    # by housekeeping; ten years by default, what a dealership keeps its books for.
+    audit_retention_days: float = Field(default=3650.0, gt=0)
 
     # The branch calendar (`shared.calendar`): working days of the branch's region (a
     # country, or country-subdivision, as the `holidays` package names it), the region's

@@ -57,7 +57,11 @@ class Clock:
 async def db(database_url: str) -> AsyncIterator[Database]:
     database = Database(
         database_url,
-        info={"outbox_model": SPEC.outbox_model, "idempotency_model": SPEC.idempotency_model},
+        info={
+            "outbox_model": SPEC.outbox_model,
+            "idempotency_model": SPEC.idempotency_model,
+            "audit_model": SPEC.audit_model,
+        },
     )
     await upgrade(database, SPEC.migrations)
     yield database

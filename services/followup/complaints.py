@@ -31,6 +31,7 @@ from services.followup.rules import (
     is_fix,
     require_transition,
 )
+from shared import audit
 from shared.auth import Role, User
 from shared.calendar import branch_calendar
 from shared.concurrency import check_if_match
@@ -64,6 +65,26 @@ def _log(
 ) -> None:
     session.add(
         ComplaintEntry(complaint_id=case.id, kind=kind, by=by, note=note, changes=changes, at=at)
+    )
+
+
+def _audit(
+    session: AsyncSession,
+    case: Complaint,
+    action: str,
+    by: User | None,
+    at: datetime,
+    changes: dict[str, Any],
+) -> None:
+    audit.record(
+        session,
+        action=f"complaint.{action}",
+        object_type="complaint",
+        object_id=case.id,
+        branch=case.branch,
+        actor=by,
+        at=at,
+        changes=changes,
     )
 
 
@@ -110,6 +131,14 @@ async def open_case(
         by.id,
         now,
         changes={"source": source, "severity": severity, "category": category},
+    )
+    _audit(
+        session,
+        case,
+        "opened",
+        by,
+        now,
+        {"source": source, "severity": severity, "category": category, "owner": case.owner},
     )
     add_event(
         session,
@@ -251,6 +280,7 @@ async def update(
     if changes:
         case.updated_at = now
         _log(session, case, "changed", by.id, now, changes=changes)
+        _audit(session, case, "changed", by, now, changes)
         await session.flush()
     return case
 
@@ -284,7 +314,9 @@ async def transition(
             "root_cause", "resolving needs the root cause: give it here or record it first"
         )
     now = settings.clock()
+    audited: dict[str, Any] = {"status": [current.value, body.to.value]}
     if body.root_cause is not None and body.root_cause != case.root_cause:
+        audited["root_cause"] = [case.root_cause, body.root_cause]
         _log(
             session,
             case,
@@ -310,6 +342,7 @@ async def transition(
         note=body.note,
         changes={"status": [current.value, body.to.value]},
     )
+    _audit(session, case, "transition", by, now, {**audited, "note": body.note})
     await session.flush()
     return case
 
@@ -333,6 +366,7 @@ async def add_action(
     flag_modified(case, "updated_at")
     entry = ComplaintEntry(complaint_id=case.id, kind="action", by=by.id, note=body.action, at=now)
     session.add(entry)
+    _audit(session, case, "action", by, now, {"action": body.action})
     await session.flush()
     return case, entry
 
@@ -383,6 +417,7 @@ async def escalate_overdue(
             note=f"overdue since {case.due_at.isoformat()}",
             changes={"owner": [previous, manager]},
         )
+        _audit(session, case, "escalated", None, now, {"owner": [previous, manager]})
         add_event(
             session,
             ComplaintEscalated(

@@ -8,7 +8,14 @@ from fastapi import FastAPI
 from services.followup import handlers, message_routes, routes, sender, timers
 from services.followup.access import PROJECTIONS
 from services.followup.config import Settings
-from services.followup.models import Base, BranchZone, IdempotencyRecord, InboxEvent, OutboxEvent
+from services.followup.models import (
+    AuditEntry,
+    Base,
+    BranchZone,
+    IdempotencyRecord,
+    InboxEvent,
+    OutboxEvent,
+)
 from shared.branch_zones import zones_job
 from shared.service import ServiceSpec, create_service_app
 
@@ -23,6 +30,7 @@ SPEC = ServiceSpec(
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,
     idempotency_model=IdempotencyRecord,
+    audit_model=AuditEntry,
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscribers(Settings()),
     background=[timers.timer_job, zones_job(BranchZone), sender.sender_job],

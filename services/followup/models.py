@@ -12,6 +12,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from services.followup.rules import ComplaintStatus
+from shared.audit import make_audit_model
 from shared.branch_zones import BranchZoneColumns
 from shared.idempotency import make_idempotency_model
 from shared.outbox import make_outbox_models
@@ -24,6 +25,7 @@ class Base(SQLModel, registry=registry()):
 
 OutboxEvent, InboxEvent = make_outbox_models(Base)
 IdempotencyRecord = make_idempotency_model(Base)
+AuditEntry = make_audit_model(Base)
 
 
 def _utc(nullable: bool = False, **kwargs: Any) -> Any:

@@ -43,6 +43,7 @@ from services.reception.models import (
     TotalsPublic,
     Vehicle,
 )
+from shared import audit
 from shared.auth import User
 from shared.concurrency import check_if_match, etag
 from shared.contracts import ConsentRef, EstimateApproved, EstimateLine
@@ -258,7 +259,7 @@ def _add_revision(
     promised_at: datetime | None,
     note: str,
     tax_rate: Decimal,
-    by: str,
+    by: User | audit.Actor,
     extra_work_id: uuid.UUID | None = None,
     repair_order_id: uuid.UUID | None = None,
 ) -> EstimateRevision:
@@ -273,10 +274,28 @@ def _add_revision(
         note=note,
         extra_work_id=extra_work_id,
         repair_order_id=repair_order_id,
-        created_by=by,
+        created_by=by.id,
     )
     session.add(estimate)
     session.add(revision)
+    audit.record(
+        session,
+        action="estimate.created" if revision.number == 1 else "estimate.revised",
+        object_type="estimate",
+        object_id=estimate.id,
+        branch=estimate.branch,
+        actor=by,
+        changes={
+            "revision": revision.number,
+            "note": note,
+            "promised_at": promised_at,
+            "lines": [
+                {"line_id": line.line_id, "description": line.description, "net": line.net}
+                for line in lines
+            ],
+            **({"extra_work_id": extra_work_id} if extra_work_id else {}),
+        },
+    )
     return revision
 
 
@@ -319,7 +338,7 @@ async def create(
         promised_at=promised_at,
         note=data.note,
         tax_rate=(await branches.terms_of(session, estimate.branch, settings)).tax_rate,
-        by=by.id,
+        by=by,
     )
     await session.flush()
     return await public(session, estimate, revision, priced=priced)
@@ -361,7 +380,7 @@ async def revise(
         promised_at=_future(data.promised_at),
         note=data.note,
         tax_rate=(await branches.terms_of(session, estimate.branch, settings)).tax_rate,
-        by=by.id,
+        by=by,
         **_link(current),
     )
     await session.flush()
@@ -421,7 +440,7 @@ async def add_canned_job(
         promised_at=current.promised_at,
         note=f"canned job {job.op_code}",
         tax_rate=Decimal(current.tax_rate),
-        by=by.id,
+        by=by,
         **_link(current),
     )
     await session.flush()
@@ -458,7 +477,7 @@ async def reoffer(
         promised_at=current.promised_at,
         note="declined work offered again",
         tax_rate=Decimal(current.tax_rate),
-        by=by.id,
+        by=by,
         **_link(current),
     )
     await session.flush()
@@ -479,6 +498,7 @@ async def record_consent(
     signature_file_id: uuid.UUID | None = None,
     call_note: str | None = None,
     revision_number: int | None = None,
+    actor: User | None = None,
 ) -> EstimatePublic:
     """Append the answers to the ledger; publish the approval once every line has one."""
     revision = await get_revision(session, estimate)
@@ -531,7 +551,24 @@ async def record_consent(
         answered[line.line_id] = record
     estimate.updated_at = now
     session.add(estimate)
-    if all(line_id in answered for line_id in lines):
+    complete = all(line_id in answered for line_id in lines)
+    audit.record(
+        session,
+        action="estimate.consent",
+        object_type="estimate",
+        object_id=estimate.id,
+        branch=estimate.branch,
+        actor=actor or audit.Actor(recorded_by, by),
+        at=now,
+        changes={
+            "revision": revision.number,
+            "by": by,
+            "channel": channel,
+            "decisions": {str(d.line_id): d.decision for d in decisions},
+            "approved": complete,
+        },
+    )
+    if complete:
         await _approve(session, estimate, revision, answered)
     await session.flush()
     return await public(session, estimate, revision)
@@ -663,7 +700,7 @@ async def extra_work_found(
         promised_at=promised_at,
         note=event.findings[:500],
         tax_rate=tax_rate,
-        by=event.found_by,
+        by=audit.Actor(event.found_by, event.found_by),
         extra_work_id=event.extra_work_id,
         repair_order_id=event.repair_order_id,
     )

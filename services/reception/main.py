@@ -18,7 +18,7 @@ from services.reception import (
 )
 from services.reception.access import PROJECTIONS
 from services.reception.config import Settings
-from services.reception.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
+from services.reception.models import AuditEntry, Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.service import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
@@ -38,6 +38,7 @@ SPEC = ServiceSpec(
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,
     idempotency_model=IdempotencyRecord,
+    audit_model=AuditEntry,
     migrations=Path(__file__).parent / "migrations",
     subscribers=handlers.subscribers(Settings()),
     projections=PROJECTIONS,

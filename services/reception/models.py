@@ -21,6 +21,7 @@ from sqlalchemy import JSON, Column, Index, Integer, Numeric, String
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from shared.audit import make_audit_model
 from shared.events import utcnow
 from shared.idempotency import make_idempotency_model
 from shared.outbox import make_outbox_models
@@ -33,6 +34,7 @@ class Base(SQLModel, registry=registry()):
 
 OutboxEvent, InboxEvent = make_outbox_models(Base)
 IdempotencyRecord = make_idempotency_model(Base)
+AuditEntry = make_audit_model(Base)
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Mobile = Annotated[

@@ -275,6 +275,7 @@ async def record_consent(
             recorded_by=user.id,
             signature_file_id=body.signature_file_id,
             call_note=body.call_note,
+            actor=user,
         )
         return _with_etag(response, result)
 

@@ -31,6 +31,7 @@ from services.records.models import (
     LoanStatus,
     ReturnCondition,
 )
+from shared import audit
 from shared.auth import Role, User
 from shared.calendar import branch_calendar
 from shared.concurrency import check_if_match, etag
@@ -197,6 +198,29 @@ async def transition(
         loan.closed_at = now
     if body.note:
         loan.note = body.note
+    audit.record(
+        session,
+        action=f"loan.{act.value}",
+        object_type="loan",
+        object_id=loan.id,
+        branch=loan.branch,
+        actor=by,
+        at=now,
+        changes={
+            "status": [loan.status, new],
+            "item_id": loan.item_id,
+            "borrower_id": loan.borrower_id,
+            **{
+                name: value
+                for name, value in (
+                    ("due_on", loan.due_on if act == A.approve else None),
+                    ("condition", body.condition),
+                    ("note", body.note),
+                )
+                if value
+            },
+        },
+    )
     loan.status = new
     try:
         await session.flush()

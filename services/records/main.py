@@ -19,7 +19,14 @@ from services.records import (
 )
 from services.records.access import PROJECTIONS
 from services.records.config import Settings
-from services.records.models import Base, BranchZone, IdempotencyRecord, InboxEvent, OutboxEvent
+from services.records.models import (
+    AuditEntry,
+    Base,
+    BranchZone,
+    IdempotencyRecord,
+    InboxEvent,
+    OutboxEvent,
+)
 from shared.branch_zones import with_branch_zones, zones_job
 from shared.service import ServiceSpec, create_service_app
 
@@ -42,6 +49,7 @@ SPEC = ServiceSpec(
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,
     idempotency_model=IdempotencyRecord,
+    audit_model=AuditEntry,
     migrations=Path(__file__).parent / "migrations",
     subscribers=with_branch_zones(
         handlers.subscriber, service="records", model=BranchZone, settings=Settings()

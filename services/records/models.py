@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from shared.audit import make_audit_model
 from shared.auth import Role
 from shared.branch_zones import BranchZoneColumns
 from shared.idempotency import make_idempotency_model
@@ -24,6 +25,7 @@ class Base(SQLModel, registry=registry()):
 
 OutboxEvent, InboxEvent = make_outbox_models(Base)
 IdempotencyRecord = make_idempotency_model(Base)
+AuditEntry = make_audit_model(Base)
 
 
 class ArchivedVehicle(Base, table=True):

@@ -25,6 +25,7 @@ from services.records.models import (
     TimelineEntry,
 )
 from services.records.storage import FileStorage
+from shared import audit
 from shared.auth import User
 from shared.contracts import CustomerSnapshot, VehicleSnapshot
 from shared.events import Contract, utcnow
@@ -711,6 +712,23 @@ async def erase_customer(
         files_erased=len(erased_files),
     )
     session.add(erasure)
+    # Who erased whom, when and on whose request: the audit names no personal data.
+    audit.record(
+        session,
+        action="customer.erased",
+        object_type="customer",
+        object_id=customer_id,
+        branch=by.branch,
+        actor=by,
+        at=now,
+        changes={
+            "request_channel": body.request_channel,
+            "entries_anonymised": erasure.entries_anonymised,
+            "entries_kept_for_law": kept,
+            "vehicles_anonymised": len(vehicles),
+            "files_erased": len(erased_files),
+        },
+    )
     await session.flush()
     return erasure, [f.sha256 for f in erased_files]
 

@@ -35,6 +35,7 @@ from services.records.webhook_models import (
 )
 from services.records.webhook_secrets import key_of, seal, unseal
 from services.records.webhook_targets import validate_for_registration
+from shared import audit
 from shared.auth import User
 from shared.concurrency import check_if_match, etag
 from shared.events import utcnow
@@ -125,8 +126,28 @@ async def create_endpoint(
         updated_at=now,
     )
     session.add(endpoint)
+    audit.record(
+        session,
+        action="webhook_endpoint.created",
+        object_type="webhook_endpoint",
+        object_id=endpoint.id,
+        branch=endpoint.branch,
+        actor=by,
+        at=now,
+        changes=_settings_of(endpoint),
+    )
     await session.flush()
     return endpoint_public(endpoint, secret=secret)
+
+
+def _settings_of(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    """What the audit shows of an endpoint's settings (never its secret)."""
+    return {
+        "url": endpoint.url,
+        "description": endpoint.description,
+        "event_types": list(endpoint.event_types),
+        "active": endpoint.active,
+    }
 
 
 async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, by: User) -> WebhookEndpoint:
@@ -164,6 +185,7 @@ async def update_endpoint(
 ) -> EndpointPublic:
     endpoint = await get_endpoint(session, endpoint_id, by)
     check_if_match(if_match, endpoint.version)
+    before = _settings_of(endpoint)
     if body.url is not None:
         endpoint.url = await validate_for_registration(
             body.url, allow_private=allow_private, allow_http=allow_http
@@ -180,6 +202,17 @@ async def update_endpoint(
         endpoint.active = body.active
     endpoint.updated_at = utcnow()
     session.add(endpoint)
+    audit.record(
+        session,
+        action="webhook_endpoint.changed",
+        object_type="webhook_endpoint",
+        object_id=endpoint.id,
+        branch=endpoint.branch,
+        actor=by,
+        at=endpoint.updated_at,
+        before=before,
+        after=_settings_of(endpoint),
+    )
     await session.flush()
     return endpoint_public(endpoint)
 
@@ -202,6 +235,16 @@ async def rotate_secret(
     endpoint.secret = seal(secret, key_of(session))
     endpoint.updated_at = now
     session.add(endpoint)
+    audit.record(
+        session,
+        action="webhook_endpoint.secret_rotated",
+        object_type="webhook_endpoint",
+        object_id=endpoint.id,
+        branch=endpoint.branch,
+        actor=by,
+        at=now,
+        changes={"overlap_seconds": overlap_seconds},
+    )
     await session.flush()
     return endpoint_public(endpoint, secret=secret)
 
@@ -405,8 +448,23 @@ async def create_source(session: AsyncSession, name: str, by: User) -> ErpSource
         created_at=utcnow(),
     )
     session.add(source)
+    _audit_source(session, source, "created", by, {"name": name, "active": source.active})
     await session.flush()
     return source_public(source, secret=secret)
+
+
+def _audit_source(
+    session: AsyncSession, source: ErpSource, action: str, by: User, changes: dict[str, Any]
+) -> None:
+    audit.record(
+        session,
+        action=f"erp_source.{action}",
+        object_type="erp_source",
+        object_id=source.id,
+        branch=source.branch,
+        actor=by,
+        changes=changes,
+    )
 
 
 async def get_source(session: AsyncSession, source_id: uuid.UUID, by: User) -> ErpSource:
@@ -434,11 +492,14 @@ async def update_source(
 ) -> ErpSourcePublic:
     """Rename, or switch off (its requests are refused from then on) and on again."""
     source = await get_source(session, source_id, by)
+    before = {"name": source.name, "active": source.active}
     if body.name is not None:
         source.name = body.name
     if body.active is not None:
         source.active = body.active
     session.add(source)
+    after = {"name": source.name, "active": source.active}
+    _audit_source(session, source, "changed", by, audit.changed(before, after))
     await session.flush()
     return source_public(source)
 
@@ -455,5 +516,6 @@ async def rotate_source_secret(
     secret = new_secret()
     source.secret = seal(secret, key_of(session))
     session.add(source)
+    _audit_source(session, source, "secret_rotated", by, {"overlap_seconds": overlap_seconds})
     await session.flush()
     return source_public(source, secret=secret)

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from services.workorders import board, handlers, promise, roster, routes, routes_invoice, screens
 from services.workorders.access import PROJECTIONS
 from services.workorders.config import Settings
-from services.workorders.models import Base, IdempotencyRecord, InboxEvent, OutboxEvent
+from services.workorders.models import AuditEntry, Base, IdempotencyRecord, InboxEvent, OutboxEvent
 from shared.branch_zones import with_branch_zones, zones_job
 from shared.consumers import Subscribers
 from shared.service import ServiceSpec, create_service_app
@@ -29,6 +29,7 @@ SPEC = ServiceSpec(
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,
     idempotency_model=IdempotencyRecord,
+    audit_model=AuditEntry,
     migrations=Path(__file__).parent / "migrations",
     subscribers=with_branch_zones(
         SUBSCRIBERS, service="workorders", model=roster.BranchZone, settings=Settings()

@@ -24,6 +24,7 @@ from sqlmodel import Field, SQLModel
 
 from services.workorders.schemas import HandoverRecord
 from services.workorders.states import JobStatus, PartStatus, RepairOrderStatus
+from shared.audit import make_audit_model
 from shared.contracts import EstimateLine
 from shared.events import utcnow
 from shared.idempotency import make_idempotency_model
@@ -37,6 +38,7 @@ class Base(SQLModel, registry=registry()):
 
 OutboxEvent, InboxEvent = make_outbox_models(Base)
 IdempotencyRecord = make_idempotency_model(Base)
+AuditEntry = make_audit_model(Base)
 
 
 class RepairOrderNumber(Base, table=True):

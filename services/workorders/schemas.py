@@ -1,7 +1,7 @@
 """Workorders' request bodies: what tablets send, validated before any use case runs."""
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from services.workorders.states import PartStatus, RepairOrderStatus
-from shared.types import Instant
+from shared.types import Day, Instant
 
 # --- request bodies -------------------------------------------------------------------
 
@@ -251,7 +251,7 @@ class Handover(BaseModel):
     car_cleaned: StrictBool = False
     valuables_returned: StrictBool = False
     # When and at what odometer reading the car is due back (the sticker on the windscreen).
-    next_service_on: date | None = None
+    next_service_on: Day | None = None
     next_service_km: int | None = Field(default=None, gt=0, le=2_000_000)
     note: str | None = Field(default=None, max_length=2000)
 

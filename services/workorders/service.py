@@ -52,6 +52,7 @@ from services.workorders.states import (
     move_order,
     move_part,
 )
+from shared import audit
 from shared.auth import Role, User
 from shared.concurrency import check_if_match
 from shared.contracts import (
@@ -630,10 +631,22 @@ async def transition_order(
         for job in jobs:
             job.status = move_job(job.status, JobStatus.cancelled)
         order.cancelled_reason = body.reason
-    was = order.status
+    before = order.status
     order.status = target
+    audit.record(
+        session,
+        action="repair_order.transition",
+        object_type="repair_order",
+        object_id=order.id,
+        branch=order.branch,
+        actor=by,
+        changes={
+            "status": [before, target],
+            **({"cancelled_reason": body.reason} if target == RepairOrderStatus.cancelled else {}),
+        },
+    )
     await session.flush()
-    if target == RepairOrderStatus.ready and was != RepairOrderStatus.ready:
+    if target == RepairOrderStatus.ready and before != RepairOrderStatus.ready:
         _announce_ready(session, order, invoicing.preview(order, jobs).customer_due)
     return order
 
@@ -815,6 +828,7 @@ async def settle(
 
     order = await get_repair_order(session, order_id, by)
     check_if_match(if_match, order.version)
+    before = order.status
     order.status = move_order(order.status, RepairOrderStatus.settled)
     priced = invoicing.price(order, await jobs_of(session, order.id), body.discounts)
     largest = priced.largest_discount_percent
@@ -867,6 +881,23 @@ async def settle(
     order.settled_at = now
     order.invoice_number = event.invoice_number
     add_event(session, event, subject=order.id)
+    audit.record(
+        session,
+        action="repair_order.settled",
+        object_type="repair_order",
+        object_id=order.id,
+        branch=order.branch,
+        actor=by,
+        at=now,
+        changes={
+            "status": [before, order.status],
+            "invoice_number": event.invoice_number,
+            "discounts": [d.model_dump(mode="json") for d in body.discounts],
+            "discount_total": priced.discount_total,
+            "customer_due": due,
+            "payments": [p.model_dump(mode="json") for p in body.payments],
+        },
+    )
     await session.flush()
     await payments.adopt_unmatched(session, order)
     return order
@@ -884,6 +915,7 @@ async def deliver(
 ) -> RepairOrder:
     order = await get_repair_order(session, order_id, by)
     check_if_match(if_match, order.version)
+    before = order.status
     order.status = move_order(order.status, RepairOrderStatus.delivered)
     if not body.keys_returned:
         raise InvalidInput("keys_returned", "hand the keys back before closing the order")
@@ -897,6 +929,16 @@ async def deliver(
     jobs = [j for j in await jobs_of(session, order.id) if j.status != JobStatus.cancelled]
     order.delivered_at = now
     order.handover = {**body.model_dump(mode="json"), "by": by.id}
+    audit.record(
+        session,
+        action="repair_order.delivered",
+        object_type="repair_order",
+        object_id=order.id,
+        branch=order.branch,
+        actor=by,
+        at=now,
+        changes={"status": [before, order.status], "handover": body.model_dump(mode="json")},
+    )
     add_event(
         session,
         RepairOrderDelivered(
