@@ -397,11 +397,14 @@ async def test_complaints_technicians_and_scheduled_reports(
             daily = r.json()["id"]
         await backdate_schedule(stack, daily, days=3)
         async with httpx.AsyncClient(base_url=stack.url("records"), timeout=30) as rec:
+            # Made up to the last whole day on the branch's clock, every run ready.
+            yesterday = (datetime.now(SHANGHAI).date() - timedelta(days=1)).isoformat()
 
             async def made() -> list[dict[str, Any]] | None:
                 r = await rec.get("/reports/runs", params={"schedule_id": daily}, headers=MANAGER)
                 runs = r.json()["items"]
-                return runs if len(runs) >= 2 and runs[0]["status"] == "ready" else None
+                done = all(run["status"] == "ready" for run in runs)
+                return runs if len(runs) >= 2 and done and runs[0]["from_on"] == yesterday else None
 
             runs = await eventually(made, timeout=60, what="the made-up daily runs")
         await page.reload()
