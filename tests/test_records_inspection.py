@@ -38,7 +38,7 @@ async def test_a_completed_inspection_is_an_entry_of_the_vehicles_timeline(
     opened = next(e for e in events if isinstance(e, RepairOrderOpened))
     photo = uuid.uuid4()
     # Named by the repair order only: the entry finds its car through the visit.
-    inspection = InspectionCompleted(
+    completed = InspectionCompleted(
         inspection_id=uuid.uuid4(),
         repair_order_id=opened.repair_order_id,
         repair_order_number=opened.number,
@@ -59,7 +59,7 @@ async def test_a_completed_inspection_is_an_entry_of_the_vehicles_timeline(
         ],
         extra_work_id=uuid.uuid4(),
     )  # fmt: skip
-    [inspection] = with_envelopes([inspection], story)
+    [inspection] = with_envelopes([completed], story)
     db = runtime_of(records).db
     await feed(db, [*events, inspection, inspection])  # the event delivered twice
 
@@ -69,7 +69,7 @@ async def test_a_completed_inspection_is_an_entry_of_the_vehicles_timeline(
     assert len(entries) == 1
     [entry] = entries
     assert entry["repair_order_id"] == str(opened.repair_order_id)
-    assert entry["reference_id"] == str(inspection.inspection_id)
+    assert entry["reference_id"] == str(completed.inspection_id)
     assert entry["vehicle_id"] == str(story.vehicle_id)
     summary = entry["summary"]
     assert summary["counts"] == {"green": 1, "amber": 0, "red": 1}
