@@ -63,7 +63,47 @@ class TemplateArea(BaseModel):
 
 
 class TemplateReplace(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "areas": [
+                        {
+                            "code": "brakes",
+                            "label_zh": "制动",
+                            "label_en": "Brakes",
+                            "items": [
+                                {
+                                    "code": "pads-front",
+                                    "label_zh": "前刹车片厚度",
+                                    "label_en": "Front brake pads",
+                                    "measurement": {
+                                        "unit": "mm",
+                                        "amber_below": "4",
+                                        "red_below": "2",
+                                    },
+                                    "proposed_lines": [
+                                        {
+                                            "kind": "labour",
+                                            "op_code": "BRK-010",
+                                            "flat_rate_hours": "0.8",
+                                            "description": "更换前刹车片",
+                                        }
+                                    ],
+                                },
+                                {
+                                    "code": "brake-fluid",
+                                    "label_zh": "制动液",
+                                    "label_en": "Brake fluid",
+                                },
+                            ],
+                        }
+                    ]
+                }
+            ]
+        },
+    )
 
     areas: list[TemplateArea] = Field(min_length=1, max_length=20)
 
@@ -89,7 +129,19 @@ class ItemFill(BaseModel):
     """What the technician records on an item; a measurement without a status takes the
     status its limits give."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"status": "green"},
+                {
+                    "value": "1.5",
+                    "note": "露出金属 / down to the metal",
+                    "photo_file_ids": ["0b5f0a3e-7d0e-4bd4-8d1e-5f7b3c2a9e10"],
+                },
+            ]
+        },
+    )
 
     status: Status | None = None
     note: str = Field(default="", max_length=1000)
