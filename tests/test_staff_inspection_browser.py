@@ -16,6 +16,7 @@ import pytest_asyncio
 from tests.flow import open_intake, order_opened, publish_consent, register
 from tests.harness import ServiceProcess, Stack, auth, eventually, token
 from tests.staff_pages import (
+    TABLET_LANDSCAPE,
     launch,
     no_serious_violations,
     require_chromium,
@@ -223,3 +224,25 @@ async def test_technician_fills_and_completes_the_inspection_on_the_phone(
             assert estimate["extra_work_id"] == found["id"]
     finally:
         await context.close()
+
+    # The report, at the desk on a tablet; the technician's phone page is not theirs.
+    desk = await browser.new_context(viewport=TABLET_LANDSCAPE, locale="zh-CN")
+    try:
+        page = await desk.new_page()
+        await sign_in(page, staff.url, "advisor-zhao", f"/orders/{order['id']}/inspection")
+        await expect(page.get_by_test_id("report-state")).to_contain_text("检查已完成")
+        counts = page.get_by_test_id("report-counts")
+        await expect(counts).to_contain_text("正常 0")
+        await expect(counts).to_contain_text("建议关注 1")
+        await expect(counts).to_contain_text("需立即处理 2")
+        pads = page.locator('tr[data-item="pads-front"]')
+        await expect(pads).to_contain_text("1.5 mm")
+        await expect(pads).to_contain_text("已有照片 1 张")
+        await expect(page.locator('tr[data-item="lights"]')).to_contain_text("左后尾灯不亮")
+        await shoot(page, "inspection-06-report-tablet-zh")
+        await no_serious_violations(page)
+        assert await small_targets(page) == []
+        refused = await page.goto(f"{staff.url}/tech/jobs/{job_id}/inspection")
+        assert refused is not None and refused.status == 403
+    finally:
+        await desk.close()

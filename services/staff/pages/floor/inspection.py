@@ -16,6 +16,7 @@ from services.staff.pages.floor.common import job_row, refused
 from services.staff.web import Form, Viewer, needs, render
 
 Technician = Annotated[Viewer, Depends(needs("technician"))]
+Desk = Annotated[Viewer, Depends(needs("advisor", "foreman", "manager"))]
 
 LABELS: dict[str, dict[str, str]] = {
     "zh-CN": {
@@ -39,6 +40,8 @@ LABELS: dict[str, dict[str, str]] = {
         "inspection_sent": "黄色和红色项目已作为增项发给服务顾问报价，客户在确认链接上逐项答复",
         "inspection_all_green": "全部正常，没有建议项目",
         "inspection_stale": "检查已被他人更新，已重新载入，请再保存一次",
+        "inspection_item": "检查项目",
+        "inspection_measured": "测量值",
     },
     "en": {
         "inspection": "Multi-point inspection",
@@ -62,6 +65,8 @@ LABELS: dict[str, dict[str, str]] = {
         "the customer answers each on the approval link",
         "inspection_all_green": "All good, nothing proposed",
         "inspection_stale": "Someone else updated the inspection; reloaded, save again",
+        "inspection_item": "Item",
+        "inspection_measured": "Measured",
     },
 }
 MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -81,6 +86,7 @@ def install(app: FastAPI) -> None:
     route(base, start, methods=["POST"], include_in_schema=False)
     route(base + "/items/{code}", save_item, methods=["POST"], include_in_schema=False)
     route(base + "/complete", complete, methods=["POST"], include_in_schema=False)
+    route("/orders/{order_id}/inspection", report, methods=["GET"], include_in_schema=False)
 
 
 async def _job(seen: Viewer, job_id: str) -> dict[str, Any] | None:
@@ -246,4 +252,30 @@ async def complete(request: Request, job_id: str, seen: Technician, form: Form) 
         status,
         message=message or "; ".join(fields.values()),
         show_missing="items" in fields,
+    )
+
+
+async def report(request: Request, order_id: str, seen: Desk) -> Response:
+    """The inspection report of an order for the desk and the workshop office: every item by
+    area with its colour, measurement, note and photos counted."""
+    order = await seen.api.get("workorders", f"/repair-orders/{order_id}")
+    if not order.ok:
+        return _not_found(request, seen)
+    inspection = await seen.api.get("workorders", f"/repair-orders/{order_id}/inspection")
+    items = inspection.body.get("items", []) if inspection.ok else []
+    done = inspection.body if inspection.ok else None
+    completed = seen.local(done.get("completed_at")) if done else None
+    return render(
+        request,
+        "inspection_report.html",
+        lang=seen.lang,
+        viewer=seen,
+        order=order.body,
+        inspection=done,
+        areas=_areas(items),
+        done=sum(1 for i in items if i.get("status")),
+        total=len(items),
+        counts={s: sum(1 for i in items if i.get("status") == s) for s in STATUSES},
+        completed_at=completed.strftime("%Y-%m-%d %H:%M") if completed else "",
+        statuses=STATUSES,
     )
