@@ -71,6 +71,8 @@ async def seeded_order(wo: Workshop) -> dict[str, str]:
         },
     )
     assert r.status_code == 201, r.text
+    r = await wo.client.post(f"/repair-orders/{order['id']}/inspection", headers=tech)
+    assert r.status_code == 201, r.text
     async with wo.db.transaction() as session:
         assert await promise.check_promises(session, Settings(), PROMISED + timedelta(hours=1))
     return {"order_id": order["id"], "job_id": job["id"]}

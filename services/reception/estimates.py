@@ -686,7 +686,8 @@ async def extra_work_found(
         promised_at, tax_rate = current.promised_at, Decimal(current.tax_rate)
     known = {line.line_id for line in kept}
     proposed: list[RevisionLine] = []
-    for found in event.proposed_lines:
+    found_lines = await _canned_prices(session, event)
+    for found in found_lines:
         fields = found.model_dump(exclude={"net", "tax_rate", "extra_work_id"})
         if found.line_id in known:
             fields["line_id"] = uuid.uuid4()
@@ -704,3 +705,59 @@ async def extra_work_found(
         extra_work_id=event.extra_work_id,
         repair_order_id=event.repair_order_id,
     )
+
+
+async def _canned_prices(session: AsyncSession, event: ExtraWorkFound) -> list[EstimateLine]:
+    """Work found with the op code of one of the branch's canned jobs comes priced as the
+    canned job is: its labour rate on the labour line (the hours the workshop gave), its
+    parts' prices on parts lines of that op code, and its parts added when the workshop
+    proposed none for it. Other lines stay unpriced for the advisor."""
+    codes = {line.op_code for line in event.proposed_lines if line.op_code}
+    if not codes:
+        return list(event.proposed_lines)
+    rows = await session.exec(
+        select(CannedJob).where(
+            CannedJob.branch == event.branch, col(CannedJob.op_code).in_(sorted(codes))
+        )
+    )
+    canned = {row.op_code: CannedJobCreate.model_validate(row.template) for row in rows.all()}
+    with_parts = {line.op_code for line in event.proposed_lines if line.kind == "part"}
+    priced: list[EstimateLine] = []
+    for line in event.proposed_lines:
+        job = canned.get(line.op_code or "")
+        if job is None:
+            priced.append(line)
+            continue
+        if line.kind == "labour" and not line.labour_rate:
+            update: dict[str, Any] = {
+                "labour_rate": job.labour_rate,
+                "op_group": line.op_group or job.op_group,
+                "job_kind": line.job_kind or job.job_kind,
+            }
+            if not line.description:
+                update["description"] = job.description
+            priced.append(line.model_copy(update=update))
+            if line.op_code not in with_parts:
+                priced.extend(
+                    EstimateLine(
+                        line_id=uuid.uuid4(),
+                        kind="part",
+                        op_code=job.op_code,
+                        op_group=job.op_group,
+                        job_kind=job.job_kind,
+                        part_number=part.part_number,
+                        description=part.description,
+                        quantity=part.quantity,
+                        unit_price=part.unit_price,
+                        pay_type=line.pay_type,
+                        extra_work_id=event.extra_work_id,
+                    )
+                    for part in job.parts
+                )
+                with_parts.add(line.op_code)
+        elif line.kind == "part" and not line.unit_price:
+            same = next((p for p in job.parts if p.part_number == line.part_number), None)
+            priced.append(line.model_copy(update={"unit_price": same.unit_price}) if same else line)
+        else:
+            priced.append(line)
+    return priced

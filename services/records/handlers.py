@@ -36,7 +36,12 @@ from shared.contracts.reception import (
     VehicleOwnerChanged,
 )
 from shared.contracts.records import PaymentConfirmed
-from shared.contracts.workorders import JobClocked, QcRecorded, RepairOrderSettled
+from shared.contracts.workorders import (
+    InspectionCompleted,
+    JobClocked,
+    QcRecorded,
+    RepairOrderSettled,
+)
 
 subscriber = Subscribers()
 
@@ -592,6 +597,27 @@ async def archive_qc(event: QcRecorded, session: AsyncSession) -> None:
             "reason": event.reason,
             "road_test": event.road_test,
             "inspected_by": event.inspected_by,
+        },
+    )
+
+
+@subscriber(InspectionCompleted, durable="records__archive_inspection")
+async def archive_inspection(event: InspectionCompleted, session: AsyncSession) -> None:
+    await service.append(
+        session,
+        event,
+        kind="inspection.completed",
+        branch=event.branch,
+        occurred_at=event.completed_at,
+        reference_id=event.inspection_id,
+        vehicle_id=event.vehicle_id,
+        repair_order_id=event.repair_order_id,
+        summary={
+            "number": event.repair_order_number,
+            "completed_by": event.completed_by,
+            "counts": event.counts,
+            "extra_work_id": str(event.extra_work_id) if event.extra_work_id else None,
+            "items": [item.model_dump(mode="json") for item in event.items],
         },
     )
 

@@ -35,6 +35,7 @@ KIND: dict[str, Label] = {
     "extra_work.found": ("增项发现", "Extra work found"),
     "job.clocked": ("维修工时", "Work clocked"),
     "job.qc_recorded": ("质检", "Quality check"),
+    "inspection.completed": ("多项检查", "Multi-point inspection"),
     "repair_order.settled": ("结算", "Invoice"),
     "payment.confirmed": ("付款确认", "Payment confirmed"),
     "repair_order.delivered": ("交车", "Delivered"),
@@ -149,6 +150,13 @@ class _Printer:
                 str(s.get("technician_id", "")),
                 p(f"{s.get('hours')} 小时", f"{s.get('hours')} h"),
                 self.t(OUTCOME, s.get("reason")),
+            ],
+            "inspection.completed": lambda: [
+                p(
+                    "绿 {green} · 黄 {amber} · 红 {red}".format(**_counts(s)),
+                    "green {green} · amber {amber} · red {red}".format(**_counts(s)),
+                ),
+                p("技师 ", "by ") + str(s.get("completed_by", "")),
             ],
             "job.qc_recorded": lambda: [
                 f"{s.get('op_code', '')}",
@@ -370,3 +378,8 @@ def vehicle_history_pdf(
         dealer=dealer,
         reference=vin,
     )
+
+
+def _counts(summary: dict[str, Any]) -> dict[str, int]:
+    counts = summary.get("counts") or {}
+    return {k: int(counts.get(k, 0)) for k in ("green", "amber", "red")}

@@ -24,6 +24,7 @@ from services.staff.pages.advisor import estimate as advisor_estimate
 from services.staff.pages.advisor import intake as advisor_intake
 from services.staff.pages.advisor import routes as advisor
 from services.staff.pages.floor import cashier, foreman, orders_flow, qc, technician, technician_job
+from services.staff.pages.floor import inspection as floor_inspection
 from services.staff.pages.followup import complaints as followup_complaints
 from services.staff.pages.followup import visits as followup_visits
 from services.staff.pages.manager import dashboard as manager_dashboard
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     foreman.install(app)
     technician.install(app)
     technician_job.install(app)
+    floor_inspection.install(app)
     qc.install(app)
     cashier.install(app)
     followup_visits.install(app)

@@ -5,7 +5,16 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.workorders import board, handlers, promise, roster, routes, routes_invoice, screens
+from services.workorders import (
+    board,
+    handlers,
+    promise,
+    roster,
+    routes,
+    routes_inspection,
+    routes_invoice,
+    screens,
+)
 from services.workorders.access import PROJECTIONS
 from services.workorders.config import Settings
 from services.workorders.models import AuditEntry, Base, IdempotencyRecord, InboxEvent, OutboxEvent
@@ -24,7 +33,13 @@ SPEC = ServiceSpec(
         "Repair orders from consent to delivery: dispatch, clocking, parts, QC, "
         "settlement, delivery, promise-time control and the live status board."
     ),
-    routers=[routes.router, routes_invoice.router, board.router, screens.router],
+    routers=[
+        routes.router,
+        routes_invoice.router,
+        routes_inspection.router,
+        board.router,
+        screens.router,
+    ],
     metadata=Base.metadata,
     outbox_model=OutboxEvent,
     inbox_model=InboxEvent,

@@ -564,3 +564,51 @@ class ErpPaymentPublic(BaseModel):
 class UnmatchedErpPayment(ErpPaymentPublic):
     branch: str
     recorded_at: datetime
+
+
+# --- multi-point inspection ---------------------------------------------------------------
+
+_TEMPLATE_VERSION = Column("version", Integer, nullable=False)
+_INSPECTION_VERSION = Column("version", Integer, nullable=False)
+
+
+class InspectionTemplate(Base, table=True):
+    """A branch's multi-point inspection: areas of items, each maybe with a measurement
+    (unit and limits) and the canned work it proposes when amber or red. A branch without
+    a row reads the default (`inspections.DEFAULT_AREAS`), version 0."""
+
+    __tablename__ = "inspection_template"
+
+    branch: str = Field(sa_type=String(32), primary_key=True)
+    areas: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    updated_by: str = Field(sa_type=String(64))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    version: int = Field(default=1, sa_column=_TEMPLATE_VERSION)
+
+    __mapper_args__ = {"version_id_col": _TEMPLATE_VERSION}
+
+
+class Inspection(Base, table=True):
+    """The inspection of one repair order, filled item by item on the technician's phone."""
+
+    __tablename__ = "inspection"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    repair_order_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("repair_order.id"), nullable=False, unique=True)
+    )
+    branch: str = Field(sa_type=String(32))
+    status: str = Field(default="open", sa_type=String(16))  # open, completed
+    items: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    started_by: str = Field(sa_type=String(64))
+    started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    completed_by: str | None = Field(default=None, sa_type=String(64))
+    completed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    extra_work_id: uuid.UUID | None = None
+    version: int = Field(default=1, sa_column=_INSPECTION_VERSION)
+
+    __mapper_args__ = {"version_id_col": _INSPECTION_VERSION}

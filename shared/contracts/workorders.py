@@ -234,3 +234,37 @@ class RepairOrderPromiseChanged(Contract):
     told_at: datetime | None = None
     changed_by: str
     changed_at: datetime
+
+
+class InspectionItemResult(BaseModel):
+    """One item of a completed multi-point inspection as the customer's records keep it."""
+
+    code: str
+    area: str
+    label_zh: str
+    label_en: str
+    status: str  # green, amber, red
+    note: str = ""
+    value: Decimal | None = None
+    unit: str | None = None
+    photo_file_ids: list[uuid.UUID] = []
+
+
+class InspectionCompleted(Contract):
+    """A technician completed the multi-point inspection of a repair order; amber and red
+    items went to the customer as extra work (`extra_work_id`, none when all was green)."""
+
+    type = "workorders.inspection.completed.v1"
+
+    inspection_id: uuid.UUID
+    repair_order_id: uuid.UUID
+    repair_order_number: str
+    branch: str
+    vehicle_id: uuid.UUID | None = None
+    vin: str | None = None
+    plate: str | None = None
+    completed_by: str
+    completed_at: datetime
+    counts: dict[str, int] = {}
+    items: list[InspectionItemResult] = []
+    extra_work_id: uuid.UUID | None = None

@@ -19,6 +19,7 @@ _ENTRY_KINDS = {
     "extra_work.found": ("发现增项", "Extra work found"),
     "job.clocked": ("报工", "Job clocked"),
     "job.qc_recorded": ("质检", "QC recorded"),
+    "inspection.completed": ("多项检查", "Multi-point inspection"),
     "repair_order.delivered": ("交车", "Delivered"),
     "repair_order.settled": ("结算", "Settled"),
     "payment.confirmed": ("ERP 确认收款", "Payment confirmed"),
