@@ -168,6 +168,9 @@ class Relay:
     """
 
     MARK_EVERY = 0.05  # seconds between batched sent-marks while events flow
+    # While events flow without a pause, marks still go out this often: an unmarked row
+    # looks unsent to /metrics (`outbox_oldest_unsent_age_seconds`) and to other replicas.
+    MARK_AT_LEAST_EVERY = 0.25
     # A pipelined round's acks normally arrive within milliseconds; a publish routed to a
     # node that died is never answered, and this is how long the relay waits to find out.
     ACK_WAIT = 2.0
@@ -193,6 +196,7 @@ class Relay:
         self._handed: list[tuple[int, str, str, bytes]] = []
         self._scan = True  # the table may hold unsent rows: read it before trusting hand-overs
         self._acked: list[int] = []
+        self._acked_since = 0.0  # when the oldest unmarked ack came
         self._failing_since: float | None = None
 
     @property
@@ -315,10 +319,13 @@ class Relay:
             return False
         rows, self._handed = self._handed, []
         sent, error = await self._publish(rows)
+        if sent and not self._acked:
+            self._acked_since = time.monotonic()
         self._acked.extend(sent)
         if error:
             raise error
-        if len(self._acked) >= self.batch:
+        waited = time.monotonic() - self._acked_since
+        if len(self._acked) >= self.batch or waited >= self.MARK_AT_LEAST_EVERY:
             await self._flush_marks()
         return bool(self._handed)
 
