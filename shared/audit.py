@@ -111,11 +111,14 @@ def record(
     """Write an audit entry in the session's transaction (inserted just before its commit).
 
     `changes` is a small JSON of what changed; given `before` and `after` instead, it is
-    the fields that differ, each as [before, after]. `actor` None is the system."""
+    the fields that differ, each as [before, after]. Nothing changed, nothing is written.
+    `actor` None is the system."""
     if AUDIT_MODEL not in session.info:  # found by the first test, not at commit
         raise RuntimeError("the service's Database names no audit model (ServiceSpec)")
     if changes is None:
         changes = changed(before or {}, after or {})
+    if not changes:
+        return  # an edit that changed nothing (every field as it was) is no change
     session.info.setdefault(_PENDING, []).append(
         {
             "id": ordered_id(),
