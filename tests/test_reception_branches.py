@@ -15,7 +15,7 @@ from sqlmodel import func, select
 
 from services.reception.branch_models import Branch, StaffMember
 from services.reception.models import OutboxEvent
-from tests.flow import open_intake, register
+from tests.flow import open_days_ahead, open_intake, register
 from tests.harness import NatsServer, auth, eventually
 from tests.test_bad_input import _client, assert_problem
 from tests.test_reception_customers import _events
@@ -258,7 +258,7 @@ async def test_reception_books_and_prices_by_its_branch_record(reception: httpx.
     assert (await reception.put("/branches/BR01", headers=MANAGER, json=body)).status_code == 201
     _, vehicle = await register(reception, "")
     # 18:00 UTC three days on: the morning in Los Angeles, already the next day in Shanghai.
-    starts_at = datetime.combine(datetime.now(UTC).date() + timedelta(days=3), time(18), tzinfo=UTC)
+    starts_at = datetime.combine(open_days_ahead(3), time(18), tzinfo=UTC)
     day = starts_at.astimezone(la).date()
     assert day != starts_at.astimezone(ZoneInfo("Asia/Shanghai")).date()
     r = await reception.post(
