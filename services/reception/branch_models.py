@@ -5,7 +5,15 @@ from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic import Field as PField
 from sqlalchemy import JSON, Column, Integer, Numeric, String
 from sqlmodel import Field
@@ -113,10 +121,10 @@ class BranchSet(BaseModel):
     time_zone: str = PField(max_length=64)
     business_hours: dict[str, Hours] = PField(default_factory=dict)
     tax_rate: Annotated[Decimal, PField(ge=0, le=1, decimal_places=4)]
-    daily_bays: int = PField(ge=0, le=200)
+    daily_bays: StrictInt = PField(ge=0, le=200)
     daily_technician_hours: Annotated[Decimal, PField(ge=0, le=5000, decimal_places=2)]
     # The day after delivery the follow-up call is due (the window ends on day 15).
-    follow_up_day: int = PField(default=3, ge=1, le=15)
+    follow_up_day: StrictInt = PField(default=3, ge=1, le=15)
     targets: dict[TargetName, Annotated[Decimal, PField(ge=0, le=1_000_000)]] = PField(
         default_factory=dict, max_length=20
     )
@@ -218,7 +226,7 @@ class StaffMemberSet(BaseModel):
     ) = None
     working_hours: dict[str, Hours] = PField(default_factory=dict)
     days_off: list[Day] = PField(default_factory=list, max_length=366)
-    active: bool = True
+    active: StrictBool = True
 
     @field_validator("roles")
     @classmethod
